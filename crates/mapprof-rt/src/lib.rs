@@ -1,0 +1,1 @@
+//! mapprof hot path (in progress).

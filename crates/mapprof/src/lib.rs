@@ -1,0 +1,1 @@
+//! mapprof facade (in progress).
