@@ -1,1 +1,375 @@
-//! TODO(helper)
+//! A resolved view of a decoded profile: names instead of string indices, stacks as frames.
+//!
+//! [`ProfileView::new`] validates the profile (see [`crate::codec::validate`]) and expands every
+//! Location into its frames once, so iterating samples afterwards only follows ids that are known
+//! to exist.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::error::Error;
+use std::fmt;
+
+use crate::codec::{validate, DecodeError};
+use crate::proto::{Location, Profile, Sample};
+
+/// The name and unit of one sample type (one column of values), e.g. `alloc_space` / `bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleType<'a> {
+    /// The type, e.g. `alloc_space`, `delay`, `samples`.
+    pub name: &'a str,
+    /// The unit, e.g. `bytes`, `nanoseconds`, `count`.
+    pub unit: &'a str,
+}
+
+/// One frame of a stack: a function at a source position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The function's `name`, else its `system_name`; for an unsymbolized location (no lines)
+    /// the location's address in hex, e.g. `0x55d3c0a1b2c3`.
+    pub function: Cow<'a, str>,
+    /// The source file, empty when unknown.
+    pub file: &'a str,
+    /// The source line, 0 when unknown.
+    pub line: i64,
+    /// True when this frame was inlined into its caller (every line of a Location but the
+    /// last, which is the outermost function).
+    pub inlined: bool,
+}
+
+/// A decoded profile with its strings and stacks resolved. Cheap to query; built once.
+#[derive(Debug)]
+pub struct ProfileView<'a> {
+    profile: &'a Profile,
+    sample_types: Vec<SampleType<'a>>,
+    /// Frames of each Location, leaf (innermost inlined) first.
+    frames: HashMap<u64, Vec<Frame<'a>>>,
+}
+
+impl<'a> ProfileView<'a> {
+    /// Validates `profile` and resolves it.
+    pub fn new(profile: &'a Profile) -> Result<Self, DecodeError> {
+        validate(profile)?;
+        let string = |i: i64| string_at(profile, i);
+        let sample_types = profile
+            .sample_type
+            .iter()
+            .map(|vt| SampleType {
+                name: string(vt.r#type),
+                unit: string(vt.unit),
+            })
+            .collect();
+        let functions: HashMap<u64, &crate::proto::Function> =
+            profile.function.iter().map(|f| (f.id, f)).collect();
+        let frames = profile
+            .location
+            .iter()
+            .map(|loc| (loc.id, location_frames(profile, &functions, loc)))
+            .collect();
+        Ok(Self {
+            profile,
+            sample_types,
+            frames,
+        })
+    }
+
+    /// The underlying profile.
+    pub fn profile(&self) -> &'a Profile {
+        self.profile
+    }
+
+    /// The string at `index` of the string table, `""` when out of range.
+    pub fn string(&self, index: i64) -> &'a str {
+        string_at(self.profile, index)
+    }
+
+    /// The sample types, in the order of each sample's values.
+    pub fn sample_types(&self) -> &[SampleType<'a>] {
+        &self.sample_types
+    }
+
+    /// The sample type to show when none is asked for, by pprof's rule: the one named by
+    /// `default_sample_type` if it names one, else the last.
+    pub fn default_sample_index(&self) -> usize {
+        let default = self.string(self.profile.default_sample_type);
+        if !default.is_empty() {
+            if let Some(i) = self.sample_types.iter().position(|t| t.name == default) {
+                return i;
+            }
+        }
+        self.sample_types.len().saturating_sub(1)
+    }
+
+    /// The index of the sample type called `name`. Like pprof's `-sample_index`, a number in
+    /// range is also accepted.
+    pub fn sample_index_by_name(&self, name: &str) -> Result<usize, UnknownSampleType> {
+        if let Some(i) = self.sample_types.iter().position(|t| t.name == name) {
+            return Ok(i);
+        }
+        match name.parse::<usize>() {
+            Ok(i) if i < self.sample_types.len() => Ok(i),
+            _ => Err(UnknownSampleType {
+                requested: name.to_owned(),
+                available: self.sample_types.iter().map(|t| t.name.to_owned()).collect(),
+            }),
+        }
+    }
+
+    /// The conventional name of this kind of profile, derived from its sample types as Go names
+    /// them: `heap` (or `allocs` when the default sample type is `alloc_space`), `cpu`,
+    /// `contention` (mutex and block profiles share sample types), `resize`, `goroutine`, else
+    /// `profile`.
+    pub fn kind_name(&self) -> &'static str {
+        let has = |name: &str| self.sample_types.iter().any(|t| t.name == name);
+        if has("alloc_space") || has("inuse_space") {
+            let default = self.sample_types.get(self.default_sample_index());
+            if default.is_some_and(|t| t.name == "alloc_space") {
+                "allocs"
+            } else {
+                "heap"
+            }
+        } else if has("cpu") || has("samples") {
+            "cpu"
+        } else if has("contentions") || has("delay") {
+            "contention"
+        } else if has("resizes") || has("resize_space") {
+            "resize"
+        } else if has("goroutine") || has("goroutines") {
+            "goroutine"
+        } else {
+            "profile"
+        }
+    }
+
+    /// The samples, in profile order.
+    pub fn samples(&self) -> impl Iterator<Item = SampleRef<'_, 'a>> + '_ {
+        self.profile.sample.iter().map(move |sample| SampleRef {
+            view: self,
+            sample,
+        })
+    }
+
+    /// The sum of the values at `index` over all samples (saturating).
+    pub fn total(&self, index: usize) -> i64 {
+        self.samples()
+            .fold(0i64, |acc, s| acc.saturating_add(s.value(index)))
+    }
+}
+
+/// One sample of a [`ProfileView`]: its values and its stack.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleRef<'v, 'a> {
+    view: &'v ProfileView<'a>,
+    sample: &'a Sample,
+}
+
+impl<'v, 'a> SampleRef<'v, 'a> {
+    /// The value at sample-type `index`, 0 when out of range.
+    pub fn value(&self, index: usize) -> i64 {
+        self.sample.value.get(index).copied().unwrap_or(0)
+    }
+
+    /// The stack, leaf first, inlined frames expanded.
+    pub fn frames(&self) -> impl Iterator<Item = &'v Frame<'a>> + 'v {
+        let view = self.view;
+        self.sample
+            .location_id
+            .iter()
+            .flat_map(move |id| view.frames.get(id).into_iter().flatten())
+    }
+
+    /// The raw sample.
+    pub fn raw(&self) -> &'a Sample {
+        self.sample
+    }
+}
+
+/// A sample type asked for by name that the profile does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSampleType {
+    requested: String,
+    available: Vec<String>,
+}
+
+impl UnknownSampleType {
+    /// The names this profile does have.
+    pub fn available(&self) -> &[String] {
+        &self.available
+    }
+}
+
+impl fmt::Display for UnknownSampleType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no sample type {:?} in this profile; it has: {}",
+            self.requested,
+            self.available.join(", ")
+        )
+    }
+}
+
+impl Error for UnknownSampleType {}
+
+fn string_at(profile: &Profile, index: i64) -> &str {
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| profile.string_table.get(i))
+        .map_or("", String::as_str)
+}
+
+fn location_frames<'a>(
+    profile: &'a Profile,
+    functions: &HashMap<u64, &'a crate::proto::Function>,
+    loc: &'a Location,
+) -> Vec<Frame<'a>> {
+    let address = || Cow::Owned(format!("{:#x}", loc.address));
+    if loc.line.is_empty() {
+        return vec![Frame {
+            function: address(),
+            file: "",
+            line: 0,
+            inlined: false,
+        }];
+    }
+    let last = loc.line.len() - 1;
+    loc.line
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let function = functions.get(&line.function_id);
+            let name = function.map_or("", |f| {
+                let name = string_at(profile, f.name);
+                if name.is_empty() {
+                    string_at(profile, f.system_name)
+                } else {
+                    name
+                }
+            });
+            Frame {
+                function: if name.is_empty() {
+                    address()
+                } else {
+                    Cow::Borrowed(name)
+                },
+                file: function.map_or("", |f| string_at(profile, f.filename)),
+                line: line.line,
+                inlined: i != last,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{Function, Line, ValueType};
+
+    /// main → (inlined) helper → leaf at 0x10, plus an unsymbolized location 0x55d3c0a1b2c3.
+    fn profile() -> Profile {
+        let st = |t, u| ValueType { r#type: t, unit: u };
+        Profile {
+            sample_type: vec![st(1, 2), st(3, 4)],
+            sample: vec![Sample {
+                location_id: vec![2, 1],
+                value: vec![5, 500],
+                label: vec![],
+            }],
+            location: vec![
+                Location {
+                    id: 1,
+                    address: 0x10,
+                    line: vec![
+                        Line {
+                            function_id: 2,
+                            line: 20,
+                            column: 0,
+                        },
+                        Line {
+                            function_id: 1,
+                            line: 10,
+                            column: 0,
+                        },
+                    ],
+                    ..Default::default()
+                },
+                Location {
+                    id: 2,
+                    address: 0x55d3c0a1b2c3,
+                    ..Default::default()
+                },
+            ],
+            function: vec![
+                Function {
+                    id: 1,
+                    name: 5,
+                    filename: 7,
+                    ..Default::default()
+                },
+                Function {
+                    id: 2,
+                    name: 0,
+                    system_name: 6,
+                    filename: 7,
+                    ..Default::default()
+                },
+            ],
+            string_table: [
+                "",
+                "alloc_objects",
+                "count",
+                "alloc_space",
+                "bytes",
+                "main",
+                "_ZN6helper",
+                "src/main.rs",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn frames_are_leaf_first_with_inlines_expanded() {
+        let p = profile();
+        let v = ProfileView::new(&p).unwrap();
+        let s = v.samples().next().unwrap();
+        assert_eq!(s.value(1), 500);
+        let frames: Vec<_> = s
+            .frames()
+            .map(|f| (f.function.as_ref(), f.file, f.line, f.inlined))
+            .collect();
+        assert_eq!(
+            frames,
+            [
+                ("0x55d3c0a1b2c3", "", 0, false),
+                ("_ZN6helper", "src/main.rs", 20, true),
+                ("main", "src/main.rs", 10, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn default_sample_index_follows_pprof() {
+        let mut p = profile();
+        assert_eq!(ProfileView::new(&p).unwrap().default_sample_index(), 1);
+        assert_eq!(ProfileView::new(&p).unwrap().kind_name(), "allocs");
+        p.default_sample_type = 1;
+        let v = ProfileView::new(&p).unwrap();
+        assert_eq!(v.default_sample_index(), 0);
+        assert_eq!(v.kind_name(), "heap");
+    }
+
+    #[test]
+    fn unknown_sample_type_lists_the_available_ones() {
+        let p = profile();
+        let v = ProfileView::new(&p).unwrap();
+        assert_eq!(v.sample_index_by_name("alloc_space"), Ok(1));
+        assert_eq!(v.sample_index_by_name("0"), Ok(0));
+        let e = v.sample_index_by_name("inuse_space").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no sample type \"inuse_space\" in this profile; it has: alloc_objects, alloc_space"
+        );
+    }
+}
