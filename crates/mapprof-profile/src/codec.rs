@@ -149,7 +149,10 @@ pub fn validate(p: &Profile) -> Result<(), DecodeError> {
     let mut mappings = HashSet::new();
     for (i, m) in p.mapping.iter().enumerate() {
         if m.id == 0 || !mappings.insert(m.id) {
-            return bad(format!("mapping {i} has id {}, which is zero or repeated", m.id));
+            return bad(format!(
+                "mapping {i} has id {}, which is zero or repeated",
+                m.id
+            ));
         }
         check_str(m.filename, &|| format!("the file name of mapping {}", m.id))?;
         check_str(m.build_id, &|| format!("the build id of mapping {}", m.id))?;
@@ -157,16 +160,26 @@ pub fn validate(p: &Profile) -> Result<(), DecodeError> {
     let mut functions = HashSet::new();
     for (i, f) in p.function.iter().enumerate() {
         if f.id == 0 || !functions.insert(f.id) {
-            return bad(format!("function {i} has id {}, which is zero or repeated", f.id));
+            return bad(format!(
+                "function {i} has id {}, which is zero or repeated",
+                f.id
+            ));
         }
         check_str(f.name, &|| format!("the name of function {}", f.id))?;
-        check_str(f.system_name, &|| format!("the system name of function {}", f.id))?;
-        check_str(f.filename, &|| format!("the file name of function {}", f.id))?;
+        check_str(f.system_name, &|| {
+            format!("the system name of function {}", f.id)
+        })?;
+        check_str(f.filename, &|| {
+            format!("the file name of function {}", f.id)
+        })?;
     }
     let mut locations = HashSet::new();
     for (i, l) in p.location.iter().enumerate() {
         if l.id == 0 || !locations.insert(l.id) {
-            return bad(format!("location {i} has id {}, which is zero or repeated", l.id));
+            return bad(format!(
+                "location {i} has id {}, which is zero or repeated",
+                l.id
+            ));
         }
         if l.mapping_id != 0 && !mappings.contains(&l.mapping_id) {
             return bad(format!(
@@ -404,7 +417,10 @@ mod tests {
     #[test]
     fn read_file_names_the_path() {
         let e = read_file("/nonexistent/mapprof/x.pb.gz").unwrap_err();
-        assert_eq!(e.to_string(), "cannot read profile /nonexistent/mapprof/x.pb.gz");
+        assert_eq!(
+            e.to_string(),
+            "cannot read profile /nonexistent/mapprof/x.pb.gz"
+        );
         assert!(e.source().is_some());
         assert!(e.decode_error().is_none());
     }

@@ -109,17 +109,15 @@ pub fn render_svg(
     opts: &FlameOptions,
     out: impl Write,
 ) -> io::Result<()> {
-    let title = opts.title.clone().unwrap_or_else(|| {
-        default_title(view, sample_index, opts.profile_name.as_deref())
-    });
+    let title = opts
+        .title
+        .clone()
+        .unwrap_or_else(|| default_title(view, sample_index, opts.profile_name.as_deref()));
     let lines = folded_stacks(view, sample_index);
     if lines.is_empty() {
         return write_no_samples_svg(&title, out);
     }
-    let unit = view
-        .sample_types()
-        .get(sample_index)
-        .map_or("", |t| t.unit);
+    let unit = view.sample_types().get(sample_index).map_or("", |t| t.unit);
     let total: i64 = view
         .samples()
         .map(|s| s.value(sample_index).max(0))
@@ -231,7 +229,10 @@ mod tests {
     fn default_title_names_profile_and_sample_type() {
         let p = profile();
         let v = ProfileView::new(&p).unwrap();
-        assert_eq!(default_title(&v, 0, None), "allocs profile — alloc_space (bytes)");
+        assert_eq!(
+            default_title(&v, 0, None),
+            "allocs profile — alloc_space (bytes)"
+        );
         assert_eq!(
             default_title(&v, 0, Some("heap")),
             "heap profile — alloc_space (bytes)"

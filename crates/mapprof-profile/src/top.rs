@@ -183,7 +183,9 @@ pub fn top(view: &ProfileView<'_>, sample_index: usize, opts: &TopOptions) -> To
 impl Top {
     /// The sum of the flat values of the rows shown.
     pub fn shown_flat(&self) -> i64 {
-        self.rows.iter().fold(0, |acc, r| acc.saturating_add(r.flat))
+        self.rows
+            .iter()
+            .fold(0, |acc, r| acc.saturating_add(r.flat))
     }
 
     /// Writes the table as `go tool pprof -top` does, after a `Type:` line.
@@ -325,10 +327,8 @@ fn scale(value: i64, from: &str, to: Option<&'static str>) -> (f64, Option<&'sta
     let base = value as f64 * factor;
     let target = match to {
         Some(name) => table.iter().find(|(n, _, _)| *n == name),
-        None => table
-            .iter()
-            .filter(|(_, _, f)| base.abs() / f >= 1.0)
-            .last(),
+        // The tables are in ascending order: the largest unit that keeps the value at least 1.
+        None => table.iter().rev().find(|(_, _, f)| base.abs() / f >= 1.0),
     };
     // Below the smallest unit (only 0 for integers), pprof uses the table's default unit.
     let default = if std::ptr::eq(table, TIME) {
@@ -471,6 +471,9 @@ mod tests {
             text.contains("Showing nodes accounting for 5.12MB, 99.93% of 5.12MB total"),
             "{text}"
         );
-        assert!(text.contains("    4.07MB 79.50% 79.50%     4.07MB 79.50%  a\n"), "{text}");
+        assert!(
+            text.contains("    4.07MB 79.50% 79.50%     4.07MB 79.50%  a\n"),
+            "{text}"
+        );
     }
 }

@@ -109,7 +109,11 @@ impl<'a> ProfileView<'a> {
             Ok(i) if i < self.sample_types.len() => Ok(i),
             _ => Err(UnknownSampleType {
                 requested: name.to_owned(),
-                available: self.sample_types.iter().map(|t| t.name.to_owned()).collect(),
+                available: self
+                    .sample_types
+                    .iter()
+                    .map(|t| t.name.to_owned())
+                    .collect(),
             }),
         }
     }
@@ -142,10 +146,10 @@ impl<'a> ProfileView<'a> {
 
     /// The samples, in profile order.
     pub fn samples(&self) -> impl Iterator<Item = SampleRef<'_, 'a>> + '_ {
-        self.profile.sample.iter().map(move |sample| SampleRef {
-            view: self,
-            sample,
-        })
+        self.profile
+            .sample
+            .iter()
+            .map(move |sample| SampleRef { view: self, sample })
     }
 
     /// The sum of the values at `index` over all samples (saturating).

@@ -67,7 +67,11 @@ fn truncated_raw_message_never_panics() {
     }
     assert!(exercise(&raw).is_ok());
     // Most prefixes cut a field, or lose the string table the rest refers to.
-    assert!(accepted < raw.len() / 2, "{accepted} of {} prefixes accepted", raw.len());
+    assert!(
+        accepted < raw.len() / 2,
+        "{accepted} of {} prefixes accepted",
+        raw.len()
+    );
 }
 
 #[test]

@@ -28,7 +28,12 @@ fn go_heap_profile_top_names_the_big_allocator_first() {
     let names: Vec<_> = view.sample_types().iter().map(|t| t.name).collect();
     assert_eq!(
         names,
-        ["alloc_objects", "alloc_space", "inuse_objects", "inuse_space"]
+        [
+            "alloc_objects",
+            "alloc_space",
+            "inuse_objects",
+            "inuse_space"
+        ]
     );
     // Go's heap profile has no default_sample_type: pprof shows the last, inuse_space.
     assert_eq!(view.default_sample_index(), 3);

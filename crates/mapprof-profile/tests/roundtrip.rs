@@ -124,7 +124,12 @@ fn hand_built_profile_top_is_the_inlined_reserve() {
     assert_eq!(
         rows,
         [
-            ("hashbrown::raw::RawTable<T,A>::reserve", 6144, 6144, Inlining::Always),
+            (
+                "hashbrown::raw::RawTable<T,A>::reserve",
+                6144,
+                6144,
+                Inlining::Always
+            ),
             ("demo::main", 160, 6304, Inlining::No),
             ("demo::cache::update", 0, 6144, Inlining::No),
         ]
@@ -142,7 +147,10 @@ fn go_tool_pprof_reads_our_encoding_and_agrees_with_our_top() {
     let view = ProfileView::new(&profile).unwrap();
     // By bytes the inlined reserve leads; by objects, main's five small allocations do.
     for (name, expected_first) in [
-        ("alloc_space", "hashbrown::raw::RawTable<T,A>::reserve (inline)"),
+        (
+            "alloc_space",
+            "hashbrown::raw::RawTable<T,A>::reserve (inline)",
+        ),
         ("alloc_objects", "demo::main"),
     ] {
         let go = common::go_pprof_top(&path, name);

@@ -6,7 +6,9 @@ use std::process::Command;
 
 /// A file under `tests/data`.
 pub(crate) fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// The output of `go tool pprof -top -sample_index=INDEX PATH`: the independent reader that our
