@@ -10,7 +10,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use prost::Message;
@@ -84,7 +84,8 @@ pub fn decode(bytes: &[u8]) -> Result<Profile, DecodeError> {
     let profile = if bytes.starts_with(&GZIP_MAGIC) {
         let mut raw = Vec::new();
         // Read one byte past the cap to tell "exactly at the cap" from "over it".
-        GzDecoder::new(bytes)
+        // Multi-member, like Go's gzip reader: concatenated .gz files are one stream.
+        MultiGzDecoder::new(bytes)
             .take(MAX_DECOMPRESSED_LEN + 1)
             .read_to_end(&mut raw)
             .map_err(DecodeError::Gzip)?;
