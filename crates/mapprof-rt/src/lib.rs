@@ -1,1 +1,28 @@
-//! mapprof hot path (in progress).
+//! mapprof's hot path: everything that runs inside the host's allocations.
+//!
+//! # Invariants (read before changing anything here)
+//!
+//! Every function reachable from [`heap::on_alloc`], [`heap::on_dealloc`] and
+//! [`heap::on_realloc`] obeys these rules, because it runs inside the host's `GlobalAlloc`:
+//!
+//! 1. **No allocation.** All memory is static: the stack table, the frame arena and the
+//!    sampled-block set are fixed-size arrays of atomics in `.bss`, paged in only when touched.
+//! 2. **No blocking lock.** Lookups are lock-free; inserting a new stack takes a spin lock with a
+//!    bounded number of attempts, and a sample that cannot get it is counted as lost.
+//! 3. **No panic, no unbounded loop.** Indexing is bounds-checked by construction (masks) and every
+//!    loop has a fixed bound (stack depth, probe length, spin count).
+//! 4. **No reentrancy.** A const-initialised thread-local flag makes nested calls (from the
+//!    profiler itself, from [`thread::ignore`], or from a signal handler that allocates) pass
+//!    straight through. Thread-local state has no destructor, so it stays usable while a thread exits.
+//!
+//! Collection is kept apart from encoding, as in Go (`runtime/mprof.go` vs `runtime/pprof`): this
+//! crate records raw return addresses and counters; `mapprof-profile` symbolizes and encodes.
+
+pub mod heap;
+pub mod live;
+pub mod sampler;
+pub mod stack;
+pub mod table;
+pub mod thread;
+
+pub use table::{Kind, Record};

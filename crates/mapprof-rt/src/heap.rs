@@ -1,0 +1,128 @@
+//! The allocator hooks: called by `mapprof::Alloc` around every call to the inner allocator.
+//!
+//! Cost when nothing is sampled: on allocation, a thread-local subtraction and a branch; on free,
+//! a hash and one load from a small shared array (see [`crate::live`]).
+
+use crate::live;
+use crate::sampler::{self, heap_rate, next_step, OFF_RECHECK_BYTES};
+use crate::stack::{self, MAX_DEPTH};
+use crate::table::{self, BucketId, Key, Kind, FLAG_REALLOC};
+use crate::thread::{ThreadState, STATE};
+
+/// Call after the inner allocator returned `ptr` (non-null) for `size` bytes.
+#[inline(always)]
+pub fn on_alloc(ptr: *mut u8, size: usize) {
+    count_down(ptr, size, 0);
+}
+
+/// Call before `ptr` (of `size` bytes) goes back to the inner allocator.
+#[inline(always)]
+pub fn on_dealloc(ptr: *mut u8, size: usize) {
+    if let Some(bucket) = live::remove(ptr as usize) {
+        freed(bucket, size);
+    }
+}
+
+/// Call before the inner allocator's `realloc(ptr, ..)`; pass the result to [`after_realloc`].
+/// The block leaves the sampled set first, so its address can be reused safely by the inner
+/// allocator as soon as `realloc` moves it.
+#[inline(always)]
+pub fn before_realloc(ptr: *mut u8) -> Option<BucketId> {
+    live::remove(ptr as usize)
+}
+
+/// Call after the inner allocator's `realloc` moved or resized `old` (of `old_size` bytes) to
+/// `new` (of `new_size` bytes); `new` is null when it failed and `old` is still allocated.
+/// A realloc counts as the free of the old block and the allocation of the new one, as in
+/// jemalloc's profiler; samples from it carry [`FLAG_REALLOC`].
+#[inline(always)]
+pub fn after_realloc(
+    tracked: Option<BucketId>,
+    old: *mut u8,
+    old_size: usize,
+    new: *mut u8,
+    new_size: usize,
+) {
+    if new.is_null() {
+        if let Some(bucket) = tracked {
+            if !live::insert(old as usize, bucket) {
+                freed(bucket, old_size);
+            }
+        }
+        return;
+    }
+    if let Some(bucket) = tracked {
+        freed(bucket, old_size);
+    }
+    count_down(new, new_size, FLAG_REALLOC);
+}
+
+#[inline(always)]
+fn count_down(ptr: *mut u8, size: usize, flags: u8) {
+    let _ = STATE.try_with(|state| {
+        let left = state.countdown.get().wrapping_sub(size as i64);
+        state.countdown.set(left);
+        if left <= 0 {
+            maybe_sample(state, ptr, size, flags);
+        }
+    });
+}
+
+fn freed(bucket: BucketId, size: usize) {
+    table::add(bucket, [0, 0, 1, size as u64]);
+}
+
+#[cold]
+#[inline(never)]
+fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
+    if state.busy.get() {
+        // Inside the profiler: the outer sample resets the countdown when it is done.
+        return;
+    }
+    let rate = heap_rate();
+    if rate == 0 {
+        state.countdown.set(OFF_RECHECK_BYTES);
+        return;
+    }
+    let mut rng = state.rng.get();
+    let first_look = rng == 0;
+    if first_look {
+        rng = sampler::new_seed();
+    }
+    let step = next_step(rate, &mut rng);
+    state.rng.set(rng);
+    if first_look {
+        // The thread's first countdown starts here; this allocation is sampled only if it
+        // reaches past the first step, like any other.
+        let left = step - size as i64;
+        state.countdown.set(left);
+        if left > 0 {
+            return;
+        }
+        state.countdown.set(next_step(rate, &mut rng));
+        state.rng.set(rng);
+    } else {
+        state.countdown.set(step);
+    }
+    state.busy.set(true);
+    record(state, ptr, size, flags);
+    state.busy.set(false);
+}
+
+fn record(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
+    let mut frames = [0usize; MAX_DEPTH];
+    let depth = stack::capture(state, &mut frames);
+    let key = Key {
+        kind: Kind::Heap,
+        size: size as u64,
+        flags,
+        labels: 0,
+        frames: &frames[..depth],
+    };
+    let bucket = table::bucket_for(&key);
+    table::add(bucket, [1, size as u64, 0, 0]);
+    if !live::insert(ptr as usize, bucket) {
+        // Untracked from now on: count it freed so in-use figures never include it forever.
+        freed(bucket, size);
+    }
+}

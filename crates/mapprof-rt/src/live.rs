@@ -1,0 +1,132 @@
+//! The set of sampled blocks that are still allocated: address → bucket, so that a free can be
+//! charged to the stack that allocated it, on whatever thread it happens.
+//!
+//! A fixed array of 64-byte lines of 8 addresses each; an address lives only in its home line
+//! (chosen by hashing it), so a lookup reads at most one line. Each line has an occupancy count in
+//! a small side array; freeing an unsampled block (nearly every free) costs one hash and one load
+//! from that 16 KiB array, which stays in cache. A sampled block whose line is full is not
+//! tracked: the caller counts it as freed at once and reports the overflow.
+//!
+//! Correctness rests on the allocator's contract: an address is inserted after the inner
+//! allocator returned it and removed before the block goes back to the inner allocator, so one
+//! address is never in the set twice, and the free of a block happens after its insertion (the
+//! pointer had to reach the freeing thread).
+
+use crate::table::BucketId;
+use std::sync::atomic::{
+    AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
+
+const LINES: usize = 1 << 14;
+const WAYS: usize = 8;
+
+/// At most this many sampled blocks are tracked at once (131,072: 64 GiB of live heap at the
+/// default rate).
+pub const CAPACITY: usize = LINES * WAYS;
+
+#[repr(align(64))]
+struct Line {
+    addr: [AtomicUsize; WAYS],
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // Used only as an array initialiser.
+const EMPTY_LINE: Line = Line {
+    addr: [const { AtomicUsize::new(0) }; WAYS],
+};
+
+static ADDR: [Line; LINES] = [EMPTY_LINE; LINES];
+static BUCKET: [[AtomicU32; WAYS]; LINES] = [const { [const { AtomicU32::new(0) }; WAYS] }; LINES];
+static OCCUPIED: [AtomicU8; LINES] = [const { AtomicU8::new(0) }; LINES];
+/// Sampled blocks that could not be tracked because their line was full.
+static OVERFLOW: AtomicU64 = AtomicU64::new(0);
+
+#[inline(always)]
+fn line_of(addr: usize) -> usize {
+    // Fibonacci hashing of the address without its always-zero low bits.
+    ((addr >> 4) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> (usize::BITS - 14)
+}
+
+/// Records that the block at `addr` was sampled into `bucket`. Returns false, and counts an
+/// overflow, when the block's line is full.
+pub(crate) fn insert(addr: usize, bucket: BucketId) -> bool {
+    let line = line_of(addr);
+    for (way, slot) in ADDR[line].addr.iter().enumerate() {
+        if slot.compare_exchange(0, addr, Acquire, Relaxed).is_ok() {
+            BUCKET[line][way].store(bucket, Relaxed);
+            // Release: a free that sees the count sees the address and bucket stored above.
+            OCCUPIED[line].fetch_add(1, Release);
+            return true;
+        }
+    }
+    OVERFLOW.fetch_add(1, Relaxed);
+    false
+}
+
+/// If the block at `addr` was sampled, forgets it and returns its bucket.
+#[inline(always)]
+pub(crate) fn remove(addr: usize) -> Option<BucketId> {
+    let line = line_of(addr);
+    if OCCUPIED[line].load(Acquire) == 0 {
+        return None;
+    }
+    remove_slow(line, addr)
+}
+
+#[cold]
+#[inline(never)]
+fn remove_slow(line: usize, addr: usize) -> Option<BucketId> {
+    for (way, slot) in ADDR[line].addr.iter().enumerate() {
+        if slot.load(Relaxed) == addr {
+            let bucket = BUCKET[line][way].load(Relaxed);
+            // Only the thread freeing `addr` can clear this slot, so a plain store is enough.
+            slot.store(0, Release);
+            OCCUPIED[line].fetch_sub(1, AcqRel);
+            return Some(bucket);
+        }
+    }
+    None
+}
+
+/// Sampled blocks that were not tracked because the set was locally full.
+pub fn overflow() -> u64 {
+    OVERFLOW.load(Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inserted_addresses_are_found_once_and_others_never() {
+        let base = 0x7f00_0000_0000usize;
+        for i in 0..1000 {
+            assert!(insert(base + i * 48, i as u32));
+        }
+        assert_eq!(remove(base + 8), None);
+        for i in (0..1000).rev() {
+            assert_eq!(remove(base + i * 48), Some(i as u32));
+            assert_eq!(remove(base + i * 48), None);
+        }
+    }
+
+    #[test]
+    fn a_full_line_overflows_instead_of_failing() {
+        // Find WAYS + 1 addresses with the same home line.
+        let target = line_of(0x5000_0000);
+        let same: Vec<usize> = (0..)
+            .map(|i| 0x5000_0000 + i * 16)
+            .filter(|&a| line_of(a) == target)
+            .take(WAYS + 1)
+            .collect();
+        let before = overflow();
+        for &a in &same[..WAYS] {
+            assert!(insert(a, 7));
+        }
+        assert!(!insert(same[WAYS], 7));
+        assert_eq!(overflow(), before + 1);
+        for &a in &same[..WAYS] {
+            assert_eq!(remove(a), Some(7));
+        }
+    }
+}

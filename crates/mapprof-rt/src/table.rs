@@ -1,0 +1,304 @@
+//! The stack table: fixed-capacity buckets keyed by (kind, size, flags, labels, stack), each
+//! with four counters. Go's `stkbucket`, without its allocations.
+//!
+//! * Lookup is lock-free: a linear-probe index of `u32` slots points at buckets; a slot, once
+//!   published (release store), never changes, and buckets are never removed.
+//! * Inserting a new stack takes [`INSERT_LOCK`] with a bounded spin; it protects the bucket
+//!   count, the frame arena's bump pointer and the writing of the new bucket. A sample that
+//!   cannot get the lock, or finds the table or the arena full, is charged to its kind's
+//!   *lost* bucket, which the profile shows as a frame of its own (Go's `lostProfileEvent`).
+//! * Readers ([`snapshot`]) see buckets `0..count`, published with release after being written.
+
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
+
+/// What a bucket's counters measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Kind {
+    /// Sampled allocations. Counters: allocated objects, allocated bytes, freed objects, freed
+    /// bytes (raw sample counts; the encoder unbiases them).
+    Heap = 0,
+    /// Lock holders that made others wait. Counters: contentions, delay in ns (already scaled).
+    Mutex = 1,
+    /// Lock waiters. Counters: contentions, delay in ns (already scaled).
+    Block = 2,
+}
+
+const KINDS: usize = 3;
+const ALL_KINDS: [Kind; KINDS] = [Kind::Heap, Kind::Mutex, Kind::Block];
+
+/// Bucket flag: the sampled allocation came from `realloc`.
+pub const FLAG_REALLOC: u8 = 1;
+
+/// Number of buckets, the lost buckets included.
+pub const MAX_BUCKETS: usize = 1 << 16;
+/// Index slots: twice the buckets, so that probes stay short.
+const SLOTS: usize = 2 * MAX_BUCKETS;
+/// Frames shared by all buckets' stacks (8 MiB of virtual memory, paged in as used).
+const ARENA_FRAMES: usize = 1 << 20;
+/// Spins before an insert gives up and counts its sample as lost.
+const INSERT_SPINS: u32 = 1 << 12;
+
+struct Bucket {
+    hash: AtomicU64,
+    size: AtomicU64,
+    /// kind | flags << 8 | depth << 16.
+    meta: AtomicU32,
+    labels: AtomicU32,
+    frames_at: AtomicU32,
+    counters: [AtomicU64; 4],
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // Used only as an array initialiser.
+const EMPTY_BUCKET: Bucket = Bucket {
+    hash: AtomicU64::new(0),
+    size: AtomicU64::new(0),
+    meta: AtomicU32::new(0),
+    labels: AtomicU32::new(0),
+    frames_at: AtomicU32::new(0),
+    counters: [const { AtomicU64::new(0) }; 4],
+};
+
+static BUCKETS: [Bucket; MAX_BUCKETS] = [EMPTY_BUCKET; MAX_BUCKETS];
+/// Slot value: bucket index + 1; 0 = empty.
+static SLOT: [AtomicU32; SLOTS] = [const { AtomicU32::new(0) }; SLOTS];
+static ARENA: [AtomicUsize; ARENA_FRAMES] = [const { AtomicUsize::new(0) }; ARENA_FRAMES];
+/// Buckets in use; the first `KINDS` are the lost buckets, bucket `k` for kind `k`.
+static BUCKET_COUNT: AtomicU32 = AtomicU32::new(KINDS as u32);
+static ARENA_USED: AtomicU32 = AtomicU32::new(0);
+static INSERT_LOCK: AtomicBool = AtomicBool::new(false);
+
+/// Identifies a bucket; stored by the sampled-block set so a free finds its bucket.
+pub type BucketId = u32;
+
+/// The key of a sample: everything but its counters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Key<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) size: u64,
+    pub(crate) flags: u8,
+    pub(crate) labels: u32,
+    pub(crate) frames: &'a [usize],
+}
+
+impl Key<'_> {
+    fn hash(&self) -> u64 {
+        // FNV-1a over the words, then a final mix: cheap, no allocation, good enough spread.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |w: u64| h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+        eat(self.kind as u64 | (self.flags as u64) << 8 | (self.labels as u64) << 32);
+        eat(self.size);
+        for &f in self.frames {
+            eat(f as u64);
+        }
+        h ^ (h >> 29)
+    }
+
+    fn meta(&self) -> u32 {
+        self.kind as u32 | (self.flags as u32) << 8 | (self.frames.len() as u32) << 16
+    }
+
+    fn matches(&self, hash: u64, b: &Bucket) -> bool {
+        if b.hash.load(Relaxed) != hash
+            || b.meta.load(Relaxed) != self.meta()
+            || b.size.load(Relaxed) != self.size
+            || b.labels.load(Relaxed) != self.labels
+        {
+            return false;
+        }
+        let at = b.frames_at.load(Relaxed) as usize;
+        self.frames
+            .iter()
+            .zip(&ARENA[at..at + self.frames.len()])
+            .all(|(f, a)| *f == a.load(Relaxed))
+    }
+}
+
+/// Finds or creates the bucket for `key`; falls back to the kind's lost bucket.
+pub(crate) fn bucket_for(key: &Key<'_>) -> BucketId {
+    let hash = key.hash();
+    if let Some(id) = find(key, hash) {
+        return id;
+    }
+    insert(key, hash).unwrap_or(key.kind as BucketId)
+}
+
+/// Adds to a bucket's counters.
+pub(crate) fn add(id: BucketId, counters: [u64; 4]) {
+    let b = &BUCKETS[id as usize % MAX_BUCKETS];
+    for (c, v) in b.counters.iter().zip(counters) {
+        if v != 0 {
+            c.fetch_add(v, Relaxed);
+        }
+    }
+}
+
+/// Returns the bucket's slot position or the empty slot where the probe ended.
+fn probe(key: &Key<'_>, hash: u64) -> Result<BucketId, Option<usize>> {
+    let mut at = hash as usize % SLOTS;
+    for _ in 0..SLOTS {
+        let slot = SLOT[at].load(Acquire);
+        if slot == 0 {
+            return Err(Some(at));
+        }
+        let id = slot - 1;
+        if key.matches(hash, &BUCKETS[id as usize % MAX_BUCKETS]) {
+            return Ok(id);
+        }
+        at = (at + 1) % SLOTS;
+    }
+    Err(None)
+}
+
+fn find(key: &Key<'_>, hash: u64) -> Option<BucketId> {
+    probe(key, hash).ok()
+}
+
+fn insert(key: &Key<'_>, hash: u64) -> Option<BucketId> {
+    let _lock = SpinGuard::try_acquire()?;
+    // Someone may have inserted the same key since our lock-free look.
+    let at = match probe(key, hash) {
+        Ok(id) => return Some(id),
+        Err(at) => at?,
+    };
+    let id = BUCKET_COUNT.load(Relaxed);
+    let frames_at = ARENA_USED.load(Relaxed);
+    let frames_end = frames_at as usize + key.frames.len();
+    if id as usize >= MAX_BUCKETS || frames_end > ARENA_FRAMES {
+        return None;
+    }
+    for (a, f) in ARENA[frames_at as usize..frames_end].iter().zip(key.frames) {
+        a.store(*f, Relaxed);
+    }
+    let b = &BUCKETS[id as usize];
+    b.hash.store(hash, Relaxed);
+    b.size.store(key.size, Relaxed);
+    b.meta.store(key.meta(), Relaxed);
+    b.labels.store(key.labels, Relaxed);
+    b.frames_at.store(frames_at, Relaxed);
+    ARENA_USED.store(frames_end as u32, Relaxed);
+    // Release: a reader that sees the slot or the count sees the bucket written above.
+    BUCKET_COUNT.store(id + 1, Release);
+    SLOT[at].store(id + 1, Release);
+    Some(id)
+}
+
+/// The insert lock, released on drop.
+struct SpinGuard;
+
+impl SpinGuard {
+    fn try_acquire() -> Option<SpinGuard> {
+        for _ in 0..INSERT_SPINS {
+            if INSERT_LOCK
+                .compare_exchange_weak(false, true, Acquire, Relaxed)
+                .is_ok()
+            {
+                return Some(SpinGuard);
+            }
+            std::hint::spin_loop();
+        }
+        None
+    }
+}
+
+impl Drop for SpinGuard {
+    fn drop(&mut self) {
+        INSERT_LOCK.store(false, Release);
+    }
+}
+
+/// One bucket as read by [`snapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// What the counters measure.
+    pub kind: Kind,
+    /// The size of each sampled allocation (heap), or 0.
+    pub size: u64,
+    /// `FLAG_*` bits.
+    pub flags: u8,
+    /// Label set id (0 = none).
+    pub labels: u32,
+    /// Return addresses, innermost first. Empty for the lost bucket.
+    pub stack: Vec<usize>,
+    /// The bucket's counters; their meaning depends on `kind`.
+    pub counters: [u64; 4],
+    /// Whether this is the kind's lost bucket: samples that found the table full.
+    pub lost: bool,
+}
+
+/// Copies out every non-empty bucket of `kind`. Allocates; never call it from the hot path.
+pub fn snapshot(kind: Kind) -> Vec<Record> {
+    let count = BUCKET_COUNT.load(Acquire) as usize;
+    let mut out = Vec::new();
+    for (id, b) in BUCKETS[..count.min(MAX_BUCKETS)].iter().enumerate() {
+        let lost = id < KINDS;
+        let meta = b.meta.load(Relaxed);
+        let bucket_kind = if lost {
+            ALL_KINDS[id]
+        } else {
+            ALL_KINDS[(meta & 0xff) as usize % KINDS]
+        };
+        if bucket_kind != kind {
+            continue;
+        }
+        // Frees are read before allocations so that a concurrent alloc-then-free is never seen
+        // as more frees than allocations.
+        let mut counters = [0; 4];
+        for i in [3, 2, 1, 0] {
+            counters[i] = b.counters[i].load(Acquire);
+        }
+        if counters == [0; 4] {
+            continue;
+        }
+        let at = b.frames_at.load(Relaxed) as usize;
+        let depth = if lost { 0 } else { (meta >> 16) as usize };
+        out.push(Record {
+            kind,
+            size: b.size.load(Relaxed),
+            flags: (meta >> 8) as u8,
+            labels: b.labels.load(Relaxed),
+            stack: ARENA[at..at + depth].iter().map(|f| f.load(Relaxed)).collect(),
+            counters,
+            lost,
+        });
+    }
+    out
+}
+
+/// How full the table is: (buckets used, bucket capacity).
+pub fn usage() -> (usize, usize) {
+    (BUCKET_COUNT.load(Relaxed) as usize, MAX_BUCKETS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn buckets_agree_with_a_btreemap_reference() {
+        let mut reference = BTreeMap::new();
+        let mut rng = 12345u64;
+        for i in 0..20_000u64 {
+            let r = crate::sampler::next_u64(&mut rng);
+            let depth = (r % 5) as usize + 1;
+            let frames: Vec<usize> = (0..depth).map(|d| 0x1000 + d * 16 + (r % 7) as usize).collect();
+            let size = (r >> 8) % 3 + 1_000_000; // sizes unlikely to clash with other tests
+            let key = Key { kind: Kind::Block, size, flags: 0, labels: 0, frames: &frames };
+            let id = bucket_for(&key);
+            add(id, [1, i, 0, 0]);
+            let e = reference.entry((size, frames)).or_insert([0u64; 2]);
+            e[0] += 1;
+            e[1] += i;
+        }
+        let mut seen = BTreeMap::new();
+        for r in snapshot(Kind::Block).into_iter().filter(|r| r.size >= 1_000_000) {
+            assert!(!r.lost);
+            seen.insert((r.size, r.stack), [r.counters[0], r.counters[1]]);
+        }
+        assert_eq!(seen, reference);
+    }
+}

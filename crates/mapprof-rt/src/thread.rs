@@ -1,0 +1,47 @@
+//! Per-thread state of the hot path, and the reentrancy guard.
+
+use std::cell::Cell;
+
+/// Everything the hot path keeps per thread. Const-initialised and without a destructor, so
+/// access never allocates, never registers a destructor and still works during thread exit.
+#[derive(Debug)]
+pub(crate) struct ThreadState {
+    /// Bytes left until the next heap sample; the allocation that makes it non-positive is sampled.
+    pub(crate) countdown: Cell<i64>,
+    /// xorshift64* state; 0 until this thread takes its first slow path.
+    pub(crate) rng: Cell<u64>,
+    /// Set while this thread is inside the profiler.
+    pub(crate) busy: Cell<bool>,
+    /// The thread's stack range `[lo, hi)`, bounding frame-pointer walks; `hi == 0` until known.
+    pub(crate) stack_lo: Cell<usize>,
+    pub(crate) stack_hi: Cell<usize>,
+}
+
+thread_local! {
+    pub(crate) static STATE: ThreadState = const {
+        ThreadState {
+            countdown: Cell::new(0),
+            rng: Cell::new(0),
+            busy: Cell::new(false),
+            stack_lo: Cell::new(0),
+            stack_hi: Cell::new(0),
+        }
+    };
+}
+
+/// Runs `f` without profiling the current thread: its allocations pass straight through to the
+/// inner allocator. Used by the profiler's own reporting code (snapshots, symbolization,
+/// encoding) so that it does not profile itself; usable by hosts for the same purpose.
+pub fn ignore<R>(f: impl FnOnce() -> R) -> R {
+    let guard = STATE.try_with(|s| s.busy.replace(true)).ok();
+    struct Restore(Option<bool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(previous) = self.0 {
+                let _ = STATE.try_with(|s| s.busy.set(previous));
+            }
+        }
+    }
+    let _restore = Restore(guard);
+    f()
+}
