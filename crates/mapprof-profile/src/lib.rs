@@ -3,8 +3,12 @@
 //! flame graphs). Ordinary Rust: this crate may allocate, lock and take its time; it never runs
 //! inside an allocation.
 
+pub mod builder;
 pub mod codec;
 pub mod flame;
+pub mod heap;
+pub mod mappings;
 pub mod proto;
+pub mod symbolize;
 pub mod top;
 pub mod view;

@@ -1,1 +1,34 @@
-//! mapprof facade (in progress).
+//! mapprof: a runtime profiler for Rust services. It samples allocations through a global
+//! allocator wrapper and writes Go-pprof profiles that `go tool pprof` reads unchanged.
+//!
+//! ```no_run
+//! // In the binary, behind a cargo feature:
+//! #[global_allocator]
+//! static ALLOC: mapprof::Alloc = mapprof::Alloc::jemalloc();
+//!
+//! fn main() {
+//!     // MAPPROF=heap_rate=64k,dump_dir=/tmp/prof ./service
+//!     let _profiler = mapprof::start_from_env();
+//!     // ... at any time:
+//!     mapprof::write_profile_to_path(mapprof::ProfileKind::Heap, "/tmp/heap.pb.gz").unwrap();
+//! }
+//! ```
+//!
+//! Heap sampling runs from the first allocation at the default rate (one sample per 512 KiB on
+//! average, as Go); [`Profiler`] changes the settings and dumps profiles when it stops.
+
+mod alloc;
+mod config;
+mod error;
+mod profiler;
+mod profiles;
+
+pub use alloc::Alloc;
+pub use config::{Config, ConfigError};
+pub use error::Error;
+pub use mapprof_rt::stack::Unwinder;
+pub use profiler::{start_from_env, Profiler, ProfilerBuilder};
+pub use profiles::{dump, profile, write_profile, write_profile_to_path, ProfileKind};
+
+/// Runs `f` without sampling the current thread's allocations.
+pub use mapprof_rt::thread::ignore;

@@ -1,0 +1,323 @@
+//! Builds a `profile.proto` message from raw samples (return addresses and values): symbolizes,
+//! trims the profiler's own frames, attaches mappings, merges equal samples and sorts, so that the
+//! same samples always encode to the same bytes.
+
+use crate::mappings::{self, ObjectMapping};
+use crate::proto::{Function, Label, Line, Location, Mapping, Profile, Sample, ValueType};
+use crate::symbolize::{is_profiler_frame, SourceFrame, Symbolizer};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Name of the frame that stands for samples the collector had to drop (Go's
+/// `runtime/pprof.lostProfileEvent`).
+pub const LOST_FRAME: &str = "mapprof::lost_samples";
+
+/// A label value: string or number with an optional unit.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LabelValue {
+    /// A string label (`-tagfocus=key=value`).
+    Str(String),
+    /// A numeric label, e.g. `bytes`.
+    Num(i64, Option<String>),
+}
+
+/// One sample as collected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawSample {
+    /// Return addresses, innermost first. Empty together with `synthetic` for a sample without a
+    /// stack.
+    pub stack: Vec<u64>,
+    /// A frame name to use instead of (or below) the stack, e.g. [`LOST_FRAME`].
+    pub synthetic: Option<String>,
+    /// One value per sample type.
+    pub values: Vec<i64>,
+    /// Labels, in any order.
+    pub labels: Vec<(String, LabelValue)>,
+}
+
+/// What goes into a profile besides its samples.
+#[derive(Clone, Debug, Default)]
+pub struct Header {
+    /// (type, unit) of each value.
+    pub sample_types: Vec<(String, String)>,
+    /// (type, unit) of the sampling period.
+    pub period_type: (String, String),
+    /// The sampling period.
+    pub period: i64,
+    /// The sample type viewers show by default (`None`: the last one, pprof's rule).
+    pub default_sample_type: Option<String>,
+    /// Frames (regex over function names) that viewers drop with everything beneath them.
+    pub drop_frames: Option<String>,
+    /// Free-form comments.
+    pub comments: Vec<String>,
+    /// Wall-clock time of collection, in ns since the epoch.
+    pub time_nanos: i64,
+    /// Duration the profile covers, in ns (0 when cumulative since start).
+    pub duration_nanos: i64,
+}
+
+/// How to build.
+#[derive(Clone, Copy, Debug)]
+pub struct BuildOptions {
+    /// Resolve addresses to functions, files and lines in process. Without it the profile keeps
+    /// raw addresses and mappings (path, build id) for offline symbolization.
+    pub symbolize: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions { symbolize: true }
+    }
+}
+
+/// Builds the profile. `symbolizer` caches across calls.
+pub fn build(
+    header: &Header,
+    samples: Vec<RawSample>,
+    options: BuildOptions,
+    symbolizer: &mut Symbolizer,
+) -> Profile {
+    let mut b = Encoder::new(mappings::current(), options.symbolize);
+    let mut merged: BTreeMap<(Vec<LocKey>, Vec<(String, LabelValue)>), Vec<i64>> =
+        BTreeMap::new();
+    for mut sample in samples {
+        let stack = b.stack(&sample, symbolizer);
+        sample.labels.sort();
+        match merged.entry((stack, sample.labels)) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(sample.values);
+            }
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                for (sum, v) in e.get_mut().iter_mut().zip(sample.values) {
+                    *sum = sum.saturating_add(v);
+                }
+            }
+        }
+    }
+    b.finish(header, merged)
+}
+
+/// A location before ids are assigned: an address with its (trimmed) frames, or a synthetic
+/// frame. Ordered by address, so sorting samples by their keys is deterministic.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum LocKey {
+    Address(u64, Arc<[SourceFrame]>),
+    Synthetic(String),
+}
+
+struct Encoder {
+    mappings: Vec<ObjectMapping>,
+    symbolize: bool,
+    strings: Vec<String>,
+    string_ids: HashMap<String, i64>,
+    functions: Vec<Function>,
+    function_ids: HashMap<(String, String, String), u64>,
+    locations: Vec<Location>,
+    location_ids: HashMap<LocKey, u64>,
+}
+
+impl Encoder {
+    fn new(mappings: Vec<ObjectMapping>, symbolize: bool) -> Encoder {
+        let mut e = Encoder {
+            mappings,
+            symbolize,
+            strings: Vec::new(),
+            string_ids: HashMap::new(),
+            functions: Vec::new(),
+            function_ids: HashMap::new(),
+            locations: Vec::new(),
+            location_ids: HashMap::new(),
+        };
+        e.string(""); // string_table[0] must be "".
+        e
+    }
+
+    /// The sample's locations, leaf first, with the profiler's own leaf frames trimmed.
+    fn stack(&mut self, sample: &RawSample, symbolizer: &mut Symbolizer) -> Vec<LocKey> {
+        let mut out = Vec::with_capacity(sample.stack.len() + 1);
+        if let Some(name) = &sample.synthetic {
+            out.push(LocKey::Synthetic(name.clone()));
+        }
+        let mut leading = out.is_empty();
+        for &ret in &sample.stack {
+            // A return address points after the call; the call itself is one byte before.
+            let pc = ret.saturating_sub(1);
+            let mut frames = if self.symbolize {
+                symbolizer.resolve(pc)
+            } else {
+                Arc::from([])
+            };
+            if leading {
+                // Drop the frames up to the outermost profiler frame (the hooks and the
+                // allocator shims are often inlined into the caller's address).
+                match frames.iter().rposition(|f| is_profiler_frame(&f.name)) {
+                    Some(i) if i + 1 == frames.len() => continue,
+                    Some(i) => frames = frames[i + 1..].into(),
+                    None => {}
+                }
+                leading = false;
+            }
+            out.push(LocKey::Address(pc, frames));
+        }
+        out
+    }
+
+    fn string(&mut self, s: &str) -> i64 {
+        if let Some(&id) = self.string_ids.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as i64;
+        self.strings.push(s.to_owned());
+        self.string_ids.insert(s.to_owned(), id);
+        id
+    }
+
+    fn function(&mut self, name: &str, system_name: &str, file: &str) -> u64 {
+        let key = (name.to_owned(), system_name.to_owned(), file.to_owned());
+        if let Some(&id) = self.function_ids.get(&key) {
+            return id;
+        }
+        let id = self.functions.len() as u64 + 1;
+        let function = Function {
+            id,
+            name: self.string(name),
+            system_name: self.string(system_name),
+            filename: self.string(file),
+            start_line: 0,
+        };
+        self.functions.push(function);
+        self.function_ids.insert(key, id);
+        id
+    }
+
+    fn location(&mut self, key: &LocKey) -> u64 {
+        if let Some(&id) = self.location_ids.get(key) {
+            return id;
+        }
+        let id = self.locations.len() as u64 + 1;
+        let location = match key {
+            LocKey::Address(pc, frames) => {
+                let mapping = self.mappings.iter().position(|m| m.start <= *pc && *pc < m.limit);
+                let line = frames
+                    .iter()
+                    .map(|f| Line {
+                        function_id: self.function(&f.name, &f.system_name, &f.file),
+                        line: i64::from(f.line),
+                        column: 0,
+                    })
+                    .collect();
+                Location {
+                    id,
+                    mapping_id: mapping.map_or(0, |m| m as u64 + 1),
+                    address: *pc,
+                    line,
+                    is_folded: false,
+                }
+            }
+            LocKey::Synthetic(name) => Location {
+                id,
+                mapping_id: 0,
+                address: 0,
+                line: vec![Line {
+                    function_id: self.function(name, name, ""),
+                    line: 0,
+                    column: 0,
+                }],
+                is_folded: false,
+            },
+        };
+        self.locations.push(location);
+        self.location_ids.insert(key.clone(), id);
+        id
+    }
+
+    fn value_type(&mut self, (ty, unit): &(String, String)) -> ValueType {
+        ValueType {
+            r#type: self.string(ty),
+            unit: self.string(unit),
+        }
+    }
+
+    fn finish(
+        mut self,
+        header: &Header,
+        samples: BTreeMap<(Vec<LocKey>, Vec<(String, LabelValue)>), Vec<i64>>,
+    ) -> Profile {
+        let sample_type: Vec<ValueType> =
+            header.sample_types.iter().map(|t| self.value_type(t)).collect();
+        let period_type = Some(self.value_type(&header.period_type));
+        let mut sample = Vec::with_capacity(samples.len());
+        for ((stack, labels), value) in samples {
+            if value.iter().all(|&v| v == 0) {
+                continue;
+            }
+            let location_id = stack.iter().map(|k| self.location(k)).collect();
+            let label = labels
+                .iter()
+                .map(|(key, value)| {
+                    let key = self.string(key);
+                    match value {
+                        LabelValue::Str(s) => Label {
+                            key,
+                            str: self.string(s),
+                            ..Label::default()
+                        },
+                        LabelValue::Num(n, unit) => Label {
+                            key,
+                            num: *n,
+                            num_unit: unit.as_deref().map_or(0, |u| self.string(u)),
+                            ..Label::default()
+                        },
+                    }
+                })
+                .collect();
+            sample.push(Sample {
+                location_id,
+                value,
+                label,
+            });
+        }
+        let symbolized = self.symbolize;
+        let mapping = self
+            .mappings
+            .clone()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Mapping {
+                id: i as u64 + 1,
+                memory_start: m.start,
+                memory_limit: m.limit,
+                file_offset: m.file_offset,
+                filename: self.string(&m.path),
+                build_id: self.string(&m.build_id),
+                // Tell pprof not to symbolize again what was symbolized here.
+                has_functions: symbolized,
+                has_filenames: symbolized,
+                has_line_numbers: symbolized,
+                has_inline_frames: symbolized,
+            })
+            .collect();
+        let default_sample_type = header
+            .default_sample_type
+            .as_deref()
+            .map_or(0, |s| self.string(s));
+        let drop_frames = header.drop_frames.as_deref().map_or(0, |s| self.string(s));
+        let comment = header.comments.iter().map(|c| self.string(c)).collect();
+        Profile {
+            sample_type,
+            sample,
+            mapping,
+            location: self.locations,
+            function: self.functions,
+            string_table: self.strings,
+            drop_frames,
+            keep_frames: 0,
+            time_nanos: header.time_nanos,
+            duration_nanos: header.duration_nanos,
+            period_type,
+            period: header.period,
+            comment,
+            default_sample_type,
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The executable mappings of the running process (`/proc/self/maps`), with build ids, so that
+//! profiles can be symbolized offline and `go tool pprof` can tell binaries apart.
+
+use std::collections::HashMap;
+use std::fs::File;
+
+/// One executable mapping of a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMapping {
+    /// First address of the mapping.
+    pub start: u64,
+    /// One past its last address.
+    pub limit: u64,
+    /// Offset in the file where the mapping starts.
+    pub file_offset: u64,
+    /// Path of the mapped file.
+    pub path: String,
+    /// GNU build id as lowercase hex, or empty.
+    pub build_id: String,
+}
+
+/// Reads the process's executable file mappings, the main executable first. Empty when
+/// `/proc/self/maps` cannot be read (not Linux, or a restricted sandbox).
+pub fn current() -> Vec<ObjectMapping> {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return Vec::new();
+    };
+    let exe = std::env::current_exe()
+        .ok()
+        .map(|p| p.display().to_string());
+    let mut build_ids: HashMap<String, String> = HashMap::new();
+    let mut out: Vec<ObjectMapping> = maps
+        .lines()
+        .filter_map(parse_line)
+        .map(|mut m| {
+            m.build_id = build_ids
+                .entry(m.path.clone())
+                .or_insert_with(|| build_id(&m.path))
+                .clone();
+            m
+        })
+        .collect();
+    // pprof takes the first mapping to be the main binary.
+    out.sort_by_key(|m| (Some(&m.path) != exe.as_ref(), m.start));
+    out
+}
+
+/// Parses `start-end perms offset dev inode path` and keeps executable mappings of files.
+fn parse_line(line: &str) -> Option<ObjectMapping> {
+    let mut fields = line.split_ascii_whitespace();
+    let (start, end) = fields.next()?.split_once('-')?;
+    let perms = fields.next()?;
+    let offset = fields.next()?;
+    let path = fields.nth(2)?;
+    if !perms.contains('x') || !path.starts_with('/') {
+        return None;
+    }
+    Some(ObjectMapping {
+        start: u64::from_str_radix(start, 16).ok()?,
+        limit: u64::from_str_radix(end, 16).ok()?,
+        file_offset: u64::from_str_radix(offset, 16).ok()?,
+        path: path.to_owned(),
+        build_id: String::new(),
+    })
+}
+
+/// The GNU build id of an ELF file, read without loading the whole file.
+fn build_id(path: &str) -> String {
+    use object::Object;
+    let Ok(file) = File::open(path) else {
+        return String::new();
+    };
+    let cache = object::ReadCache::new(file);
+    let Ok(object) = object::File::parse(&cache) else {
+        return String::new();
+    };
+    match object.build_id() {
+        Ok(Some(id)) => id.iter().map(|b| format!("{b:02x}")).collect(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_executable_file_mappings_only() {
+        let m = parse_line("55d0c000-55d0d000 r-xp 00001000 fd:01 123 /usr/bin/app").unwrap();
+        assert_eq!((m.start, m.limit, m.file_offset), (0x55d0c000, 0x55d0d000, 0x1000));
+        assert_eq!(m.path, "/usr/bin/app");
+        assert!(parse_line("55d0c000-55d0d000 rw-p 00001000 fd:01 123 /usr/bin/app").is_none());
+        assert!(parse_line("7ffd000-7ffe000 r-xp 00000000 00:00 0 [vdso]").is_none());
+        assert!(parse_line("garbage").is_none());
+    }
+
+    #[test]
+    fn the_test_binary_is_first_and_has_a_build_id() {
+        let maps = current();
+        let exe = std::env::current_exe().unwrap().display().to_string();
+        assert_eq!(maps[0].path, exe);
+        assert_eq!(maps[0].build_id.len(), 40, "{maps:?}");
+    }
+}

@@ -1,0 +1,76 @@
+//! In-process symbolization: return addresses to inlined chains of (function, file, line),
+//! cached per address, through the `backtrace` crate (DWARF debug info of the running binary).
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::Arc;
+
+/// One source-level frame; several of them share an address when functions were inlined.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceFrame {
+    /// Demangled name without the hash suffix, e.g. `cache::Cache::update`.
+    pub name: String,
+    /// The raw (mangled) symbol when known, else the same as `name`.
+    pub system_name: String,
+    /// Source file, or empty when unknown.
+    pub file: String,
+    /// Source line, or 0 when unknown.
+    pub line: u32,
+}
+
+/// Resolves addresses of the running process, remembering every answer.
+#[derive(Debug, Default)]
+pub struct Symbolizer {
+    cache: HashMap<u64, Arc<[SourceFrame]>>,
+}
+
+impl Symbolizer {
+    /// A symbolizer with an empty cache.
+    pub fn new() -> Symbolizer {
+        Symbolizer::default()
+    }
+
+    /// The frames at code address `pc` (an address inside the instruction, so for a return
+    /// address pass `ret - 1`), innermost inlined frame first; empty when nothing is known.
+    pub fn resolve(&mut self, pc: u64) -> Arc<[SourceFrame]> {
+        self.cache
+            .entry(pc)
+            .or_insert_with(|| resolve_uncached(pc).into())
+            .clone()
+    }
+}
+
+fn resolve_uncached(pc: u64) -> Vec<SourceFrame> {
+    let mut frames = Vec::new();
+    backtrace::resolve(pc as usize as *mut c_void, |symbol| {
+        let Some(name) = symbol.name() else { return };
+        let demangled = format!("{name:#}");
+        let system_name = name.as_str().map_or_else(|| demangled.clone(), str::to_owned);
+        frames.push(SourceFrame {
+            name: demangled,
+            system_name,
+            file: symbol
+                .filename()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
+            line: symbol.lineno().unwrap_or(0),
+        });
+    });
+    frames
+}
+
+/// Whether a frame belongs to the profiler or the allocator shims around it; such frames at the
+/// leaf end of a stack are trimmed, as Go trims `runtime.mallocgc`.
+pub fn is_profiler_frame(name: &str) -> bool {
+    let name = name.strip_prefix('<').unwrap_or(name);
+    const PREFIXES: [&str; 7] = [
+        "mapprof_rt::",
+        "mapprof::",
+        "backtrace::",
+        "__rustc::",
+        "__rust_",
+        "__rg_",
+        "__rdl_",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+}

@@ -1,0 +1,169 @@
+//! Turning what the hot path collected into profiles, and writing them.
+
+use crate::Error;
+use mapprof_profile::builder::{self, BuildOptions, Header, RawSample};
+use mapprof_profile::heap::{self, HeapRecord, HeapView};
+use mapprof_profile::proto::Profile;
+use mapprof_profile::symbolize::Symbolizer;
+use mapprof_rt::{sampler, table, thread, Kind};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The profiles mapprof writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProfileKind {
+    /// Sampled allocations: allocated and in-use objects and bytes; viewers show `inuse_space`.
+    Heap,
+    /// The same data as `Heap`; viewers show `alloc_space`.
+    Allocs,
+}
+
+impl ProfileKind {
+    /// Every kind, in the order dumps write them.
+    pub const ALL: [ProfileKind; 2] = [ProfileKind::Heap, ProfileKind::Allocs];
+
+    /// The name Go uses (`heap`, `allocs`), also used in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProfileKind::Heap => "heap",
+            ProfileKind::Allocs => "allocs",
+        }
+    }
+}
+
+/// Whether profiles are symbolized in process (see [`crate::Config::symbolize`]).
+pub(crate) static SYMBOLIZE: AtomicBool = AtomicBool::new(true);
+
+/// Symbolization results, kept for the life of the process: code addresses do not change.
+static SYMBOLIZER: Mutex<Option<Symbolizer>> = Mutex::new(None);
+
+/// Builds the current profile of `kind`, symbolized or not per the configuration.
+pub fn profile(kind: ProfileKind) -> Profile {
+    // The profiler's own allocations here are not sampled.
+    thread::ignore(|| {
+        let rate = sampler::heap_rate();
+        let (header, samples) = match kind {
+            ProfileKind::Heap => heap_samples(rate, HeapView::Heap),
+            ProfileKind::Allocs => heap_samples(rate, HeapView::Allocs),
+        };
+        let options = BuildOptions {
+            symbolize: SYMBOLIZE.load(Relaxed),
+        };
+        let mut cache = SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner);
+        builder::build(&header, samples, options, cache.get_or_insert_with(Symbolizer::new))
+    })
+}
+
+fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
+    let records: Vec<HeapRecord> = table::snapshot(Kind::Heap)
+        .into_iter()
+        .map(|r| HeapRecord {
+            stack: r.stack.iter().map(|&a| a as u64).collect(),
+            size: r.size,
+            alloc_count: r.counters[0],
+            alloc_bytes: r.counters[1],
+            free_count: r.counters[2],
+            free_bytes: r.counters[3],
+            lost: r.lost,
+        })
+        .collect();
+    let mut header = heap::header(rate, view);
+    header.time_nanos = now_nanos();
+    let lost: u64 = records.iter().filter(|r| r.lost).map(|r| r.alloc_count).sum();
+    let (buckets, capacity) = table::usage();
+    header.comments = vec![
+        format!("mapprof {} profile", view_name(view)),
+        format!("stack table: {buckets} of {capacity} buckets; lost samples: {lost}"),
+        format!(
+            "sampled blocks not tracked (set full): {}",
+            mapprof_rt::live::overflow()
+        ),
+    ];
+    (header, heap::samples(&records, rate))
+}
+
+fn view_name(view: HeapView) -> &'static str {
+    match view {
+        HeapView::Heap => "heap",
+        HeapView::Allocs => "allocs",
+    }
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Writes the current profile of `kind`, gzip-compressed `profile.proto`, to `out`.
+pub fn write_profile(kind: ProfileKind, out: &mut impl Write) -> Result<(), Error> {
+    let profile = profile(kind);
+    thread::ignore(|| mapprof_profile::codec::encode_gzip(&profile, out)).map_err(Error::Io)
+}
+
+/// Writes the current profile of `kind` to `path`, replacing it. The file appears whole or not
+/// at all: it is written beside the target and renamed.
+pub fn write_profile_to_path(kind: ProfileKind, path: impl AsRef<Path>) -> Result<(), Error> {
+    let path = path.as_ref();
+    let profile = profile(kind);
+    thread::ignore(|| write_atomically(&profile, path, true))
+        .map(|_| ())
+        .map_err(|source| Error::Write {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Writes `profile` through a temporary file beside `path`; with `replace` false an existing
+/// file is kept and `AlreadyExists` returned.
+fn write_atomically(profile: &Profile, path: &Path, replace: bool) -> std::io::Result<()> {
+    static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+    let file_name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path has no file name")
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".{}.{}.tmp", std::process::id(), TMP_SEQ.fetch_add(1, Relaxed)));
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| {
+        let mut out = BufWriter::new(File::create(&tmp)?);
+        mapprof_profile::codec::encode_gzip(profile, &mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        if replace {
+            std::fs::rename(&tmp, path)
+        } else {
+            // A hard link fails instead of overwriting when `path` exists.
+            std::fs::hard_link(&tmp, path)
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+/// Writes every profile into `dir` as `<kind>.<pid>.<n>.pb.gz`, with `n` chosen so that no
+/// existing file is overwritten. Returns the paths written.
+pub fn dump(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
+    let dir = dir.as_ref();
+    let mut written = Vec::new();
+    for kind in ProfileKind::ALL {
+        let profile = profile(kind);
+        let path = thread::ignore(|| -> Result<PathBuf, Error> {
+            let mut n = 0u64;
+            loop {
+                let path = dir.join(format!("{}.{}.{n}.pb.gz", kind.name(), std::process::id()));
+                match write_atomically(&profile, &path, false) {
+                    Ok(()) => return Ok(path),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+                    Err(source) => return Err(Error::Write { path, source }),
+                }
+            }
+        })?;
+        written.push(path);
+    }
+    Ok(written)
+}

@@ -1,0 +1,56 @@
+//! Helpers shared by the integration tests: decode what mapprof wrote and sum it by function.
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use mapprof_profile::proto::Profile;
+use mapprof_profile::view::ProfileView;
+use std::path::Path;
+use std::process::Command;
+
+/// Builds, encodes and decodes the current profile of `kind`, as a reader would see it.
+pub fn decoded(kind: mapprof::ProfileKind) -> Profile {
+    let mut bytes = Vec::new();
+    mapprof::write_profile(kind, &mut bytes).expect("write profile");
+    mapprof_profile::codec::decode(&bytes).expect("decode what we wrote")
+}
+
+/// Sum of the values of `sample_type` over samples whose stack has a function whose name
+/// contains `function`.
+pub fn total_through(profile: &Profile, sample_type: &str, function: &str) -> i64 {
+    let view = ProfileView::new(profile).expect("valid profile");
+    let index = view.sample_index_by_name(sample_type).expect("sample type");
+    view.samples()
+        .filter(|s| s.frames().any(|f| f.function.contains(function)))
+        .map(|s| s.value(index))
+        .sum()
+}
+
+/// Runs `go tool pprof` with `args` and returns its standard output.
+pub fn go_pprof(args: &[&str], file: &Path) -> String {
+    let out = Command::new("go")
+        .arg("tool")
+        .arg("pprof")
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("`go` not found: run `make setup` to install Go");
+    assert!(
+        out.status.success(),
+        "go tool pprof {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// The data rows of `go tool pprof -top` output (after the `flat  flat%` header).
+pub fn top_rows(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("flat"))
+        .skip(1)
+        .collect()
+}
+
+/// Runs `f` on a new thread: a thread's first allocation reads the current sampling rate.
+pub fn on_new_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::spawn(f).join().expect("workload thread")
+}
