@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// Builds, encodes and decodes the current profile of `kind`, as a reader would see it.
-pub fn decoded(kind: mapprof::ProfileKind) -> Profile {
+pub(crate) fn decoded(kind: mapprof::ProfileKind) -> Profile {
     let mut bytes = Vec::new();
     mapprof::write_profile(kind, &mut bytes).expect("write profile");
     mapprof_profile::codec::decode(&bytes).expect("decode what we wrote")
@@ -15,7 +15,7 @@ pub fn decoded(kind: mapprof::ProfileKind) -> Profile {
 
 /// Sum of the values of `sample_type` over samples whose stack has a function whose name
 /// contains `function`.
-pub fn total_through(profile: &Profile, sample_type: &str, function: &str) -> i64 {
+pub(crate) fn total_through(profile: &Profile, sample_type: &str, function: &str) -> i64 {
     let view = ProfileView::new(profile).expect("valid profile");
     let index = view.sample_index_by_name(sample_type).expect("sample type");
     view.samples()
@@ -25,7 +25,7 @@ pub fn total_through(profile: &Profile, sample_type: &str, function: &str) -> i6
 }
 
 /// Runs `go tool pprof` with `args` and returns its standard output.
-pub fn go_pprof(args: &[&str], file: &Path) -> String {
+pub(crate) fn go_pprof(args: &[&str], file: &Path) -> String {
     let out = Command::new("go")
         .arg("tool")
         .arg("pprof")
@@ -42,7 +42,7 @@ pub fn go_pprof(args: &[&str], file: &Path) -> String {
 }
 
 /// The data rows of `go tool pprof -top` output (after the `flat  flat%` header).
-pub fn top_rows(output: &str) -> Vec<&str> {
+pub(crate) fn top_rows(output: &str) -> Vec<&str> {
     output
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("flat"))
@@ -51,6 +51,6 @@ pub fn top_rows(output: &str) -> Vec<&str> {
 }
 
 /// Runs `f` on a new thread: a thread's first allocation reads the current sampling rate.
-pub fn on_new_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+pub(crate) fn on_new_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     std::thread::spawn(f).join().expect("workload thread")
 }
