@@ -41,13 +41,23 @@ pub struct Frame<'a> {
 pub struct ProfileView<'a> {
     profile: &'a Profile,
     sample_types: Vec<SampleType<'a>>,
-    /// Frames of each Location, leaf (innermost inlined) first.
+    /// Frames of each Location, leaf (innermost inlined) first, after `drop_frames` pruning.
     frames: HashMap<u64, Vec<Frame<'a>>>,
+    /// Per sample: how many leaf locations `drop_frames` pruning removes.
+    pruned_leaves: Vec<usize>,
 }
 
 impl<'a> ProfileView<'a> {
-    /// Validates `profile` and resolves it.
+    /// Validates `profile` and resolves it, applying its `drop_frames`/`keep_frames` the way
+    /// `go tool pprof` does, so that both show the same stacks.
     pub fn new(profile: &'a Profile) -> Result<Self, DecodeError> {
+        let mut view = Self::unpruned(profile)?;
+        view.prune();
+        Ok(view)
+    }
+
+    /// Validates `profile` and resolves it with every frame the file holds (no pruning).
+    pub fn unpruned(profile: &'a Profile) -> Result<Self, DecodeError> {
         validate(profile)?;
         let string = |i: i64| string_at(profile, i);
         let sample_types = profile
@@ -69,7 +79,59 @@ impl<'a> ProfileView<'a> {
             profile,
             sample_types,
             frames,
+            pruned_leaves: vec![0; profile.sample.len()],
         })
+    }
+
+    /// pprof's `Profile.Prune`: in each location, the outermost frame matching `drop_frames`
+    /// (and not `keep_frames`) is removed with everything inlined into it; a sample loses the
+    /// leaf-most locations from the first pruned one on, scanning from the root and starting
+    /// only after the first location that is not pruned. An invalid regex prunes nothing.
+    fn prune(&mut self) {
+        let anchored = |i: i64| {
+            let rx = self.string(i);
+            (!rx.is_empty())
+                .then(|| regex::Regex::new(&format!("^({rx})$")).ok())
+                .flatten()
+        };
+        let Some(drop) = anchored(self.profile.drop_frames) else {
+            return;
+        };
+        let keep = anchored(self.profile.keep_frames);
+        let matches = |name: &str| {
+            // pprof's simplifyFunc: the name up to its argument list.
+            let name = name.split('(').next().unwrap_or(name);
+            drop.is_match(name) && !keep.as_ref().is_some_and(|k| k.is_match(name))
+        };
+        let mut whole = HashMap::new(); // location id -> pruned entirely
+        for (id, frames) in self.frames.iter_mut() {
+            if let Some(i) = frames.iter().rposition(|f| matches(&f.function)) {
+                let entire = i + 1 == frames.len();
+                whole.insert(*id, entire);
+                // A wholly pruned location keeps its frames where no sample cuts it.
+                if !entire {
+                    frames.drain(..=i);
+                }
+            }
+        }
+        for (sample, skip) in self.profile.sample.iter().zip(&mut self.pruned_leaves) {
+            let ids = &sample.location_id;
+            let mut found_user = false;
+            for i in (0..ids.len()).rev() {
+                match whole.get(&ids[i]) {
+                    None => found_user = true,
+                    Some(_) if !found_user => {}
+                    Some(true) => {
+                        *skip = i + 1;
+                        break;
+                    }
+                    Some(false) => {
+                        *skip = i;
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     /// The underlying profile.
@@ -149,7 +211,12 @@ impl<'a> ProfileView<'a> {
         self.profile
             .sample
             .iter()
-            .map(move |sample| SampleRef { view: self, sample })
+            .zip(&self.pruned_leaves)
+            .map(move |(sample, &skip)| SampleRef {
+                view: self,
+                sample,
+                skip,
+            })
     }
 
     /// The sum of the values at `index` over all samples (saturating).
@@ -164,6 +231,8 @@ impl<'a> ProfileView<'a> {
 pub struct SampleRef<'v, 'a> {
     view: &'v ProfileView<'a>,
     sample: &'a Sample,
+    /// Leaf locations removed by pruning.
+    skip: usize,
 }
 
 impl<'v, 'a> SampleRef<'v, 'a> {
@@ -175,8 +244,7 @@ impl<'v, 'a> SampleRef<'v, 'a> {
     /// The stack, leaf first, inlined frames expanded.
     pub fn frames(&self) -> impl Iterator<Item = &'v Frame<'a>> + 'v {
         let view = self.view;
-        self.sample
-            .location_id
+        self.sample.location_id[self.skip..]
             .iter()
             .flat_map(move |id| view.frames.get(id).into_iter().flatten())
     }

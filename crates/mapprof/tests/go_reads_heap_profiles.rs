@@ -23,7 +23,7 @@ fn allocate_temporary_buffers() {
 
 #[test]
 fn go_tool_pprof_names_the_allocating_function_and_only_live_memory_in_inuse() {
-    let _p = mapprof::Profiler::builder().heap_rate(4096).start().unwrap();
+    let _p = mapprof::Profiler::builder().heap_rate(4096).start(); // the other test may run it
     let kept = on_new_thread(|| {
         allocate_temporary_buffers();
         allocate_kept_buffers()
@@ -47,5 +47,18 @@ fn go_tool_pprof_names_the_allocating_function_and_only_live_memory_in_inuse() {
         !inuse.contains("allocate_temporary_buffers"),
         "freed memory must not be in use:\n{inuse}"
     );
+    drop(kept);
+}
+
+#[test]
+fn mapprof_top_agrees_with_go_on_the_pruned_leaf() {
+    // Both apply the profile's drop_frames, so the first row names the same function.
+    let _ = mapprof::Profiler::builder().heap_rate(4096).start();
+    let kept = on_new_thread(allocate_kept_buffers);
+    let profile = decoded(ProfileKind::Allocs);
+    let view = mapprof_profile::view::ProfileView::new(&profile).unwrap();
+    let index = view.sample_index_by_name("alloc_space").unwrap();
+    let top = mapprof_profile::top::top(&view, index, &Default::default());
+    assert!(top.rows[0].name.contains("allocate_kept_buffers"), "{:?}", &top.rows[..3]);
     drop(kept);
 }
