@@ -30,18 +30,27 @@ pub enum HeapView {
     Allocs,
 }
 
-/// Rust's allocation plumbing: functions that only obtain memory for their caller and never
-/// call back into user code. Viewers (`go tool pprof`, `mapprof top`) drop these frames and
-/// everything beneath them, so flat figures land on the code that asked for the memory, as Go's
-/// profiles start above `runtime.mallocgc`. The frames stay in the file for growth
-/// classification.
-pub const ALLOCATION_PLUMBING: &str = concat!(
-    r"alloc::alloc::.*|<alloc::alloc::Global.*|alloc::raw_vec::.*|<alloc::raw_vec::.*",
-    r"|alloc::boxed::Box<.*>::(new|new_uninit|try_new)|alloc::vec::Vec<.*>::(with_capacity.*|reserve.*|push|push_within_capacity)",
-    r"|alloc::vec::from_elem|<.* as alloc::vec::spec_from_elem::SpecFromElem>::from_elem",
-    r"|alloc::string::String::(with_capacity|reserve.*|push|push_str)",
-    r"|hashbrown::raw::.*|<hashbrown::raw::.*"
-);
+/// Rust's allocation plumbing: functions that obtain memory for their caller and call back into
+/// user code at most through `Hash`, `Eq` or `Clone` of the elements. Viewers (`go tool pprof`,
+/// `mapprof top`) drop these frames and everything beneath them (the profile's `drop_frames`), so
+/// flat figures land on the code that asked for the memory, as Go's profiles start above
+/// `runtime.mallocgc`. The frames stay in the file for growth classification. Each pattern
+/// accepts both demangling styles (`alloc::vec::Vec<T>::push`, `<alloc::vec::Vec<u8>>::push`).
+pub const ALLOCATION_PLUMBING: &[&str] = &[
+    r"<?alloc::alloc::.*",
+    r"<?alloc::raw_vec::.*",
+    r"<?alloc::slice::.*",
+    r"<\[.*\]>::to_vec.*",
+    r"<?alloc::boxed::Box<.*>>?::(new|new_uninit|try_new)",
+    r"<?alloc::vec::Vec<.*>>?::(with_capacity.*|reserve.*|push.*|insert|extend_from_slice|resize)",
+    r"<?alloc::vec::from_elem.*|<.* as alloc::vec::spec_from_elem::SpecFromElem>::from_elem",
+    r"<alloc::vec::Vec<.*> as core::clone::Clone>::clone",
+    r"<?alloc::string::String>?::(with_capacity|reserve.*|push|push_str)",
+    r"<alloc::string::String as core::clone::Clone>::clone",
+    r"<?hashbrown::raw::.*",
+    r"<?hashbrown::map::HashMap<.*>>?::(insert|reserve|find_or_find_insert_index|with_capacity.*)",
+    r"<?std::collections::hash::map::HashMap<.*>>?::(insert|reserve|with_capacity.*)",
+];
 
 /// Unbiases a sampled (count, bytes) pair: each sampled allocation of average size `s` had
 /// probability `p = 1 - exp(-s / rate)` of being sampled, so it stands for `1/p` allocations.
@@ -75,7 +84,7 @@ pub fn header(rate: u64, view: HeapView) -> Header {
             HeapView::Heap => None,
             HeapView::Allocs => Some("alloc_space".to_owned()),
         },
-        drop_frames: Some(ALLOCATION_PLUMBING.to_owned()),
+        drop_frames: Some(ALLOCATION_PLUMBING.join("|")),
         ..Header::default()
     }
 }
@@ -121,13 +130,28 @@ mod tests {
     }
 
     #[test]
-    fn drop_frames_is_a_valid_regex_for_go() {
-        // Go compiles "^(" + drop_frames + ")$"; an unbalanced group would break every viewer.
-        let depth = ALLOCATION_PLUMBING.chars().fold(0i32, |d, c| match c {
-            '(' => d + 1,
-            ')' => d - 1,
-            _ => d,
-        });
-        assert_eq!(depth, 0);
+    fn plumbing_is_dropped_and_user_code_is_not() {
+        let rx = regex::Regex::new(&format!("^({})$", ALLOCATION_PLUMBING.join("|"))).unwrap();
+        for plumbing in [
+            "<alloc::vec::Vec<u8>>::with_capacity_in",
+            "alloc::raw_vec::finish_grow",
+            "<alloc::raw_vec::RawVecInner>::grow_amortized",
+            "hashbrown::map::HashMap<K,V,S,A>::find_or_find_insert_index",
+            "std::collections::hash::map::HashMap<K,V,S>::insert",
+            "<[u8]>::to_vec_in::<alloc::alloc::Global>",
+            "<alloc::string::String as core::clone::Clone>::clone",
+            "alloc::alloc::exchange_malloc",
+        ] {
+            assert!(rx.is_match(plumbing), "{plumbing}");
+        }
+        for user in [
+            "cache::Cache::update",
+            "core::iter::traits::iterator::Iterator::for_each",
+            "<alloc::boxed::Box<dyn core::ops::function::FnOnce<()>> as core::ops::function::FnOnce<()>>::call_once",
+            "std::thread::lifecycle::spawn_unchecked::{{closure}}",
+            "alloc::vec::Vec<T,A>::extend_desugared",
+        ] {
+            assert!(!rx.is_match(user), "{user}");
+        }
     }
 }
