@@ -78,8 +78,7 @@ pub fn build(
     symbolizer: &mut Symbolizer,
 ) -> Profile {
     let mut b = Encoder::new(mappings::current(), options.symbolize);
-    let mut merged: BTreeMap<(Vec<LocKey>, Vec<(String, LabelValue)>), Vec<i64>> =
-        BTreeMap::new();
+    let mut merged: BTreeMap<(Vec<LocKey>, Vec<(String, LabelValue)>), Vec<i64>> = BTreeMap::new();
     for mut sample in samples {
         let stack = b.stack(&sample, symbolizer);
         sample.labels.sort();
@@ -197,7 +196,10 @@ impl Encoder {
         let id = self.locations.len() as u64 + 1;
         let location = match key {
             LocKey::Address(pc, frames) => {
-                let mapping = self.mappings.iter().position(|m| m.start <= *pc && *pc < m.limit);
+                let mapping = self
+                    .mappings
+                    .iter()
+                    .position(|m| m.start <= *pc && *pc < m.limit);
                 let line = frames
                     .iter()
                     .map(|f| Line {
@@ -243,8 +245,11 @@ impl Encoder {
         header: &Header,
         samples: BTreeMap<(Vec<LocKey>, Vec<(String, LabelValue)>), Vec<i64>>,
     ) -> Profile {
-        let sample_type: Vec<ValueType> =
-            header.sample_types.iter().map(|t| self.value_type(t)).collect();
+        let sample_type: Vec<ValueType> = header
+            .sample_types
+            .iter()
+            .map(|t| self.value_type(t))
+            .collect();
         let period_type = Some(self.value_type(&header.period_type));
         let mut sample = Vec::with_capacity(samples.len());
         for ((stack, labels), value) in samples {

@@ -28,16 +28,15 @@ pub fn current() -> Vec<ObjectMapping> {
     let exe = std::env::current_exe()
         .ok()
         .map(|p| p.display().to_string());
-    let mut build_ids: HashMap<String, String> = HashMap::new();
+    let mut files: HashMap<String, ElfFacts> = HashMap::new();
     let mut out: Vec<ObjectMapping> = maps
         .lines()
         .filter_map(parse_line)
-        .map(|mut m| {
-            m.build_id = build_ids
+        .map(|m| {
+            let facts = files
                 .entry(m.path.clone())
-                .or_insert_with(|| build_id(&m.path))
-                .clone();
-            m
+                .or_insert_with(|| ElfFacts::read(&m.path));
+            facts.refine(m)
         })
         .collect();
     // pprof takes the first mapping to be the main binary.
@@ -64,19 +63,62 @@ fn parse_line(line: &str) -> Option<ObjectMapping> {
     })
 }
 
-/// The GNU build id of an ELF file, read without loading the whole file.
-fn build_id(path: &str) -> String {
-    use object::Object;
-    let Ok(file) = File::open(path) else {
-        return String::new();
-    };
-    let cache = object::ReadCache::new(file);
-    let Ok(object) = object::File::parse(&cache) else {
-        return String::new();
-    };
-    match object.build_id() {
-        Ok(Some(id)) => id.iter().map(|b| format!("{b:02x}")).collect(),
-        _ => String::new(),
+/// What the mappings need from an ELF file, read without loading the whole file.
+#[derive(Debug, Default)]
+struct ElfFacts {
+    /// GNU build id as lowercase hex, or empty.
+    build_id: String,
+    /// File offsets of the executable `PT_LOAD` segments.
+    exec_segment_offsets: Vec<u64>,
+}
+
+impl ElfFacts {
+    fn read(path: &str) -> ElfFacts {
+        use object::{Object, ObjectSegment, SegmentFlags};
+        let Ok(file) = File::open(path) else {
+            return ElfFacts::default();
+        };
+        let cache = object::ReadCache::new(file);
+        let Ok(object) = object::File::parse(&cache) else {
+            return ElfFacts::default();
+        };
+        let build_id = match object.build_id() {
+            Ok(Some(id)) => id.iter().map(|b| format!("{b:02x}")).collect(),
+            _ => String::new(),
+        };
+        const PF_X: u32 = 1;
+        let exec_segment_offsets = object
+            .segments()
+            .filter(|s| matches!(s.flags(), SegmentFlags::Elf { p_flags } if p_flags & PF_X != 0))
+            .map(|s| s.file_range().0)
+            .collect();
+        ElfFacts {
+            build_id,
+            exec_segment_offsets,
+        }
+    }
+
+    /// Adds the build id, and starts the mapping where its executable segment starts.
+    ///
+    /// `/proc/self/maps` gives page-aligned ranges, but linkers may start the text segment in
+    /// the middle of a page shared with the segment before it. `go tool pprof` computes the
+    /// load bias as `memory_start - segment vaddr`, which is wrong by that in-page offset unless
+    /// the mapping starts exactly at the segment (binutils-based pprof accepts both forms).
+    fn refine(&self, mut m: ObjectMapping) -> ObjectMapping {
+        m.build_id = self.build_id.clone();
+        let page = 4096;
+        if let Some(&off) = self
+            .exec_segment_offsets
+            .iter()
+            .find(|&&off| off >= m.file_offset && off < m.file_offset + page)
+        {
+            let delta = off - m.file_offset;
+            if delta < m.limit - m.start {
+                m.start += delta;
+                m.file_offset = off;
+            }
+        }
+        m
     }
 }
 
@@ -87,7 +129,10 @@ mod tests {
     #[test]
     fn parses_executable_file_mappings_only() {
         let m = parse_line("55d0c000-55d0d000 r-xp 00001000 fd:01 123 /usr/bin/app").unwrap();
-        assert_eq!((m.start, m.limit, m.file_offset), (0x55d0c000, 0x55d0d000, 0x1000));
+        assert_eq!(
+            (m.start, m.limit, m.file_offset),
+            (0x55d0c000, 0x55d0d000, 0x1000)
+        );
         assert_eq!(m.path, "/usr/bin/app");
         assert!(parse_line("55d0c000-55d0d000 rw-p 00001000 fd:01 123 /usr/bin/app").is_none());
         assert!(parse_line("7ffd000-7ffe000 r-xp 00000000 00:00 0 [vdso]").is_none());

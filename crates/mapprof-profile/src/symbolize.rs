@@ -45,7 +45,9 @@ fn resolve_uncached(pc: u64) -> Vec<SourceFrame> {
     backtrace::resolve(pc as usize as *mut c_void, |symbol| {
         let Some(name) = symbol.name() else { return };
         let demangled = format!("{name:#}");
-        let system_name = name.as_str().map_or_else(|| demangled.clone(), str::to_owned);
+        let system_name = name
+            .as_str()
+            .map_or_else(|| demangled.clone(), str::to_owned);
         frames.push(SourceFrame {
             name: demangled,
             system_name,

@@ -78,7 +78,10 @@ mod tests {
         assert!((mean / rate as f64 - 1.0).abs() < 0.01, "mean {mean}");
         // Exponential: P(step > mean) = 1/e.
         let above = steps.iter().filter(|&&s| s > rate as f64).count() as f64 / n as f64;
-        assert!((above - (-1f64).exp()).abs() < 0.005, "P(step > mean) = {above}");
+        assert!(
+            (above - (-1f64).exp()).abs() < 0.005,
+            "P(step > mean) = {above}"
+        );
     }
 
     #[test]

@@ -260,7 +260,10 @@ pub fn snapshot(kind: Kind) -> Vec<Record> {
             size: b.size.load(Relaxed),
             flags: (meta >> 8) as u8,
             labels: b.labels.load(Relaxed),
-            stack: ARENA[at..at + depth].iter().map(|f| f.load(Relaxed)).collect(),
+            stack: ARENA[at..at + depth]
+                .iter()
+                .map(|f| f.load(Relaxed))
+                .collect(),
             counters,
             lost,
         });
@@ -285,9 +288,17 @@ mod tests {
         for i in 0..20_000u64 {
             let r = crate::sampler::next_u64(&mut rng);
             let depth = (r % 5) as usize + 1;
-            let frames: Vec<usize> = (0..depth).map(|d| 0x1000 + d * 16 + (r % 7) as usize).collect();
+            let frames: Vec<usize> = (0..depth)
+                .map(|d| 0x1000 + d * 16 + (r % 7) as usize)
+                .collect();
             let size = (r >> 8) % 3 + 1_000_000; // sizes unlikely to clash with other tests
-            let key = Key { kind: Kind::Block, size, flags: 0, labels: 0, frames: &frames };
+            let key = Key {
+                kind: Kind::Block,
+                size,
+                flags: 0,
+                labels: 0,
+                frames: &frames,
+            };
             let id = bucket_for(&key);
             add(id, [1, i, 0, 0]);
             let e = reference.entry((size, frames)).or_insert([0u64; 2]);
@@ -295,7 +306,10 @@ mod tests {
             e[1] += i;
         }
         let mut seen = BTreeMap::new();
-        for r in snapshot(Kind::Block).into_iter().filter(|r| r.size >= 1_000_000) {
+        for r in snapshot(Kind::Block)
+            .into_iter()
+            .filter(|r| r.size >= 1_000_000)
+        {
             assert!(!r.lost);
             seen.insert((r.size, r.stack), [r.counters[0], r.counters[1]]);
         }

@@ -46,7 +46,11 @@ fn handle_request(cache: &cache::Cache, id: u64) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "flamegraphs".into()));
+    let out = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "flamegraphs".into()),
+    );
     std::fs::create_dir_all(&out)?;
     let _profiler = mapprof::Profiler::builder()
         .heap_rate(64 * 1024)
@@ -65,8 +69,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (cache, responses)
     });
     let (cache, responses) = worker.join().map_err(|_| "worker panicked")?;
-    let sizes: HashMap<&str, usize> = [("entries", cache.entries.len()), ("bytes", responses)].into();
-    println!("demo: cache of {} entries, {} response bytes", sizes["entries"], sizes["bytes"]);
+    let sizes: HashMap<&str, usize> =
+        [("entries", cache.entries.len()), ("bytes", responses)].into();
+    println!(
+        "demo: cache of {} entries, {} response bytes",
+        sizes["entries"], sizes["bytes"]
+    );
 
     for kind in [mapprof::ProfileKind::Heap, mapprof::ProfileKind::Allocs] {
         let path = out.join(format!("demo-{}.pb.gz", kind.name()));

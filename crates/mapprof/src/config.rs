@@ -141,10 +141,15 @@ fn key_list() -> String {
 /// Parses `524288`, `512k`, `512KiB`, `1m`, `1MiB`.
 fn parse_bytes(value: &str) -> Option<u64> {
     let lower = value.to_ascii_lowercase();
-    let (digits, multiplier) = [("kib", 1 << 10), ("mib", 1 << 20), ("k", 1 << 10), ("m", 1 << 20)]
-        .iter()
-        .find_map(|(suffix, m)| lower.strip_suffix(suffix).map(|d| (d.to_owned(), *m)))
-        .unwrap_or((lower, 1));
+    let (digits, multiplier) = [
+        ("kib", 1 << 10),
+        ("mib", 1 << 20),
+        ("k", 1 << 10),
+        ("m", 1 << 20),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| lower.strip_suffix(suffix).map(|d| (d.to_owned(), *m)))
+    .unwrap_or((lower, 1));
     digits.trim().parse::<u64>().ok()?.checked_mul(multiplier)
 }
 
@@ -167,11 +172,16 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named_with_the_accepted_ones() {
-        let e = Config::default().parse("heap_rate=1,heap_rtae=5").unwrap_err();
+        let e = Config::default()
+            .parse("heap_rate=1,heap_rtae=5")
+            .unwrap_err();
         assert_eq!(e.entry, "heap_rtae=5");
         let msg = e.to_string();
         assert!(msg.contains("unknown key `heap_rtae`"), "{msg}");
-        assert!(msg.contains("heap_rate, dump_dir, symbolize, unwinder"), "{msg}");
+        assert!(
+            msg.contains("heap_rate, dump_dir, symbolize, unwinder"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -179,7 +189,10 @@ mod tests {
         for (entry, expect) in [
             ("heap_rate=lots", "`heap_rate` takes a byte count"),
             ("heap_rate=-1", "`heap_rate` takes a byte count"),
-            ("heap_rate=99999999999999999999", "`heap_rate` takes a byte count"),
+            (
+                "heap_rate=99999999999999999999",
+                "`heap_rate` takes a byte count",
+            ),
             ("symbolize=maybe", "`symbolize` takes true or false"),
             ("unwinder=frames", "`unwinder` takes auto, fp or dwarf"),
             ("dump_dir=", "`dump_dir` takes a directory"),

@@ -128,7 +128,10 @@ fn check_dump_dir(dir: &Path) -> Result<(), Error> {
 /// Writes the dumps if a dump directory is set and they have not been written yet. Errors go
 /// to stderr: at exit there is no caller to return them to.
 fn dump_once() {
-    let dir = DUMP_DIR.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let dir = DUMP_DIR
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
     if let Some(dir) = dir {
         match dump(&dir) {
             Ok(paths) => {

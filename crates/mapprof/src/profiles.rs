@@ -55,7 +55,12 @@ pub fn profile(kind: ProfileKind) -> Profile {
             symbolize: SYMBOLIZE.load(Relaxed),
         };
         let mut cache = SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner);
-        builder::build(&header, samples, options, cache.get_or_insert_with(Symbolizer::new))
+        builder::build(
+            &header,
+            samples,
+            options,
+            cache.get_or_insert_with(Symbolizer::new),
+        )
     })
 }
 
@@ -74,7 +79,11 @@ fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
         .collect();
     let mut header = heap::header(rate, view);
     header.time_nanos = now_nanos();
-    let lost: u64 = records.iter().filter(|r| r.lost).map(|r| r.alloc_count).sum();
+    let lost: u64 = records
+        .iter()
+        .filter(|r| r.lost)
+        .map(|r| r.alloc_count)
+        .sum();
     let (buckets, capacity) = table::usage();
     header.comments = vec![
         format!("mapprof {} profile", view_name(view)),
@@ -124,11 +133,18 @@ pub fn write_profile_to_path(kind: ProfileKind, path: impl AsRef<Path>) -> Resul
 fn write_atomically(profile: &Profile, path: &Path, replace: bool) -> std::io::Result<()> {
     static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
     let file_name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path has no file name")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the path has no file name",
+        )
     })?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
-    tmp_name.push(format!(".{}.{}.tmp", std::process::id(), TMP_SEQ.fetch_add(1, Relaxed)));
+    tmp_name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        TMP_SEQ.fetch_add(1, Relaxed)
+    ));
     let tmp = path.with_file_name(tmp_name);
     let result = (|| {
         let mut out = BufWriter::new(File::create(&tmp)?);

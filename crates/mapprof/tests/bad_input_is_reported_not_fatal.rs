@@ -28,10 +28,16 @@ fn bad_input_is_reported_and_dumps_are_written_at_exit() {
     // An unknown key and a bad value are named, with what is accepted.
     std::env::set_var("MAPPROF", "heap_rate=64k,dumpdir=/tmp");
     let e = Profiler::builder().env().unwrap_err().to_string();
-    assert!(e.contains("unknown key `dumpdir`") && e.contains("dump_dir"), "{e}");
+    assert!(
+        e.contains("unknown key `dumpdir`") && e.contains("dump_dir"),
+        "{e}"
+    );
     std::env::set_var("MAPPROF", "heap_rate=often");
     let e = Profiler::builder().env().unwrap_err().to_string();
-    assert!(e.contains("heap_rate=often") && e.contains("byte count"), "{e}");
+    assert!(
+        e.contains("heap_rate=often") && e.contains("byte count"),
+        "{e}"
+    );
     // start_from_env reports it and starts nothing; the program goes on allocating.
     assert!(mapprof::start_from_env().is_none());
     std::env::remove_var("MAPPROF");
@@ -46,12 +52,18 @@ fn bad_input_is_reported_and_dumps_are_written_at_exit() {
     }
     let target = not_a_dir.join("heap.pb.gz");
     let e = mapprof::write_profile_to_path(ProfileKind::Heap, &target).unwrap_err();
-    assert!(matches!(&e, Error::Write { path, .. } if *path == target), "{e}");
+    assert!(
+        matches!(&e, Error::Write { path, .. } if *path == target),
+        "{e}"
+    );
     assert!(e.to_string().contains(&target.display().to_string()), "{e}");
 
     // One profiler at a time.
     let running = Profiler::builder().start().unwrap();
-    assert!(matches!(Profiler::builder().start(), Err(Error::AlreadyStarted)));
+    assert!(matches!(
+        Profiler::builder().start(),
+        Err(Error::AlreadyStarted)
+    ));
     drop(running);
 
     // Dumps never overwrite: two dumps into one directory make four files.
@@ -59,24 +71,44 @@ fn bad_input_is_reported_and_dumps_are_written_at_exit() {
     let first = mapprof::dump(dir.path()).unwrap();
     let second = mapprof::dump(dir.path()).unwrap();
     assert_eq!(first.len(), 2);
-    assert!(first.iter().all(|p| !second.contains(p)), "{first:?} {second:?}");
+    assert!(
+        first.iter().all(|p| !second.contains(p)),
+        "{first:?} {second:?}"
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
 
     // A child configured by MAPPROF dumps at exit, even through process::exit.
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "bad_input_is_reported_and_dumps_are_written_at_exit", "--nocapture"])
+        .args([
+            "--exact",
+            "bad_input_is_reported_and_dumps_are_written_at_exit",
+            "--nocapture",
+        ])
         .env(CHILD, "1")
-        .env("MAPPROF", format!("heap_rate=4096,dump_dir={}", dir.path().join("child").display()))
+        .env(
+            "MAPPROF",
+            format!(
+                "heap_rate=4096,dump_dir={}",
+                dir.path().join("child").display()
+            ),
+        )
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut names: Vec<String> = std::fs::read_dir(dir.path().join("child"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
     assert_eq!(names.len(), 2, "{names:?}");
-    assert!(names[0].starts_with("allocs.") && names[1].starts_with("heap."), "{names:?}");
+    assert!(
+        names[0].starts_with("allocs.") && names[1].starts_with("heap."),
+        "{names:?}"
+    );
     let heap = mapprof_profile::codec::read_file(dir.path().join("child").join(&names[1])).unwrap();
     assert!(total_through(&heap, "alloc_space", "child_work") > 5_000_000);
 }

@@ -35,12 +35,18 @@ fn assert_within(what: &str, estimate: i64, truth: usize, tolerance: f64) {
         "{what}: estimated {estimate}, truth {truth}, error {:+.2}%",
         error * 100.0
     );
-    eprintln!("{what}: estimated {estimate}, truth {truth}, error {:+.2}%", error * 100.0);
+    eprintln!(
+        "{what}: estimated {estimate}, truth {truth}, error {:+.2}%",
+        error * 100.0
+    );
 }
 
 #[test]
 fn alloc_and_inuse_estimates_are_within_five_percent() {
-    let _p = mapprof::Profiler::builder().heap_rate(65536).start().unwrap();
+    let _p = mapprof::Profiler::builder()
+        .heap_rate(65536)
+        .start()
+        .unwrap();
     let medium = on_new_thread(|| {
         let small: Vec<Vec<u8>> = (0..TOTAL / SMALL).map(|_| small_site()).collect();
         let medium: Vec<Vec<u8>> = (0..TOTAL / MEDIUM).map(|_| medium_site()).collect();
@@ -49,15 +55,29 @@ fn alloc_and_inuse_estimates_are_within_five_percent() {
         medium
     });
     let profile = decoded(ProfileKind::Heap);
-    for (site, size) in [("small_site", SMALL), ("medium_site", MEDIUM), ("large_site", LARGE)] {
+    for (site, size) in [
+        ("small_site", SMALL),
+        ("medium_site", MEDIUM),
+        ("large_site", LARGE),
+    ] {
         let truth = TOTAL / size * size;
         let alloc = total_through(&profile, "alloc_space", site);
         assert_within(&format!("{site} alloc_space"), alloc, truth, 0.05);
         let objects = total_through(&profile, "alloc_objects", site);
-        assert_within(&format!("{site} alloc_objects"), objects, TOTAL / size, 0.05);
+        assert_within(
+            &format!("{site} alloc_objects"),
+            objects,
+            TOTAL / size,
+            0.05,
+        );
     }
     let truth = TOTAL / MEDIUM * MEDIUM;
-    assert_within("medium_site inuse_space", total_through(&profile, "inuse_space", "medium_site"), truth, 0.05);
+    assert_within(
+        "medium_site inuse_space",
+        total_through(&profile, "inuse_space", "medium_site"),
+        truth,
+        0.05,
+    );
     assert_eq!(total_through(&profile, "inuse_space", "small_site"), 0);
     assert_eq!(total_through(&profile, "inuse_space", "large_site"), 0);
     drop(medium);

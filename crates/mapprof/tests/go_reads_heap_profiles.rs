@@ -42,7 +42,10 @@ fn go_tool_pprof_names_the_allocating_function_and_only_live_memory_in_inuse() {
     assert!(alloc.contains("allocate_temporary_buffers"), "{alloc}");
 
     let inuse = go_pprof(&["-top", "-sample_index=inuse_space"], &file);
-    assert!(top_rows(&inuse)[0].contains("allocate_kept_buffers"), "{inuse}");
+    assert!(
+        top_rows(&inuse)[0].contains("allocate_kept_buffers"),
+        "{inuse}"
+    );
     assert!(
         !inuse.contains("allocate_temporary_buffers"),
         "freed memory must not be in use:\n{inuse}"
@@ -59,6 +62,10 @@ fn mapprof_top_agrees_with_go_on_the_pruned_leaf() {
     let view = mapprof_profile::view::ProfileView::new(&profile).unwrap();
     let index = view.sample_index_by_name("alloc_space").unwrap();
     let top = mapprof_profile::top::top(&view, index, &Default::default());
-    assert!(top.rows[0].name.contains("allocate_kept_buffers"), "{:?}", &top.rows[..3]);
+    assert!(
+        top.rows[0].name.contains("allocate_kept_buffers"),
+        "{:?}",
+        &top.rows[..3]
+    );
     drop(kept);
 }

@@ -67,8 +67,14 @@ fn sampling_every_allocation_makes_no_allocation_of_its_own() {
         COUNTING.with(|c| c.set(false));
         CALLS.with(Cell::get)
     });
-    assert_eq!(calls, N, "the inner allocator saw calls the program did not make");
+    assert_eq!(
+        calls, N,
+        "the inner allocator saw calls the program did not make"
+    );
     // And every one of those allocations was in fact sampled.
     let heap = decoded(ProfileKind::Allocs);
-    assert_eq!(total_through(&heap, "alloc_objects", "counted_allocations"), N as i64);
+    assert_eq!(
+        total_through(&heap, "alloc_objects", "counted_allocations"),
+        N as i64
+    );
 }

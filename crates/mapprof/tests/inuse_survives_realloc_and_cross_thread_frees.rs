@@ -39,9 +39,15 @@ fn cross_thread_frees_and_reallocs_keep_inuse_right() {
     std::thread::spawn(move || drop(blocks)).join().unwrap();
 
     let heap = decoded(ProfileKind::Heap);
-    assert_eq!(total_through(&heap, "alloc_objects", "produce_blocks"), 1000);
+    assert_eq!(
+        total_through(&heap, "alloc_objects", "produce_blocks"),
+        1000
+    );
     assert_eq!(total_through(&heap, "inuse_objects", "produce_blocks"), 400);
-    assert_eq!(total_through(&heap, "inuse_space", "produce_blocks"), 400 * 1000);
+    assert_eq!(
+        total_through(&heap, "inuse_space", "produce_blocks"),
+        400 * 1000
+    );
 
     // Grow a vector by realloc three times, then shrink it by realloc: only the shrunk
     // block is in use, charged to the shrinking call.
@@ -60,7 +66,10 @@ fn cross_thread_frees_and_reallocs_keep_inuse_right() {
         (1_000 + 10_000 + 100_000) * 8
     );
     assert_eq!(total_through(&heap, "inuse_space", "grow_by_realloc"), 0);
-    assert_eq!(total_through(&heap, "inuse_space", "shrink_by_realloc"), 50_000 * 8);
+    assert_eq!(
+        total_through(&heap, "inuse_space", "shrink_by_realloc"),
+        50_000 * 8
+    );
 
     drop((kept, v));
     let heap = decoded(ProfileKind::Heap);
