@@ -1,0 +1,291 @@
+//! The allocator benchmark's two workloads, shared by every configuration's binary. This crate
+//! has no global allocator of its own: each binary (bench/bare, bench/mapprof, bench/peers/*)
+//! installs one and calls [`main`].
+//!
+//! Usage of every binary: `<bin> mixed|hashmap <threads> <ops-per-thread> [--no-check]`.
+//! It prints one line:
+//! `RESULT config=.. workload=.. threads=.. ops=.. secs=.. mops=.. check=..`
+//! (`mops` = million operations per second of wall time, all threads together), then, unless
+//! `--no-check`, a `CHECK` line with what the binary's `after` hook reports (for instance, the
+//! number of heap samples taken, which shows the profiler was really on).
+//!
+//! Workloads (every thread does the same, with its own deterministic random stream):
+//! - `mixed`: one operation = one allocation of a pseudo-random size between 8 B and 4 KiB
+//!   (log-uniform: a power-of-two class from 8 B to 2 KiB, then uniform within the class) and
+//!   one free. Half of the blocks are freed at once (LIFO); the other half replace a random slot
+//!   of 4096 live blocks, whose previous occupant is freed (so frees come in random order and
+//!   lifetimes vary).
+//! - `hashmap`: the incident's cache update. A `HashMap<u64, String>` of 4096 entries (values
+//!   8–55 bytes) is copied entry by entry into a new map created without a capacity (so it grows
+//!   and rehashes as it fills), then the old map is dropped; repeat. One operation = one entry
+//!   copied (String clone + insert, plus its share of the growth and of dropping the old map).
+//!   The hasher is SipHash with fixed keys (`BuildHasherDefault<DefaultHasher>`) so that runs
+//!   repeat exactly under callgrind.
+//!
+//! The timed part of each thread runs inside `bench_measured_mixed` / `bench_measured_hashmap`
+//! (unmangled, never inlined), so `valgrind --tool=callgrind --collect-atstart=no
+//! --toggle-collect=bench_measured_*` counts the measured operations only: no start-up, no
+//! warm-up, no profile output.
+
+use std::alloc::{alloc, dealloc, Layout};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+/// Live blocks kept per thread by the mixed workload.
+const SLOTS: usize = 4096;
+/// Entries in the hashmap workload's map.
+const ENTRIES: usize = 4096;
+
+type Map = HashMap<u64, String, BuildHasherDefault<DefaultHasher>>;
+
+struct Rng(u64);
+
+impl Rng {
+    fn new(thread: usize) -> Rng {
+        Rng(0x9e37_79b9_7f4a_7c15u64.wrapping_mul(thread as u64 + 1) | 1)
+    }
+    #[inline(always)]
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+struct Mixed {
+    rng: Rng,
+    slots: Vec<(*mut u8, usize)>,
+    check: u64,
+}
+
+impl Mixed {
+    fn new(thread: usize) -> Mixed {
+        Mixed {
+            rng: Rng::new(thread),
+            slots: vec![(std::ptr::null_mut(), 0); SLOTS],
+            check: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn run(&mut self, ops: u64) {
+        for i in 0..ops {
+            let r = self.rng.next();
+            let class = 8usize << (r % 9); // 8 B .. 2 KiB
+            let size = class + ((r >> 8) as usize & (class - 1)); // 8 B .. 4095 B
+            // SAFETY: size > 0 and align 8 is a power of two.
+            let layout = unsafe { Layout::from_size_align_unchecked(size, 8) };
+            // SAFETY: layout has a non-zero size.
+            let p = unsafe { alloc(layout) };
+            if p.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            // SAFETY: p points to at least `size` >= 8 writable bytes.
+            unsafe { p.write(i as u8) };
+            let p = black_box(p);
+            if r & (1 << 20) == 0 {
+                // Short-lived: freed at once.
+                // SAFETY: p was allocated above with `layout` and is freed once.
+                self.check = self.check.wrapping_add(unsafe { p.read() } as u64);
+                unsafe { dealloc(p, layout) };
+            } else {
+                // Long-lived: takes a random slot, freeing the block that was there.
+                let idx = (r >> 40) as usize % SLOTS;
+                let (old, old_size) = std::mem::replace(&mut self.slots[idx], (p, size));
+                if !old.is_null() {
+                    // SAFETY: `old` was allocated with (old_size, 8) and left its slot just now.
+                    unsafe { dealloc(old, Layout::from_size_align_unchecked(old_size, 8)) };
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Mixed {
+    fn drop(&mut self) {
+        for &(p, size) in &self.slots {
+            if !p.is_null() {
+                // SAFETY: every non-null slot holds a live block of (size, 8).
+                unsafe { dealloc(p, Layout::from_size_align_unchecked(size, 8)) };
+            }
+        }
+    }
+}
+
+#[no_mangle]
+#[inline(never)]
+fn bench_measured_mixed(w: &mut Mixed, ops: u64) {
+    w.run(ops);
+}
+
+struct Rebuild {
+    map: Map,
+    check: u64,
+}
+
+impl Rebuild {
+    fn new(thread: usize) -> Rebuild {
+        let mut rng = Rng::new(thread);
+        let mut map = Map::default();
+        while map.len() < ENTRIES {
+            let r = rng.next();
+            let len = 8 + (r % 48) as usize;
+            let value: String = (0..len)
+                .map(|j| (b'a' + ((r >> (j % 8 * 8)) as u8 % 26)) as char)
+                .collect();
+            map.insert(r, value);
+        }
+        Rebuild { map, check: 0 }
+    }
+
+    /// Copies the map `rebuilds` times, the way the incident's cache update did.
+    #[inline(always)]
+    fn run(&mut self, rebuilds: u64) {
+        for _ in 0..rebuilds {
+            let mut fresh = Map::default(); // no capacity hint: grows as it fills
+            for (k, v) in &self.map {
+                fresh.insert(*k, v.clone());
+            }
+            self.map = black_box(fresh); // drops the old map and its strings
+            self.check = self.check.wrapping_add(self.map.len() as u64);
+        }
+    }
+}
+
+#[no_mangle]
+#[inline(never)]
+fn bench_measured_hashmap(w: &mut Rebuild, rebuilds: u64) {
+    w.run(rebuilds);
+}
+
+enum Work {
+    Mixed(Mixed),
+    Rebuild(Rebuild),
+}
+
+impl Work {
+    fn new(workload: &str, thread: usize) -> Work {
+        match workload {
+            "mixed" => Work::Mixed(Mixed::new(thread)),
+            "hashmap" => Work::Rebuild(Rebuild::new(thread)),
+            other => usage(&format!("unknown workload {other:?}")),
+        }
+    }
+
+    /// Operations are allocations+frees for `mixed`, entries copied for `hashmap`.
+    fn units(&self, ops: u64) -> u64 {
+        match self {
+            Work::Mixed(_) => ops,
+            Work::Rebuild(_) => ops.div_ceil(ENTRIES as u64),
+        }
+    }
+
+    fn warm_up(&mut self, ops: u64) {
+        let units = self.units(ops);
+        match self {
+            Work::Mixed(w) => w.run(units),
+            Work::Rebuild(w) => w.run(units),
+        }
+    }
+
+    fn measured(&mut self, ops: u64) {
+        let units = self.units(ops);
+        match self {
+            Work::Mixed(w) => bench_measured_mixed(w, units),
+            Work::Rebuild(w) => bench_measured_hashmap(w, units),
+        }
+    }
+
+    /// Operations actually done for `ops` requested.
+    fn done(&self, ops: u64) -> u64 {
+        match self {
+            Work::Mixed(_) => ops,
+            Work::Rebuild(_) => self.units(ops) * ENTRIES as u64,
+        }
+    }
+
+    fn check(&self) -> u64 {
+        match self {
+            Work::Mixed(w) => w.check,
+            Work::Rebuild(w) => w.check,
+        }
+    }
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("{msg}\nusage: <bin> mixed|hashmap <threads> <ops-per-thread> [--no-check]");
+    std::process::exit(2)
+}
+
+/// Runs the workload named on the command line and prints its `RESULT` line. `after` runs once
+/// the measurement is over (not under `--no-check`) and returns a line of sanity checks.
+pub fn main(config: &str, after: impl FnOnce() -> String) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 3 {
+        usage("missing arguments");
+    }
+    let workload = args[0].clone();
+    let threads: usize = args[1].parse().unwrap_or_else(|_| usage("bad thread count"));
+    let ops: u64 = args[2].parse().unwrap_or_else(|_| usage("bad operation count"));
+    let no_check = args.iter().any(|a| a == "--no-check");
+    if threads == 0 || ops == 0 {
+        usage("threads and ops must be positive");
+    }
+    // Warm-up: a tenth of the run (at most 200k operations), untimed, so that every live slot
+    // is filled and the allocator's caches are populated before the clock starts.
+    let warm = (ops / 10).clamp(1, 200_000);
+
+    let (secs, done, check) = if threads == 1 {
+        // On the main thread: what callgrind runs.
+        let mut w = Work::new(&workload, 0);
+        w.warm_up(warm);
+        let start = Instant::now();
+        w.measured(ops);
+        let secs = start.elapsed().as_secs_f64();
+        (secs, w.done(ops), w.check())
+    } else {
+        let barrier = Arc::new(Barrier::new(threads + 1));
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = barrier.clone();
+                let workload = workload.clone();
+                std::thread::spawn(move || {
+                    let mut w = Work::new(&workload, t);
+                    w.warm_up(warm);
+                    barrier.wait();
+                    let start = Instant::now();
+                    w.measured(ops);
+                    let secs = start.elapsed().as_secs_f64();
+                    (secs, w.done(ops), w.check())
+                })
+            })
+            .collect();
+        barrier.wait();
+        // Wall time of the run: the slowest thread's measured part (each thread times itself
+        // from the common start, so its final frees and the joins are not counted).
+        let mut secs = 0f64;
+        let mut done = 0;
+        let mut check = 0u64;
+        for h in handles {
+            let (s, d, c) = h.join().expect("workload thread panicked");
+            secs = secs.max(s);
+            done += d;
+            check = check.wrapping_add(c);
+        }
+        (secs, done, check)
+    };
+    println!(
+        "RESULT config={config} workload={workload} threads={threads} ops={done} secs={secs:.6} mops={:.4} check={check}",
+        done as f64 / secs / 1e6
+    );
+    if !no_check {
+        println!("CHECK config={config} {}", after());
+    }
+}
