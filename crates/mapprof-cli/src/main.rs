@@ -105,7 +105,11 @@ fn run(cli: Cli) -> Result<()> {
             title,
         } => {
             let profile = codec::read_file(&file)?;
-            let view = view_of(&profile, &file)?;
+            // Flame graphs keep the frames `drop_frames` would prune (container growth,
+            // allocation plumbing): widths stay the same and the leaves show why memory was
+            // taken. `top` prunes, like `go tool pprof -top`, so flat lands on the caller.
+            let view = ProfileView::unpruned(&profile)
+                .with_context(|| format!("cannot read profile {}", file.display()))?;
             let index = sample_index_of(&view, sample_index.as_deref())?;
             let mut opts = flame::FlameOptions::default();
             opts.title = title;

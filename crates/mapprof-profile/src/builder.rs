@@ -78,7 +78,7 @@ pub fn build(
     symbolizer: &mut Symbolizer,
 ) -> Profile {
     let mut b = Encoder::new(mappings::current(), options.symbolize);
-    let mut merged: BTreeMap<(Vec<LocKey>, Vec<(String, LabelValue)>), Vec<i64>> = BTreeMap::new();
+    let mut merged = Merged::new();
     for mut sample in samples {
         let stack = b.stack(&sample, symbolizer);
         sample.labels.sort();
@@ -95,6 +95,9 @@ pub fn build(
     }
     b.finish(header, merged)
 }
+
+/// Samples keyed by (stack, sorted labels), values summed.
+type Merged = BTreeMap<(Vec<LocKey>, Vec<(String, LabelValue)>), Vec<i64>>;
 
 /// A location before ids are assigned: an address with its (trimmed) frames, or a synthetic
 /// frame. Ordered by address, so sorting samples by their keys is deterministic.
@@ -243,7 +246,7 @@ impl Encoder {
     fn finish(
         mut self,
         header: &Header,
-        samples: BTreeMap<(Vec<LocKey>, Vec<(String, LabelValue)>), Vec<i64>>,
+        samples: Merged,
     ) -> Profile {
         let sample_type: Vec<ValueType> = header
             .sample_types

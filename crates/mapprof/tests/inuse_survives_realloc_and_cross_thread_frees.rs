@@ -9,6 +9,8 @@ use std::sync::mpsc;
 #[global_allocator]
 static ALLOC: mapprof::Alloc = mapprof::Alloc::system();
 
+/// Boxed so that each block is an allocation of its own.
+#[allow(clippy::vec_box)]
 #[inline(never)]
 fn produce_blocks(n: usize) -> Vec<Box<[u8; 1000]>> {
     (0..n).map(|_| Box::new([7u8; 1000])).collect()
