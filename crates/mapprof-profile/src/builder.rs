@@ -243,11 +243,7 @@ impl Encoder {
         }
     }
 
-    fn finish(
-        mut self,
-        header: &Header,
-        samples: Merged,
-    ) -> Profile {
+    fn finish(mut self, header: &Header, samples: Merged) -> Profile {
         let sample_type: Vec<ValueType> = header
             .sample_types
             .iter()
@@ -327,5 +323,104 @@ impl Encoder {
             comment,
             default_sample_type,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    fn marker_function() -> u64 {
+        std::hint::black_box(42)
+    }
+
+    fn header() -> Header {
+        Header {
+            sample_types: vec![("samples".into(), "count".into())],
+            period_type: ("samples".into(), "count".into()),
+            period: 1,
+            ..Header::default()
+        }
+    }
+
+    fn sample(stack: &[u64], value: i64, label: &str) -> RawSample {
+        RawSample {
+            stack: stack.to_vec(),
+            synthetic: None,
+            values: vec![value],
+            labels: vec![("route".into(), LabelValue::Str(label.into()))],
+        }
+    }
+
+    #[test]
+    fn output_is_the_same_whatever_the_input_order() {
+        let samples = vec![
+            sample(&[0x3000, 0x2000], 5, "/a"),
+            sample(&[0x1000, 0x2000], 7, "/b"),
+            sample(&[0x3000, 0x2000], 1, "/a"), // merges with the first
+            sample(&[0x3000, 0x2000], 2, "/b"),
+        ];
+        let options = BuildOptions { symbolize: false };
+        let mut reversed = samples.clone();
+        reversed.reverse();
+        let a = build(&header(), samples, options, &mut Symbolizer::new());
+        let b = build(&header(), reversed, options, &mut Symbolizer::new());
+        assert_eq!(a, b);
+        assert_eq!(a.sample.len(), 3);
+        assert_eq!(a.string_table[0], "");
+        let values: Vec<i64> = a.sample.iter().map(|s| s.value[0]).collect();
+        assert_eq!(values.iter().sum::<i64>(), 15);
+        assert!(
+            values.contains(&6),
+            "equal stacks and labels merge: {values:?}"
+        );
+        // One location per address.
+        let mut addresses: Vec<u64> = a.location.iter().map(|l| l.address).collect();
+        addresses.sort();
+        addresses.dedup();
+        assert_eq!(addresses.len(), a.location.len());
+    }
+
+    #[test]
+    fn functions_have_demangled_names_and_raw_symbols() {
+        let ret = marker_function as usize as u64 + 1; // as if returning into it
+        let p = build(
+            &header(),
+            vec![sample(&[ret], 1, "/")],
+            BuildOptions::default(),
+            &mut Symbolizer::new(),
+        );
+        let f = p
+            .function
+            .iter()
+            .find(|f| p.string_table[f.name as usize].ends_with("marker_function"))
+            .unwrap_or_else(|| panic!("the marker function is named: {p:?}"));
+        assert_eq!(
+            p.string_table[f.name as usize],
+            "mapprof_profile::builder::tests::marker_function"
+        );
+        let raw = &p.string_table[f.system_name as usize];
+        assert!(raw.starts_with("_ZN") || raw.starts_with("_R"), "{raw}");
+        assert!(p.string_table[f.filename as usize].ends_with("builder.rs"));
+        let location = &p.location[0];
+        assert_eq!(location.address, ret - 1);
+        assert!(location.line[0].line > 0);
+        assert!(p.mapping[location.mapping_id as usize - 1].has_functions);
+    }
+
+    #[test]
+    fn lost_samples_get_a_frame_of_their_own() {
+        let mut s = sample(&[], 3, "/");
+        s.synthetic = Some(LOST_FRAME.into());
+        let p = build(
+            &header(),
+            vec![s],
+            BuildOptions::default(),
+            &mut Symbolizer::new(),
+        );
+        let loc = &p.location[p.sample[0].location_id[0] as usize - 1];
+        let f = &p.function[loc.line[0].function_id as usize - 1];
+        assert_eq!(p.string_table[f.name as usize], LOST_FRAME);
     }
 }

@@ -42,7 +42,9 @@ impl Symbolizer {
 
 fn resolve_uncached(pc: u64) -> Vec<SourceFrame> {
     let mut frames = Vec::new();
-    backtrace::resolve(pc as usize as *mut c_void, |symbol| {
+    // `backtrace::resolve` takes a return address and looks up the byte before it.
+    let ret = pc.wrapping_add(1) as usize;
+    backtrace::resolve(ret as *mut c_void, |symbol| {
         let Some(name) = symbol.name() else { return };
         let demangled = format!("{name:#}");
         let system_name = name
