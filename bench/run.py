@@ -34,8 +34,8 @@ JOBS = os.environ.get("BENCH_JOBS", "2")
 SCALE = 0.1 if QUICK else 1.0
 
 THREADS = 2
-# Operations per thread for the timed runs: about 0.5-1 s of bare jemalloc per run here.
-OPS = {"mixed": 8_000_000, "hashmap": 4_000_000}
+# Operations per thread for the timed runs: about 0.4-1 s of bare jemalloc per run here.
+OPS = {"mixed": 24_000_000, "hashmap": 8_000_000}
 # Operations for the single-threaded callgrind runs.
 CG_OPS = {"mixed": 1_000_000, "hashmap": 1_000_000}
 
@@ -51,7 +51,7 @@ CONFIGS = [
     ("jeprof-built-off", "peers/jeprof", "target-jeprof", "bench-jeprof", {}, 1),
     ("pprof-alloc", "peers/pprof-alloc", "target-pprof-alloc", "bench-pprof-alloc",
      {"PPROF_ALLOC_ALLOCATOR": "jemalloc", "PPROF_ALLOC_BACKEND": "wrapper"}, 4),
-    ("dhat", "peers/dhat", "target-dhat", "bench-dhat", {}, 50),
+    ("dhat", "peers/dhat", "target-dhat", "bench-dhat", {}, 200),
 ]
 # dhat under callgrind: far less work still (every allocation walks the stack with DWARF).
 CG_DIVISOR = {"dhat": 100}
@@ -206,6 +206,7 @@ def machine():
         "load": " ".join(open("/proc/loadavg").read().split()[:3]),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": out(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]),
+        "dirty": out(["git", "-C", ROOT, "status", "--porcelain", "--", "crates", "Cargo.toml"]),
     }
 
 
@@ -216,7 +217,8 @@ def fmt_ratio(x):
 def report(mops, ir, checks, mach, elapsed):
     base = {w: statistics.median(mops[("jemalloc", w)]) for w in OPS}
     lines = []
-    lines.append(f"Measured {mach['date']} at commit `{mach['commit']}` on {mach['nproc']} CPUs "
+    dirty = " (with uncommitted changes under crates/)" if mach["dirty"] else ""
+    lines.append(f"Measured {mach['date']} at commit `{mach['commit']}`{dirty} on {mach['nproc']} CPUs "
                  f"({mach['cpu']}), Linux {mach['kernel']}, {mach['rustc']}, {mach['valgrind']}; "
                  f"load average at start {mach['load']}. {ROUNDS} rounds, {THREADS} threads; "
                  f"whole run {elapsed / 60:.1f} min.")
