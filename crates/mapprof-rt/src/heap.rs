@@ -1,7 +1,9 @@
 //! The allocator hooks: called by `mapprof::Alloc` around every call to the inner allocator.
 //!
 //! Cost when nothing is sampled: on allocation, a thread-local subtraction and a branch; on free,
-//! a hash and one load from a small shared array (see [`crate::live`]).
+//! a hash and one load from a small shared array (see [`crate::live`]). Everything else is in
+//! cold functions, so that the wrapper's fast paths need no stack frame and end in a tail call
+//! to the inner allocator.
 
 use crate::live;
 use crate::sampler::{self, heap_rate, next_step, OFF_RECHECK_BYTES};
@@ -9,39 +11,69 @@ use crate::stack::{self, MAX_DEPTH};
 use crate::table::{self, BucketId, Key, Kind, FLAG_REALLOC};
 use crate::thread::{ThreadState, STATE};
 
-/// Call after the inner allocator returned `ptr` (non-null) for `size` bytes.
+/// Counts an allocation of `size` bytes against the thread's sampling countdown. Call it before
+/// the inner allocator; when it returns true, call [`sample_alloc`] with what the inner
+/// allocator returned. The common case is a thread-local subtraction and a branch, and the
+/// caller can then tail-call the inner allocator.
 #[inline(always)]
-pub fn on_alloc(ptr: *mut u8, size: usize) {
-    count_down(ptr, size, 0);
+pub fn count_down(size: usize) -> bool {
+    STATE
+        .try_with(|state| {
+            let left = state.countdown.get().wrapping_sub(size as i64);
+            state.countdown.set(left);
+            left <= 0
+        })
+        .unwrap_or(false)
 }
 
-/// Call before `ptr` (of `size` bytes) goes back to the inner allocator.
+/// The countdown of the allocation of `ptr` (`size` bytes) ran out: sample it, or, on the
+/// thread's first look or when sampling is off, only start the next countdown. A null `ptr`
+/// (the inner allocator failed) records nothing and leaves the countdown for the next call.
+#[cold]
+#[inline(never)]
+pub fn sample_alloc(ptr: *mut u8, size: usize, flags: u8) {
+    if !ptr.is_null() {
+        let _ = STATE.try_with(|state| maybe_sample(state, ptr, size, flags));
+    }
+}
+
+/// Whether `ptr` may be a sampled block still being tracked: a hash and one load. When true,
+/// free it through [`on_tracked_dealloc`] (or [`before_realloc`]).
 #[inline(always)]
-pub fn on_dealloc(ptr: *mut u8, size: usize) {
+pub fn maybe_tracked(ptr: *mut u8) -> bool {
+    live::may_contain(ptr as usize)
+}
+
+/// Call before `ptr` (of `size` bytes) goes back to the inner allocator, when
+/// [`maybe_tracked`] said it may be a sampled block.
+#[cold]
+#[inline(never)]
+pub fn on_tracked_dealloc(ptr: *mut u8, size: usize) {
     if let Some(bucket) = live::remove(ptr as usize) {
         freed(bucket, size);
     }
 }
 
-/// Call before the inner allocator's `realloc(ptr, ..)`; pass the result to [`after_realloc`].
-/// The block leaves the sampled set first, so its address can be reused safely by the inner
-/// allocator as soon as `realloc` moves it.
-#[inline(always)]
+/// Call before the inner allocator's `realloc(ptr, ..)` when [`maybe_tracked`] or
+/// [`count_down`] said so; pass the result to [`after_realloc`]. The block leaves the sampled
+/// set first, so its address can be reused safely by the inner allocator as soon as `realloc`
+/// moves it.
 pub fn before_realloc(ptr: *mut u8) -> Option<BucketId> {
     live::remove(ptr as usize)
 }
 
 /// Call after the inner allocator's `realloc` moved or resized `old` (of `old_size` bytes) to
 /// `new` (of `new_size` bytes); `new` is null when it failed and `old` is still allocated.
-/// A realloc counts as the free of the old block and the allocation of the new one, as in
-/// jemalloc's profiler; samples from it carry [`FLAG_REALLOC`].
-#[inline(always)]
+/// `sample` is what [`count_down`] returned for `new_size`. A realloc counts as the free of the
+/// old block and the allocation of the new one, as in jemalloc's profiler; samples from it carry
+/// [`FLAG_REALLOC`].
 pub fn after_realloc(
     tracked: Option<BucketId>,
     old: *mut u8,
     old_size: usize,
     new: *mut u8,
     new_size: usize,
+    sample: bool,
 ) {
     if new.is_null() {
         if let Some(bucket) = tracked {
@@ -54,26 +86,15 @@ pub fn after_realloc(
     if let Some(bucket) = tracked {
         freed(bucket, old_size);
     }
-    count_down(new, new_size, FLAG_REALLOC);
-}
-
-#[inline(always)]
-fn count_down(ptr: *mut u8, size: usize, flags: u8) {
-    let _ = STATE.try_with(|state| {
-        let left = state.countdown.get().wrapping_sub(size as i64);
-        state.countdown.set(left);
-        if left <= 0 {
-            maybe_sample(state, ptr, size, flags);
-        }
-    });
+    if sample {
+        sample_alloc(new, new_size, FLAG_REALLOC);
+    }
 }
 
 fn freed(bucket: BucketId, size: usize) {
     table::add(bucket, [0, 0, 1, size as u64]);
 }
 
-#[cold]
-#[inline(never)]
 fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
     if state.busy.get() {
         // Inside the profiler: the outer sample resets the countdown when it is done.

@@ -63,19 +63,18 @@ pub(crate) fn insert(addr: usize, bucket: BucketId) -> bool {
     false
 }
 
-/// If the block at `addr` was sampled, forgets it and returns its bucket.
+/// Whether the block at `addr` may be in the set: false for nearly every unsampled block.
 #[inline(always)]
+pub(crate) fn may_contain(addr: usize) -> bool {
+    OCCUPIED[line_of(addr)].load(Acquire) != 0
+}
+
+/// If the block at `addr` was sampled, forgets it and returns its bucket.
 pub(crate) fn remove(addr: usize) -> Option<BucketId> {
     let line = line_of(addr);
     if OCCUPIED[line].load(Acquire) == 0 {
         return None;
     }
-    remove_slow(line, addr)
-}
-
-#[cold]
-#[inline(never)]
-fn remove_slow(line: usize, addr: usize) -> Option<BucketId> {
     for (way, slot) in ADDR[line].addr.iter().enumerate() {
         if slot.load(Relaxed) == addr {
             let bucket = BUCKET[line][way].load(Relaxed);

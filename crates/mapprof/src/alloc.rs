@@ -72,42 +72,96 @@ macro_rules! inner {
 }
 
 // SAFETY: every method forwards to the inner allocator with the caller's arguments unchanged, so
-// the inner allocator's guarantees hold; the hooks only read the returned pointers as numbers.
+// the inner allocator's guarantees hold; the hooks only read the pointers as numbers.
+//
+// Shape: the fast paths do the hooks' cheap test first and end in a tail call to the inner
+// allocator, with no stack frame of their own; everything else is in the cold `*_sampled`
+// functions below.
 unsafe impl GlobalAlloc for Alloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract for `layout`.
-        let ptr = unsafe { inner!(self.alloc(layout)) };
-        if !ptr.is_null() {
-            heap::on_alloc(ptr, layout.size());
+        if heap::count_down(layout.size()) {
+            // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract for `layout`.
+            return unsafe { self.alloc_sampled(layout, false) };
         }
-        ptr
+        // SAFETY: as above.
+        unsafe { inner!(self.alloc(layout)) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract for `layout`.
-        let ptr = unsafe { inner!(self.alloc_zeroed(layout)) };
-        if !ptr.is_null() {
-            heap::on_alloc(ptr, layout.size());
+        if heap::count_down(layout.size()) {
+            // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract for `layout`.
+            return unsafe { self.alloc_sampled(layout, true) };
         }
-        ptr
+        // SAFETY: as above.
+        unsafe { inner!(self.alloc_zeroed(layout)) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // Forget the block before the inner allocator can hand its address out again.
-        heap::on_dealloc(ptr, layout.size());
-        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract for `ptr` and `layout`.
+        if heap::maybe_tracked(ptr) {
+            // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract for the arguments.
+            return unsafe { self.dealloc_tracked(ptr, layout) };
+        }
+        // SAFETY: as above.
         unsafe { inner!(self.dealloc(ptr, layout)) }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let tracked = heap::maybe_tracked(ptr);
+        let sample = heap::count_down(new_size);
+        if tracked || sample {
+            // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract for the arguments.
+            return unsafe { self.realloc_sampled(ptr, layout, new_size, sample) };
+        }
+        // SAFETY: as above.
+        unsafe { inner!(self.realloc(ptr, layout, new_size)) }
+    }
+}
+
+impl Alloc {
+    /// An allocation whose countdown ran out.
+    #[cold]
+    #[inline(never)]
+    unsafe fn alloc_sampled(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+        // SAFETY: forwarded from `alloc`/`alloc_zeroed`, whose callers uphold the contract.
+        let ptr = unsafe {
+            if zeroed {
+                inner!(self.alloc_zeroed(layout))
+            } else {
+                inner!(self.alloc(layout))
+            }
+        };
+        heap::sample_alloc(ptr, layout.size(), 0);
+        ptr
+    }
+
+    /// A free of a block that may have been sampled.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_tracked(&self, ptr: *mut u8, layout: Layout) {
+        // Forget the block before the inner allocator can hand its address out again.
+        heap::on_tracked_dealloc(ptr, layout.size());
+        // SAFETY: forwarded from `dealloc`, whose caller upholds the contract.
+        unsafe { inner!(self.dealloc(ptr, layout)) }
+    }
+
+    /// A realloc of a block that may have been sampled, or whose new size is to be sampled.
+    #[cold]
+    #[inline(never)]
+    unsafe fn realloc_sampled(
+        &self,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        sample: bool,
+    ) -> *mut u8 {
         let tracked = heap::before_realloc(ptr);
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract for the arguments.
+        // SAFETY: forwarded from `realloc`, whose caller upholds the contract.
         let new = unsafe { inner!(self.realloc(ptr, layout, new_size)) };
-        heap::after_realloc(tracked, ptr, layout.size(), new, new_size);
+        heap::after_realloc(tracked, ptr, layout.size(), new, new_size, sample);
         new
     }
 }
