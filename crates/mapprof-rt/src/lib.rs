@@ -2,8 +2,8 @@
 //!
 //! # Invariants (read before changing anything here)
 //!
-//! Every function reachable from [`heap::on_alloc`], [`heap::on_dealloc`] and
-//! [`heap::on_realloc`] obeys these rules, because it runs inside the host's `GlobalAlloc`:
+//! Every function in [`heap`] and everything it reaches obeys these rules, because it runs
+//! inside the host's `GlobalAlloc`:
 //!
 //! 1. **No allocation.** All memory is static: the stack table, the frame arena and the
 //!    sampled-block set are fixed-size arrays of atomics in `.bss`, paged in only when touched.
