@@ -19,9 +19,11 @@ use crate::thread::{ThreadState, STATE};
 pub fn count_down(size: usize) -> bool {
     STATE
         .try_with(|state| {
-            let left = state.countdown.get().wrapping_sub(size as i64);
+            // One subtraction whose borrow is the answer: an allocation larger than what is
+            // left of the countdown is sampled.
+            let (left, ran_out) = state.countdown.get().overflowing_sub(size as u64);
             state.countdown.set(left);
-            left <= 0
+            ran_out
         })
         .unwrap_or(false)
 }
@@ -97,7 +99,8 @@ fn freed(bucket: BucketId, size: usize) {
 
 fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
     if state.busy.get() {
-        // Inside the profiler: the outer sample resets the countdown when it is done.
+        // Inside the profiler: look again at the next allocation.
+        state.countdown.set(0);
         return;
     }
     let rate = heap_rate();
@@ -110,21 +113,19 @@ fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
     if first_look {
         rng = sampler::new_seed();
     }
-    let step = next_step(rate, &mut rng);
-    state.rng.set(rng);
+    let mut step = next_step(rate, &mut rng);
     if first_look {
         // The thread's first countdown starts here; this allocation is sampled only if it
         // reaches past the first step, like any other.
-        let left = step - size as i64;
-        state.countdown.set(left);
-        if left > 0 {
+        if step > size as u64 {
+            state.countdown.set(step - size as u64);
+            state.rng.set(rng);
             return;
         }
-        state.countdown.set(next_step(rate, &mut rng));
-        state.rng.set(rng);
-    } else {
-        state.countdown.set(step);
+        step = next_step(rate, &mut rng);
     }
+    state.countdown.set(step);
+    state.rng.set(rng);
     state.busy.set(true);
     record(state, ptr, size, flags);
     state.busy.set(false);

@@ -16,7 +16,7 @@ static HEAP_RATE: AtomicU64 = AtomicU64::new(DEFAULT_HEAP_RATE);
 
 /// While sampling is off, a thread still looks at the rate once per this many bytes, so that
 /// turning sampling on reaches threads that are already running.
-pub(crate) const OFF_RECHECK_BYTES: i64 = 1 << 20;
+pub(crate) const OFF_RECHECK_BYTES: u64 = 1 << 20;
 
 /// Seeds the per-thread generators: fixed, so that a single-threaded run samples the same
 /// allocations every time; each thread gets its own stream.
@@ -52,8 +52,8 @@ pub(crate) fn next_u64(state: &mut u64) -> u64 {
 }
 
 /// Draws the next step in bytes: exponential with mean `rate`, at least 1 (0 for `rate == 1`,
-/// so that every allocation is sampled).
-pub(crate) fn next_step(rate: u64, rng: &mut u64) -> i64 {
+/// so that every allocation, being larger than 0 bytes, is sampled).
+pub(crate) fn next_step(rate: u64, rng: &mut u64) -> u64 {
     if rate <= 1 {
         return 0;
     }
@@ -61,7 +61,7 @@ pub(crate) fn next_step(rate: u64, rng: &mut u64) -> i64 {
     let u = ((next_u64(rng) >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
     let step = -(rate as f64) * u.ln();
     // The cast saturates; 2^53 bytes is a step no program will reach.
-    (step as i64).clamp(1, 1 << 53)
+    (step as u64).clamp(1, 1 << 53)
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::cell::Cell;
 /// access never allocates, never registers a destructor and still works during thread exit.
 #[derive(Debug)]
 pub(crate) struct ThreadState {
-    /// Bytes left until the next heap sample; the allocation that makes it non-positive is sampled.
-    pub(crate) countdown: Cell<i64>,
+    /// Bytes left until the next heap sample; an allocation larger than this is sampled.
+    pub(crate) countdown: Cell<u64>,
     /// xorshift64* state; 0 until this thread takes its first slow path.
     pub(crate) rng: Cell<u64>,
     /// Set while this thread is inside the profiler.

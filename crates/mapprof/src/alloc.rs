@@ -75,14 +75,13 @@ macro_rules! inner {
 // the inner allocator's guarantees hold; the hooks only read the pointers as numbers.
 //
 // Shape: the fast paths do the hooks' cheap test first and end in a tail call to the inner
-// allocator, with no stack frame of their own; everything else is in the cold `*_sampled`
-// functions below.
+// allocator, with no stack frame of their own; everything else is in the cold functions below.
 unsafe impl GlobalAlloc for Alloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if heap::count_down(layout.size()) {
             // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract for `layout`.
-            return unsafe { self.alloc_sampled(layout, false) };
+            return unsafe { alloc_sampled(layout, false, self) };
         }
         // SAFETY: as above.
         unsafe { inner!(self.alloc(layout)) }
@@ -92,7 +91,7 @@ unsafe impl GlobalAlloc for Alloc {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if heap::count_down(layout.size()) {
             // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract for `layout`.
-            return unsafe { self.alloc_sampled(layout, true) };
+            return unsafe { alloc_sampled(layout, true, self) };
         }
         // SAFETY: as above.
         unsafe { inner!(self.alloc_zeroed(layout)) }
@@ -102,7 +101,7 @@ unsafe impl GlobalAlloc for Alloc {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if heap::maybe_tracked(ptr) {
             // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract for the arguments.
-            return unsafe { self.dealloc_tracked(ptr, layout) };
+            return unsafe { dealloc_tracked(ptr, layout, self) };
         }
         // SAFETY: as above.
         unsafe { inner!(self.dealloc(ptr, layout)) }
@@ -114,54 +113,55 @@ unsafe impl GlobalAlloc for Alloc {
         let sample = heap::count_down(new_size);
         if tracked || sample {
             // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract for the arguments.
-            return unsafe { self.realloc_sampled(ptr, layout, new_size, sample) };
+            return unsafe { realloc_sampled(ptr, layout, new_size, sample, self) };
         }
         // SAFETY: as above.
         unsafe { inner!(self.realloc(ptr, layout, new_size)) }
     }
 }
 
-impl Alloc {
-    /// An allocation whose countdown ran out.
-    #[cold]
-    #[inline(never)]
-    unsafe fn alloc_sampled(&self, layout: Layout, zeroed: bool) -> *mut u8 {
-        // SAFETY: forwarded from `alloc`/`alloc_zeroed`, whose callers uphold the contract.
-        let ptr = unsafe {
-            if zeroed {
-                inner!(self.alloc_zeroed(layout))
-            } else {
-                inner!(self.alloc(layout))
-            }
-        };
-        heap::sample_alloc(ptr, layout.size(), 0);
-        ptr
-    }
+// The slow paths take the wrapper last, so that the fast paths reach them with their own
+// arguments still in place (no register shuffling before the test).
 
-    /// A free of a block that may have been sampled.
-    #[cold]
-    #[inline(never)]
-    unsafe fn dealloc_tracked(&self, ptr: *mut u8, layout: Layout) {
-        // Forget the block before the inner allocator can hand its address out again.
-        heap::on_tracked_dealloc(ptr, layout.size());
-        // SAFETY: forwarded from `dealloc`, whose caller upholds the contract.
-        unsafe { inner!(self.dealloc(ptr, layout)) }
-    }
+/// An allocation whose countdown ran out.
+#[cold]
+#[inline(never)]
+unsafe fn alloc_sampled(layout: Layout, zeroed: bool, this: &Alloc) -> *mut u8 {
+    // SAFETY: forwarded from `alloc`/`alloc_zeroed`, whose callers uphold the contract.
+    let ptr = unsafe {
+        if zeroed {
+            inner!(this.alloc_zeroed(layout))
+        } else {
+            inner!(this.alloc(layout))
+        }
+    };
+    heap::sample_alloc(ptr, layout.size(), 0);
+    ptr
+}
 
-    /// A realloc of a block that may have been sampled, or whose new size is to be sampled.
-    #[cold]
-    #[inline(never)]
-    unsafe fn realloc_sampled(
-        &self,
-        ptr: *mut u8,
-        layout: Layout,
-        new_size: usize,
-        sample: bool,
-    ) -> *mut u8 {
-        let tracked = heap::before_realloc(ptr);
-        // SAFETY: forwarded from `realloc`, whose caller upholds the contract.
-        let new = unsafe { inner!(self.realloc(ptr, layout, new_size)) };
-        heap::after_realloc(tracked, ptr, layout.size(), new, new_size, sample);
-        new
-    }
+/// A free of a block that may have been sampled.
+#[cold]
+#[inline(never)]
+unsafe fn dealloc_tracked(ptr: *mut u8, layout: Layout, this: &Alloc) {
+    // Forget the block before the inner allocator can hand its address out again.
+    heap::on_tracked_dealloc(ptr, layout.size());
+    // SAFETY: forwarded from `dealloc`, whose caller upholds the contract.
+    unsafe { inner!(this.dealloc(ptr, layout)) }
+}
+
+/// A realloc of a block that may have been sampled, or whose new size is to be sampled.
+#[cold]
+#[inline(never)]
+unsafe fn realloc_sampled(
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+    sample: bool,
+    this: &Alloc,
+) -> *mut u8 {
+    let tracked = heap::before_realloc(ptr);
+    // SAFETY: forwarded from `realloc`, whose caller upholds the contract.
+    let new = unsafe { inner!(this.realloc(ptr, layout, new_size)) };
+    heap::after_realloc(tracked, ptr, layout.size(), new, new_size, sample);
+    new
 }
