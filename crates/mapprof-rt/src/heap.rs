@@ -30,13 +30,17 @@ pub fn count_down(size: usize) -> bool {
 
 /// The countdown of the allocation of `ptr` (`size` bytes) ran out: sample it, or, on the
 /// thread's first look or when sampling is off, only start the next countdown. A null `ptr`
-/// (the inner allocator failed) records nothing and leaves the countdown for the next call.
+/// (the inner allocator failed) records nothing and passes the sample on to the next call.
 #[cold]
 #[inline(never)]
 pub fn sample_alloc(ptr: *mut u8, size: usize, flags: u8) {
-    if !ptr.is_null() {
-        let _ = STATE.try_with(|state| maybe_sample(state, ptr, size, flags));
-    }
+    let _ = STATE.try_with(|state| {
+        if ptr.is_null() {
+            state.countdown.set(0);
+        } else {
+            maybe_sample(state, ptr, size, flags);
+        }
+    });
 }
 
 /// Whether `ptr` may be a sampled block still being tracked: a hash and one load. When true,
@@ -78,14 +82,13 @@ pub fn after_realloc(
     sample: bool,
 ) {
     if new.is_null() {
+        // `old` is still allocated: keep tracking it.
         if let Some(bucket) = tracked {
             if !live::insert(old as usize, bucket) {
                 freed(bucket, old_size);
             }
         }
-        return;
-    }
-    if let Some(bucket) = tracked {
+    } else if let Some(bucket) = tracked {
         freed(bucket, old_size);
     }
     if sample {

@@ -1,11 +1,12 @@
 //! The set of sampled blocks that are still allocated: address → bucket, so that a free can be
 //! charged to the stack that allocated it, on whatever thread it happens.
 //!
-//! A fixed array of 64-byte lines of 8 addresses each; an address lives only in its home line
-//! (chosen by hashing it), so a lookup reads at most one line. Each line has an occupancy count in
-//! a small side array; freeing an unsampled block (nearly every free) costs one hash and one load
-//! from that 16 KiB array, which stays in cache. A sampled block whose line is full is not
-//! tracked: the caller counts it as freed at once and reports the overflow.
+//! A fixed array of lines of 16 addresses each; an address lives only in its home line (chosen by
+//! hashing it), so a lookup reads at most one line. Each line has an occupancy count in a side
+//! array of one byte per line; freeing an unsampled block (nearly every free) costs one hash and
+//! one load from that 4 KiB array, small enough to stay in the L1 cache next to the allocator's
+//! own data. A sampled block whose line is full is not tracked: the caller counts it as freed at
+//! once and reports the overflow.
 //!
 //! Correctness rests on the allocator's contract: an address is inserted after the inner
 //! allocator returned it and removed before the block goes back to the inner allocator, so one
@@ -18,13 +19,15 @@ use std::sync::atomic::{
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 
-const LINES: usize = 1 << 14;
-const WAYS: usize = 8;
+const LINE_BITS: u32 = 12;
+const LINES: usize = 1 << LINE_BITS;
+const WAYS: usize = 16;
 
-/// At most this many sampled blocks are tracked at once (131,072: 64 GiB of live heap at the
+/// At most this many sampled blocks are tracked at once (65,536: 32 GiB of live heap at the
 /// default rate).
 pub const CAPACITY: usize = LINES * WAYS;
 
+/// Lines are cache-line aligned; a line of 16 addresses spans two cache lines.
 #[repr(align(64))]
 struct Line {
     addr: [AtomicUsize; WAYS],
@@ -44,10 +47,10 @@ static OVERFLOW: AtomicU64 = AtomicU64::new(0);
 #[inline(always)]
 fn line_of(addr: usize) -> usize {
     // Fibonacci hashing of the low 32 address bits (higher bits rarely tell live blocks apart):
-    // the top 14 bits of the 32-bit product mix every input bit. A 32-bit multiply takes an
+    // the top bits of the 32-bit product mix every input bit. A 32-bit multiply takes an
     // immediate operand and its own destination, so the free path stays three instructions
     // (multiply, shift, load) before its branch.
-    ((addr as u32).wrapping_mul(0x9e37_79b1) >> (32 - 14)) as usize
+    ((addr as u32).wrapping_mul(0x9e37_79b1) >> (32 - LINE_BITS)) as usize
 }
 
 /// Records that the block at `addr` was sampled into `bucket`. Returns false, and counts an
