@@ -2,21 +2,20 @@
 
 use crate::builder::{Header, LabelValue, RawSample, LOST_FRAME};
 
-/// One bucket of sampled allocations: same stack, same allocation size.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One stack's sampled allocations, already unbiased by the collector: each sample of `s` bytes
+/// taken at rate `R` counts for `1/(1-exp(-s/R))` allocations (see `mapprof_rt::heap::unbiased`).
+#[derive(Clone, Debug, PartialEq)]
 pub struct HeapRecord {
     /// Return addresses, innermost first (empty for lost samples).
     pub stack: Vec<u64>,
-    /// Size of each allocation in bytes (0 for the lost bucket, whose sizes vary).
-    pub size: u64,
-    /// Sampled allocations.
-    pub alloc_count: u64,
-    /// Bytes of sampled allocations.
-    pub alloc_bytes: u64,
-    /// Sampled allocations since freed.
-    pub free_count: u64,
-    /// Bytes of sampled allocations since freed.
-    pub free_bytes: u64,
+    /// Estimated allocations.
+    pub alloc_objects: f64,
+    /// Estimated bytes allocated.
+    pub alloc_bytes: f64,
+    /// Estimated allocations since freed.
+    pub free_objects: f64,
+    /// Estimated bytes since freed.
+    pub free_bytes: f64,
     /// Samples the collector could not file under their stack (table full).
     pub lost: bool,
 }
@@ -52,22 +51,6 @@ pub const ALLOCATION_PLUMBING: &[&str] = &[
     r"<?std::collections::hash::map::HashMap<.*>>?::(insert|reserve|with_capacity.*)",
 ];
 
-/// Unbiases a sampled (count, bytes) pair: each sampled allocation of average size `s` had
-/// probability `p = 1 - exp(-s / rate)` of being sampled, so it stands for `1/p` allocations.
-/// Go's `scaleHeapSample`, jemalloc's per-sample rule. With `rate <= 1` every allocation was
-/// sampled and nothing is scaled.
-pub fn scale(count: u64, bytes: u64, rate: u64) -> (i64, i64) {
-    if count == 0 || bytes == 0 {
-        return (0, 0);
-    }
-    if rate <= 1 {
-        return (count as i64, bytes as i64);
-    }
-    let avg = bytes as f64 / count as f64;
-    let s = 1.0 / (1.0 - (-avg / rate as f64).exp());
-    ((count as f64 * s) as i64, (bytes as f64 * s) as i64)
-}
-
 /// The header of a heap profile sampled at `rate` bytes.
 pub fn header(rate: u64, view: HeapView) -> Header {
     let st = |t: &str, u: &str| (t.to_owned(), u.to_owned());
@@ -89,24 +72,27 @@ pub fn header(rate: u64, view: HeapView) -> Header {
     }
 }
 
-/// Turns heap buckets into samples with unbiased values
-/// `[alloc_objects, alloc_space, inuse_objects, inuse_space]` and the numeric label `bytes`.
-pub fn samples(records: &[HeapRecord], rate: u64) -> Vec<RawSample> {
+/// Turns heap records into samples `[alloc_objects, alloc_space, inuse_objects, inuse_space]`
+/// with the numeric label `bytes`, the average allocation size (as Go writes it).
+pub fn samples(records: &[HeapRecord]) -> Vec<RawSample> {
     records
         .iter()
-        .filter(|r| r.alloc_count > 0)
+        .filter(|r| r.alloc_objects > 0.0)
         .map(|r| {
-            let (alloc_objects, alloc_space) = scale(r.alloc_count, r.alloc_bytes, rate);
-            // Frees are counted after allocations; a racing snapshot may see fewer allocations.
-            let inuse_count = r.alloc_count.saturating_sub(r.free_count);
-            let inuse_bytes = r.alloc_bytes.saturating_sub(r.free_bytes);
-            let (inuse_objects, inuse_space) = scale(inuse_count, inuse_bytes, rate);
-            let block_size = r.alloc_bytes / r.alloc_count;
+            // Frees are counted after allocations; a racing snapshot may see more frees.
+            let inuse_objects = (r.alloc_objects - r.free_objects).max(0.0);
+            let inuse_bytes = (r.alloc_bytes - r.free_bytes).max(0.0);
+            let average_size = r.alloc_bytes / r.alloc_objects;
             RawSample {
                 stack: r.stack.clone(),
                 synthetic: r.lost.then(|| LOST_FRAME.to_owned()),
-                values: vec![alloc_objects, alloc_space, inuse_objects, inuse_space],
-                labels: vec![("bytes".to_owned(), LabelValue::Num(block_size as i64, None))],
+                values: [r.alloc_objects, r.alloc_bytes, inuse_objects, inuse_bytes]
+                    .map(|v| v.round() as i64)
+                    .to_vec(),
+                labels: vec![(
+                    "bytes".to_owned(),
+                    LabelValue::Num(average_size.round() as i64, None),
+                )],
             }
         })
         .collect()
@@ -115,19 +101,6 @@ pub fn samples(records: &[HeapRecord], rate: u64) -> Vec<RawSample> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scale_matches_the_sampling_probability() {
-        // A 64 KiB allocation at rate 64 KiB is sampled with p = 1 - 1/e.
-        let (n, b) = scale(1000, 1000 * 65536, 65536);
-        let p = 1.0 - (-1f64).exp();
-        assert_eq!(n, (1000.0 / p) as i64);
-        assert_eq!(b, (1000.0 * 65536.0 / p) as i64);
-        // Huge allocations are always sampled: no scaling.
-        assert_eq!(scale(3, 3 << 30, 524288), (3, 3 << 30));
-        assert_eq!(scale(5, 40, 1), (5, 40));
-        assert_eq!(scale(0, 0, 524288), (0, 0));
-    }
 
     #[test]
     fn plumbing_is_dropped_and_user_code_is_not() {

@@ -96,8 +96,35 @@ pub fn after_realloc(
     }
 }
 
+/// Objects are counted in units of 1/65536 so that unbiased counts (an allocation sampled with
+/// probability p stands for 1/p objects) keep their fraction.
+pub const COUNT_UNIT: u64 = 1 << 16;
+
+/// What one sampled allocation of `size` bytes, sampled at `rate`, stands for: `[objects in
+/// COUNT_UNIT, bytes]`. With byte-based Poisson sampling an allocation of `size` bytes is
+/// sampled with probability `p = 1 - exp(-size / rate)`, so it stands for `1/p` allocations
+/// (Go's `scaleHeapSample`, applied per sample as jemalloc does rather than per bucket). With
+/// `rate <= 1` every allocation is sampled and stands for itself.
+pub fn unbiased(size: u64, rate: u64) -> [u64; 2] {
+    if rate <= 1 {
+        return [COUNT_UNIT, size];
+    }
+    // 1 - exp(-x) without cancellation for small x.
+    let p = -(-(size as f64) / rate as f64).exp_m1();
+    let scale = 1.0 / p;
+    [
+        (COUNT_UNIT as f64 * scale).round() as u64,
+        (size as f64 * scale).round() as u64,
+    ]
+}
+
 fn freed(bucket: BucketId, size: usize) {
-    table::add(bucket, [0, 0, 1, size as u64]);
+    let rate = match table::rate_of(bucket) {
+        0 => heap_rate(), // the lost bucket: its samples' rates were not kept
+        rate => rate,
+    };
+    let [objects, bytes] = unbiased(size as u64, rate);
+    table::add(bucket, [0, 0, objects, bytes]);
 }
 
 fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
@@ -130,24 +157,49 @@ fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
     state.countdown.set(step);
     state.rng.set(rng);
     state.busy.set(true);
-    record(state, ptr, size, flags);
+    record(state, ptr, size, flags, rate);
     state.busy.set(false);
 }
 
-fn record(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
+fn record(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8, rate: u64) {
     let mut frames = [0usize; MAX_DEPTH];
     let depth = stack::capture(state, &mut frames);
     let key = Key {
         kind: Kind::Heap,
-        size: size as u64,
+        rate,
         flags,
         labels: 0,
         frames: &frames[..depth],
     };
     let bucket = table::bucket_for(&key);
-    table::add(bucket, [1, size as u64, 0, 0]);
+    let [objects, bytes] = unbiased(size as u64, rate);
+    table::add(bucket, [objects, bytes, 0, 0]);
     if !live::insert(ptr as usize, bucket) {
         // Untracked from now on: count it freed so in-use figures never include it forever.
         freed(bucket, size);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unbiased_weights_match_the_sampling_probability() {
+        // A 64 KiB allocation at rate 64 KiB is sampled with p = 1 - 1/e.
+        let p = 1.0 - (-1f64).exp();
+        let [objects, bytes] = unbiased(65536, 65536);
+        assert!((objects as f64 / COUNT_UNIT as f64 - 1.0 / p).abs() < 1e-4);
+        assert_eq!(bytes, (65536.0 / p).round() as u64);
+        // Tiny allocations stand for about rate/size of them, without cancellation error.
+        let [objects, bytes] = unbiased(8, 524288);
+        assert!(
+            (objects as f64 / COUNT_UNIT as f64 - 65536.5).abs() < 0.01,
+            "{objects}"
+        );
+        assert_eq!(bytes, 524292);
+        // Huge ones are always sampled; rate 1 samples everything.
+        assert_eq!(unbiased(1 << 30, 524288), [COUNT_UNIT, 1 << 30]);
+        assert_eq!(unbiased(40, 1), [COUNT_UNIT, 40]);
     }
 }

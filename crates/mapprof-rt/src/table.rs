@@ -1,4 +1,4 @@
-//! The stack table: fixed-capacity buckets keyed by (kind, size, flags, labels, stack), each
+//! The stack table: fixed-capacity buckets keyed by (kind, rate, flags, labels, stack), each
 //! with four counters. Go's `stkbucket`, without its allocations.
 //!
 //! * Lookup is lock-free: a linear-probe index of `u32` slots points at buckets; a slot, once
@@ -18,8 +18,8 @@ use std::sync::atomic::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Kind {
-    /// Sampled allocations. Counters: allocated objects, allocated bytes, freed objects, freed
-    /// bytes (raw sample counts; the encoder unbiases them).
+    /// Sampled allocations. Counters, already unbiased: allocated objects (in units of
+    /// [`crate::heap::COUNT_UNIT`]), allocated bytes, freed objects, freed bytes.
     Heap = 0,
     /// Lock holders that made others wait. Counters: contentions, delay in ns (already scaled).
     Mutex = 1,
@@ -44,7 +44,7 @@ const INSERT_SPINS: u32 = 1 << 12;
 
 struct Bucket {
     hash: AtomicU64,
-    size: AtomicU64,
+    rate: AtomicU64,
     /// kind | flags << 8 | depth << 16.
     meta: AtomicU32,
     labels: AtomicU32,
@@ -55,7 +55,7 @@ struct Bucket {
 #[allow(clippy::declare_interior_mutable_const)] // Used only as an array initialiser.
 const EMPTY_BUCKET: Bucket = Bucket {
     hash: AtomicU64::new(0),
-    size: AtomicU64::new(0),
+    rate: AtomicU64::new(0),
     meta: AtomicU32::new(0),
     labels: AtomicU32::new(0),
     frames_at: AtomicU32::new(0),
@@ -78,7 +78,9 @@ pub type BucketId = u32;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Key<'a> {
     pub(crate) kind: Kind,
-    pub(crate) size: u64,
+    /// The sampling rate the bucket's samples are taken at (heap; 0 for other kinds), so that
+    /// a free is unbiased exactly like its allocation even if the rate changed in between.
+    pub(crate) rate: u64,
     pub(crate) flags: u8,
     pub(crate) labels: u32,
     pub(crate) frames: &'a [usize],
@@ -90,7 +92,7 @@ impl Key<'_> {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let mut eat = |w: u64| h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
         eat(self.kind as u64 | (self.flags as u64) << 8 | (self.labels as u64) << 32);
-        eat(self.size);
+        eat(self.rate);
         for &f in self.frames {
             eat(f as u64);
         }
@@ -104,7 +106,7 @@ impl Key<'_> {
     fn matches(&self, hash: u64, b: &Bucket) -> bool {
         if b.hash.load(Relaxed) != hash
             || b.meta.load(Relaxed) != self.meta()
-            || b.size.load(Relaxed) != self.size
+            || b.rate.load(Relaxed) != self.rate
             || b.labels.load(Relaxed) != self.labels
         {
             return false;
@@ -124,6 +126,11 @@ pub(crate) fn bucket_for(key: &Key<'_>) -> BucketId {
         return id;
     }
     insert(key, hash).unwrap_or(key.kind as BucketId)
+}
+
+/// The sampling rate in a bucket's key (0 for the lost buckets, whose samples mix rates).
+pub(crate) fn rate_of(id: BucketId) -> u64 {
+    BUCKETS[id as usize % MAX_BUCKETS].rate.load(Relaxed)
 }
 
 /// Adds to a bucket's counters.
@@ -175,7 +182,7 @@ fn insert(key: &Key<'_>, hash: u64) -> Option<BucketId> {
     }
     let b = &BUCKETS[id as usize];
     b.hash.store(hash, Relaxed);
-    b.size.store(key.size, Relaxed);
+    b.rate.store(key.rate, Relaxed);
     b.meta.store(key.meta(), Relaxed);
     b.labels.store(key.labels, Relaxed);
     b.frames_at.store(frames_at, Relaxed);
@@ -215,8 +222,8 @@ impl Drop for SpinGuard {
 pub struct Record {
     /// What the counters measure.
     pub kind: Kind,
-    /// The size of each sampled allocation (heap), or 0.
-    pub size: u64,
+    /// The sampling rate of a heap bucket, or 0.
+    pub rate: u64,
     /// `FLAG_*` bits.
     pub flags: u8,
     /// Label set id (0 = none).
@@ -257,7 +264,7 @@ pub fn snapshot(kind: Kind) -> Vec<Record> {
         let depth = if lost { 0 } else { (meta >> 16) as usize };
         out.push(Record {
             kind,
-            size: b.size.load(Relaxed),
+            rate: b.rate.load(Relaxed),
             flags: (meta >> 8) as u8,
             labels: b.labels.load(Relaxed),
             stack: ARENA[at..at + depth]
@@ -291,27 +298,27 @@ mod tests {
             let frames: Vec<usize> = (0..depth)
                 .map(|d| 0x1000 + d * 16 + (r % 7) as usize)
                 .collect();
-            let size = (r >> 8) % 3 + 1_000_000; // sizes unlikely to clash with other tests
+            let rate = (r >> 8) % 3 + 1_000_000; // keys unlikely to clash with other tests
             let key = Key {
                 kind: Kind::Block,
-                size,
+                rate,
                 flags: 0,
                 labels: 0,
                 frames: &frames,
             };
             let id = bucket_for(&key);
             add(id, [1, i, 0, 0]);
-            let e = reference.entry((size, frames)).or_insert([0u64; 2]);
+            let e = reference.entry((rate, frames)).or_insert([0u64; 2]);
             e[0] += 1;
             e[1] += i;
         }
         let mut seen = BTreeMap::new();
         for r in snapshot(Kind::Block)
             .into_iter()
-            .filter(|r| r.size >= 1_000_000)
+            .filter(|r| r.rate >= 1_000_000)
         {
             assert!(!r.lost);
-            seen.insert((r.size, r.stack), [r.counters[0], r.counters[1]]);
+            seen.insert((r.rate, r.stack), [r.counters[0], r.counters[1]]);
         }
         assert_eq!(seen, reference);
     }

@@ -5,6 +5,7 @@ use mapprof_profile::builder::{self, BuildOptions, Header, RawSample};
 use mapprof_profile::heap::{self, HeapRecord, HeapView};
 use mapprof_profile::proto::Profile;
 use mapprof_profile::symbolize::Symbolizer;
+use mapprof_rt::heap::COUNT_UNIT;
 use mapprof_rt::{sampler, table, thread, Kind};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -65,35 +66,35 @@ pub fn profile(kind: ProfileKind) -> Profile {
 }
 
 fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
+    let objects = |fixed: u64| fixed as f64 / COUNT_UNIT as f64;
     let records: Vec<HeapRecord> = table::snapshot(Kind::Heap)
         .into_iter()
         .map(|r| HeapRecord {
             stack: r.stack.iter().map(|&a| a as u64).collect(),
-            size: r.size,
-            alloc_count: r.counters[0],
-            alloc_bytes: r.counters[1],
-            free_count: r.counters[2],
-            free_bytes: r.counters[3],
+            alloc_objects: objects(r.counters[0]),
+            alloc_bytes: r.counters[1] as f64,
+            free_objects: objects(r.counters[2]),
+            free_bytes: r.counters[3] as f64,
             lost: r.lost,
         })
         .collect();
     let mut header = heap::header(rate, view);
     header.time_nanos = now_nanos();
-    let lost: u64 = records
+    let lost: f64 = records
         .iter()
         .filter(|r| r.lost)
-        .map(|r| r.alloc_count)
+        .map(|r| r.alloc_objects)
         .sum();
     let (buckets, capacity) = table::usage();
     header.comments = vec![
         format!("mapprof {} profile", view_name(view)),
-        format!("stack table: {buckets} of {capacity} buckets; lost samples: {lost}"),
+        format!("stack table: {buckets} of {capacity} buckets; allocations lost: {lost:.0}"),
         format!(
             "sampled blocks not tracked (set full): {}",
             mapprof_rt::live::overflow()
         ),
     ];
-    (header, heap::samples(&records, rate))
+    (header, heap::samples(&records))
 }
 
 fn view_name(view: HeapView) -> &'static str {
