@@ -18,11 +18,11 @@ setup:
 	  $(APT) update -qq && $(APT) install -y -qq golang-go >/dev/null; }
 	@go version
 
-## setup-bench: also valgrind, for instruction counts
+## setup-bench: also valgrind (instruction counts) and python3 (the bench driver)
 setup-bench: setup
-	@command -v valgrind >/dev/null 2>&1 || { \
-	  echo "==> installing valgrind"; \
-	  $(APT) update -qq && $(APT) install -y -qq valgrind >/dev/null; }
+	@command -v valgrind >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1 || { \
+	  echo "==> installing valgrind and python3"; \
+	  $(APT) update -qq && $(APT) install -y -qq valgrind python3 >/dev/null; }
 
 ## test: every test of the workspace
 test: setup

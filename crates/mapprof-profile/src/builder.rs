@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn functions_have_demangled_names_and_raw_symbols() {
-        let ret = marker_function as usize as u64 + 1; // as if returning into it
+        let ret = marker_function as *const () as usize as u64 + 1; // as if returning into it
         let p = build(
             &header(),
             vec![sample(&[ret], 1, "/")],

@@ -49,8 +49,8 @@ pub fn profile(kind: ProfileKind) -> Profile {
     thread::ignore(|| {
         let rate = sampler::heap_rate();
         let (header, samples) = match kind {
-            ProfileKind::Heap => heap_samples(rate, HeapView::Heap),
-            ProfileKind::Allocs => heap_samples(rate, HeapView::Allocs),
+            ProfileKind::Heap => heap_samples(rate, HeapView::Heap, kind),
+            ProfileKind::Allocs => heap_samples(rate, HeapView::Allocs, kind),
         };
         let options = BuildOptions {
             symbolize: SYMBOLIZE.load(Relaxed),
@@ -65,7 +65,7 @@ pub fn profile(kind: ProfileKind) -> Profile {
     })
 }
 
-fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
+fn heap_samples(rate: u64, view: HeapView, kind: ProfileKind) -> (Header, Vec<RawSample>) {
     let objects = |fixed: u64| fixed as f64 / COUNT_UNIT as f64;
     let records: Vec<HeapRecord> = table::snapshot(Kind::Heap)
         .into_iter()
@@ -87,7 +87,7 @@ fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
         .sum();
     let (buckets, capacity) = table::usage();
     header.comments = vec![
-        format!("mapprof {} profile", view_name(view)),
+        format!("mapprof {} profile", kind.name()),
         format!("stack table: {buckets} of {capacity} buckets; allocations lost: {lost:.0}"),
         format!(
             "sampled blocks not tracked (set full): {}",
@@ -95,13 +95,6 @@ fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
         ),
     ];
     (header, heap::samples(&records))
-}
-
-fn view_name(view: HeapView) -> &'static str {
-    match view {
-        HeapView::Heap => "heap",
-        HeapView::Allocs => "allocs",
-    }
 }
 
 fn now_nanos() -> i64 {
