@@ -5,6 +5,7 @@
 
 pub mod builder;
 pub mod codec;
+pub mod contention;
 pub mod flame;
 pub mod heap;
 pub mod mappings;

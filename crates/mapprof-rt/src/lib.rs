@@ -20,6 +20,7 @@
 
 pub mod heap;
 pub mod live;
+pub mod lock;
 pub mod sampler;
 pub mod stack;
 pub mod table;

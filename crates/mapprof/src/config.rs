@@ -1,5 +1,6 @@
 //! Configuration, from code or from the `MAPPROF` environment variable (`key=value,...`).
 
+use mapprof_rt::lock::{DEFAULT_BLOCK_RATE_NS, DEFAULT_MUTEX_FRACTION};
 use mapprof_rt::sampler::DEFAULT_HEAP_RATE;
 use mapprof_rt::stack::Unwinder;
 use std::fmt;
@@ -13,6 +14,13 @@ pub struct Config {
     /// Mean bytes between heap samples (`heap_rate`). Default 524288 (512 KiB, as Go);
     /// 0 turns heap profiling off; 1 samples every allocation.
     pub heap_rate: u64,
+    /// Record 1 in this many lock contention events for the mutex profile (`mutex_fraction`,
+    /// Go's `SetMutexProfileFraction`). Default 10; 0 turns it off; 1 records every event.
+    pub mutex_fraction: u64,
+    /// Waits of at least this many nanoseconds are always recorded in the block profile,
+    /// shorter ones with probability wait/rate (`block_rate`, Go's `SetBlockProfileRate`).
+    /// Default 10000 (10 µs); 0 turns it off; 1 records every wait.
+    pub block_rate: u64,
     /// Where profiles are written when the profiler stops or the process exits (`dump_dir`).
     /// Default: none (no dumps).
     pub dump_dir: Option<PathBuf>,
@@ -29,6 +37,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             heap_rate: DEFAULT_HEAP_RATE,
+            mutex_fraction: DEFAULT_MUTEX_FRACTION,
+            block_rate: DEFAULT_BLOCK_RATE_NS,
             dump_dir: None,
             symbolize: true,
             unwinder: Unwinder::Auto,
@@ -42,6 +52,16 @@ const KEYS: &[(&str, &str)] = &[
         "heap_rate",
         "a byte count: mean bytes between heap samples (0 = off, 1 = every allocation), \
          e.g. heap_rate=524288 or heap_rate=512k",
+    ),
+    (
+        "mutex_fraction",
+        "a whole number N: record 1 in N lock contention events (0 = off, 1 = all), \
+         e.g. mutex_fraction=10",
+    ),
+    (
+        "block_rate",
+        "nanoseconds: always record waits at least this long, shorter ones in proportion \
+         (0 = off, 1 = all), e.g. block_rate=10000",
     ),
     (
         "dump_dir",
@@ -111,6 +131,8 @@ impl Config {
         let bad = || fail(format!("`{key}` takes {accepts}"));
         match key {
             "heap_rate" => self.heap_rate = parse_bytes(value).ok_or_else(bad)?,
+            "mutex_fraction" => self.mutex_fraction = value.parse().map_err(|_| bad())?,
+            "block_rate" => self.block_rate = value.parse().map_err(|_| bad())?,
             "dump_dir" if value.is_empty() => return Err(bad()),
             "dump_dir" => self.dump_dir = Some(PathBuf::from(value)),
             "symbolize" => {
@@ -163,6 +185,8 @@ mod tests {
             .parse("heap_rate=64k, dump_dir=/tmp/p,symbolize=false,unwinder=dwarf")
             .unwrap();
         assert_eq!(c.heap_rate, 65536);
+        let c = c.parse("mutex_fraction=1,block_rate=0").unwrap();
+        assert_eq!((c.mutex_fraction, c.block_rate), (1, 0));
         assert_eq!(c.dump_dir, Some(PathBuf::from("/tmp/p")));
         assert!(!c.symbolize);
         assert_eq!(c.unwinder, Unwinder::Dwarf);
@@ -179,7 +203,7 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("unknown key `heap_rtae`"), "{msg}");
         assert!(
-            msg.contains("heap_rate, dump_dir, symbolize, unwinder"),
+            msg.contains("heap_rate, mutex_fraction, block_rate, dump_dir, symbolize, unwinder"),
             "{msg}"
         );
     }
@@ -194,6 +218,8 @@ mod tests {
                 "`heap_rate` takes a byte count",
             ),
             ("symbolize=maybe", "`symbolize` takes true or false"),
+            ("mutex_fraction=0.5", "`mutex_fraction` takes a whole number"),
+            ("block_rate=10us", "`block_rate` takes nanoseconds"),
             ("unwinder=frames", "`unwinder` takes auto, fp or dwarf"),
             ("dump_dir=", "`dump_dir` takes a directory"),
             ("heap_rate", "expected key=value"),

@@ -22,6 +22,7 @@ mod config;
 mod error;
 mod profiler;
 mod profiles;
+pub mod sync;
 
 pub use alloc::Alloc;
 pub use config::{Config, ConfigError};

@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::profiles::{dump, SYMBOLIZE};
 use crate::Error;
-use mapprof_rt::sampler;
+use mapprof_rt::{lock, sampler};
 use mapprof_rt::stack::{self, Unwinder};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
@@ -47,6 +47,19 @@ impl ProfilerBuilder {
         self
     }
 
+    /// Records 1 in `n` lock contention events for the mutex profile: 0 = off, 1 = all.
+    pub fn mutex_fraction(mut self, n: u64) -> Self {
+        self.config.mutex_fraction = n;
+        self
+    }
+
+    /// Always records waits of at least `ns` nanoseconds in the block profile, shorter ones
+    /// in proportion: 0 = off, 1 = all.
+    pub fn block_rate(mut self, ns: u64) -> Self {
+        self.config.block_rate = ns;
+        self
+    }
+
     /// Writes every profile into `dir` when the profiler stops or the process exits.
     pub fn dump_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.dump_dir = Some(dir.into());
@@ -82,6 +95,8 @@ impl ProfilerBuilder {
             return Err(Error::AlreadyStarted);
         }
         sampler::set_heap_rate(config.heap_rate);
+        lock::set_mutex_fraction(config.mutex_fraction);
+        lock::set_block_rate(config.block_rate);
         stack::set_unwinder(config.unwinder);
         SYMBOLIZE.store(config.symbolize, Relaxed);
         *DUMP_DIR.lock().unwrap_or_else(PoisonError::into_inner) = config.dump_dir.clone();

@@ -2,11 +2,12 @@
 
 use crate::Error;
 use mapprof_profile::builder::{self, BuildOptions, Header, RawSample};
+use mapprof_profile::contention::{self, ContentionRecord};
 use mapprof_profile::heap::{self, HeapRecord, HeapView};
 use mapprof_profile::proto::Profile;
 use mapprof_profile::symbolize::Symbolizer;
 use mapprof_rt::heap::COUNT_UNIT;
-use mapprof_rt::{sampler, table, thread, Kind};
+use mapprof_rt::{lock, sampler, table, thread, Kind};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -22,17 +23,28 @@ pub enum ProfileKind {
     Heap,
     /// The same data as `Heap`; viewers show `alloc_space`.
     Allocs,
+    /// Lock holders (`mapprof::sync`), charged with the time others waited for them.
+    Mutex,
+    /// Lock waiters (`mapprof::sync`), charged with their own wait.
+    Block,
 }
 
 impl ProfileKind {
     /// Every kind, in the order dumps write them.
-    pub const ALL: [ProfileKind; 2] = [ProfileKind::Heap, ProfileKind::Allocs];
+    pub const ALL: [ProfileKind; 4] = [
+        ProfileKind::Heap,
+        ProfileKind::Allocs,
+        ProfileKind::Mutex,
+        ProfileKind::Block,
+    ];
 
     /// The name Go uses (`heap`, `allocs`), also used in file names.
     pub fn name(self) -> &'static str {
         match self {
             ProfileKind::Heap => "heap",
             ProfileKind::Allocs => "allocs",
+            ProfileKind::Mutex => "mutex",
+            ProfileKind::Block => "block",
         }
     }
 }
@@ -51,6 +63,8 @@ pub fn profile(kind: ProfileKind) -> Profile {
         let (header, samples) = match kind {
             ProfileKind::Heap => heap_samples(rate, HeapView::Heap, kind),
             ProfileKind::Allocs => heap_samples(rate, HeapView::Allocs, kind),
+            ProfileKind::Mutex => contention_samples(Kind::Mutex, kind),
+            ProfileKind::Block => contention_samples(Kind::Block, kind),
         };
         let options = BuildOptions {
             symbolize: SYMBOLIZE.load(Relaxed),
@@ -95,6 +109,34 @@ fn heap_samples(rate: u64, view: HeapView, kind: ProfileKind) -> (Header, Vec<Ra
         ),
     ];
     (header, heap::samples(&records))
+}
+
+fn contention_samples(table_kind: Kind, kind: ProfileKind) -> (Header, Vec<RawSample>) {
+    let records: Vec<ContentionRecord> = table::snapshot(table_kind)
+        .into_iter()
+        .map(|r| ContentionRecord {
+            stack: r.stack.iter().map(|&a| a as u64).collect(),
+            contentions: r.counters[0] as f64 / COUNT_UNIT as f64,
+            delay_ns: r.counters[1] as f64,
+            lost: r.lost,
+        })
+        .collect();
+    let mut header = contention::header();
+    header.time_nanos = now_nanos();
+    header.comments = vec![
+        format!("mapprof {} profile", kind.name()),
+        match table_kind {
+            Kind::Mutex => format!(
+                "mutex_fraction: {} (1 in N contention events recorded, each counted N times)",
+                lock::mutex_fraction()
+            ),
+            _ => format!(
+                "block_rate: {} ns (shorter waits recorded with probability wait/rate)",
+                lock::block_rate()
+            ),
+        },
+    ];
+    (header, contention::samples(&records))
 }
 
 fn now_nanos() -> i64 {

@@ -1,0 +1,42 @@
+//! Mutex and block profiles, as Go's `runtime/pprof` writes them.
+
+use crate::builder::{Header, RawSample, LOST_FRAME};
+
+/// One stack's contention, already unbiased by the collector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContentionRecord {
+    /// Return addresses, innermost first (empty for lost samples).
+    pub stack: Vec<u64>,
+    /// Estimated contention events.
+    pub contentions: f64,
+    /// Estimated delay in nanoseconds.
+    pub delay_ns: f64,
+    /// Events the collector could not file under their stack (table full).
+    pub lost: bool,
+}
+
+/// The header shared by mutex and block profiles: `contentions/count` and
+/// `delay/nanoseconds`, period type `contentions/count`, period 1 (values are already scaled).
+pub fn header() -> Header {
+    let st = |t: &str, u: &str| (t.to_owned(), u.to_owned());
+    Header {
+        sample_types: vec![st("contentions", "count"), st("delay", "nanoseconds")],
+        period_type: st("contentions", "count"),
+        period: 1,
+        ..Header::default()
+    }
+}
+
+/// Turns records into samples `[contentions, delay]`.
+pub fn samples(records: &[ContentionRecord]) -> Vec<RawSample> {
+    records
+        .iter()
+        .filter(|r| r.contentions > 0.0)
+        .map(|r| RawSample {
+            stack: r.stack.clone(),
+            synthetic: r.lost.then(|| LOST_FRAME.to_owned()),
+            values: vec![r.contentions.round() as i64, r.delay_ns.round() as i64],
+            labels: Vec::new(),
+        })
+        .collect()
+}

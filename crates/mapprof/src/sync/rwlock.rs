@@ -1,0 +1,195 @@
+//! `RwLock`: `std::sync::RwLock` with contention recorded. Readers waiting on a writer and a
+//! writer waiting on readers are both waiters; any unlock that finds waiters is charged.
+
+use super::mutex::map_lock;
+use super::wait_book::{record_charge, WaitBook};
+use std::fmt;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+
+/// A reader-writer lock, as `std::sync::RwLock`, whose contention is profiled.
+#[derive(Default)]
+pub struct RwLock<T: ?Sized> {
+    book: WaitBook,
+    inner: std::sync::RwLock<T>,
+}
+
+/// Shared access to a locked [`RwLock`], as `std::sync::RwLockReadGuard`.
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
+    book: &'a WaitBook,
+    inner: ManuallyDrop<std::sync::RwLockReadGuard<'a, T>>,
+}
+
+/// Exclusive access to a locked [`RwLock`], as `std::sync::RwLockWriteGuard`.
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct RwLockWriteGuard<'a, T: ?Sized + 'a> {
+    book: &'a WaitBook,
+    inner: ManuallyDrop<std::sync::RwLockWriteGuard<'a, T>>,
+}
+
+impl<T> RwLock<T> {
+    /// Creates a new, unlocked lock.
+    pub const fn new(value: T) -> RwLock<T> {
+        RwLock {
+            book: WaitBook::new(),
+            inner: std::sync::RwLock::new(value),
+        }
+    }
+
+    /// Consumes the lock, returning the underlying data (an error if it is poisoned).
+    pub fn into_inner(self) -> LockResult<T> {
+        self.inner.into_inner()
+    }
+}
+
+/// Tries first; on `WouldBlock` registers as a waiter around the blocking call.
+macro_rules! acquire {
+    ($self:ident, $try:ident, $block:ident, $guard:ident) => {
+        match $self.inner.$try() {
+            Ok(inner) => Ok($guard(&$self.book, inner)),
+            Err(TryLockError::Poisoned(e)) => {
+                Err(PoisonError::new($guard(&$self.book, e.into_inner())))
+            }
+            Err(TryLockError::WouldBlock) => {
+                let ticket = $self.book.enter();
+                let result = $self.inner.$block();
+                $self.book.leave(ticket);
+                map_lock(result, |inner| $guard(&$self.book, inner))
+            }
+        }
+    };
+}
+
+/// Maps a std `TryLockResult` to one with a shim guard.
+macro_rules! try_acquire {
+    ($self:ident, $try:ident, $guard:ident) => {
+        match $self.inner.$try() {
+            Ok(inner) => Ok($guard(&$self.book, inner)),
+            Err(TryLockError::Poisoned(e)) => Err(TryLockError::Poisoned(PoisonError::new(
+                $guard(&$self.book, e.into_inner()),
+            ))),
+            Err(TryLockError::WouldBlock) => Err(TryLockError::WouldBlock),
+        }
+    };
+}
+
+impl<T: ?Sized> RwLock<T> {
+    /// Locks for shared reading, blocking while a writer holds the lock.
+    pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
+        acquire!(self, try_read, read, read_guard)
+    }
+
+    /// Locks for exclusive writing, blocking while anyone holds the lock.
+    pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
+        acquire!(self, try_write, write, write_guard)
+    }
+
+    /// Attempts to lock for reading without blocking.
+    pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
+        try_acquire!(self, try_read, read_guard)
+    }
+
+    /// Attempts to lock for writing without blocking.
+    pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
+        try_acquire!(self, try_write, write_guard)
+    }
+
+    /// Whether the lock is poisoned.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.is_poisoned()
+    }
+
+    /// Clears the poisoned state.
+    pub fn clear_poison(&self) {
+        self.inner.clear_poison()
+    }
+
+    /// A mutable reference to the underlying data (an error if it is poisoned).
+    pub fn get_mut(&mut self) -> LockResult<&mut T> {
+        self.inner.get_mut()
+    }
+}
+
+fn read_guard<'a, T: ?Sized>(
+    book: &'a WaitBook,
+    inner: std::sync::RwLockReadGuard<'a, T>,
+) -> RwLockReadGuard<'a, T> {
+    RwLockReadGuard {
+        book,
+        inner: ManuallyDrop::new(inner),
+    }
+}
+
+fn write_guard<'a, T: ?Sized>(
+    book: &'a WaitBook,
+    inner: std::sync::RwLockWriteGuard<'a, T>,
+) -> RwLockWriteGuard<'a, T> {
+    RwLockWriteGuard {
+        book,
+        inner: ManuallyDrop::new(inner),
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
+    fn drop(&mut self) {
+        let delay = self.book.charge();
+        // SAFETY: `inner` is dropped exactly once, here, and not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.inner) };
+        record_charge(delay);
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        let delay = self.book.charge();
+        // SAFETY: `inner` is dropped exactly once, here, and not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.inner) };
+        record_charge(delay);
+    }
+}
+
+impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T> From<T> for RwLock<T> {
+    fn from(value: T) -> Self {
+        RwLock::new(value)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
