@@ -23,6 +23,8 @@ pub fn header() -> Header {
         sample_types: vec![st("contentions", "count"), st("delay", "nanoseconds")],
         period_type: st("contentions", "count"),
         period: 1,
+        // `drop(guard)` is how Rust unlocks: charge the function that called it.
+        drop_frames: Some(r"core::mem::drop(<.*>)?".to_owned()),
         ..Header::default()
     }
 }
