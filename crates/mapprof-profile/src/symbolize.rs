@@ -67,7 +67,9 @@ fn resolve_uncached(pc: u64) -> Vec<SourceFrame> {
 /// leaf end of a stack are trimmed, as Go trims `runtime.mallocgc`.
 pub fn is_profiler_frame(name: &str) -> bool {
     // The lock shim's guards record from their `Drop`.
-    let name = name.strip_prefix("core::ptr::drop_in_place<").unwrap_or(name);
+    let name = name
+        .strip_prefix("core::ptr::drop_in_place<")
+        .unwrap_or(name);
     let name = name.strip_prefix('<').unwrap_or(name);
     const PREFIXES: [&str; 7] = [
         "mapprof_rt::",

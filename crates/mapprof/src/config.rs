@@ -218,7 +218,10 @@ mod tests {
                 "`heap_rate` takes a byte count",
             ),
             ("symbolize=maybe", "`symbolize` takes true or false"),
-            ("mutex_fraction=0.5", "`mutex_fraction` takes a whole number"),
+            (
+                "mutex_fraction=0.5",
+                "`mutex_fraction` takes a whole number",
+            ),
             ("block_rate=10us", "`block_rate` takes nanoseconds"),
             ("unwinder=frames", "`unwinder` takes auto, fp or dwarf"),
             ("dump_dir=", "`dump_dir` takes a directory"),

@@ -3,8 +3,8 @@
 use crate::config::Config;
 use crate::profiles::{dump, SYMBOLIZE};
 use crate::Error;
-use mapprof_rt::{lock, sampler};
 use mapprof_rt::stack::{self, Unwinder};
+use mapprof_rt::{lock, sampler};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Mutex, PoisonError};

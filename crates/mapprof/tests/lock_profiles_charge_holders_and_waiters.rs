@@ -46,8 +46,14 @@ fn second_waiter(lock: &Mutex<u64>, start: &Barrier, end: &Barrier) {
 fn assert_about(what: &str, value: i64, expected: Duration, tolerance: f64) {
     let expected = expected.as_nanos() as f64;
     let error = value as f64 / expected - 1.0;
-    eprintln!("{what}: {value} ns, expected {expected:.0}, error {:+.1}%", error * 100.0);
-    assert!(error.abs() <= tolerance, "{what}: {value} ns vs {expected:.0} ns");
+    eprintln!(
+        "{what}: {value} ns, expected {expected:.0}, error {:+.1}%",
+        error * 100.0
+    );
+    assert!(
+        error.abs() <= tolerance,
+        "{what}: {value} ns vs {expected:.0} ns"
+    );
 }
 
 #[inline(never)]
@@ -78,7 +84,11 @@ fn holders_are_charged_their_waiters_wait_and_waiters_their_own() {
             let (lock, start, end) = (lock.clone(), start.clone(), end.clone());
             std::thread::spawn(move || f(&lock, &start, &end))
         };
-        let threads = [spawn(hold_the_lock), spawn(first_waiter), spawn(second_waiter)];
+        let threads = [
+            spawn(hold_the_lock),
+            spawn(first_waiter),
+            spawn(second_waiter),
+        ];
         for t in threads {
             t.join().unwrap();
         }
@@ -91,13 +101,23 @@ fn holders_are_charged_their_waiters_wait_and_waiters_their_own() {
 
     let mutex = decoded(ProfileKind::Mutex);
     let holder = total_through(&mutex, "delay", "hold_the_lock");
-    assert_about("holder's mutex delay", holder, 2 * ROUNDS as u32 * HOLD, 0.15);
+    assert_about(
+        "holder's mutex delay",
+        holder,
+        2 * ROUNDS as u32 * HOLD,
+        0.15,
+    );
     assert!(total_through(&mutex, "contentions", "hold_the_lock") >= ROUNDS as i64);
 
     let block = decoded(ProfileKind::Block);
     for waiter in ["first_waiter", "second_waiter"] {
         let waited = total_through(&block, "delay", waiter);
-        assert_about(&format!("{waiter}'s block delay"), waited, ROUNDS as u32 * HOLD, 0.15);
+        assert_about(
+            &format!("{waiter}'s block delay"),
+            waited,
+            ROUNDS as u32 * HOLD,
+            0.15,
+        );
     }
     assert_eq!(total_through(&block, "delay", "hold_the_lock"), 0);
 

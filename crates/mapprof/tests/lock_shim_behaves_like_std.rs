@@ -154,7 +154,10 @@ fn default_from_debug_send_and_sync_match_std() {
     assert_eq!(format!("{m:?}"), format!("{:?}", std::sync::Mutex::new(5)));
     assert_eq!(format!("{:?}", m.lock().unwrap()), "5");
     let rw = RwLock::from(String::from("x"));
-    assert_eq!(format!("{rw:?}"), format!("{:?}", std::sync::RwLock::new("x".to_string())));
+    assert_eq!(
+        format!("{rw:?}"),
+        format!("{:?}", std::sync::RwLock::new("x".to_string()))
+    );
     assert_eq!(RwLock::<u8>::default().into_inner().unwrap(), 0);
 
     fn send_sync<T: Send + Sync>() {}
