@@ -39,11 +39,17 @@ flame: setup
 	@echo "==> rendering flame graphs"
 	$(BIN)/mapprof flame $(OUT)/demo-heap.pb.gz --sample-index inuse_space -o $(OUT)/demo-heap-inuse_space.svg
 	$(BIN)/mapprof flame $(OUT)/demo-allocs.pb.gz --sample-index alloc_space -o $(OUT)/demo-allocs-alloc_space.svg
+	$(BIN)/mapprof flame $(OUT)/demo-mutex.pb.gz --sample-index delay -o $(OUT)/demo-mutex-delay.svg
+	$(BIN)/mapprof flame $(OUT)/demo-block.pb.gz --sample-index delay -o $(OUT)/demo-block-delay.svg
 	@echo "==> where the bytes were allocated (mapprof top, alloc_space)"
-	@$(BIN)/mapprof top $(OUT)/demo-allocs.pb.gz --sample-index alloc_space -n 8
+	@$(BIN)/mapprof top $(OUT)/demo-allocs.pb.gz --sample-index alloc_space -n 5
+	@echo "==> who held the lock others waited for (mapprof top, mutex delay)"
+	@$(BIN)/mapprof top $(OUT)/demo-mutex.pb.gz -n 5
+	@echo "==> who waited for it (mapprof top, block delay)"
+	@$(BIN)/mapprof top $(OUT)/demo-block.pb.gz -n 5
 	@echo
-	@echo "Open $(OUT)/demo-allocs-alloc_space.svg in a browser, or run:"
-	@echo "  go tool pprof -http=: $(OUT)/demo-allocs.pb.gz"
+	@echo "Open $(OUT)/demo-allocs-alloc_space.svg and $(OUT)/demo-mutex-delay.svg in a browser, or run:"
+	@echo "  go tool pprof -http=: $(OUT)/demo-mutex.pb.gz"
 
 ## bench: allocator overhead against bare jemalloc and the peer profilers
 bench: setup-bench

@@ -1,38 +1,44 @@
-//! A small program with the incident's allocation pattern, profiled by mapprof: a cache whose
-//! update rebuilds its whole map (no capacity hint, every entry cloned) next to a request path
-//! that allocates modestly. `make flame` runs it and renders what it writes.
+//! A small program with the incident's pattern, profiled by mapprof: a cache whose `update`
+//! rebuilds its whole map (no capacity hint, every entry cloned) while holding the mutex that
+//! every reader also takes. `make flame` runs it and renders what it writes.
 //!
-//! Usage: `demo OUT_DIR` writes `OUT_DIR/demo-heap.pb.gz` and `OUT_DIR/demo-allocs.pb.gz`.
+//! Usage: `demo OUT_DIR` writes `OUT_DIR/demo-{heap,allocs,mutex,block}.pb.gz`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[global_allocator]
 static ALLOC: mapprof::Alloc = mapprof::Alloc::jemalloc();
 
 mod cache {
+    use mapprof::sync::Mutex; // std::sync::Mutex in a build without profiling
     use std::collections::HashMap;
 
-    /// The regressed cache: every update rebuilds the map from scratch.
+    /// The regressed cache: every update rebuilds the map under the lock readers need.
     #[derive(Default)]
     pub(crate) struct Cache {
-        pub(crate) entries: HashMap<u64, String>,
+        entries: Mutex<HashMap<u64, String>>,
     }
 
     impl Cache {
         #[inline(never)]
-        pub(crate) fn update(&mut self, key: u64, value: String) {
+        pub(crate) fn update(&self, key: u64, value: String) {
+            let mut entries = self.entries.lock().unwrap();
             let mut rebuilt = HashMap::new(); // no capacity hint: grows and rehashes again and again
-            for (k, v) in &self.entries {
+            for (k, v) in entries.iter() {
                 rebuilt.insert(*k, v.clone());
             }
             rebuilt.insert(key, value);
-            self.entries = rebuilt;
+            *entries = rebuilt;
         }
 
         #[inline(never)]
-        pub(crate) fn get(&self, key: u64) -> Option<&String> {
-            self.entries.get(&key)
+        pub(crate) fn get(&self, key: u64) -> Option<String> {
+            self.entries.lock().unwrap().get(&key).cloned()
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.entries.lock().unwrap().len()
         }
     }
 }
@@ -46,37 +52,42 @@ fn handle_request(cache: &cache::Cache, id: u64) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "flamegraphs".into()),
-    );
+    let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "flamegraphs".into()));
     std::fs::create_dir_all(&out)?;
     let _profiler = mapprof::Profiler::builder()
         .heap_rate(64 * 1024)
+        .mutex_fraction(1)
+        .block_rate(1)
         .env()?
         .start()?;
 
-    let worker = std::thread::spawn(|| {
-        let mut cache = cache::Cache::default();
-        let mut responses = 0usize;
-        for i in 0..3_000u64 {
-            cache.update(i % 2_000, format!("value-{i}"));
-            for r in 0..20 {
-                responses += handle_request(&cache, i * 20 + r).len();
+    let cache = Arc::new(cache::Cache::default());
+    let writer = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            for i in 0..3_000u64 {
+                cache.update(i % 2_000, format!("value-{i}"));
             }
-        }
-        (cache, responses)
-    });
-    let (cache, responses) = worker.join().map_err(|_| "worker panicked")?;
-    let sizes: HashMap<&str, usize> =
-        [("entries", cache.entries.len()), ("bytes", responses)].into();
-    println!(
-        "demo: cache of {} entries, {} response bytes",
-        sizes["entries"], sizes["bytes"]
-    );
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                (0..30_000u64)
+                    .map(|i| handle_request(&cache, i * 2 + r).len())
+                    .sum::<usize>()
+            })
+        })
+        .collect();
+    writer.join().map_err(|_| "writer panicked")?;
+    let mut responses = 0;
+    for r in readers {
+        responses += r.join().map_err(|_| "reader panicked")?;
+    }
+    println!("demo: cache of {} entries, {responses} response bytes", cache.len());
 
-    for kind in [mapprof::ProfileKind::Heap, mapprof::ProfileKind::Allocs] {
+    for kind in mapprof::ProfileKind::ALL {
         let path = out.join(format!("demo-{}.pb.gz", kind.name()));
         mapprof::write_profile_to_path(kind, &path)?;
         println!("demo: wrote {}", path.display());
