@@ -196,7 +196,18 @@ impl<'a> ProfileView<'a> {
         } else if has("cpu") || has("samples") {
             "cpu"
         } else if has("contentions") || has("delay") {
-            "contention"
+            // Go's mutex and block profiles are alike; mapprof says which in a comment.
+            let says = |name: &str| {
+                let comment = format!("mapprof {name} profile");
+                self.profile.comment.iter().any(|&c| self.string(c) == comment)
+            };
+            if says("mutex") {
+                "mutex"
+            } else if says("block") {
+                "block"
+            } else {
+                "contention"
+            }
         } else if has("resizes") || has("resize_space") {
             "resize"
         } else if has("goroutine") || has("goroutines") {

@@ -126,6 +126,12 @@ fn holders_are_charged_their_waiters_wait_and_waiters_their_own() {
     mapprof::write_profile_to_path(ProfileKind::Mutex, &file).unwrap();
     let top = go_pprof(&["-top", "-sample_index=delay"], &file);
     assert!(top_rows(&top)[0].contains("hold_the_lock"), "{top}");
+    // Viewers show delay by default and can tell the two profiles apart.
+    for (profile, name) in [(&mutex, "mutex"), (&block, "block")] {
+        let view = mapprof_profile::view::ProfileView::new(profile).unwrap();
+        assert_eq!(view.sample_types()[view.default_sample_index()].name, "delay");
+        assert_eq!(view.kind_name(), name);
+    }
 
     // RwLock: readers waiting on a writer, and a writer waiting on a reader.
     let lock = Arc::new(RwLock::new(0));
