@@ -199,7 +199,10 @@ impl<'a> ProfileView<'a> {
             // Go's mutex and block profiles are alike; mapprof says which in a comment.
             let says = |name: &str| {
                 let comment = format!("mapprof {name} profile");
-                self.profile.comment.iter().any(|&c| self.string(c) == comment)
+                self.profile
+                    .comment
+                    .iter()
+                    .any(|&c| self.string(c) == comment)
             };
             if says("mutex") {
                 "mutex"

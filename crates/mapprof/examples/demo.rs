@@ -52,7 +52,11 @@ fn handle_request(cache: &cache::Cache, id: u64) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "flamegraphs".into()));
+    let out = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "flamegraphs".into()),
+    );
     std::fs::create_dir_all(&out)?;
     let _profiler = mapprof::Profiler::builder()
         .heap_rate(64 * 1024)
@@ -85,7 +89,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for r in readers {
         responses += r.join().map_err(|_| "reader panicked")?;
     }
-    println!("demo: cache of {} entries, {responses} response bytes", cache.len());
+    println!(
+        "demo: cache of {} entries, {responses} response bytes",
+        cache.len()
+    );
 
     for kind in mapprof::ProfileKind::ALL {
         let path = out.join(format!("demo-{}.pb.gz", kind.name()));

@@ -129,7 +129,10 @@ fn holders_are_charged_their_waiters_wait_and_waiters_their_own() {
     // Viewers show delay by default and can tell the two profiles apart.
     for (profile, name) in [(&mutex, "mutex"), (&block, "block")] {
         let view = mapprof_profile::view::ProfileView::new(profile).unwrap();
-        assert_eq!(view.sample_types()[view.default_sample_index()].name, "delay");
+        assert_eq!(
+            view.sample_types()[view.default_sample_index()].name,
+            "delay"
+        );
         assert_eq!(view.kind_name(), name);
     }
 
