@@ -10,6 +10,8 @@ Environment (all optional):
   BENCH_NO_BUILD=1        use the binaries already built
   BENCH_NO_WRITE=1        do not touch BENCHMARKS.md
   BENCH_JOBS=2            cargo -j
+  BENCH_NO_LOCKS=1        skip the lock part (bench/locks.py, run after the heap part with the
+                          same variables; bench/locks.sh runs it alone)
 """
 
 import os
@@ -338,6 +340,9 @@ def main():
                 f.write(f"{n}\t{w}\t{i + 1}\t{x}\n")
     if not QUICK and os.environ.get("BENCH_NO_WRITE") != "1":
         write_doc(figures)
+    if os.environ.get("BENCH_NO_LOCKS") != "1":
+        import locks  # bench/locks.py; its binaries were built above with the bench workspace
+        locks.main(build_first=False)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""mapprof's lock benchmark driver (the lock part of `make bench`; bench/run.py calls it after
+the heap part, or run it alone with bench/locks.sh). Same method as the heap part: two binaries
+built from one source (bench/locks: `bench-locks-std` with std::sync, `bench-locks-mapprof` with
+mapprof::sync and the profiler running at its default lock sampling), run interleaved over
+several rounds, medians and min-max, differences and ratios, callgrind instructions per
+operation for the uncontended paths. Prints a table and rewrites the lock figures of
+BENCHMARKS.md (between its `locks:begin` / `locks:end` markers).
+
+Environment (all optional; the same variables as bench/run.py):
+  BENCH_ROUNDS=7          timed rounds of the heap part; the lock part runs twice as many (its
+                          runs are short and the contended ones spread widely)
+  BENCH_LOCK_ROUNDS=14    timed rounds of the lock part (default: 2 x BENCH_ROUNDS)
+  BENCH_QUICK=1           3 rounds and a tenth of the work (a smoke test; figures not written)
+  BENCH_NO_CALLGRIND=1    skip the callgrind part
+  BENCH_NO_BUILD=1        use the binaries already built
+  BENCH_NO_WRITE=1        do not touch BENCHMARKS.md
+  BENCH_JOBS=2            cargo -j
+"""
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+from run import BENCH, DOC, JOBS, QUICK, RESULTS, SCALE, log, machine
+from run import ROUNDS as HEAP_ROUNDS
+
+ROUNDS = int(os.environ.get("BENCH_LOCK_ROUNDS", 2 * HEAP_ROUNDS))
+
+BEGIN, END = "<!-- locks:begin -->", "<!-- locks:end -->"
+
+# name, binary (both in the bench workspace, target bench/target)
+CONFIGS = [("std", "bench-locks-std"), ("mapprof", "bench-locks-mapprof")]
+# (workload, threads, operations per thread): uncontended 1-thread paths (about 0.3 s a run),
+# then one Mutex shared by 2, 4 and 8 threads, 10M lock+unlock pairs in all whatever the count
+# (mapprof takes up to ~2 s for them at 8 threads here).
+UNCONTENDED = [("mutex", 1, 40_000_000), ("rwread", 1, 40_000_000)]
+CONTENDED = [("contended", t, 10_000_000 // t) for t in (2, 4, 8)]
+RUNS = UNCONTENDED + CONTENDED
+CG_OPS = 1_000_000
+
+TITLE = {"mutex": "Mutex lock + unlock", "rwread": "RwLock read + unlock"}
+
+
+def binary(exe):
+    return os.path.join(BENCH, "target", "release", exe)
+
+
+def build():
+    log(f"== cargo build --release -j{JOBS} -p bench-locks in bench/ (target bench/target)")
+    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(BENCH, "target"))
+    subprocess.run(["cargo", "build", "--release", f"-j{JOBS}", "-p", "bench-locks"],
+                   cwd=BENCH, env=env, check=True)
+
+
+RESULT_RE = re.compile(r"^RESULT (.*)$", re.M)
+CHECK_RE = re.compile(r"^CHECK config=\S+ (.*)$", re.M)
+
+
+def run_once(cfg, workload, threads, ops, extra=(), prefix=()):
+    name, exe = cfg
+    cmd = list(prefix) + [binary(exe), workload, str(threads), str(ops)] + list(extra)
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{name} {workload} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    m = RESULT_RE.search(p.stdout)
+    if not m:
+        raise SystemExit(f"{name} {workload}: no RESULT line:\n{p.stdout}\n{p.stderr}")
+    fields = dict(kv.split("=", 1) for kv in m.group(1).split())
+    c = CHECK_RE.search(p.stdout)
+    return fields, (c.group(1) if c else "")
+
+
+def parse_check(check):
+    return dict(kv.split("=", 1) for kv in check.split() if "=" in kv)
+
+
+def sanity(name, workload, check):
+    """Fails loudly when a configuration did not profile the way it claims to."""
+    c = parse_check(check)
+    bad = None
+    if name == "std" and check != "no profiler":
+        bad = "the std binary should run no profiler"
+    if name == "mapprof":
+        if c.get("mutex_fraction") != "10" or c.get("block_rate") != "10000":
+            bad = "mapprof is not at its default lock sampling (mutex_fraction 10, block_rate 10000)"
+        elif workload != "contended" and (c.get("mutex_samples") != "0"
+                                          or c.get("block_samples") != "0"):
+            bad = "an uncontended run took the contended path"
+    if bad:
+        raise SystemExit(f"{name} {workload}: {bad}: {check}")
+
+
+def timed_rounds():
+    res = {(c[0], w, t): [] for c in CONFIGS for w, t, _ in RUNS}
+    checks = {}
+    for r in range(ROUNDS):
+        k = r % len(RUNS)
+        order = RUNS[k:] + RUNS[:k]
+        # std first in even rounds, mapprof first in odd ones; the two runs of a pair are
+        # adjacent in time, so their ratio ("paired") cancels slow drifts of the load.
+        cfgs = CONFIGS if r % 2 == 0 else CONFIGS[::-1]
+        for w, t, ops in order:
+            ops = max(1000, int(ops * SCALE))
+            for cfg in cfgs:
+                fields, check = run_once(cfg, w, t, ops)
+                sanity(cfg[0], w, check)
+                res[(cfg[0], w, t)].append((fields, parse_check(check)))
+                checks.setdefault((cfg[0], w, t), check)
+        log(f"   round {r + 1}/{ROUNDS}: "
+            + ", ".join(f"{w}/{t} " + "/".join(
+                f"{float(res[(c[0], w, t)][-1][0]['ns' if t == 1 else 'mops']):.2f}"
+                for c in CONFIGS) for w, t, _ in RUNS)
+            + "  (ns std/mapprof for 1 thread, Mops/s for more)")
+    # A contended run may by chance see no contention (the other threads not running yet);
+    # all the rounds of one thread count must see some, or the profiler is not recording.
+    for w, t, _ in CONTENDED:
+        if not any(int(c["mutex_samples"]) + int(c["block_samples"]) > 0
+                   for _, c in res[("mapprof", w, t)]):
+            raise SystemExit(f"mapprof {w} {t} threads: no contention recorded in any round")
+    return res, checks
+
+
+def callgrind():
+    vg = shutil.which("valgrind")
+    if not vg:
+        raise SystemExit("valgrind not found (apt-get install -y valgrind)")
+    ir = {}
+    for cfg in CONFIGS:
+        for w, _, _ in UNCONTENDED:
+            out = os.path.join(RESULTS, f"callgrind.locks-{cfg[0]}.{w}.out")
+            fields, _ = run_once(cfg, w, 1, max(1000, int(CG_OPS * SCALE)), extra=["--no-check"],
+                                 prefix=[vg, "--tool=callgrind", "--collect-atstart=no",
+                                         "--toggle-collect=bench_measured_*",
+                                         f"--callgrind-out-file={out}"])
+            total = None
+            with open(out) as f:
+                for line in f:
+                    if line.startswith(("totals:", "summary:")):
+                        total = int(line.split()[1])
+            if total is None:
+                raise SystemExit(f"no totals in {out}")
+            done = int(fields["inside"])
+            ir[(cfg[0], w)] = (total / done, done)
+            log(f"   callgrind {cfg[0]} {w}: {total / done:.2f} Ir/op over {done} ops")
+            ann = subprocess.run(["callgrind_annotate", "--inclusive=no", out],
+                                 capture_output=True, text=True)
+            with open(os.path.join(RESULTS, f"annotate.locks-{cfg[0]}.{w}.txt"), "w") as f:
+                f.write(ann.stdout)
+    return ir
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def report(res, ir, mach, elapsed):
+    def vals(n, w, t, key):
+        return [float(f[key]) for f, _ in res[(n, w, t)]]
+
+    L = []
+    dirty = " (with uncommitted changes under crates/)" if mach["dirty"] else ""
+    L.append(f"Measured {mach['date']} at commit `{mach['commit']}`{dirty} on {mach['nproc']} CPUs "
+             f"({mach['cpu']}), Linux {mach['kernel']}, {mach['rustc']}, {mach['valgrind']}; "
+             f"load average at start {mach['load']}. {ROUNDS} rounds; lock part "
+             f"{elapsed / 60:.1f} min.")
+    L.append("")
+    L.append("**Uncontended, 1 thread** — nanoseconds per lock + unlock pair: median of the "
+             "rounds of (run time ÷ operations), min–max in brackets; *fastest block* = median "
+             "over rounds of the fastest tenth of each run (filters out preemptions); *Ir/op* = "
+             "instructions per pair under callgrind. The *mapprof − std* row gives the "
+             "difference of the medians, and in brackets the median over rounds of the "
+             "difference within a round (\"paired\").")
+    L.append("")
+    L.append("| path | config | ns/pair median | [min–max] | fastest block | Ir/op |")
+    L.append("|---|---|---:|---:|---:|---:|")
+    diffs = {}
+    for w, t, _ in UNCONTENDED:
+        for n, _ in CONFIGS:
+            ns = vals(n, w, t, "ns")
+            best = vals(n, w, t, "ns_best")
+            irs = f"{ir[(n, w)][0]:.2f}" if ir else "—"
+            L.append(f"| {TITLE[w]} | {n} | {med(ns):.2f} | [{min(ns):.2f}–{max(ns):.2f}] | "
+                     f"{med(best):.2f} | {irs} |")
+        s, m = vals("std", w, t, "ns"), vals("mapprof", w, t, "ns")
+        sb, mb = vals("std", w, t, "ns_best"), vals("mapprof", w, t, "ns_best")
+        d = med(m) - med(s)
+        paired = med([b - a for a, b in zip(s, m)])
+        db = med(mb) - med(sb)
+        dir_ = ir[("mapprof", w)][0] - ir[("std", w)][0] if ir else None
+        diffs[w] = (d, paired, db, dir_)
+        irs = f"**{dir_:+.2f}**" if ir else "—"
+        L.append(f"| {TITLE[w]} | **mapprof − std** | **{d:+.2f}** (paired {paired:+.2f}) | | "
+                 f"**{db:+.2f}** | {irs} |")
+    L.append("")
+    if ir:
+        L.append(f"Callgrind counts {ir[('std', 'mutex')][1]:,} pairs per run on the main thread "
+                 f"(the measured loop and its warm-up, both inside `bench_measured_*`), "
+                 f"nothing else.")
+        L.append("")
+    L.append("**Contended: one `Mutex` shared by N threads**, each locking it in a loop (critical "
+             "section: increment a counter, add it into one of 8 slots); 10M lock + unlock "
+             "pairs in all per run. Throughput in million pairs per second, all threads "
+             "together (median, min–max); *ratio* = mapprof median ÷ std median; *paired* = "
+             "median over rounds of the per-round ratio. The machine has "
+             f"{mach['nproc']} CPUs: 4 and 8 threads oversubscribe it. The last two columns "
+             "are what mapprof's own profiles estimate, per lock + unlock pair (warm-up "
+             "included): waits (lock calls that found the lock taken and took the contended "
+             "path; block profile) and charged unlocks (unlocks that found waiters registered; "
+             "mutex profile).")
+    L.append("")
+    L.append("| threads | std Mops/s | [min–max] | mapprof Mops/s | [min–max] | ratio | paired "
+             "| waits / pair | charged unlocks / pair |")
+    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    ratios = {}
+    for w, t, _ in CONTENDED:
+        s, m = vals("std", w, t, "mops"), vals("mapprof", w, t, "mops")
+        ratio = med(m) / med(s)
+        paired = med([b / a for a, b in zip(s, m)])
+        ratios[t] = (ratio, paired)
+        waits = med([int(c["block_contentions"]) / int(f["check"])
+                     for f, c in res[("mapprof", w, t)]])
+        charged = med([int(c["mutex_contentions"]) / int(f["check"])
+                       for f, c in res[("mapprof", w, t)]])
+        L.append(f"| {t} | {med(s):.2f} | [{min(s):.2f}–{max(s):.2f}] | {med(m):.2f} | "
+                 f"[{min(m):.2f}–{max(m):.2f}] | {ratio:.3f} | {paired:.3f} | {waits:.3f} | "
+                 f"{charged:.3f} |")
+    L.append("")
+
+    def verdict(ok):
+        return "met" if ok else "**MISSED**"
+
+    L.append("**Targets**:")
+    L.append("")
+    for w in ("mutex", "rwread"):
+        d, paired, db, dir_ = diffs[w]
+        ok = d <= 1.0
+        extra = f"; {dir_:+.2f} instructions per pair" if dir_ is not None else ""
+        L.append(f"- {TITLE[w]} within 1 ns of std: {verdict(ok)} (difference of medians "
+                 f"{d:+.2f} ns, paired {paired:+.2f} ns, fastest blocks {db:+.2f} ns{extra})")
+    for t, (ratio, paired) in ratios.items():
+        L.append(f"- contended, {t} threads, ≥ 0.95 × std's throughput: {verdict(ratio >= 0.95)} "
+                 f"(ratio {ratio:.3f}, paired {paired:.3f})")
+    L.append("")
+    return "\n".join(L)
+
+
+def write_doc(figures):
+    text = open(DOC).read()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{DOC} has no {BEGIN} ... {END} section to rewrite")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(DOC, "w") as f:
+        f.write(f"{head}{BEGIN}\n<!-- written by bench/locks.py; do not edit by hand -->\n\n"
+                f"{figures}\n{END}{tail}")
+    log(f"== wrote the lock figures of {DOC}")
+
+
+def main(build_first=True):
+    t0 = time.time()
+    os.makedirs(RESULTS, exist_ok=True)
+    mach = machine()
+    if build_first and os.environ.get("BENCH_NO_BUILD") != "1":
+        build()
+    log(f"== lock timed runs: {ROUNDS} rounds x {len(CONFIGS)} configs x {len(RUNS)} workloads")
+    res, _ = timed_rounds()
+    ir = {}
+    if os.environ.get("BENCH_NO_CALLGRIND") != "1":
+        log("== lock callgrind (1 thread, uncontended paths)")
+        ir = callgrind()
+    figures = report(res, ir, mach, time.time() - t0)
+    print(figures)
+    with open(os.path.join(RESULTS, "locks.md"), "w") as f:
+        f.write(figures + "\n")
+    with open(os.path.join(RESULTS, "locks.tsv"), "w") as f:
+        f.write("config\tworkload\tthreads\tround\tns\tns_best\tmops\tcheck\n")
+        for (n, w, t), runs in res.items():
+            for i, (fl, c) in enumerate(runs):
+                f.write(f"{n}\t{w}\t{t}\t{i + 1}\t{fl['ns']}\t{fl['ns_best']}\t{fl['mops']}\t"
+                        + " ".join(f"{k}={v}" for k, v in c.items()) + "\n")
+    if not QUICK and os.environ.get("BENCH_NO_WRITE") != "1":
+        write_doc(figures)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, BENCH)
+    main()

@@ -1,0 +1,233 @@
+//! The lock benchmark's workloads, shared by `bench-locks-std` (std::sync) and
+//! `bench-locks-mapprof` (mapprof::sync with the profiler running). Each binary brings
+//! `Mutex` and `RwLock` into scope and invokes [`lock_bench!`], which defines the measured
+//! functions for those types and a `run` function, so both binaries compile the very same
+//! source against their own lock types.
+//!
+//! Usage of both binaries: `<bin> mutex|rwread|contended <threads> <ops-per-thread> [--no-check]`.
+//! It prints one line:
+//! `RESULT config=.. workload=.. threads=.. ops=.. secs=.. ns=.. mops=.. check=..`
+//! (`ns` = nanoseconds of wall time per operation of one thread, `mops` = million operations per
+//! second, all threads together), then, unless `--no-check`, a `CHECK` line with what the
+//! binary's `after` hook reports (for mapprof: what its mutex and block profiles hold).
+//!
+//! Workloads:
+//! - `mutex` (1 thread): one operation = `*m.lock().unwrap() += 1` on a `Mutex<u64>` nobody
+//!   else touches: one uncontended lock + unlock pair.
+//! - `rwread` (1 thread): one operation = `sum += *l.read().unwrap()` on an `RwLock<u64>`: one
+//!   uncontended read lock + unlock pair.
+//! - `contended` (N threads, one `Mutex` shared by all): one operation = lock, increment a
+//!   counter and add it into one of 8 slots of a small array, unlock. Nothing happens between
+//!   two locks of a thread: the worst case for contention.
+//!
+//! Each thread warms up (a tenth of its work, at most 1M operations, untimed), then times its
+//! measured loop, which runs inside `bench_measured_mutex` / `bench_measured_rwread` /
+//! `bench_measured_contended` (unmangled, never inlined), so `valgrind --tool=callgrind
+//! --collect-atstart=no --toggle-collect=bench_measured_*` counts the measured operations only.
+//! With several threads, the run's time is the slowest thread's measured part (all start
+//! together at a barrier).
+
+/// A cache line of its own for the lock under test, so that its placement does not differ from
+/// run to run or between the two binaries.
+#[repr(align(128))]
+pub struct Aligned<T>(pub T);
+
+/// The data behind the contended lock: a counter and a small array.
+#[derive(Default)]
+pub struct Shared {
+    pub counter: u64,
+    pub slots: [u64; 8],
+}
+
+/// Parsed command line.
+pub struct Args {
+    pub workload: String,
+    pub threads: usize,
+    pub ops: u64,
+    pub no_check: bool,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!(
+        "{msg}\nusage: <bin> mutex|rwread|contended <threads> <ops-per-thread> [--no-check]"
+    );
+    std::process::exit(2)
+}
+
+pub fn args() -> Args {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 3 {
+        usage("missing arguments");
+    }
+    let workload = args[0].clone();
+    let threads: usize = args[1].parse().unwrap_or_else(|_| usage("bad thread count"));
+    let ops: u64 = args[2].parse().unwrap_or_else(|_| usage("bad operation count"));
+    if threads == 0 || ops == 0 {
+        usage("threads and ops must be positive");
+    }
+    match workload.as_str() {
+        "mutex" | "rwread" if threads != 1 => usage("mutex and rwread run on 1 thread"),
+        "mutex" | "rwread" | "contended" => {}
+        other => usage(&format!("unknown workload {other:?}")),
+    }
+    // 1-thread runs are timed in BLOCKS equal parts.
+    let ops = if threads == 1 { ops.div_ceil(BLOCKS) * BLOCKS } else { ops };
+    Args {
+        workload,
+        threads,
+        ops,
+        no_check: std::env::args().any(|a| a == "--no-check"),
+    }
+}
+
+/// Untimed operations before the clock starts.
+pub fn warm(ops: u64) -> u64 {
+    (ops / 10).clamp(1, 1_000_000)
+}
+
+/// The measured loop of a 1-thread run is timed in this many equal blocks; the fastest block
+/// is reported too, next to the whole (it filters out preemptions on a shared machine).
+pub const BLOCKS: u64 = 10;
+
+/// Times of the timed blocks of a run.
+#[derive(Default)]
+pub struct Blocks {
+    total: f64,
+    best: f64,
+    n: u64,
+}
+
+impl Blocks {
+    pub fn one(secs: f64) -> Blocks {
+        let mut b = Blocks::default();
+        b.add(secs);
+        b
+    }
+
+    pub fn add(&mut self, secs: f64) {
+        self.best = if self.n == 0 { secs } else { self.best.min(secs) };
+        self.total += secs;
+        self.n += 1;
+    }
+}
+
+/// Prints the `RESULT` line. `ops` is the measured operations of the run (all threads);
+/// `inside` is every operation done inside the `bench_measured_*` functions on the main thread
+/// (warm-up included), which is what callgrind counts.
+pub fn result(config: &str, a: &Args, warm: u64, t: &Blocks, check: u64) {
+    let per_thread = a.ops;
+    let done = per_thread * a.threads as u64;
+    let inside = if a.threads == 1 { warm + per_thread } else { 0 };
+    println!(
+        "RESULT config={config} workload={} threads={} ops={done} inside={inside} secs={:.6} \
+         ns={:.4} ns_best={:.4} mops={:.4} check={check}",
+        a.workload,
+        a.threads,
+        t.total,
+        t.total * 1e9 / per_thread as f64,
+        t.best * 1e9 / (per_thread / t.n) as f64,
+        done as f64 / t.total / 1e6
+    );
+}
+
+/// Defines, for the `Mutex` and `RwLock` in scope at the call site, the measured functions and
+/// `fn run(config: &str, after: impl FnOnce() -> String)`.
+#[macro_export]
+macro_rules! lock_bench {
+    () => {
+        #[no_mangle]
+        #[inline(never)]
+        fn bench_measured_mutex(m: &Mutex<u64>, ops: u64) {
+            for _ in 0..ops {
+                *m.lock().unwrap() += 1;
+            }
+        }
+
+        #[no_mangle]
+        #[inline(never)]
+        fn bench_measured_rwread(l: &RwLock<u64>, ops: u64) -> u64 {
+            let mut sum = 0u64;
+            for _ in 0..ops {
+                sum = sum.wrapping_add(*l.read().unwrap());
+            }
+            sum
+        }
+
+        #[no_mangle]
+        #[inline(never)]
+        fn bench_measured_contended(m: &Mutex<$crate::Shared>, ops: u64) {
+            for _ in 0..ops {
+                let mut g = m.lock().unwrap();
+                g.counter += 1;
+                let c = g.counter;
+                g.slots[(c % 8) as usize] += c;
+            }
+        }
+
+        fn run(config: &str, after: impl FnOnce() -> String) {
+            use std::hint::black_box;
+            use std::time::Instant;
+            let a = $crate::args();
+            let warm = $crate::warm(a.ops);
+            let (times, check) = match a.workload.as_str() {
+                "mutex" => {
+                    let m = Box::new($crate::Aligned(Mutex::new(0u64)));
+                    let m = black_box(&m.0);
+                    bench_measured_mutex(m, warm);
+                    let mut t = $crate::Blocks::default();
+                    for _ in 0..$crate::BLOCKS {
+                        let start = Instant::now();
+                        bench_measured_mutex(m, a.ops / $crate::BLOCKS);
+                        t.add(start.elapsed().as_secs_f64());
+                    }
+                    let n = *m.lock().unwrap();
+                    assert_eq!(n, warm + a.ops);
+                    (t, n)
+                }
+                "rwread" => {
+                    let l = Box::new($crate::Aligned(RwLock::new(1u64)));
+                    let l = black_box(&l.0);
+                    black_box(bench_measured_rwread(l, warm));
+                    let mut t = $crate::Blocks::default();
+                    let mut sum = 0;
+                    for _ in 0..$crate::BLOCKS {
+                        let start = Instant::now();
+                        sum += bench_measured_rwread(l, a.ops / $crate::BLOCKS);
+                        t.add(start.elapsed().as_secs_f64());
+                    }
+                    assert_eq!(sum, a.ops);
+                    (t, sum)
+                }
+                _ => {
+                    use std::sync::{Arc, Barrier};
+                    let m = Arc::new($crate::Aligned(Mutex::new($crate::Shared::default())));
+                    let barrier = Arc::new(Barrier::new(a.threads + 1));
+                    let handles: Vec<_> = (0..a.threads)
+                        .map(|_| {
+                            let (m, barrier, ops) = (m.clone(), barrier.clone(), a.ops);
+                            std::thread::spawn(move || {
+                                bench_measured_contended(&m.0, warm);
+                                barrier.wait();
+                                let start = Instant::now();
+                                bench_measured_contended(&m.0, ops);
+                                start.elapsed().as_secs_f64()
+                            })
+                        })
+                        .collect();
+                    barrier.wait();
+                    let secs = handles
+                        .into_iter()
+                        .map(|h| h.join().expect("workload thread panicked"))
+                        .fold(0f64, f64::max);
+                    let n = m.0.lock().unwrap().counter;
+                    assert_eq!(n, (warm + a.ops) * a.threads as u64);
+                    ($crate::Blocks::one(secs), n)
+                }
+            };
+            $crate::result(config, &a, warm, &times, check);
+            if !a.no_check {
+                println!("CHECK config={config} {}", after());
+            }
+        }
+    };
+}
