@@ -1,6 +1,6 @@
 //! `Mutex`: `std::sync::Mutex` with contention recorded.
 
-use super::wait_book::{record_charge, WaitBook};
+use super::wait_book::{record_charge, WaitBook, SPIN_TRIES};
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
@@ -49,6 +49,16 @@ impl<T: ?Sized> Mutex<T> {
     #[cold]
     #[inline(never)]
     fn lock_contended(&self) -> LockResult<MutexGuard<'_, T>> {
+        for _ in 0..SPIN_TRIES {
+            std::hint::spin_loop();
+            match self.inner.try_lock() {
+                Ok(inner) => return Ok(self.guard(inner)),
+                Err(TryLockError::Poisoned(e)) => {
+                    return Err(PoisonError::new(self.guard(e.into_inner())))
+                }
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
         let ticket = self.book.enter();
         let result = self.inner.lock();
         self.book.leave(ticket);

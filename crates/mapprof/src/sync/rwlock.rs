@@ -2,7 +2,7 @@
 //! writer waiting on readers are both waiters; any unlock that finds waiters is charged.
 
 use super::mutex::map_lock;
-use super::wait_book::{record_charge, WaitBook};
+use super::wait_book::{record_charge, WaitBook, SPIN_TRIES};
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
@@ -44,22 +44,37 @@ impl<T> RwLock<T> {
     }
 }
 
-/// Tries first; on `WouldBlock` registers as a waiter around the blocking call.
+/// Tries first; on `WouldBlock` goes to the cold `$contended` function.
 macro_rules! acquire {
-    ($self:ident, $try:ident, $block:ident, $guard:ident) => {
+    ($self:ident, $try:ident, $contended:ident, $guard:ident) => {
         match $self.inner.$try() {
             Ok(inner) => Ok($guard(&$self.book, inner)),
             Err(TryLockError::Poisoned(e)) => {
                 Err(PoisonError::new($guard(&$self.book, e.into_inner())))
             }
-            Err(TryLockError::WouldBlock) => {
-                let ticket = $self.book.enter();
-                let result = $self.inner.$block();
-                $self.book.leave(ticket);
-                map_lock(result, |inner| $guard(&$self.book, inner))
-            }
+            Err(TryLockError::WouldBlock) => $self.$contended(),
         }
     };
+}
+
+/// The contended path: spins on `$try` a little, then registers as a waiter around `$block`.
+macro_rules! contended {
+    ($self:ident, $try:ident, $block:ident, $guard:ident) => {{
+        for _ in 0..SPIN_TRIES {
+            std::hint::spin_loop();
+            match $self.inner.$try() {
+                Ok(inner) => return Ok($guard(&$self.book, inner)),
+                Err(TryLockError::Poisoned(e)) => {
+                    return Err(PoisonError::new($guard(&$self.book, e.into_inner())))
+                }
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        let ticket = $self.book.enter();
+        let result = $self.inner.$block();
+        $self.book.leave(ticket);
+        map_lock(result, |inner| $guard(&$self.book, inner))
+    }};
 }
 
 /// Maps a std `TryLockResult` to one with a shim guard.
@@ -78,12 +93,24 @@ macro_rules! try_acquire {
 impl<T: ?Sized> RwLock<T> {
     /// Locks for shared reading, blocking while a writer holds the lock.
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        acquire!(self, try_read, read, read_guard)
+        acquire!(self, try_read, read_contended, read_guard)
     }
 
     /// Locks for exclusive writing, blocking while anyone holds the lock.
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        acquire!(self, try_write, write, write_guard)
+        acquire!(self, try_write, write_contended, write_guard)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn read_contended(&self) -> LockResult<RwLockReadGuard<'_, T>> {
+        contended!(self, try_read, read, read_guard)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn write_contended(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
+        contended!(self, try_write, write, write_guard)
     }
 
     /// Attempts to lock for reading without blocking.

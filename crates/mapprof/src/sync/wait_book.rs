@@ -1,22 +1,32 @@
 //! Who is waiting on one lock, so that its holder can be charged for their wait when it unlocks
 //! (Go 1.22's mutex profile: a hold of `t` with `n` waiters costs `n * t`).
+//!
+//! Everything here runs only on contended paths: the uncontended unlock reads `waiters` once
+//! and finds 0. An unlock that finds waiters computes its charge just before releasing (a
+//! clock read and a few instructions under the ledger's lock: the charge must be taken before
+//! a waiter can get the lock and charge in its turn) and records it, stack and all, after.
 
 use mapprof_rt::lock::{now_ns, record_holder_delay, WaiterStack};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
+
+/// Bounded spinning before a thread counts as a waiter: short waits resolve here, as they do
+/// in std's own lock (and in Go, which profiles only waits that sleep), and are not profiled.
+pub(crate) const SPIN_TRIES: u32 = 40;
 
 /// The waiting side of one lock.
 #[derive(Debug, Default)]
 pub(crate) struct WaitBook {
     /// Registered waiters: the one value the uncontended unlock reads.
     waiters: AtomicU32,
-    /// Protects the arithmetic below; taken only by waiters and by unlocks that found waiters,
-    /// for a few instructions.
+    /// Protects the arithmetic below; taken by waiters as they start and stop waiting and by
+    /// unlocks that found waiters, for a few instructions.
     ledger: Mutex<Ledger>,
 }
 
 /// Waiters that registered since the last charge are "new" (their start times summed); the
-/// others are "old" and have all been waiting since at least `last_charge`.
+/// others are "old" and have all been waiting since at least `last_charge`. `pending` is the
+/// wait of waiters that got the lock before anyone charged it.
 #[derive(Debug, Default)]
 struct Ledger {
     epoch: u64,
@@ -24,6 +34,7 @@ struct Ledger {
     new: u64,
     new_start_sum: u64,
     last_charge: u64,
+    pending: u64,
 }
 
 /// A waiter's registration: when it started and in which epoch.
@@ -44,6 +55,7 @@ impl WaitBook {
                 new: 0,
                 new_start_sum: 0,
                 last_charge: 0,
+                pending: 0,
             }),
         }
     }
@@ -53,10 +65,8 @@ impl WaitBook {
         self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers the calling thread as about to block on the lock: captures its stack first
-    /// (outside any critical section), then notes the time.
-    #[cold]
-    #[inline(never)]
+    /// Registers the calling thread as about to block on the lock: captures its stack first,
+    /// then notes the time.
     pub(crate) fn enter(&self) -> Ticket {
         let stack = WaiterStack::capture();
         let start = now_ns();
@@ -71,19 +81,23 @@ impl WaitBook {
         }
     }
 
-    /// The waiter got the lock: unregisters it and records its wait for the block profile.
-    #[cold]
-    #[inline(never)]
+    /// The waiter got the lock: unregisters it, keeps its not yet charged wait for the next
+    /// charge, and records its whole wait for the block profile.
     pub(crate) fn leave(&self, ticket: Ticket) {
         let end = now_ns();
         {
             let mut l = self.ledger();
-            if l.epoch == ticket.epoch {
+            let uncharged_since = if l.epoch == ticket.epoch {
                 l.new -= 1;
                 l.new_start_sum = l.new_start_sum.wrapping_sub(ticket.start);
+                ticket.start
             } else {
                 l.old -= 1;
-            }
+                l.last_charge
+            };
+            l.pending = l
+                .pending
+                .saturating_add(end.saturating_sub(uncharged_since));
             self.waiters.fetch_sub(1, Relaxed);
         }
         if let Some(stack) = ticket.stack {
@@ -92,7 +106,8 @@ impl WaitBook {
     }
 
     /// Called by a holder about to unlock: the wait its waiters accumulated since the last
-    /// charge, or 0 (after a single load) when nobody waits.
+    /// charge, or 0 (after a single load) when nobody waits. Pass it to [`record_charge`] once
+    /// the lock is released.
     #[inline]
     pub(crate) fn charge(&self) -> u64 {
         if self.waiters.load(Relaxed) == 0 {
@@ -108,16 +123,18 @@ impl WaitBook {
         let mut l = self.ledger();
         let old = l.old * now.saturating_sub(l.last_charge);
         let new = (l.new * now).wrapping_sub(l.new_start_sum);
+        let delay = old.saturating_add(new).saturating_add(l.pending);
         l.old += l.new;
         l.new = 0;
         l.new_start_sum = 0;
+        l.pending = 0;
         l.epoch += 1;
         l.last_charge = now;
-        old.saturating_add(new)
+        delay
     }
 }
 
-/// Records a holder's charge, after its lock is released.
+/// Records a holder's charge (its stack included), after its lock is released.
 #[inline]
 pub(crate) fn record_charge(delay_ns: u64) {
     if delay_ns > 0 {
