@@ -1,50 +1,72 @@
-//! `Condvar`: `std::sync::Condvar` working with the shim's `MutexGuard`.
+//! `Condvar`: a futex condition variable with std's API, for the shim's `Mutex`.
 //!
-//! Waiting releases the mutex; if others were waiting for it, the holder is charged for their
-//! wait then, as at an unlock. Re-acquiring the mutex after a wake-up happens inside std and is
-//! not seen by the block profile.
+//! Waiting releases the mutex like an unlock (charging the holder if others sleep on it), and
+//! takes it back like a lock (a wait for it after the wake-up shows in the block profile).
 
-use super::mutex::{map_lock, MutexGuard};
-use super::wait_book::record_charge;
+use super::futex;
+use super::mutex::MutexGuard;
 use std::fmt;
-use std::sync::{LockResult, WaitTimeoutResult};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::LockResult;
+use std::time::{Duration, Instant};
 
 /// A condition variable, as `std::sync::Condvar`, for [`super::Mutex`].
 #[derive(Default)]
 pub struct Condvar {
-    inner: std::sync::Condvar,
+    /// Bumped by every notification; sleepers wait for it to change.
+    seq: AtomicU32,
+}
+
+/// Whether a timed wait returned because its time ran out, as `std::sync::WaitTimeoutResult`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// True if the wait ended because the timeout elapsed.
+    pub fn timed_out(&self) -> bool {
+        self.0
+    }
 }
 
 impl Condvar {
     /// Creates a new condition variable.
     pub const fn new() -> Condvar {
         Condvar {
-            inner: std::sync::Condvar::new(),
+            seq: AtomicU32::new(0),
         }
+    }
+
+    /// Releases the mutex, sleeps until notified (or `timeout`), takes the mutex back.
+    /// Returns false if the timeout passed.
+    fn sleep<T>(&self, guard: &MutexGuard<'_, T>, timeout: Option<Duration>) -> bool {
+        let (raw, book) = guard.raw();
+        // Read before unlocking, so that a notification sent after the unlock is not lost.
+        let seq = self.seq.load(Relaxed);
+        raw.unlock_charged(book);
+        let woken = futex::wait(&self.seq, seq, timeout);
+        raw.lock(book);
+        woken
     }
 
     /// Blocks until notified, releasing the mutex meanwhile, as std.
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
-        let (book, inner) = guard.into_parts();
-        record_charge(book.charge());
-        map_lock(self.inner.wait(inner), |g| MutexGuard::from_parts(book, g))
+        self.sleep(&guard, None);
+        guard.into_result()
     }
 
     /// Blocks while `condition` returns true, as std.
     pub fn wait_while<'a, T, F>(
         &self,
-        guard: MutexGuard<'a, T>,
-        condition: F,
+        mut guard: MutexGuard<'a, T>,
+        mut condition: F,
     ) -> LockResult<MutexGuard<'a, T>>
     where
         F: FnMut(&mut T) -> bool,
     {
-        let (book, inner) = guard.into_parts();
-        record_charge(book.charge());
-        map_lock(self.inner.wait_while(inner, condition), |g| {
-            MutexGuard::from_parts(book, g)
-        })
+        while condition(&mut *guard) {
+            guard = self.wait(guard)?;
+        }
+        Ok(guard)
     }
 
     /// Blocks until notified or `timeout` has passed, as std.
@@ -53,44 +75,51 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         timeout: Duration,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
-        let (book, inner) = guard.into_parts();
-        record_charge(book.charge());
-        map_lock(self.inner.wait_timeout(inner, timeout), |(g, t)| {
-            (MutexGuard::from_parts(book, g), t)
-        })
+        let woken = self.sleep(&guard, Some(timeout));
+        let timed_out = WaitTimeoutResult(!woken);
+        match guard.into_result() {
+            Ok(g) => Ok((g, timed_out)),
+            Err(e) => Err(std::sync::PoisonError::new((e.into_inner(), timed_out))),
+        }
     }
 
     /// Blocks while `condition` returns true, at most `timeout`, as std.
     pub fn wait_timeout_while<'a, T, F>(
         &self,
-        guard: MutexGuard<'a, T>,
+        mut guard: MutexGuard<'a, T>,
         timeout: Duration,
-        condition: F,
+        mut condition: F,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)>
     where
         F: FnMut(&mut T) -> bool,
     {
-        let (book, inner) = guard.into_parts();
-        record_charge(book.charge());
-        map_lock(
-            self.inner.wait_timeout_while(inner, timeout, condition),
-            |(g, t)| (MutexGuard::from_parts(book, g), t),
-        )
+        let start = Instant::now();
+        loop {
+            if !condition(&mut *guard) {
+                return Ok((guard, WaitTimeoutResult(false)));
+            }
+            let Some(left) = timeout.checked_sub(start.elapsed()) else {
+                return Ok((guard, WaitTimeoutResult(true)));
+            };
+            guard = self.wait_timeout(guard, left)?.0;
+        }
     }
 
     /// Wakes up one blocked thread.
     pub fn notify_one(&self) {
-        self.inner.notify_one()
+        self.seq.fetch_add(1, Relaxed);
+        futex::wake(&self.seq, 1);
     }
 
     /// Wakes up all blocked threads.
     pub fn notify_all(&self) {
-        self.inner.notify_all()
+        self.seq.fetch_add(1, Relaxed);
+        futex::wake(&self.seq, i32::MAX);
     }
 }
 
 impl fmt::Debug for Condvar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
+        f.debug_struct("Condvar").finish_non_exhaustive()
     }
 }

@@ -9,19 +9,21 @@
 //! assert_eq!(counter.into_inner().unwrap(), 1);
 //! ```
 //!
-//! Each type wraps its std counterpart; method names, signatures, poisoning and
-//! `Send`/`Sync` are std's. The uncontended path is one `try_lock` (no clock read, nothing
-//! recorded) and, at unlock, one load that finds nobody waiting. Only a failed `try_lock` reads
-//! the clock, captures the waiter's stack (before blocking), waits, and records; an unlock that
-//! finds waiters charges their wait to the holder's stack after the lock is released.
+//! Method names, signatures, poisoning and `Send`/`Sync` are std's. `Mutex` and `Condvar` are
+//! futex-based (Linux) on std's own lock-word algorithm; `RwLock` wraps std's. The uncontended
+//! path is one compare-and-swap to lock and one swap to unlock, as in std: no clock read,
+//! nothing recorded. A thread that has to sleep reads the clock, captures its stack (before
+//! blocking) and registers as a waiter; an unlock that must wake a sleeper charges the waiters'
+//! time to the holder and records the holder's stack after the lock is released.
 //! See `mapprof_rt::lock` for how events are sampled.
 
 mod condvar;
+mod futex;
 mod mutex;
 mod rwlock;
 mod wait_book;
 
-pub use condvar::Condvar;
+pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult, WaitTimeoutResult};
+pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};

@@ -1,37 +1,168 @@
-//! `Mutex`: `std::sync::Mutex` with contention recorded.
+//! `Mutex`: a futex mutex with std's API and poisoning, whose contention is recorded.
+//!
+//! The lock word is std's own algorithm (0 unlocked, 1 locked, 2 locked with sleepers;
+//! Drepper's "Futexes Are Tricky"), so the uncontended lock and unlock cost what std's do. Owning
+//! the word is what lets the profiler be cheap under contention: a thread counts as a waiter
+//! only once it goes to sleep, and only an unlock that must wake a sleeper pays for the
+//! accounting, next to the futex wake-up it pays anyway.
 
-use super::wait_book::{record_charge, WaitBook, SPIN_TRIES};
+use super::futex;
+use super::wait_book::{record_charge, WaitBook};
+use std::cell::UnsafeCell;
 use std::fmt;
-use std::mem::ManuallyDrop;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
-/// A mutual exclusion primitive, as `std::sync::Mutex`, whose contention is profiled.
-#[derive(Default)]
-pub struct Mutex<T: ?Sized> {
-    book: WaitBook,
-    inner: std::sync::Mutex<T>,
+const UNLOCKED: u32 = 0;
+const LOCKED: u32 = 1;
+const SLEEPERS: u32 = 2;
+
+/// The lock word and its operations.
+#[derive(Debug, Default)]
+pub(crate) struct RawMutex {
+    state: AtomicU32,
 }
+
+impl RawMutex {
+    const fn new() -> RawMutex {
+        RawMutex {
+            state: AtomicU32::new(UNLOCKED),
+        }
+    }
+
+    #[inline]
+    fn try_lock(&self) -> bool {
+        self.state
+            .compare_exchange(UNLOCKED, LOCKED, Acquire, Relaxed)
+            .is_ok()
+    }
+
+    #[inline]
+    pub(crate) fn lock(&self, book: &WaitBook) {
+        if !self.try_lock() {
+            self.lock_contended(book);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self, book: &WaitBook) {
+        let mut state = self.spin();
+        if state == UNLOCKED {
+            match self
+                .state
+                .compare_exchange(UNLOCKED, LOCKED, Acquire, Relaxed)
+            {
+                Ok(_) => return,
+                Err(s) => state = s,
+            }
+        }
+        // From here on this thread sleeps until the lock is free: it is a waiter.
+        let ticket = book.enter();
+        loop {
+            // Mark the lock as having sleepers; if it was free, it is ours (still marked, so
+            // our unlock wakes the next sleeper, as in std).
+            if state != SLEEPERS && self.state.swap(SLEEPERS, Acquire) == UNLOCKED {
+                break;
+            }
+            futex::wait(&self.state, SLEEPERS, None);
+            state = self.spin();
+        }
+        book.leave(ticket);
+    }
+
+    /// Spins a little while the lock is held without sleepers (std's count: 100).
+    fn spin(&self) -> u32 {
+        let mut spins = 100;
+        loop {
+            let state = self.state.load(Relaxed);
+            if state != LOCKED || spins == 0 {
+                return state;
+            }
+            std::hint::spin_loop();
+            spins -= 1;
+        }
+    }
+
+    /// Whether some thread sleeps waiting for this lock.
+    #[inline]
+    fn has_sleepers(&self) -> bool {
+        self.state.load(Relaxed) == SLEEPERS
+    }
+
+    #[inline]
+    pub(crate) fn unlock(&self) {
+        if self.state.swap(UNLOCKED, Release) == SLEEPERS {
+            futex::wake(&self.state, 1);
+        }
+    }
+
+    /// Unlocks, first charging the holder for its sleeping waiters, and records the charge
+    /// once the lock is free.
+    #[inline]
+    pub(crate) fn unlock_charged(&self, book: &WaitBook) {
+        let delay = if self.has_sleepers() {
+            book.charge()
+        } else {
+            0
+        };
+        self.unlock();
+        record_charge(delay);
+    }
+}
+
+/// A mutual exclusion primitive, as `std::sync::Mutex`, whose contention is profiled.
+pub struct Mutex<T: ?Sized> {
+    raw: RawMutex,
+    poisoned: AtomicBool,
+    book: WaitBook,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: as std's `Mutex`: the lock hands out access to `T` to one thread at a time, so the
+// mutex can be shared and sent whenever `T` can be sent.
+unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
+// SAFETY: see above.
+unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 
 /// The guard of a locked [`Mutex`], as `std::sync::MutexGuard`.
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MutexGuard<'a, T: ?Sized + 'a> {
-    book: &'a WaitBook,
-    inner: ManuallyDrop<std::sync::MutexGuard<'a, T>>,
+    lock: &'a Mutex<T>,
+    /// Whether the thread was already panicking when it locked (std's poisoning rule).
+    panicking: bool,
+    /// Not `Send`, as std's guard: the lock must be released by the thread that took it.
+    _not_send: PhantomData<*const ()>,
 }
+
+// SAFETY: sharing a guard shares `&T` only, as with std's guard.
+unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<T> Mutex<T> {
     /// Creates a new mutex in an unlocked state.
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
+            raw: RawMutex::new(),
+            poisoned: AtomicBool::new(false),
             book: WaitBook::new(),
-            inner: std::sync::Mutex::new(value),
+            data: UnsafeCell::new(value),
         }
     }
 
     /// Consumes the mutex, returning the underlying data (an error if it is poisoned).
     pub fn into_inner(self) -> LockResult<T> {
-        self.inner.into_inner()
+        let poisoned = self.is_poisoned();
+        let data = self.data.into_inner();
+        if poisoned {
+            Err(PoisonError::new(data))
+        } else {
+            Ok(data)
+        }
     }
 }
 
@@ -39,63 +170,93 @@ impl<T: ?Sized> Mutex<T> {
     /// Acquires the mutex, blocking until it is available. An error if it is poisoned, with
     /// the guard inside, as std.
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        match self.inner.try_lock() {
-            Ok(inner) => Ok(self.guard(inner)),
-            Err(TryLockError::Poisoned(e)) => Err(PoisonError::new(self.guard(e.into_inner()))),
-            Err(TryLockError::WouldBlock) => self.lock_contended(),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn lock_contended(&self) -> LockResult<MutexGuard<'_, T>> {
-        for _ in 0..SPIN_TRIES {
-            std::hint::spin_loop();
-            match self.inner.try_lock() {
-                Ok(inner) => return Ok(self.guard(inner)),
-                Err(TryLockError::Poisoned(e)) => {
-                    return Err(PoisonError::new(self.guard(e.into_inner())))
-                }
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        let ticket = self.book.enter();
-        let result = self.inner.lock();
-        self.book.leave(ticket);
-        map_lock(result, |inner| self.guard(inner))
+        self.raw.lock(&self.book);
+        self.guard()
     }
 
     /// Attempts to acquire the mutex without blocking, as std.
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
-        match self.inner.try_lock() {
-            Ok(inner) => Ok(self.guard(inner)),
-            Err(TryLockError::Poisoned(e)) => Err(TryLockError::Poisoned(PoisonError::new(
-                self.guard(e.into_inner()),
-            ))),
-            Err(TryLockError::WouldBlock) => Err(TryLockError::WouldBlock),
+        if self.raw.try_lock() {
+            Ok(self.guard()?)
+        } else {
+            Err(TryLockError::WouldBlock)
         }
     }
 
     /// Whether the mutex is poisoned.
     pub fn is_poisoned(&self) -> bool {
-        self.inner.is_poisoned()
+        self.poisoned.load(Relaxed)
     }
 
     /// Clears the poisoned state.
     pub fn clear_poison(&self) {
-        self.inner.clear_poison()
+        self.poisoned.store(false, Relaxed)
     }
 
     /// A mutable reference to the underlying data (an error if it is poisoned).
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        self.inner.get_mut()
+        let poisoned = self.is_poisoned();
+        let data = self.data.get_mut();
+        if poisoned {
+            Err(PoisonError::new(data))
+        } else {
+            Ok(data)
+        }
     }
 
-    fn guard<'a>(&'a self, inner: std::sync::MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        MutexGuard {
-            book: &self.book,
-            inner: ManuallyDrop::new(inner),
+    /// The guard for a lock this thread has just taken.
+    fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
+        let guard = MutexGuard {
+            lock: self,
+            panicking: std::thread::panicking(),
+            _not_send: PhantomData,
+        };
+        if self.is_poisoned() {
+            Err(PoisonError::new(guard))
+        } else {
+            Ok(guard)
         }
+    }
+}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// The lock word and book, for `Condvar`.
+    pub(crate) fn raw(&self) -> (&'a RawMutex, &'a WaitBook) {
+        (&self.lock.raw, &self.lock.book)
+    }
+
+    /// The guard's result after a `Condvar` wait: poisoned if the mutex is.
+    pub(crate) fn into_result(self) -> LockResult<Self> {
+        if self.lock.is_poisoned() {
+            Err(PoisonError::new(self))
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        if !self.panicking && std::thread::panicking() {
+            self.lock.poisoned.store(true, Relaxed);
+        }
+        self.lock.raw.unlock_charged(&self.lock.book);
+    }
+}
+
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while this thread holds the lock.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard exists only while this thread holds the lock, and `&mut self`
+        // makes this the only reference through it.
+        unsafe { &mut *self.lock.data.get() }
     }
 }
 
@@ -107,43 +268,9 @@ pub(crate) fn map_lock<G, H>(result: LockResult<G>, f: impl FnOnce(G) -> H) -> L
     }
 }
 
-impl<'a, T: ?Sized> MutexGuard<'a, T> {
-    /// Takes the std guard out without unlocking, for `Condvar`; the caller charges the holder.
-    pub(crate) fn into_parts(self) -> (&'a WaitBook, std::sync::MutexGuard<'a, T>) {
-        let mut this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so `inner` is taken exactly once and not used again.
-        let inner = unsafe { ManuallyDrop::take(&mut this.inner) };
-        (this.book, inner)
-    }
-
-    pub(crate) fn from_parts(book: &'a WaitBook, inner: std::sync::MutexGuard<'a, T>) -> Self {
-        MutexGuard {
-            book,
-            inner: ManuallyDrop::new(inner),
-        }
-    }
-}
-
-impl<T: ?Sized> Drop for MutexGuard<'_, T> {
-    fn drop(&mut self) {
-        let delay = self.book.charge();
-        // SAFETY: `inner` is dropped exactly once, here, and not used afterwards.
-        unsafe { ManuallyDrop::drop(&mut self.inner) };
-        // The lock is free again: capture the holder's stack outside the critical section.
-        record_charge(delay);
-    }
-}
-
-impl<T: ?Sized> Deref for MutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.inner
-    }
-}
-
-impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.inner
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Self {
+        Mutex::new(T::default())
     }
 }
 
@@ -154,8 +281,16 @@ impl<T> From<T> for Mutex<T> {
 }
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+    /// As std: `Mutex { data: .., poisoned: .., .. }`, `<locked>` when it is held.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
+        let mut d = f.debug_struct("Mutex");
+        match self.try_lock() {
+            Ok(guard) => d.field("data", &&*guard),
+            Err(TryLockError::Poisoned(err)) => d.field("data", &&**err.get_ref()),
+            Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
+        };
+        d.field("poisoned", &self.is_poisoned());
+        d.finish_non_exhaustive()
     }
 }
 
