@@ -51,7 +51,7 @@ flame: setup
 	@echo "Open $(OUT)/demo-allocs-alloc_space.svg and $(OUT)/demo-mutex-delay.svg in a browser, or run:"
 	@echo "  go tool pprof -http=: $(OUT)/demo-mutex.pb.gz"
 
-## bench: allocator overhead against bare jemalloc and the peer profilers
+## bench: allocator overhead against bare jemalloc and the peer profilers; lock shim against std
 bench: setup-bench
 	bash bench/run.sh
 
