@@ -170,3 +170,36 @@ fn default_from_debug_send_and_sync_match_std() {
     let unsized_lock: &Mutex<[u8]> = &Mutex::new([1, 2, 3]);
     assert_eq!(unsized_lock.lock().unwrap().len(), 3);
 }
+
+#[test]
+fn many_threads_never_lose_an_update_or_a_wake_up() {
+    within_timeout(|| {
+        const THREADS: usize = 8;
+        const EACH: usize = 20_000;
+        let counter = Arc::new(Mutex::new(0usize));
+        let rw = Arc::new(RwLock::new(0usize));
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (counter, rw) = (counter.clone(), rw.clone());
+                std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        *counter.lock().unwrap() += 1;
+                        if (i + t) % 16 == 0 {
+                            *rw.write().unwrap() += 1;
+                        } else {
+                            std::hint::black_box(*rw.read().unwrap());
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(*counter.lock().unwrap(), THREADS * EACH);
+        let writes: usize = (0..THREADS)
+            .map(|t| (0..EACH).filter(|i| (i + t) % 16 == 0).count())
+            .sum();
+        assert_eq!(*rw.read().unwrap(), writes);
+    });
+}
