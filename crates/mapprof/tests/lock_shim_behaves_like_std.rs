@@ -162,6 +162,10 @@ fn default_from_debug_send_and_sync_match_std() {
 
     fn send_sync<T: Send + Sync>() {}
     fn sync<T: Sync>() {}
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    unwind_safe::<Mutex<Cell<u8>>>(); // as std, so `catch_unwind(|| m.lock())` compiles
+    unwind_safe::<RwLock<u8>>();
+    unwind_safe::<Condvar>();
     send_sync::<Mutex<Cell<u8>>>(); // as std: Sync needs only T: Send
     send_sync::<RwLock<u8>>();
     send_sync::<Condvar>();

@@ -130,6 +130,10 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 // SAFETY: see above.
 unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 
+// As std: poisoning is how a panic's broken invariants are reported.
+impl<T: ?Sized> std::panic::UnwindSafe for Mutex<T> {}
+impl<T: ?Sized> std::panic::RefUnwindSafe for Mutex<T> {}
+
 /// The guard of a locked [`Mutex`], as `std::sync::MutexGuard`.
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MutexGuard<'a, T: ?Sized + 'a> {
