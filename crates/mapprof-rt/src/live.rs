@@ -102,8 +102,9 @@ pub fn overflow() -> u64 {
 mod tests {
     use super::*;
 
+    // One test: the set is global, and parallel tests would share its lines.
     #[test]
-    fn inserted_addresses_are_found_once_and_others_never() {
+    fn finds_each_address_once_and_overflows_when_a_line_is_full() {
         let base = 0x7f00_0000_0000usize;
         for i in 0..1000 {
             assert!(insert(base + i * 48, i as u32));
@@ -113,11 +114,8 @@ mod tests {
             assert_eq!(remove(base + i * 48), Some(i as u32));
             assert_eq!(remove(base + i * 48), None);
         }
-    }
 
-    #[test]
-    fn a_full_line_overflows_instead_of_failing() {
-        // Find WAYS + 1 addresses with the same home line.
+        // WAYS + 1 addresses with the same home line: the last one overflows.
         let target = line_of(0x5000_0000);
         let same: Vec<usize> = (0..)
             .map(|i| 0x5000_0000 + i * 16)
