@@ -139,10 +139,10 @@ fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
         return;
     }
     let mut rng = state.rng.get();
-    let first_look = rng == 0;
-    if first_look {
+    if rng == 0 {
         rng = sampler::new_seed();
     }
+    let first_look = !state.counting.replace(true);
     let mut step = next_step(rate, &mut rng);
     if first_look {
         // The thread's first countdown starts here; this allocation is sampled only if it

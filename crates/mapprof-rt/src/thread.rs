@@ -8,7 +8,9 @@ use std::cell::Cell;
 pub(crate) struct ThreadState {
     /// Bytes left until the next heap sample; an allocation larger than this is sampled.
     pub(crate) countdown: Cell<u64>,
-    /// xorshift64* state; 0 until this thread takes its first slow path.
+    /// Whether this thread's heap countdown has started (its first look at the rate).
+    pub(crate) counting: Cell<bool>,
+    /// xorshift64* state; 0 until first used (heap or lock sampling).
     pub(crate) rng: Cell<u64>,
     /// Set while this thread is inside the profiler.
     pub(crate) busy: Cell<bool>,
@@ -21,6 +23,7 @@ thread_local! {
     pub(crate) static STATE: ThreadState = const {
         ThreadState {
             countdown: Cell::new(0),
+            counting: Cell::new(false),
             rng: Cell::new(0),
             busy: Cell::new(false),
             stack_lo: Cell::new(0),
