@@ -20,13 +20,12 @@ Environment (all optional; the same variables as bench/run.py):
 
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
 import time
 
-from run import BENCH, DOC, JOBS, QUICK, RESULTS, SCALE, log, machine
+from run import BENCH, DOC, JOBS, QUICK, RESULTS, SCALE, count_instructions, log, machine
 from run import ROUNDS as HEAP_ROUNDS
 
 ROUNDS = int(os.environ.get("BENCH_LOCK_ROUNDS", 2 * HEAP_ROUNDS))
@@ -126,31 +125,17 @@ def timed_rounds():
 
 
 def callgrind():
-    vg = shutil.which("valgrind")
-    if not vg:
-        raise SystemExit("valgrind not found (apt-get install -y valgrind)")
     ir = {}
     for cfg in CONFIGS:
         for w, _, _ in UNCONTENDED:
-            out = os.path.join(RESULTS, f"callgrind.locks-{cfg[0]}.{w}.out")
-            fields, _ = run_once(cfg, w, 1, max(1000, int(CG_OPS * SCALE)), extra=["--no-check"],
-                                 prefix=[vg, "--tool=callgrind", "--collect-atstart=no",
-                                         "--toggle-collect=bench_measured_*",
-                                         f"--callgrind-out-file={out}"])
-            total = None
-            with open(out) as f:
-                for line in f:
-                    if line.startswith(("totals:", "summary:")):
-                        total = int(line.split()[1])
-            if total is None:
-                raise SystemExit(f"no totals in {out}")
+            total, (fields, _) = count_instructions(
+                lambda prefix: run_once(cfg, w, 1, max(1000, int(CG_OPS * SCALE)),
+                                        extra=["--no-check"], prefix=prefix),
+                os.path.join(RESULTS, f"callgrind.locks-{cfg[0]}.{w}.out"),
+                os.path.join(RESULTS, f"annotate.locks-{cfg[0]}.{w}.txt"))
             done = int(fields["inside"])
             ir[(cfg[0], w)] = (total / done, done)
             log(f"   callgrind {cfg[0]} {w}: {total / done:.2f} Ir/op over {done} ops")
-            ann = subprocess.run(["callgrind_annotate", "--inclusive=no", out],
-                                 capture_output=True, text=True)
-            with open(os.path.join(RESULTS, f"annotate.locks-{cfg[0]}.{w}.txt"), "w") as f:
-                f.write(ann.stdout)
     return ir
 
 

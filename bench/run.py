@@ -149,36 +149,45 @@ def timed_rounds():
     return mops, checks
 
 
-def callgrind():
+def count_instructions(run, out, annotate_to=None):
+    """Runs `run(prefix)` under callgrind, counting only inside `bench_measured_*` (no start-up,
+    warm-up or output), into the file `out`. Returns (instructions, what `run` returned) and,
+    if asked, writes a `callgrind_annotate` listing to `annotate_to`."""
     vg = shutil.which("valgrind")
     if not vg:
         raise SystemExit("valgrind not found (apt-get install -y valgrind)")
+    result = run([vg, "--tool=callgrind", "--collect-atstart=no",
+                  "--toggle-collect=bench_measured_*", f"--callgrind-out-file={out}"])
+    total = None
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("totals:", "summary:")):
+                total = int(line.split()[1])
+    if total is None:
+        raise SystemExit(f"no totals in {out}")
+    if annotate_to:
+        ann = subprocess.run(["callgrind_annotate", "--inclusive=no", out],
+                             capture_output=True, text=True)
+        with open(annotate_to, "w") as f:
+            f.write(ann.stdout)
+    return total, result
+
+
+def callgrind():
     ir = {}
     for cfg in CONFIGS:
         name = cfg[0]
         for w in CG_OPS:
             ops = max(1000, int(CG_OPS[w] * SCALE / CG_DIVISOR.get(name, 1)))
-            out = os.path.join(RESULTS, f"callgrind.{name}.{w}.out")
             t0 = time.time()
-            fields, _ = run_once(cfg, w, 1, ops, extra=["--no-check"], prefix=[
-                vg, "--tool=callgrind", "--collect-atstart=no",
-                "--toggle-collect=bench_measured_*", f"--callgrind-out-file={out}"])
-            total = None
-            with open(out) as f:
-                for line in f:
-                    if line.startswith(("totals:", "summary:")):
-                        total = int(line.split()[1])
-            if total is None:
-                raise SystemExit(f"no totals in {out}")
+            total, (fields, _) = count_instructions(
+                lambda prefix: run_once(cfg, w, 1, ops, extra=["--no-check"], prefix=prefix),
+                os.path.join(RESULTS, f"callgrind.{name}.{w}.out"),
+                os.path.join(RESULTS, f"annotate.{name}.{w}.txt") if name == "mapprof" else None)
             done = int(fields["ops"])
             ir[(name, w)] = (total / done, done)
             log(f"   callgrind {name} {w}: {total / done:.1f} Ir/op over {done} ops "
                 f"({time.time() - t0:.0f} s)")
-            if name == "mapprof":
-                ann = subprocess.run(["callgrind_annotate", "--inclusive=no", out],
-                                     capture_output=True, text=True)
-                with open(os.path.join(RESULTS, f"annotate.{name}.{w}.txt"), "w") as f:
-                    f.write(ann.stdout)
     return ir
 
 
