@@ -5,6 +5,7 @@
 //! Usage: `demo OUT_DIR` writes `OUT_DIR/demo-{heap,allocs,mutex,block}.pb.gz`.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 #[global_allocator]
@@ -65,22 +66,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .env()?
         .start()?;
 
+    // One writer updates the cache while two readers serve requests for as long as it
+    // writes, so that every rebuild happens while readers want the lock.
     let cache = Arc::new(cache::Cache::default());
+    let writing = Arc::new(AtomicBool::new(true));
     let writer = {
-        let cache = cache.clone();
+        let (cache, writing) = (cache.clone(), writing.clone());
         std::thread::spawn(move || {
             for i in 0..3_000u64 {
                 cache.update(i % 2_000, format!("value-{i}"));
             }
+            writing.store(false, Relaxed);
         })
     };
     let readers: Vec<_> = (0..2)
         .map(|r| {
-            let cache = cache.clone();
+            let (cache, writing) = (cache.clone(), writing.clone());
             std::thread::spawn(move || {
-                (0..30_000u64)
-                    .map(|i| handle_request(&cache, i * 2 + r).len())
-                    .sum::<usize>()
+                let mut bytes = 0;
+                let mut id = r;
+                while writing.load(Relaxed) {
+                    bytes += handle_request(&cache, id).len();
+                    id += 2;
+                }
+                bytes
             })
         })
         .collect();
