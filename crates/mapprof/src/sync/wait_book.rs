@@ -1,8 +1,8 @@
 //! Who is waiting on one lock, so that its holder can be charged for their wait when it unlocks
 //! (Go 1.22's mutex profile: a hold of `t` with `n` waiters costs `n * t`).
 //!
-//! Everything here runs only on contended paths: the uncontended unlock reads `waiters` once
-//! and finds 0. An unlock that finds waiters computes its charge just before releasing (a
+//! Everything here runs only on contended paths: the uncontended unlock finds no sleeper in the
+//! lock word (`Mutex`) or 0 in `waiters` (`RwLock`). An unlock that finds waiters computes its charge just before releasing (a
 //! clock read and a few instructions under the ledger's lock: the charge must be taken before
 //! a waiter can get the lock and charge in its turn) and records it, stack and all, after.
 
@@ -10,14 +10,10 @@ use mapprof_rt::lock::{now_ns, record_holder_delay, WaiterStack};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
-/// Bounded spinning before a thread counts as a waiter: short waits resolve here, as they do
-/// in std's own lock (and in Go, which profiles only waits that sleep), and are not profiled.
-pub(crate) const SPIN_TRIES: u32 = 40;
-
 /// The waiting side of one lock.
 #[derive(Debug, Default)]
 pub(crate) struct WaitBook {
-    /// Registered waiters: the one value the uncontended unlock reads.
+    /// Registered waiters (`RwLock`'s unlock reads it; `Mutex`'s lock word tells the same).
     waiters: AtomicU32,
     /// Protects the arithmetic below; taken by waiters as they start and stop waiting and by
     /// unlocks that found waiters, for a few instructions.
