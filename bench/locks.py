@@ -25,7 +25,8 @@ import subprocess
 import sys
 import time
 
-from run import BENCH, DOC, JOBS, QUICK, RESULTS, SCALE, count_instructions, log, machine
+from run import (BENCH, JOBS, QUICK, RESULTS, SCALE, count_instructions, log, machine,
+                 replace_section)
 from run import ROUNDS as HEAP_ROUNDS
 
 ROUNDS = int(os.environ.get("BENCH_LOCK_ROUNDS", 2 * HEAP_ROUNDS))
@@ -235,15 +236,7 @@ def report(res, ir, mach, elapsed):
 
 
 def write_doc(figures):
-    text = open(DOC).read()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{DOC} has no {BEGIN} ... {END} section to rewrite")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    with open(DOC, "w") as f:
-        f.write(f"{head}{BEGIN}\n<!-- written by bench/locks.py; do not edit by hand -->\n\n"
-                f"{figures}\n{END}{tail}")
-    log(f"== wrote the lock figures of {DOC}")
+    replace_section(BEGIN, END, figures, "bench/locks.py", "lock figures")
 
 
 def main(build_first=True):

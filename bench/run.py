@@ -311,19 +311,24 @@ def report(mops, ir, checks, mach, elapsed):
     return "\n".join(lines)
 
 
-def write_doc(figures):
+def replace_section(begin, end, figures, writer, what):
+    """Rewrites the part of BENCHMARKS.md between the `begin` and `end` markers."""
     if os.path.exists(DOC):
         text = open(DOC).read()
     else:
-        text = f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{DOC} has no {BEGIN} ... {END} section to rewrite")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+        text = f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in text or end not in text:
+        raise SystemExit(f"{DOC} has no {begin} ... {end} section to rewrite")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
     with open(DOC, "w") as f:
-        f.write(f"{head}{BEGIN}\n<!-- written by bench/run.py; do not edit by hand -->\n\n"
-                f"{figures}\n\n{END}{tail}")
-    log(f"== wrote the figures section of {DOC}")
+        f.write(f"{head}{begin}\n<!-- written by {writer}; do not edit by hand -->\n\n"
+                f"{figures.rstrip()}\n\n{end}{tail}")
+    log(f"== wrote the {what} of {DOC}")
+
+
+def write_doc(figures):
+    replace_section(BEGIN, END, figures, "bench/run.py", "figures section")
 
 
 def main():

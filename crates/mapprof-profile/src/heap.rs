@@ -29,6 +29,16 @@ pub enum HeapView {
     Allocs,
 }
 
+impl HeapView {
+    /// The profile's name, as Go's: `heap` or `allocs`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeapView::Heap => "heap",
+            HeapView::Allocs => "allocs",
+        }
+    }
+}
+
 /// Rust's allocation plumbing: functions that obtain memory for their caller and call back into
 /// user code at most through `Hash`, `Eq` or `Clone` of the elements. Viewers (`go tool pprof`,
 /// `mapprof top`) drop these frames and everything beneath them (the profile's `drop_frames`), so

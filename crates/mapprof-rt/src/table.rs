@@ -122,7 +122,7 @@ impl Key<'_> {
 /// Finds or creates the bucket for `key`; falls back to the kind's lost bucket.
 pub(crate) fn bucket_for(key: &Key<'_>) -> BucketId {
     let hash = key.hash();
-    if let Some(id) = find(key, hash) {
+    if let Ok(id) = probe(key, hash) {
         return id;
     }
     insert(key, hash).unwrap_or(key.kind as BucketId)
@@ -158,10 +158,6 @@ fn probe(key: &Key<'_>, hash: u64) -> Result<BucketId, Option<usize>> {
         at = (at + 1) % SLOTS;
     }
     Err(None)
-}
-
-fn find(key: &Key<'_>, hash: u64) -> Option<BucketId> {
-    probe(key, hash).ok()
 }
 
 fn insert(key: &Key<'_>, hash: u64) -> Option<BucketId> {

@@ -61,8 +61,8 @@ pub fn profile(kind: ProfileKind) -> Profile {
     thread::ignore(|| {
         let rate = sampler::heap_rate();
         let (header, samples) = match kind {
-            ProfileKind::Heap => heap_samples(rate, HeapView::Heap, kind),
-            ProfileKind::Allocs => heap_samples(rate, HeapView::Allocs, kind),
+            ProfileKind::Heap => heap_samples(rate, HeapView::Heap),
+            ProfileKind::Allocs => heap_samples(rate, HeapView::Allocs),
             ProfileKind::Mutex => contention_samples(Kind::Mutex, kind),
             ProfileKind::Block => contention_samples(Kind::Block, kind),
         };
@@ -79,7 +79,7 @@ pub fn profile(kind: ProfileKind) -> Profile {
     })
 }
 
-fn heap_samples(rate: u64, view: HeapView, kind: ProfileKind) -> (Header, Vec<RawSample>) {
+fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
     let objects = |fixed: u64| fixed as f64 / COUNT_UNIT as f64;
     let records: Vec<HeapRecord> = table::snapshot(Kind::Heap)
         .into_iter()
@@ -101,7 +101,7 @@ fn heap_samples(rate: u64, view: HeapView, kind: ProfileKind) -> (Header, Vec<Ra
         .sum();
     let (buckets, capacity) = table::usage();
     header.comments = vec![
-        format!("mapprof {} profile", kind.name()),
+        format!("mapprof {} profile", view.name()),
         format!("stack table: {buckets} of {capacity} buckets; allocations lost: {lost:.0}"),
         format!(
             "sampled blocks not tracked (set full): {}",

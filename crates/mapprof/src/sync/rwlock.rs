@@ -163,21 +163,23 @@ fn write_guard<'a, T: ?Sized>(
     }
 }
 
+/// Unlocks through the std guard in `inner`, charging the holder if others wait.
+fn unlock_charged<G>(book: &WaitBook, inner: &mut ManuallyDrop<G>) {
+    let delay = book.charge();
+    // SAFETY: called once, from the shim guard's `drop`, which never uses `inner` again.
+    unsafe { ManuallyDrop::drop(inner) };
+    record_charge(delay);
+}
+
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        let delay = self.book.charge();
-        // SAFETY: `inner` is dropped exactly once, here, and not used afterwards.
-        unsafe { ManuallyDrop::drop(&mut self.inner) };
-        record_charge(delay);
+        unlock_charged(self.book, &mut self.inner);
     }
 }
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        let delay = self.book.charge();
-        // SAFETY: `inner` is dropped exactly once, here, and not used afterwards.
-        unsafe { ManuallyDrop::drop(&mut self.inner) };
-        record_charge(delay);
+        unlock_charged(self.book, &mut self.inner);
     }
 }
 
