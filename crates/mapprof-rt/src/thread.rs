@@ -34,17 +34,26 @@ thread_local! {
 
 /// Runs `f` without profiling the current thread: its allocations pass straight through to the
 /// inner allocator. Used by the profiler's own reporting code (snapshots, symbolization,
-/// encoding) so that it does not profile itself; usable by hosts for the same purpose.
+/// encoding) so that it does not profile itself; usable by hosts for the same purpose, e.g. a
+/// load generator sharing the process with the service it loads.
+///
+/// The countdown is parked at `u64::MAX` meanwhile, so `f`'s allocations stay on the fast path,
+/// and restored afterwards: the thread's sampling resumes where it stopped.
 pub fn ignore<R>(f: impl FnOnce() -> R) -> R {
-    let guard = STATE.try_with(|s| s.busy.replace(true)).ok();
-    struct Restore(Option<bool>);
+    let saved = STATE
+        .try_with(|s| (s.busy.replace(true), s.countdown.replace(u64::MAX)))
+        .ok();
+    struct Restore(Option<(bool, u64)>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            if let Some(previous) = self.0 {
-                let _ = STATE.try_with(|s| s.busy.set(previous));
+            if let Some((busy, countdown)) = self.0 {
+                let _ = STATE.try_with(|s| {
+                    s.busy.set(busy);
+                    s.countdown.set(countdown);
+                });
             }
         }
     }
-    let _restore = Restore(guard);
+    let _restore = Restore(saved);
     f()
 }
