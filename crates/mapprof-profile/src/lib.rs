@@ -1,8 +1,10 @@
 //! Everything mapprof does with a profile once it has left the hot path: the pprof wire format,
-//! decoding (ours and Go's), symbolization, encoding, and rendering (`top` tables and inferno
-//! flame graphs). Ordinary Rust: this crate may allocate, lock and take its time; it never runs
-//! inside an allocation.
+//! decoding (ours and Go's), symbolization, encoding, and rendering (`top` tables, inferno
+//! flame graphs and differential flame graphs), and the ranking of costs by the application
+//! function they belong to ([`app`]). Ordinary Rust: this crate may allocate, lock and take its
+//! time; it never runs inside an allocation.
 
+pub mod app;
 pub mod builder;
 pub mod codec;
 pub mod contention;

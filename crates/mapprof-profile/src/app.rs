@@ -1,0 +1,824 @@
+//! Application frames: which function of *the program being profiled* a cost belongs to.
+//!
+//! A heap sample's leaf is `alloc::raw_vec::finish_grow` or `runtime.mallocgc`, a lock sample's
+//! is a futex wait: true, and of no use to whoever must change the code. What they need is the
+//! first frame, from the leaf, that is their own code: the *application frame*. [`AppFilter`]
+//! decides which frames are application frames; [`app_top`] charges each sample to its first
+//! one and ranks the functions.
+//!
+//! # The rules
+//!
+//! A frame is **not** an application frame when its function name is:
+//!
+//! 1. runtime glue or not a function at all ([`GLUE`]): `__rust*` and the allocator shims,
+//!    `__libc_start*`, `_start`, `start_thread`, `clone`, `clone3`, C's `main`, a
+//!    `[bracketed]` pseudo frame such as `[no stack]`, a raw address such as `0x55d3c0a1b2c3`,
+//!    and mapprof's [`LOST_FRAME`];
+//! 2. a Rust path (it contains `::`) whose *owning crate* is a library ([`BUILTIN_LIBRARIES`]
+//!    plus whatever [`AppFilter::with_library`] adds);
+//! 3. a Go name (no `::`, a `.`) of a standard-library package: the package path's first
+//!    element has no `.` and the package is not `main` (`runtime.mallocgc`,
+//!    `sync.(*Mutex).Lock`, `net/http.(*conn).serve`, `internal/poll.(*FD).Read`), or of a
+//!    package matched by the library list (`with_library("github.com/gorilla/*")`);
+//! 4. anything else that is not a Rust path: a bare C name (`memcpy`, `pthread_mutex_lock`), a
+//!    bare inlined name without its path (`insert<u64>`), a still-mangled symbol (`_ZN...`).
+//!
+//! Everything else is application code: `cache_service::Cache::update`,
+//! `cache_service::server::handle::{{closure}}`, `main.(*Cache).Update`, `main.main`.
+//!
+//! The owning crate of a Rust path is its first segment (`hashbrown` in
+//! `hashbrown::map::HashMap<K,V,S>::insert`; generic arguments and `::h0123abcd` hash suffixes
+//! do not matter). For a trait method, `<Self as Trait>::method`, it is the crate of the `Self`
+//! type, whose impl it is: `<hashbrown::map::HashMap<K,V,S> as core::clone::Clone>::clone` is
+//! hashbrown's, `<cache_service::cache::Item as core::clone::Clone>::clone` is the
+//! application's. References are looked through (`<&cache_service::Item as ...>` is the
+//! application's; for a blanket impl like core's `impl Debug for &T` this names the forwarding
+//! glue rather than the real impl one frame up, a small price for a simple rule). When `Self` is
+//! not a path (a slice, array, tuple, primitive or type parameter: `<[T]>::sort_by`,
+//! `<str as core::fmt::Display>::fmt`, `<T as core::convert::Into<U>>::into`), the impl belongs
+//! to the trait's crate, or to core/alloc when there is no trait.
+//!
+//! Drop glue, `core::ptr::drop_in_place<cache_service::cache::Item>`, is **library** code by
+//! rule 2: the glue itself is std's, so the cost of dropping falls to the application function
+//! that dropped the value, which is where a change would be made. (The `Drop::drop` impl of an
+//! application type, `<cache_service::Item as core::ops::drop::Drop>::drop`, is application code
+//! and keeps its cost.)
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use crate::builder::LOST_FRAME;
+use crate::top::format_value;
+use crate::view::ProfileView;
+
+/// The crates whose code is never the application's: the standard library, the allocator's
+/// and runtime's support crates, the async runtime and HTTP stack, tracing, and mapprof itself
+/// (with its unwinder and renderer). A trailing `*` matches every crate name with that prefix
+/// (`futures*` is `futures`, `futures_util`, `futures_core`, ...). Extend it here or, per use,
+/// with [`AppFilter::with_library`].
+pub const BUILTIN_LIBRARIES: &[&str] = &[
+    // The standard library and what it is built from.
+    "std",
+    "core",
+    "alloc",
+    "hashbrown",
+    "compiler_builtins",
+    "std_detect",
+    "panic_unwind",
+    // The async runtime and HTTP stack.
+    "tokio",
+    "hyper",
+    "hyper_util",
+    "http",
+    "http_body",
+    "http_body_util",
+    "h2",
+    "bytes",
+    "futures*",
+    "mio",
+    "tower*",
+    // Instrumentation and locking.
+    "tracing*",
+    "parking_lot*",
+    // The profiler: mapprof's crates, its unwinder, its renderer, its encoder.
+    "mapprof*",
+    "backtrace",
+    "inferno",
+    "prost",
+];
+
+/// Function names that are runtime glue or no function at all, whatever the crate list says.
+/// A trailing `*` matches every name with that prefix. `[bracketed]` names and raw addresses
+/// are recognised by shape, not listed.
+pub const GLUE: &[&str] = &[
+    "__rust*",
+    "__rg_*",
+    "__rdl_*",
+    "__libc_start*",
+    "_start",
+    "start_thread",
+    "clone",
+    "clone3",
+    "main",
+    LOST_FRAME,
+];
+
+/// Decides which frames are the application's (see the module documentation for the rules).
+///
+/// `AppFilter::default()` treats the crates of [`BUILTIN_LIBRARIES`] as libraries;
+/// [`AppFilter::with_library`] adds more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppFilter {
+    /// Crate names (or Go package paths), `*` at the end for a prefix.
+    libraries: Vec<String>,
+}
+
+impl Default for AppFilter {
+    fn default() -> Self {
+        Self {
+            libraries: BUILTIN_LIBRARIES.iter().map(|&s| s.to_owned()).collect(),
+        }
+    }
+}
+
+impl AppFilter {
+    /// The built-in library list; the same as `AppFilter::default()`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also treats `krate` as a library: a Rust crate name as it appears in paths (a `-` is
+    /// read as `_`, so `serde-json` and `serde_json` both work), or a Go package path. A
+    /// trailing `*` matches every name with that prefix (`serde*`, `github.com/gorilla/*`).
+    pub fn with_library(mut self, krate: &str) -> Self {
+        let krate = if krate.contains('/') || krate.contains('.') {
+            krate.to_owned() // A Go package path: keep it as written.
+        } else {
+            krate.replace('-', "_")
+        };
+        if !self.libraries.contains(&krate) {
+            self.libraries.push(krate);
+        }
+        self
+    }
+
+    /// The library patterns in use: the built-in ones, then those added.
+    pub fn libraries(&self) -> &[String] {
+        &self.libraries
+    }
+
+    /// Whether `krate` (a Rust crate name or a Go package path) is on the library list.
+    pub fn is_library(&self, krate: &str) -> bool {
+        self.libraries.iter().any(|p| matches_pattern(p, krate))
+    }
+
+    /// Whether `function`, a frame's function name, is application code.
+    pub fn is_application(&self, function: &str) -> bool {
+        let name = function.trim();
+        if name.is_empty()
+            || name.starts_with('[')
+            || is_address(name)
+            || GLUE.iter().any(|p| matches_pattern(p, name))
+        {
+            return false;
+        }
+        if name.contains("::") {
+            return match rust_owner(name) {
+                Owner::Crate(krate) => !self.is_library(krate),
+                Owner::Builtin => false,
+            };
+        }
+        match go_package(name) {
+            Some(package) => {
+                let first = package.split('/').next().unwrap_or(package);
+                let stdlib = !first.contains('.') && package != "main";
+                !stdlib && !self.is_library(package)
+            }
+            None => false, // Not a Rust path, not a Go name: C, or a bare or mangled name.
+        }
+    }
+}
+
+/// `pattern` is a name, or a prefix followed by `*`.
+fn matches_pattern(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == pattern,
+    }
+}
+
+/// `0x` followed by hex digits only: what [`ProfileView`] shows for an unsymbolized location.
+fn is_address(name: &str) -> bool {
+    name.strip_prefix("0x")
+        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whose code a Rust function is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner<'a> {
+    /// A crate, by name.
+    Crate(&'a str),
+    /// A built-in type's inherent method (`<[T]>::sort_by`, `<str>::len`): core's or alloc's.
+    Builtin,
+}
+
+/// The owning crate of a demangled Rust path (see the module documentation).
+fn rust_owner(name: &str) -> Owner<'_> {
+    let name = name.trim();
+    let Some(inner) = name.strip_prefix('<') else {
+        return Owner::Crate(first_segment(name));
+    };
+    // `<Self as Trait>::rest` or `<Self>::rest`: find ` as ` and the closing `>` at depth 0.
+    let (mut depth, mut as_at, mut end) = (0usize, None, inner.len());
+    let bytes = inner.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'-' if bytes.get(i + 1) == Some(&b'>') => i += 1, // `fn() -> T`
+            b'<' => depth += 1,
+            b'>' if depth == 0 => {
+                end = i;
+                break;
+            }
+            b'>' => depth -= 1,
+            b' ' if depth == 0 && as_at.is_none() && inner[i..].starts_with(" as ") => {
+                as_at = Some(i);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let self_ty = &inner[..as_at.unwrap_or(end)];
+    let trait_path = as_at.map(|at| &inner[at + 4..end]);
+    match type_owner(self_ty) {
+        Some(owner) => owner,
+        None => match trait_path {
+            Some(path) => rust_owner(path),
+            None => Owner::Builtin,
+        },
+    }
+}
+
+/// The crate of a type written as a path, `None` for a type that is not a path (slice, array,
+/// tuple, function pointer, primitive, type parameter). References, pointers and `dyn` are
+/// looked through.
+fn type_owner(ty: &str) -> Option<Owner<'_>> {
+    let mut ty = ty.trim();
+    loop {
+        let stripped = ["&mut ", "&", "*const ", "*mut ", "mut ", "dyn ", "impl "]
+            .iter()
+            .find_map(|p| ty.strip_prefix(p));
+        match stripped {
+            Some(rest) => ty = rest.trim_start(),
+            None => break,
+        }
+    }
+    if ty.starts_with('<') {
+        return Some(rust_owner(ty));
+    }
+    let path_part = ty.split(['<', '(', ' ']).next().unwrap_or(ty);
+    if ty.starts_with(['[', '(']) || !path_part.contains("::") {
+        return None;
+    }
+    Some(Owner::Crate(first_segment(ty)))
+}
+
+/// The first segment of a path: `hashbrown` in `hashbrown::map::HashMap<K,V,S>::insert`.
+fn first_segment(path: &str) -> &str {
+    let end = path
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(path.len());
+    &path[..end]
+}
+
+/// The package path of a Go function name, `None` when `name` does not look like one:
+/// `net/http` in `net/http.(*conn).serve`, `main` in `main.(*Cache).Update`.
+fn go_package(name: &str) -> Option<&str> {
+    // Receivers and type arguments come after the package: `pkg.(*T).m`, `pkg.F[...]`.
+    let head = &name[..name.find(['(', '[']).unwrap_or(name.len())];
+    let last_slash = head.rfind('/').map_or(0, |i| i + 1);
+    let dot = head[last_slash..].find('.')? + last_slash;
+    let package = &name[..dot];
+    (!package.is_empty() && !package.contains(char::is_whitespace)).then_some(package)
+}
+
+/// One application function of an [`AppTop`] ranking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppRow {
+    /// The function's name.
+    pub function: String,
+    /// The source file of the frame that carried the largest single value for this function
+    /// (so a report can say where), empty when unknown.
+    pub file: String,
+    /// The line of that frame, 0 when unknown.
+    pub line: i64,
+    /// The values of the samples whose first application frame is this function.
+    pub value: i64,
+    /// `value` as a fraction of [`AppTop::total`], 0.0 when the total is 0.
+    pub share: f64,
+    /// How many samples the value rests on.
+    pub samples: usize,
+}
+
+/// Values charged to application functions: see [`app_top`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppTop {
+    /// The sample type the values are of, e.g. `alloc_space`.
+    pub sample_type: String,
+    /// The unit of the values, e.g. `bytes`.
+    pub unit: String,
+    /// One row per application function, by value descending, then name.
+    pub rows: Vec<AppRow>,
+    /// The sum of the positive values of all samples.
+    pub total: i64,
+    /// The part of `total` in samples without any application frame.
+    pub unattributed: i64,
+    /// How many samples have a positive value.
+    pub samples: usize,
+    /// How many of them have no application frame.
+    pub unattributed_samples: usize,
+}
+
+/// Charges the value at `sample_index` of every sample to the sample's first application frame
+/// from the leaf, and sums per function.
+///
+/// Only positive values count, as in flame graphs (a negative value, as in a diffed profile,
+/// has no place to be drawn or charged), so `rows` values plus `unattributed` make `total`.
+/// A sample without any application frame (all std, runtime, mapprof; or no stack at all) is
+/// *unattributed*. A recursive function is charged once per sample, at its leaf-most frame.
+pub fn app_top(view: &ProfileView<'_>, sample_index: usize, filter: &AppFilter) -> AppTop {
+    struct Acc<'a> {
+        value: i64,
+        samples: usize,
+        best: i64,
+        file: &'a str,
+        line: i64,
+    }
+    let mut is_app: HashMap<&str, bool> = HashMap::new();
+    let mut functions: HashMap<&str, Acc<'_>> = HashMap::new();
+    let (mut total, mut unattributed) = (0i64, 0i64);
+    let (mut samples, mut unattributed_samples) = (0usize, 0usize);
+    for sample in view.samples() {
+        let value = sample.value(sample_index);
+        if value <= 0 {
+            continue;
+        }
+        total = total.saturating_add(value);
+        samples += 1;
+        let frame = sample.frames().find(|f| {
+            *is_app
+                .entry(f.function.as_ref())
+                .or_insert_with(|| filter.is_application(&f.function))
+        });
+        let Some(frame) = frame else {
+            unattributed = unattributed.saturating_add(value);
+            unattributed_samples += 1;
+            continue;
+        };
+        let acc = functions
+            .entry(frame.function.as_ref())
+            .or_insert_with(|| Acc {
+                value: 0,
+                samples: 0,
+                best: 0,
+                file: frame.file,
+                line: frame.line,
+            });
+        acc.value = acc.value.saturating_add(value);
+        acc.samples += 1;
+        if value > acc.best {
+            (acc.best, acc.file, acc.line) = (value, frame.file, frame.line);
+        }
+    }
+    let share = |v: i64| {
+        if total == 0 {
+            0.0
+        } else {
+            v as f64 / total as f64
+        }
+    };
+    let mut rows: Vec<AppRow> = functions
+        .into_iter()
+        .map(|(function, acc)| AppRow {
+            function: function.to_owned(),
+            file: acc.file.to_owned(),
+            line: acc.line,
+            value: acc.value,
+            share: share(acc.value),
+            samples: acc.samples,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.value
+            .cmp(&a.value)
+            .then_with(|| a.function.cmp(&b.function))
+    });
+    let sample_type = view.sample_types().get(sample_index).copied();
+    AppTop {
+        sample_type: sample_type.map_or("", |t| t.name).to_owned(),
+        unit: sample_type.map_or("", |t| t.unit).to_owned(),
+        rows,
+        total,
+        unattributed,
+        samples,
+        unattributed_samples,
+    }
+}
+
+impl AppTop {
+    /// The top row, if any function was charged.
+    pub fn top(&self) -> Option<&AppRow> {
+        self.rows.first()
+    }
+
+    /// [`AppTop::unattributed`] as a fraction of the total, 0.0 when the total is 0.
+    pub fn unattributed_share(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.unattributed as f64 / self.total as f64
+        }
+    }
+
+    /// Writes the ranking as a table: a `Type:` line, the total and the unattributed part,
+    /// then one line per function (value, share, samples, function, `file:line`), at most
+    /// `max_rows` of them.
+    pub fn render(&self, out: &mut impl Write, max_rows: Option<usize>) -> io::Result<()> {
+        let fmt = |v: i64| format_value(v, &self.unit);
+        writeln!(out, "Type: {}", self.sample_type)?;
+        writeln!(
+            out,
+            "Total {} in {} samples; in no application function: {} ({:.2}%) in {} samples",
+            fmt(self.total),
+            self.samples,
+            fmt(self.unattributed),
+            self.unattributed_share() * 100.0,
+            self.unattributed_samples
+        )?;
+        let shown = max_rows.map_or(self.rows.len(), |n| n.min(self.rows.len()));
+        if shown < self.rows.len() {
+            writeln!(
+                out,
+                "Showing top {shown} application functions out of {}",
+                self.rows.len()
+            )?;
+        }
+        writeln!(
+            out,
+            "{:>10} {:>7} {:>8}  function  file:line",
+            "value", "share", "samples"
+        )?;
+        for row in &self.rows[..shown] {
+            let place = match (row.file.as_str(), row.line) {
+                ("", _) => "?".to_owned(),
+                (file, 0) => file.to_owned(),
+                (file, line) => format!("{file}:{line}"),
+            };
+            writeln!(
+                out,
+                "{:>10} {:>6.2}% {:>8}  {}  {}",
+                fmt(row.value),
+                row.share * 100.0,
+                row.samples,
+                row.function,
+                place
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{Function, Line, Location, Profile, Sample, ValueType};
+
+    fn app(name: &str) -> bool {
+        AppFilter::default().is_application(name)
+    }
+
+    #[test]
+    fn std_and_runtime_crates_are_libraries() {
+        for name in [
+            "std::sys::pal::unix::thread::Thread::new::thread_start",
+            "core::ops::function::FnOnce::call_once",
+            "alloc::raw_vec::finish_grow",
+            "alloc::raw_vec::RawVec<T,A>::grow_one",
+            "hashbrown::raw::RawTable<T,A>::reserve_rehash",
+            "tokio::runtime::task::harness::Harness<T,S>::poll",
+            "hyper::proto::h1::dispatch::Dispatcher<D,Bs,I,T>::poll_catch",
+            "hyper_util::server::conn::auto::Builder<E>::serve_connection",
+            "http::header::map::HeaderMap<T>::insert",
+            "http_body_util::combinators::box_body::BoxBody<D,E>::new",
+            "h2::proto::connection::Connection<T,P,B>::poll",
+            "bytes::bytes_mut::BytesMut::reserve_inner",
+            "futures_util::future::future::FutureExt::poll_unpin",
+            "futures::executor::block_on",
+            "mio::poll::Poll::poll",
+            "tower::util::service_fn::ServiceFn<T>::call",
+            "tower_http::trace::service::Trace<S,M>::call",
+            "tracing_core::dispatcher::get_default",
+            "parking_lot::raw_mutex::RawMutex::lock_slow",
+            "parking_lot_core::parking_lot::park",
+            "backtrace::backtrace::trace_unsynchronized",
+            "inferno::flamegraph::from_lines",
+            "prost::encoding::encode_varint",
+            "mapprof::profiler::Profiler::dump",
+            "mapprof_rt::heap::sample",
+            "mapprof_profile::builder::build",
+        ] {
+            assert!(!app(name), "{name} should be a library frame");
+        }
+    }
+
+    #[test]
+    fn application_paths_closures_generics_and_hashes_are_application() {
+        for name in [
+            "cache_service::cache::Cache::update",
+            "cache_service::server::handle::{{closure}}",
+            "cache_service::server::handle::{{closure}}::{{closure}}",
+            "cache_service::cache::bump<alloc::string::String>",
+            "cache_service::cache::Cache::get::h0123456789abcdef",
+            "cache_service::main",
+            // Prefixes of library names are not library names.
+            "stdlib_shim::f",
+            "httparse_app::f",
+            "mapping::f",
+        ] {
+            assert!(app(name), "{name} should be an application frame");
+        }
+    }
+
+    #[test]
+    fn trait_impls_belong_to_the_self_type() {
+        assert!(!app(
+            "<hashbrown::map::HashMap<K,V,S> as core::clone::Clone>::clone"
+        ));
+        assert!(app(
+            "<cache_service::cache::Item as core::clone::Clone>::clone"
+        ));
+        assert!(!app(
+            "<alloc::string::String as core::fmt::Write>::write_str"
+        ));
+        assert!(app(
+            "<cache_service::Wrapper<alloc::string::String> as core::fmt::Debug>::fmt"
+        ));
+        assert!(app(
+            "<&cache_service::cache::Item as core::fmt::Debug>::fmt"
+        ));
+        assert!(app(
+            "<cache_service::cache::Item as core::ops::drop::Drop>::drop"
+        ));
+        // Self is no path: the trait's crate decides, or core/alloc without a trait.
+        assert!(!app("<[T]>::sort_by"));
+        assert!(!app("<str as core::fmt::Display>::fmt"));
+        assert!(!app("<T as core::convert::Into<U>>::into"));
+        assert!(app("<u64 as cache_service::hash::Mix>::mix"));
+        assert!(!app("<(A, B) as core::hash::Hash>::hash"));
+        assert!(!app(
+            "<dyn core::any::Any + core::marker::Send>::downcast_ref"
+        ));
+        assert!(!app(
+            "<fn() -> cache_service::Item as core::ops::function::FnOnce<()>>::call_once"
+        ));
+        assert!(!app(
+            "<<alloc::vec::Vec<T> as core::iter::IntoIterator>::IntoIter as core::iter::Iterator>::next"
+        ));
+    }
+
+    #[test]
+    fn drop_glue_is_library_code() {
+        // The glue is std's; the caller that dropped the value gets the cost.
+        assert!(!app("core::ptr::drop_in_place<cache_service::cache::Item>"));
+    }
+
+    #[test]
+    fn glue_pseudo_frames_and_addresses_are_not_application() {
+        for name in [
+            "__rust_alloc",
+            "__rust_begin_short_backtrace",
+            "__rdl_alloc",
+            "__rg_alloc",
+            "__libc_start_main",
+            "__libc_start_call_main",
+            "_start",
+            "start_thread",
+            "clone",
+            "clone3",
+            "main",
+            "[no stack]",
+            "[unknown]",
+            "0x55d3c0a1b2c3",
+            "mapprof::lost_samples",
+            "",
+            // Not Rust paths: C, bare inlined names, mangled symbols.
+            "memcpy",
+            "__memmove_avx_unaligned_erms",
+            "pthread_mutex_lock",
+            "insert<u64>",
+            "_ZN13cache_service5cache5Cache6update17h0123456789abcdefE",
+            "_ZN13cache_service4mainE.llvm.123",
+        ] {
+            assert!(!app(name), "{name:?} should not be an application frame");
+        }
+        // An address-like application name is still a name.
+        assert!(app("cache_service::x0"));
+    }
+
+    #[test]
+    fn go_names_split_stdlib_from_main_and_modules() {
+        for name in [
+            "main.(*Cache).Update",
+            "main.main",
+            "main.contend.func1",
+            "main.F[...]",
+            "github.com/acme/cache.(*Store).Put",
+        ] {
+            assert!(app(name), "{name} should be an application frame");
+        }
+        for name in [
+            "runtime.mallocgc",
+            "runtime.main",
+            "sync.(*Mutex).Lock",
+            "sync.runtime_SemacquireMutex",
+            "net/http.(*conn).serve",
+            "internal/poll.(*FD).Read",
+            "encoding/json.Marshal",
+            "time.Sleep",
+        ] {
+            assert!(!app(name), "{name} should be a library frame");
+        }
+    }
+
+    #[test]
+    fn added_libraries_are_libraries() {
+        let filter = AppFilter::default()
+            .with_library("serde-json")
+            .with_library("rayon*")
+            .with_library("github.com/gorilla/*");
+        assert!(!filter.is_application("serde_json::ser::to_string"));
+        assert!(!filter.is_application("rayon_core::registry::in_worker"));
+        assert!(!filter.is_application("<serde_json::Value as core::clone::Clone>::clone"));
+        assert!(!filter.is_application("github.com/gorilla/mux.(*Router).ServeHTTP"));
+        assert!(filter.is_application("github.com/acme/cache.Put"));
+        assert!(filter.is_application("cache_service::cache::Cache::update"));
+        assert!(AppFilter::default().is_application("serde_json::ser::to_string"));
+        assert!(filter.is_library("serde_json") && filter.is_library("std"));
+        assert_eq!(
+            filter.libraries().len(),
+            BUILTIN_LIBRARIES.len() + 3,
+            "{:?}",
+            filter.libraries()
+        );
+    }
+
+    /// Functions, by id: 1 `cache_service::main`, 2 `cache_service::Cache::update`,
+    /// 3 `alloc::raw_vec::finish_grow`, 4 `std::rt::lang_start`, 5 `cache_service::Cache::get`.
+    fn profile() -> Profile {
+        let sample = |locs: Vec<u64>, v| Sample {
+            location_id: locs,
+            value: vec![v],
+            label: vec![],
+        };
+        let loc = |id, f, line| Location {
+            id,
+            line: vec![Line {
+                function_id: f,
+                line,
+                column: 0,
+            }],
+            ..Default::default()
+        };
+        let func = |id, name| Function {
+            id,
+            name,
+            filename: 8,
+            ..Default::default()
+        };
+        Profile {
+            sample_type: vec![ValueType { r#type: 1, unit: 2 }],
+            sample: vec![
+                // update <- main, through the allocator: charged to update (at line 21).
+                sample(vec![3, 2, 1, 4], 30),
+                // update directly (line 20), more samples but less value each.
+                sample(vec![6, 1, 4], 10),
+                sample(vec![6, 1, 4], 15),
+                // get <- main, with its allocation.
+                sample(vec![3, 5, 1, 4], 40),
+                // Only library frames: unattributed.
+                sample(vec![3, 4], 5),
+                // No stack: unattributed.
+                sample(vec![], 7),
+                // Ignored: zero and negative.
+                sample(vec![5, 1, 4], 0),
+                sample(vec![5, 1, 4], -100),
+            ],
+            location: vec![
+                loc(1, 1, 10),
+                loc(2, 2, 21),
+                loc(3, 3, 100),
+                loc(4, 4, 1),
+                loc(5, 5, 30),
+                loc(6, 2, 20),
+            ],
+            function: vec![func(1, 3), func(2, 4), func(3, 5), func(4, 6), func(5, 7)],
+            string_table: [
+                "",
+                "alloc_space",
+                "bytes",
+                "cache_service::main",
+                "cache_service::Cache::update",
+                "alloc::raw_vec::finish_grow",
+                "std::rt::lang_start",
+                "cache_service::Cache::get",
+                "src/cache.rs",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn samples_are_charged_to_their_first_application_frame() {
+        let p = profile();
+        let v = ProfileView::new(&p).unwrap();
+        let top = app_top(&v, 0, &AppFilter::default());
+        assert_eq!((top.total, top.unattributed), (107, 12));
+        assert_eq!((top.samples, top.unattributed_samples), (6, 2));
+        assert_eq!(
+            (top.sample_type.as_str(), top.unit.as_str()),
+            ("alloc_space", "bytes")
+        );
+        let rows: Vec<_> = top
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.function.as_str(),
+                    r.file.as_str(),
+                    r.line,
+                    r.value,
+                    r.samples,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("cache_service::Cache::update", "src/cache.rs", 21, 55, 3),
+                ("cache_service::Cache::get", "src/cache.rs", 30, 40, 1),
+            ]
+        );
+        assert!((top.rows[0].share - 55.0 / 107.0).abs() < 1e-12);
+        assert!((top.rows[1].share - 40.0 / 107.0).abs() < 1e-12);
+        assert!((top.unattributed_share() - 12.0 / 107.0).abs() < 1e-12);
+        assert_eq!(
+            top.top().map(|r| r.function.as_str()),
+            Some("cache_service::Cache::update")
+        );
+    }
+
+    #[test]
+    fn added_libraries_move_the_charge_to_the_caller() {
+        let p = profile();
+        let v = ProfileView::new(&p).unwrap();
+        let filter = AppFilter::default().with_library("cache_service");
+        let top = app_top(&v, 0, &filter);
+        assert!(top.rows.is_empty());
+        assert_eq!(top.unattributed, top.total);
+    }
+
+    #[test]
+    fn ties_are_ordered_by_name_and_an_empty_profile_has_zero_shares() {
+        let mut p = profile();
+        p.sample = vec![
+            Sample {
+                location_id: vec![5, 1],
+                value: vec![10],
+                label: vec![],
+            },
+            Sample {
+                location_id: vec![6, 1],
+                value: vec![10],
+                label: vec![],
+            },
+        ];
+        let v = ProfileView::new(&p).unwrap();
+        let top = app_top(&v, 0, &AppFilter::default());
+        let names: Vec<_> = top.rows.iter().map(|r| r.function.as_str()).collect();
+        assert_eq!(
+            names,
+            ["cache_service::Cache::get", "cache_service::Cache::update"]
+        );
+
+        p.sample.clear();
+        let v = ProfileView::new(&p).unwrap();
+        let top = app_top(&v, 0, &AppFilter::default());
+        assert_eq!((top.total, top.unattributed, top.samples), (0, 0, 0));
+        assert_eq!(top.unattributed_share(), 0.0);
+        assert!(top.rows.is_empty());
+    }
+
+    #[test]
+    fn render_shows_totals_rows_and_the_cut() {
+        let p = profile();
+        let v = ProfileView::new(&p).unwrap();
+        let mut out = Vec::new();
+        app_top(&v, 0, &AppFilter::default())
+            .render(&mut out, Some(1))
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "Type: alloc_space",
+                "Total 107B in 6 samples; in no application function: 12B (11.21%) in 2 samples",
+                "Showing top 1 application functions out of 2",
+                "     value   share  samples  function  file:line",
+                "       55B  51.40%        3  cache_service::Cache::update  src/cache.rs:21",
+            ]
+        );
+    }
+}
