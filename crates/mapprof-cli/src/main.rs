@@ -1,9 +1,19 @@
-//! `mapprof`: top tables and flame graphs from pprof profiles (mapprof's own or Go's).
+//! `mapprof`: top tables, flame graphs and differential flame graphs from pprof profiles
+//! (mapprof's own or Go's).
 //!
 //! ```text
 //! mapprof top FILE [--sample-index NAME] [-n N] [--lines]
+//! mapprof top FILE --app [--library CRATE]... [--sample-index NAME] [-n N]
 //! mapprof flame FILE -o OUT.svg [--sample-index NAME] [--title T]
+//! mapprof diff BASE NEW -o OUT.svg [--sample-index NAME] [--title T] [--no-normalize]
+//!              [--base-label L] [--new-label L]
 //! ```
+//!
+//! `top --app` ranks *application* functions instead of leaf functions: each sample is charged
+//! to its first frame, from the leaf, outside std, the async runtime and HTTP stack, Go's
+//! standard library and mapprof (see `mapprof_profile::app`). `diff` draws NEW's flame graph
+//! with frames red where they grew since BASE and blue where they shrank, BASE scaled to NEW's
+//! total unless `--no-normalize`.
 //!
 //! Errors are printed as `mapprof: <message>: <cause>...` with exit code 1; a closed stdout (as
 //! in `mapprof top f | head`) ends the program quietly with exit code 0.
@@ -16,7 +26,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use mapprof_profile::view::ProfileView;
-use mapprof_profile::{codec, flame, top};
+use mapprof_profile::{app, codec, flame, top};
 
 /// Top tables and flame graphs from pprof profiles.
 #[derive(Debug, Parser)]
@@ -39,8 +49,16 @@ enum Command {
         #[arg(short = 'n', long = "nodecount", value_name = "N")]
         max_rows: Option<usize>,
         /// One row per function and source line of the leaf frame.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "app")]
         lines: bool,
+        /// Rank application functions: charge each sample to its first frame outside std,
+        /// runtimes, HTTP stack and mapprof, and show value, share, samples and file:line.
+        #[arg(long)]
+        app: bool,
+        /// With --app, also treat this crate (or Go package path) as a library; `name*`
+        /// matches a prefix. Repeatable.
+        #[arg(long = "library", value_name = "CRATE", requires = "app")]
+        libraries: Vec<String>,
     },
     /// Render an inferno flame graph as SVG.
     Flame {
@@ -55,6 +73,33 @@ enum Command {
         /// The graph's title [default: "<kind> profile — <sample type> (<unit>)"].
         #[arg(long)]
         title: Option<String>,
+    },
+    /// Render NEW's flame graph coloured by the change from BASE: red grew, blue shrank.
+    Diff {
+        /// The profile to compare against (before).
+        base: PathBuf,
+        /// The profile to draw (after).
+        new: PathBuf,
+        /// Where to write the SVG; `-` for standard output.
+        #[arg(short, long, value_name = "OUT.svg")]
+        output: PathBuf,
+        /// The sample type to compare, looked up by name in both profiles [default: NEW's
+        /// default].
+        #[arg(long, value_name = "NAME")]
+        sample_index: Option<String>,
+        /// The graph's title [default: "<kind> profile — <sample type> (<unit>): <new label>
+        /// vs <base label>"].
+        #[arg(long)]
+        title: Option<String>,
+        /// Compare values as recorded instead of scaling BASE to NEW's total.
+        #[arg(long)]
+        no_normalize: bool,
+        /// What BASE is called in the title and subtitle.
+        #[arg(long, value_name = "L", default_value = "base")]
+        base_label: String,
+        /// What NEW is called in the title and subtitle.
+        #[arg(long, value_name = "L", default_value = "new")]
+        new_label: String,
     },
 }
 
@@ -84,7 +129,31 @@ fn run(cli: Cli) -> Result<()> {
             file,
             sample_index,
             max_rows,
+            app: true,
+            libraries,
+            ..
+        } => {
+            let profile = codec::read_file(&file)?;
+            // Unpruned: the filter skips the frames `drop_frames` names (allocator plumbing)
+            // anyway, and pruning could only take frames away from the ranking.
+            let view = ProfileView::unpruned(&profile)
+                .with_context(|| format!("cannot read profile {}", file.display()))?;
+            let index = sample_index_of(&view, sample_index.as_deref())?;
+            let filter = libraries
+                .iter()
+                .fold(app::AppFilter::default(), |f, l| f.with_library(l));
+            let ranking = app::app_top(&view, index, &filter);
+            let mut out = BufWriter::new(io::stdout().lock());
+            ranking.render(&mut out, max_rows)?;
+            out.flush()?;
+            Ok(())
+        }
+        Command::Top {
+            file,
+            sample_index,
+            max_rows,
             lines,
+            ..
         } => {
             let profile = codec::read_file(&file)?;
             let view = view_of(&profile, &file)?;
@@ -117,6 +186,43 @@ fn run(cli: Cli) -> Result<()> {
             let mut svg = Vec::new();
             flame::render_svg(&view, index, &opts, &mut svg)
                 .context("cannot render the flame graph")?;
+            write_output(&output, &svg)
+        }
+        Command::Diff {
+            base,
+            new,
+            output,
+            sample_index,
+            title,
+            no_normalize,
+            base_label,
+            new_label,
+        } => {
+            let base_profile = codec::read_file(&base)?;
+            let new_profile = codec::read_file(&new)?;
+            // Unpruned, as for `flame`.
+            let base_view = ProfileView::unpruned(&base_profile)
+                .with_context(|| format!("cannot read profile {}", base.display()))?;
+            let new_view = ProfileView::unpruned(&new_profile)
+                .with_context(|| format!("cannot read profile {}", new.display()))?;
+            let new_index = sample_index_of(&new_view, sample_index.as_deref())
+                .with_context(|| format!("new profile {}", new.display()))?;
+            // The same sample type, by name, in the base.
+            let name = new_view.sample_types()[new_index].name;
+            let base_index = base_view
+                .sample_index_by_name(name)
+                .with_context(|| format!("base profile {}", base.display()))?;
+            let mut opts = flame::DiffOptions::default();
+            opts.title = title;
+            opts.normalize = !no_normalize;
+            opts.base_label = base_label;
+            opts.new_label = new_label;
+            // Render fully before touching the output, so a failure leaves no half-written SVG.
+            let mut svg = Vec::new();
+            flame::render_diff_svg(
+                &base_view, base_index, &new_view, new_index, &opts, &mut svg,
+            )
+            .context("cannot render the differential flame graph")?;
             write_output(&output, &svg)
         }
     }
@@ -168,11 +274,13 @@ mod tests {
                 sample_index,
                 max_rows,
                 lines,
+                app,
+                libraries,
             } => {
                 assert_eq!(file, PathBuf::from("heap.pb.gz"));
                 assert_eq!(sample_index.as_deref(), Some("alloc_space"));
                 assert_eq!(max_rows, Some(5));
-                assert!(!lines);
+                assert!(!lines && !app && libraries.is_empty());
             }
             other => panic!("parsed as {other:?}"),
         }
@@ -204,6 +312,95 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn parses_top_app_with_libraries() {
+        let cli = Cli::try_parse_from([
+            "mapprof",
+            "top",
+            "heap.pb.gz",
+            "--app",
+            "--library",
+            "serde",
+            "--library",
+            "rayon*",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Top { app, libraries, .. } => {
+                assert!(app);
+                assert_eq!(libraries, ["serde", "rayon*"]);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn library_requires_app_and_app_excludes_lines() {
+        let err =
+            Cli::try_parse_from(["mapprof", "top", "x.pb.gz", "--library", "serde"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let err =
+            Cli::try_parse_from(["mapprof", "top", "x.pb.gz", "--app", "--lines"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn parses_diff_with_defaults_and_options() {
+        let cli =
+            Cli::try_parse_from(["mapprof", "diff", "a.pb.gz", "b.pb.gz", "-o", "d.svg"]).unwrap();
+        match cli.command {
+            Command::Diff {
+                base,
+                new,
+                output,
+                sample_index,
+                title,
+                no_normalize,
+                base_label,
+                new_label,
+            } => {
+                assert_eq!((base, new), ("a.pb.gz".into(), "b.pb.gz".into()));
+                assert_eq!(output, PathBuf::from("d.svg"));
+                assert_eq!((sample_index, title), (None, None));
+                assert!(!no_normalize);
+                assert_eq!((base_label.as_str(), new_label.as_str()), ("base", "new"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "mapprof",
+            "diff",
+            "a.pb.gz",
+            "b.pb.gz",
+            "-o",
+            "d.svg",
+            "--no-normalize",
+            "--base-label",
+            "v1",
+            "--new-label",
+            "v2",
+            "--sample-index",
+            "delay",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Diff {
+                no_normalize,
+                base_label,
+                new_label,
+                sample_index,
+                ..
+            } => {
+                assert!(no_normalize);
+                assert_eq!((base_label.as_str(), new_label.as_str()), ("v1", "v2"));
+                assert_eq!(sample_index.as_deref(), Some("delay"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let err = Cli::try_parse_from(["mapprof", "diff", "a.pb.gz", "-o", "d.svg"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 
     #[test]

@@ -192,3 +192,212 @@ fn closed_stdout_exits_quietly() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// Parses `svg` as XML, failing on malformed XML, and returns the text of `<text id="title">`.
+fn svg_title(svg: &str) -> String {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(svg);
+    let (mut title, mut in_title) = (String::new(), false);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                in_title = e.name().as_ref() == b"text"
+                    && e.attributes()
+                        .flatten()
+                        .any(|a| a.key.as_ref() == b"id" && a.value.as_ref() == b"title");
+            }
+            Ok(Event::Text(t)) if in_title => title.push_str(&t.decode().unwrap()),
+            Ok(Event::End(_)) => in_title = false,
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => panic!("not well-formed XML at {}: {e}", reader.buffer_position()),
+        }
+    }
+    title
+}
+
+/// go-heap.pb.gz without main.allocSmall's samples, written to a temporary file: a "before"
+/// in which allocSmall did not exist yet.
+fn heap_without_alloc_small() -> PathBuf {
+    use mapprof_profile::codec;
+    let mut profile = codec::read_file(data("go-heap.pb.gz")).unwrap();
+    let small: Vec<u64> = profile
+        .function
+        .iter()
+        .filter(|f| profile.string_table[f.name as usize] == "main.allocSmall")
+        .map(|f| f.id)
+        .collect();
+    let locations: Vec<u64> = profile
+        .location
+        .iter()
+        .filter(|l| l.line.iter().any(|line| small.contains(&line.function_id)))
+        .map(|l| l.id)
+        .collect();
+    assert!(!locations.is_empty());
+    profile
+        .sample
+        .retain(|s| !s.location_id.iter().any(|id| locations.contains(id)));
+    let path = tmp("heap-without-alloc-small.pb.gz");
+    let mut bytes = Vec::new();
+    codec::encode_gzip(&profile, &mut bytes).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn diff_writes_a_well_formed_svg_with_new_frames_in_red() {
+    let base = heap_without_alloc_small();
+    let out_path = tmp("cli-diff.svg");
+    let _ = std::fs::remove_file(&out_path);
+    mapprof()
+        .args(["diff", "--sample-index", "alloc_space", "-o"])
+        .arg(&out_path)
+        .arg(&base)
+        .arg(data("go-heap.pb.gz"))
+        .assert()
+        .success();
+    let svg = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(
+        svg_title(&svg),
+        "heap profile — alloc_space (bytes): new vs base"
+    );
+    assert!(svg.contains("base normalized to new"), "{svg}");
+    // allocSmall is only in the new profile: the largest growth, full red.
+    let small = svg
+        .split("<g>")
+        .find(|g| g.contains("<title>main.allocSmall ("))
+        .expect("a frame for main.allocSmall");
+    assert!(small.contains(r#"fill="rgb(255,100,100)""#), "{small}");
+}
+
+#[test]
+fn diff_options_set_title_labels_and_normalization() {
+    let out = mapprof()
+        .args([
+            "diff",
+            "--no-normalize",
+            "--base-label",
+            "before",
+            "--new-label",
+            "after",
+            "-o",
+            "-",
+        ])
+        .arg(data("go-heap.pb.gz"))
+        .arg(data("go-heap.pb.gz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let svg = String::from_utf8(out.stdout).unwrap();
+    // The new profile's default sample type: inuse_space.
+    assert_eq!(
+        svg_title(&svg),
+        "heap profile — inuse_space (bytes): after vs before"
+    );
+    assert!(svg.contains("red: larger in after, blue: smaller; values as recorded"));
+
+    let out = mapprof()
+        .args(["diff", "--title", "same twice", "-o", "-"])
+        .arg(data("go-mutex.pb.gz"))
+        .arg(data("go-mutex.pb.gz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let svg = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(svg_title(&svg), "same twice");
+    // Nothing changed: no frame is red or blue, every one is inferno's neutral.
+    assert!(
+        !svg.contains("fill=\"rgb(255,") && !svg.contains(",255)\""),
+        "{svg}"
+    );
+    assert!(svg.contains("fill=\"rgb(250,250,250)\""), "{svg}");
+}
+
+#[test]
+fn diff_of_different_sample_types_names_the_base_and_writes_nothing() {
+    let svg = tmp("cli-diff-mismatch.svg");
+    let _ = std::fs::remove_file(&svg);
+    let base = data("go-mutex.pb.gz");
+    let stderr = failure(&[
+        "diff".as_ref(),
+        base.as_os_str(),
+        data("go-heap.pb.gz").as_os_str(),
+        "-o".as_ref(),
+        svg.as_os_str(),
+    ]);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "mapprof: base profile {}: no sample type \"inuse_space\" in this profile; \
+             it has: contentions, delay",
+            base.display()
+        )
+    );
+    assert!(!svg.exists(), "a failed diff wrote {}", svg.display());
+}
+
+#[test]
+fn top_app_ranks_application_functions() {
+    let out = mapprof()
+        .args(["top", "--app", "--sample-index", "alloc_space"])
+        .arg(data("go-heap.pb.gz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines[0], "Type: alloc_space", "{text}");
+    assert_eq!(
+        lines[1],
+        "Total 5.12MB in 23 samples; in no application function: 3.05kB (0.06%) in 4 samples"
+    );
+    assert_eq!(lines[2], "     value   share  samples  function  file:line");
+    assert!(
+        lines[3].starts_with("    4.07MB  79.50%       13  main.allocLarge  ")
+            && lines[3].ends_with("fixtures/go-heap/main.go:28"),
+        "{text}"
+    );
+    let functions: Vec<_> = lines[3..]
+        .iter()
+        .map(|l| l.split_whitespace().nth(3).unwrap())
+        .collect();
+    assert_eq!(
+        functions,
+        [
+            "main.allocLarge",
+            "main.allocSmall",
+            "main.holdLock",
+            "main.contend"
+        ]
+    );
+}
+
+#[test]
+fn top_app_takes_a_row_limit_and_extra_libraries() {
+    let out = mapprof()
+        .args(["top", "--app", "-n", "1", "--library", "main"])
+        .arg(data("go-mutex.pb.gz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    // With `main` a library nothing is application code: all of it is unattributed.
+    assert_eq!(
+        text,
+        "Type: delay\n\
+         Total 173.65ms in 1 samples; in no application function: 173.65ms (100.00%) in 1 \
+         samples\n     value   share  samples  function  file:line\n"
+    );
+
+    let out = mapprof()
+        .args(["top", "--app", "-n", "1", "--sample-index", "alloc_space"])
+        .arg(data("go-heap.pb.gz"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Showing top 1 application functions out of 4\n"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 5, "{text}");
+}
