@@ -1,4 +1,5 @@
-# mapprof: `make flame` profiles the demo and renders flame graphs; `make test` runs the tests.
+# mapprof: `make flame` reproduces the incident and points at the function to fix; `make test`
+# runs the tests.
 # Both install what they need first (Go's `go tool pprof`, valgrind for benchmarks).
 
 CARGO ?= cargo
@@ -24,32 +25,19 @@ setup-bench: setup
 	  echo "==> installing valgrind and python3"; \
 	  $(APT) update -qq && $(APT) install -y -qq valgrind python3 >/dev/null; }
 
-## test: every test of the workspace
+## test: every test of the workspace; the cache service with its profiler (the incident's
+## profiles) and without it (std locks, bare jemalloc: the build it is compared with)
 test: setup
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --features cache-service/profiling
+	$(CARGO) test -p cache-service
 
-## flame: profile the demo program and render its profiles into $(OUT)/
+## flame: reproduce the incident (fixtures/cache-service), profile both modes, render into $(OUT)/
+## FLAME_ARGS passes load settings, e.g. FLAME_ARGS="--duration=30s --connections=32".
+FLAME_ARGS ?=
 flame: setup
-	@echo "==> building the demo and the mapprof CLI (release)"
-	$(CARGO) build --release -p mapprof --example demo
-	$(CARGO) build --release -p mapprof-cli
-	@mkdir -p $(OUT)
-	@echo "==> running the demo under mapprof"
-	$(BIN)/examples/demo $(OUT)
-	@echo "==> rendering flame graphs"
-	$(BIN)/mapprof flame $(OUT)/demo-heap.pb.gz --sample-index inuse_space -o $(OUT)/demo-heap-inuse_space.svg
-	$(BIN)/mapprof flame $(OUT)/demo-allocs.pb.gz --sample-index alloc_space -o $(OUT)/demo-allocs-alloc_space.svg
-	$(BIN)/mapprof flame $(OUT)/demo-mutex.pb.gz --sample-index delay -o $(OUT)/demo-mutex-delay.svg
-	$(BIN)/mapprof flame $(OUT)/demo-block.pb.gz --sample-index delay -o $(OUT)/demo-block-delay.svg
-	@echo "==> where the bytes were allocated (mapprof top, alloc_space)"
-	@$(BIN)/mapprof top $(OUT)/demo-allocs.pb.gz --sample-index alloc_space -n 5
-	@echo "==> who held the lock others waited for (mapprof top, mutex delay)"
-	@$(BIN)/mapprof top $(OUT)/demo-mutex.pb.gz -n 5
-	@echo "==> who waited for it (mapprof top, block delay)"
-	@$(BIN)/mapprof top $(OUT)/demo-block.pb.gz -n 5
-	@echo
-	@echo "Open $(OUT)/demo-allocs-alloc_space.svg and $(OUT)/demo-mutex-delay.svg in a browser, or run:"
-	@echo "  go tool pprof -http=: $(OUT)/demo-mutex.pb.gz"
+	@echo "==> building the cache service with profiling, and the mapprof CLI (release)"
+	$(CARGO) build --release -p cache-service -p mapprof-cli --features cache-service/profiling
+	$(BIN)/cache-service incident --out $(OUT) $(FLAME_ARGS)
 
 ## bench: allocator overhead against bare jemalloc and the peer profilers; lock shim against std
 bench: setup-bench

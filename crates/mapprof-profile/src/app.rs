@@ -30,13 +30,19 @@
 //! `hashbrown::map::HashMap<K,V,S>::insert`; generic arguments and `::h0123abcd` hash suffixes
 //! do not matter). For a trait method, `<Self as Trait>::method`, it is the crate of the `Self`
 //! type, whose impl it is: `<hashbrown::map::HashMap<K,V,S> as core::clone::Clone>::clone` is
-//! hashbrown's, `<cache_service::cache::Item as core::clone::Clone>::clone` is the
+//! hashbrown's, `<cache_service::cache::Item as core::ops::drop::Drop>::drop` is the
 //! application's. References are looked through (`<&cache_service::Item as ...>` is the
 //! application's; for a blanket impl like core's `impl Debug for &T` this names the forwarding
 //! glue rather than the real impl one frame up, a small price for a simple rule). When `Self` is
 //! not a path (a slice, array, tuple, primitive or type parameter: `<[T]>::sort_by`,
 //! `<str as core::fmt::Display>::fmt`, `<T as core::convert::Into<U>>::into`), the impl belongs
 //! to the trait's crate, or to core/alloc when there is no trait.
+//!
+//! One exception: an impl of a trait that `#[derive]` writes ([`DERIVABLE`]: `Clone`,
+//! `Default`, `PartialEq`, `Hash`, ...) belongs to the trait's crate, core, whatever `Self` is.
+//! `<cache_service::cache::Item as core::clone::Clone>::clone` is almost always derived, and
+//! its cost belongs to the code that asked for the clone (a map rebuilt by cloning every entry
+//! should show as one function, not two). `Debug` is left out: it is as often written by hand.
 //!
 //! Drop glue, `core::ptr::drop_in_place<cache_service::cache::Item>`, is **library** code by
 //! rule 2: the glue itself is std's, so the cost of dropping falls to the application function
@@ -85,6 +91,19 @@ pub const BUILTIN_LIBRARIES: &[&str] = &[
     "backtrace",
     "inferno",
     "prost",
+];
+
+/// The traits `#[derive]` implements (other than `Debug`): an impl of one of them is charged to
+/// its caller (see the module documentation). Paths without generic arguments.
+pub const DERIVABLE: &[&str] = &[
+    "core::clone::Clone",
+    "core::marker::Copy",
+    "core::default::Default",
+    "core::cmp::PartialEq",
+    "core::cmp::Eq",
+    "core::cmp::PartialOrd",
+    "core::cmp::Ord",
+    "core::hash::Hash",
 ];
 
 /// Function names that are runtime glue or no function at all, whatever the crate list says.
@@ -230,6 +249,12 @@ fn rust_owner(name: &str) -> Owner<'_> {
     }
     let self_ty = &inner[..as_at.unwrap_or(end)];
     let trait_path = as_at.map(|at| &inner[at + 4..end]);
+    if let Some(path) = trait_path {
+        let bare = path.split('<').next().unwrap_or(path);
+        if DERIVABLE.contains(&bare) {
+            return Owner::Builtin;
+        }
+    }
     match type_owner(self_ty) {
         Some(owner) => owner,
         None => match trait_path {
@@ -534,8 +559,13 @@ mod tests {
         assert!(!app(
             "<hashbrown::map::HashMap<K,V,S> as core::clone::Clone>::clone"
         ));
-        assert!(app(
+        // Derivable traits are charged to the caller, whoever's type it is.
+        assert!(!app(
             "<cache_service::cache::Item as core::clone::Clone>::clone"
+        ));
+        assert!(!app("<cache_service::Key as core::hash::Hash>::hash<H>"));
+        assert!(!app(
+            "<cache_service::Key as core::cmp::PartialEq<cache_service::Key>>::eq"
         ));
         assert!(!app(
             "<alloc::string::String as core::fmt::Write>::write_str"
