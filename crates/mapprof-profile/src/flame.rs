@@ -129,7 +129,7 @@ pub fn render_svg(
     options.hash = true;
     options.colors = Palette::Basic(match view.kind_name() {
         "heap" | "allocs" | "resize" => BasicPalette::Mem,
-        "contention" => BasicPalette::Io,
+        "mutex" | "block" | "contention" => BasicPalette::Io,
         _ => BasicPalette::Hot,
     });
     flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
