@@ -12,6 +12,9 @@ Environment (all optional):
   BENCH_JOBS=2            cargo -j
   BENCH_NO_LOCKS=1        skip the lock part (bench/locks.py, run after the heap part with the
                           same variables; bench/locks.sh runs it alone)
+  BENCH_NO_SERVICE=1      skip the service part (bench/service.py, run after the lock part with
+                          the same variables: the incident's HTTP service built with and without
+                          mapprof, QPS side by side; bench/service.sh runs it alone)
 """
 
 import os
@@ -357,6 +360,9 @@ def main():
     if os.environ.get("BENCH_NO_LOCKS") != "1":
         import locks  # bench/locks.py; its binaries were built above with the bench workspace
         locks.main(build_first=False)
+    if os.environ.get("BENCH_NO_SERVICE") != "1":
+        import service  # bench/service.py; builds fixtures/cache-service itself
+        service.main()
 
 
 if __name__ == "__main__":

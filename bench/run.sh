@@ -3,7 +3,10 @@
 # each in its own target directory), runs them interleaved, counts instructions under callgrind,
 # prints the table and rewrites the figures section of BENCHMARKS.md; then the lock part
 # (bench/locks.py, alone: bench/locks.sh) does the same for std::sync against mapprof::sync and
-# rewrites the lock figures. See bench/run.py and bench/locks.py for the BENCH_* environment
-# variables (BENCH_NO_LOCKS=1 skips the lock part). Needs: cargo, python3, valgrind.
+# rewrites the lock figures; then the service part (bench/service.py, alone: bench/service.sh)
+# serves the incident's cache service built with and without mapprof under the same HTTP load and
+# rewrites the service figures. See bench/run.py, bench/locks.py and bench/service.py for the
+# BENCH_* environment variables (BENCH_NO_LOCKS=1 skips the lock part, BENCH_NO_SERVICE=1 the
+# service part). Needs: cargo, python3, valgrind.
 set -eu
 exec python3 "$(dirname "$0")/run.py" "$@"
