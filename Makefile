@@ -39,7 +39,8 @@ flame: setup
 	$(CARGO) build --release -p cache-service -p mapprof-cli --features cache-service/profiling
 	$(BIN)/cache-service incident --out $(OUT) $(FLAME_ARGS)
 
-## bench: allocator overhead against bare jemalloc and the peer profilers; lock shim against std
+## bench: allocator overhead against bare jemalloc and the peer profilers; lock shim against std;
+## the incident's service built with profiling against the same service without
 bench: setup-bench
 	bash bench/run.sh
 

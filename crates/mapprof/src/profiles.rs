@@ -94,11 +94,11 @@ fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
         .collect();
     let mut header = heap::header(rate, view);
     header.time_nanos = now_nanos();
-    let lost: f64 = records
+    // A fold from +0.0: f64's `sum` starts at -0.0, which prints as "-0".
+    let lost = records
         .iter()
         .filter(|r| r.lost)
-        .map(|r| r.alloc_objects)
-        .sum();
+        .fold(0.0, |total, r| total + r.alloc_objects);
     let (buckets, capacity) = table::usage();
     header.comments = vec![
         format!("mapprof {} profile", view.name()),
