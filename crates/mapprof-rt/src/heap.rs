@@ -168,6 +168,7 @@ fn record(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8, rate: u64) 
         kind: Kind::Heap,
         rate,
         flags,
+        size_class: table::size_class(size),
         labels: 0,
         frames: &frames[..depth],
     };

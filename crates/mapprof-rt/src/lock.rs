@@ -138,6 +138,7 @@ fn add(kind: Kind, frames: &[usize], weight: f64, delay_ns: u64) {
         kind,
         rate: 0,
         flags: 0,
+        size_class: 0,
         labels: 0,
         frames,
     };

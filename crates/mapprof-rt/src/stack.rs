@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 /// Deepest stack kept; deeper stacks are truncated at the root end.
 pub const MAX_DEPTH: usize = 128;
+// The stack table keeps a stack's depth in 8 bits.
+const _: () = assert!(MAX_DEPTH <= u8::MAX as usize);
 
 /// A captured stack: return addresses, innermost first.
 pub(crate) type Frames = [usize; MAX_DEPTH];

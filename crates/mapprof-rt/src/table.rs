@@ -1,5 +1,5 @@
-//! The stack table: fixed-capacity buckets keyed by (kind, rate, flags, labels, stack), each
-//! with four counters. Go's `stkbucket`, without its allocations.
+//! The stack table: fixed-capacity buckets keyed by (kind, rate, flags, size class, labels,
+//! stack), each with four counters. Go's `stkbucket`, without its allocations.
 //!
 //! * Lookup is lock-free: a linear-probe index of `u32` slots points at buckets; a slot, once
 //!   published (release store), never changes, and buckets are never removed.
@@ -45,7 +45,7 @@ const INSERT_SPINS: u32 = 1 << 12;
 struct Bucket {
     hash: AtomicU64,
     rate: AtomicU64,
-    /// kind | flags << 8 | depth << 16.
+    /// kind | flags << 8 | size class << 16 | depth << 24 (depth <= MAX_DEPTH = 128).
     meta: AtomicU32,
     labels: AtomicU32,
     frames_at: AtomicU32,
@@ -82,8 +82,19 @@ pub(crate) struct Key<'a> {
     /// a free is unbiased exactly like its allocation even if the rate changed in between.
     pub(crate) rate: u64,
     pub(crate) flags: u8,
+    /// Heap: [`size_class`] of the allocation's size; 0 for other kinds.
+    pub(crate) size_class: u8,
     pub(crate) labels: u32,
     pub(crate) frames: &'a [usize],
+}
+
+/// The size class of an allocation of `size` bytes: its bit length (0 for 0 bytes, 1 for 1,
+/// 2 for 2–3, ..., 11 for 1024–2047). Heap buckets are keyed by it, so a call site keeps one
+/// bucket per power of two it allocates rather than one per size (Go) or one in all: a map that
+/// doubles as it grows leaves one bucket per step, which is how a report counts growth steps,
+/// while a site allocating every size from 8 B to 4 KiB still takes only 10 buckets.
+pub fn size_class(size: usize) -> u8 {
+    (usize::BITS - size.leading_zeros()) as u8
 }
 
 impl Key<'_> {
@@ -91,7 +102,7 @@ impl Key<'_> {
         // FNV-1a over the words, then a final mix: cheap, no allocation, good enough spread.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let mut eat = |w: u64| h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
-        eat(self.kind as u64 | (self.flags as u64) << 8 | (self.labels as u64) << 32);
+        eat(self.meta() as u64 | (self.labels as u64) << 32);
         eat(self.rate);
         for &f in self.frames {
             eat(f as u64);
@@ -100,7 +111,10 @@ impl Key<'_> {
     }
 
     fn meta(&self) -> u32 {
-        self.kind as u32 | (self.flags as u32) << 8 | (self.frames.len() as u32) << 16
+        self.kind as u32
+            | (self.flags as u32) << 8
+            | (self.size_class as u32) << 16
+            | (self.frames.len() as u32) << 24
     }
 
     fn matches(&self, hash: u64, b: &Bucket) -> bool {
@@ -222,6 +236,8 @@ pub struct Record {
     pub rate: u64,
     /// `FLAG_*` bits.
     pub flags: u8,
+    /// Heap: the [`size_class`] of the bucket's allocations; 0 for other kinds.
+    pub size_class: u8,
     /// Label set id (0 = none).
     pub labels: u32,
     /// Return addresses, innermost first. Empty for the lost bucket.
@@ -257,11 +273,12 @@ pub fn snapshot(kind: Kind) -> Vec<Record> {
             continue;
         }
         let at = b.frames_at.load(Relaxed) as usize;
-        let depth = if lost { 0 } else { (meta >> 16) as usize };
+        let depth = if lost { 0 } else { (meta >> 24) as usize };
         out.push(Record {
             kind,
             rate: b.rate.load(Relaxed),
             flags: (meta >> 8) as u8,
+            size_class: (meta >> 16) as u8,
             labels: b.labels.load(Relaxed),
             stack: ARENA[at..at + depth]
                 .iter()
@@ -285,6 +302,15 @@ mod tests {
     use std::collections::BTreeMap;
 
     #[test]
+    fn size_classes_are_bit_lengths() {
+        let classes: Vec<u8> = [0, 1, 2, 3, 4, 1023, 1024, 2047, 2048, usize::MAX]
+            .iter()
+            .map(|&size| size_class(size))
+            .collect();
+        assert_eq!(classes, [0, 1, 2, 2, 3, 10, 11, 11, 12, 64]);
+    }
+
+    #[test]
     fn buckets_agree_with_a_btreemap_reference() {
         let mut reference = BTreeMap::new();
         let mut rng = 12345u64;
@@ -299,6 +325,7 @@ mod tests {
                 kind: Kind::Block,
                 rate,
                 flags: 0,
+                size_class: 0,
                 labels: 0,
                 frames: &frames,
             };
