@@ -18,7 +18,16 @@ pub struct HeapRecord {
     pub free_bytes: f64,
     /// Samples the collector could not file under their stack (table full).
     pub lost: bool,
+    /// The samples were taken in `realloc` (labelled [`ALLOC_LABEL`]=[`REALLOC`]).
+    pub realloc: bool,
 }
+
+/// The string label that marks samples taken in `realloc` ([`REALLOC`]); allocations made by
+/// `alloc`/`alloc_zeroed` have none. Growth classification reads it (a realloc that no
+/// container explains), and `go tool pprof -tagfocus=alloc=realloc` selects them.
+pub const ALLOC_LABEL: &str = "alloc";
+/// The value of [`ALLOC_LABEL`] on samples taken in `realloc`.
+pub const REALLOC: &str = "realloc";
 
 /// Which of the two views of the heap data to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +92,8 @@ pub fn header(rate: u64, view: HeapView) -> Header {
 }
 
 /// Turns heap records into samples `[alloc_objects, alloc_space, inuse_objects, inuse_space]`
-/// with the numeric label `bytes`, the average allocation size (as Go writes it).
+/// with the numeric label `bytes`, the average allocation size (as Go writes it), and
+/// [`ALLOC_LABEL`]=[`REALLOC`] on samples taken in `realloc`.
 pub fn samples(records: &[HeapRecord]) -> Vec<RawSample> {
     records
         .iter()
@@ -99,10 +109,15 @@ pub fn samples(records: &[HeapRecord]) -> Vec<RawSample> {
                 values: [r.alloc_objects, r.alloc_bytes, inuse_objects, inuse_bytes]
                     .map(|v| v.round() as i64)
                     .to_vec(),
-                labels: vec![(
+                labels: std::iter::once((
                     "bytes".to_owned(),
                     LabelValue::Num(average_size.round() as i64, None),
-                )],
+                ))
+                .chain(
+                    r.realloc
+                        .then(|| (ALLOC_LABEL.to_owned(), LabelValue::Str(REALLOC.to_owned()))),
+                )
+                .collect(),
             }
         })
         .collect()

@@ -6,6 +6,7 @@ mod common;
 
 use mapprof_profile::codec::{decode, DecodeError};
 use mapprof_profile::flame;
+use mapprof_profile::resize::resize_profile;
 use mapprof_profile::top::{top, TopOptions};
 use mapprof_profile::view::ProfileView;
 use prost::Message;
@@ -33,6 +34,8 @@ fn exercise(bytes: &[u8]) -> Result<(), DecodeError> {
             .unwrap();
         let _ = flame::folded_stacks(&view, index);
     }
+    let resize = resize_profile(&profile);
+    ProfileView::new(&resize).expect("a resize profile derived from a valid one is valid");
     Ok(())
 }
 

@@ -5,6 +5,7 @@ use mapprof_profile::builder::{self, BuildOptions, Header, RawSample};
 use mapprof_profile::contention::{self, ContentionRecord};
 use mapprof_profile::heap::{self, HeapRecord, HeapView};
 use mapprof_profile::proto::Profile;
+use mapprof_profile::resize::resize_profile;
 use mapprof_profile::symbolize::Symbolizer;
 use mapprof_rt::heap::COUNT_UNIT;
 use mapprof_rt::{lock, sampler, table, thread, Kind};
@@ -27,24 +28,30 @@ pub enum ProfileKind {
     Mutex,
     /// Lock waiters (`mapprof::sync`), charged with their own wait.
     Block,
+    /// The sampled allocations that were container growth (a `HashMap` rehashing into a new
+    /// table, a `Vec` or `String` reallocating its buffer, a bare `realloc`), labelled
+    /// `container`; derived from the allocs data (`mapprof_profile::resize`).
+    Resize,
 }
 
 impl ProfileKind {
     /// Every kind, in the order dumps write them.
-    pub const ALL: [ProfileKind; 4] = [
+    pub const ALL: [ProfileKind; 5] = [
         ProfileKind::Heap,
         ProfileKind::Allocs,
         ProfileKind::Mutex,
         ProfileKind::Block,
+        ProfileKind::Resize,
     ];
 
-    /// The name Go uses (`heap`, `allocs`), also used in file names.
+    /// The name Go uses (`heap`, `allocs`; `resize` is mapprof's own), also used in file names.
     pub fn name(self) -> &'static str {
         match self {
             ProfileKind::Heap => "heap",
             ProfileKind::Allocs => "allocs",
             ProfileKind::Mutex => "mutex",
             ProfileKind::Block => "block",
+            ProfileKind::Resize => "resize",
         }
     }
 }
@@ -65,6 +72,8 @@ pub fn profile(kind: ProfileKind) -> Profile {
             ProfileKind::Allocs => heap_samples(rate, HeapView::Allocs),
             ProfileKind::Mutex => contention_samples(Kind::Mutex, kind),
             ProfileKind::Block => contention_samples(Kind::Block, kind),
+            // Classified from the symbolized stacks: without in-process symbolization, empty.
+            ProfileKind::Resize => return resize_profile(&profile(ProfileKind::Allocs)),
         };
         let options = BuildOptions {
             symbolize: SYMBOLIZE.load(Relaxed),
@@ -90,6 +99,7 @@ fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
             free_objects: objects(r.counters[2]),
             free_bytes: r.counters[3] as f64,
             lost: r.lost,
+            realloc: r.flags & table::FLAG_REALLOC != 0,
         })
         .collect();
     let mut header = heap::header(rate, view);

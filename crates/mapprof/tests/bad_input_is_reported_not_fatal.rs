@@ -106,7 +106,11 @@ fn bad_input_is_reported_and_dumps_are_written_at_exit() {
         .collect();
     names.sort();
     let kinds: Vec<&str> = names.iter().map(|n| n.split('.').next().unwrap()).collect();
-    assert_eq!(kinds, ["allocs", "block", "heap", "mutex"], "{names:?}");
+    assert_eq!(
+        kinds,
+        ["allocs", "block", "heap", "mutex", "resize"],
+        "{names:?}"
+    );
     let heap = mapprof_profile::codec::read_file(dir.path().join("child").join(&names[2])).unwrap();
     assert!(total_through(&heap, "alloc_space", "child_work") > 5_000_000);
 }

@@ -1,0 +1,365 @@
+//! The resize profile: the sampled allocations that were container growth, derived from a heap
+//! or allocs profile by [`crate::growth`].
+//!
+//! | | |
+//! |---|---|
+//! | sample types | `resizes/count`, `resize_space/bytes` (default) |
+//! | period | `space/bytes`, the heap profile's (the sampling rate) |
+//! | labels | `container` (`HashMap`, `Vec`, `realloc`, ... see [`Container::name`]), and the heap sample's own (`bytes`, `alloc=realloc`) |
+//!
+//! Values are the heap profile's `alloc_objects` and `alloc_space` of the kept samples, already
+//! unbiased, so `resizes` estimates how many times containers grew there and `resize_space` the
+//! bytes those growths allocated. `go tool pprof -tagfocus=container=HashMap` keeps the maps.
+//! (pprof matches a tag value as an unanchored regular expression: `container=Vec` also keeps
+//! `VecDeque`; `container=^Vec$` does not.)
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::growth::{classify_frames, FrameInfo};
+use crate::heap::{ALLOC_LABEL, REALLOC};
+use crate::proto::{Function, Label, Location, Mapping, Profile, Sample, ValueType};
+use crate::view::ProfileView;
+
+pub use crate::growth::Container;
+
+/// The label naming the container that grew.
+pub const CONTAINER_LABEL: &str = "container";
+
+/// The first comment of a resize profile.
+pub const COMMENT: &str = "mapprof resize profile";
+
+/// Derives the resize profile from `heap`, a heap or allocs profile (mapprof's or anyone's
+/// with `alloc_objects` and `alloc_space`): the samples whose stack is container growth, with
+/// their stacks, labels and values, and the label `container`. Locations, functions and
+/// mappings that no kept sample uses are left out. A profile without symbols, without those
+/// sample types, one that does not validate, or a Go profile gives a valid, empty resize
+/// profile. Deterministic: the same input gives the same output.
+pub fn resize_profile(heap: &Profile) -> Profile {
+    let mut out = Out::new();
+    let mut samples = Vec::new();
+    let mut kept_locations = BTreeSet::new();
+    if let Ok(view) = ProfileView::unpruned(heap) {
+        let index = |name| view.sample_index_by_name(name).ok();
+        let objects = index("alloc_objects").filter(|&i| view.sample_types()[i].unit == "count");
+        let space = index("alloc_space").filter(|&i| view.sample_types()[i].unit == "bytes");
+        if let (Some(objects), Some(space)) = (objects, space) {
+            let mut infos: HashMap<&str, FrameInfo> = HashMap::new();
+            for sample in view.samples() {
+                let values = vec![sample.value(objects), sample.value(space)];
+                if values == [0, 0] {
+                    continue;
+                }
+                let raw = sample.raw();
+                let realloc = raw
+                    .label
+                    .iter()
+                    .any(|l| view.string(l.key) == ALLOC_LABEL && view.string(l.str) == REALLOC);
+                let frames: Vec<FrameInfo> = sample
+                    .frames()
+                    .map(|f| {
+                        *infos
+                            .entry(f.function.as_ref())
+                            .or_insert_with(|| FrameInfo::of(&f.function))
+                    })
+                    .collect();
+                let Some(container) = classify_frames(&frames, realloc) else {
+                    continue;
+                };
+                let mut label: Vec<Label> = raw
+                    .label
+                    .iter()
+                    .filter(|l| view.string(l.key) != CONTAINER_LABEL)
+                    .map(|l| Label {
+                        key: out.string(view.string(l.key)),
+                        str: out.string(view.string(l.str)),
+                        num: l.num,
+                        num_unit: out.string(view.string(l.num_unit)),
+                    })
+                    .collect();
+                label.push(Label {
+                    key: out.string(CONTAINER_LABEL),
+                    str: out.string(container.name()),
+                    ..Label::default()
+                });
+                kept_locations.extend(raw.location_id.iter().copied());
+                samples.push(Sample {
+                    location_id: raw.location_id.clone(),
+                    value: values,
+                    label,
+                });
+            }
+        }
+    }
+    // Validation passed, so every id below refers to something that exists.
+    let location: Vec<Location> = heap
+        .location
+        .iter()
+        .filter(|l| kept_locations.contains(&l.id))
+        .cloned()
+        .collect();
+    let function_ids: BTreeSet<u64> = location
+        .iter()
+        .flat_map(|l| l.line.iter().map(|line| line.function_id))
+        .collect();
+    let mapping_ids: BTreeSet<u64> = location.iter().map(|l| l.mapping_id).collect();
+    let string = |i: i64| {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| heap.string_table.get(i))
+            .map_or("", String::as_str)
+    };
+    let function = heap
+        .function
+        .iter()
+        .filter(|f| function_ids.contains(&f.id))
+        .map(|f| Function {
+            id: f.id,
+            name: out.string(string(f.name)),
+            system_name: out.string(string(f.system_name)),
+            filename: out.string(string(f.filename)),
+            start_line: f.start_line,
+        })
+        .collect();
+    let mapping = heap
+        .mapping
+        .iter()
+        .filter(|m| mapping_ids.contains(&m.id))
+        .map(|m| Mapping {
+            filename: out.string(string(m.filename)),
+            build_id: out.string(string(m.build_id)),
+            ..m.clone()
+        })
+        .collect();
+    let sample_type = vec![
+        out.value_type("resizes", "count"),
+        out.value_type("resize_space", "bytes"),
+    ];
+    let period_type = Some(out.value_type("space", "bytes"));
+    let default_sample_type = out.string("resize_space");
+    let comment = vec![
+        out.string(COMMENT),
+        out.string("container growth classified from the heap profile's stacks"),
+    ];
+    let drop_frames = out.string(string(heap.drop_frames));
+    let keep_frames = out.string(string(heap.keep_frames));
+    Profile {
+        sample_type,
+        sample: samples,
+        mapping,
+        location,
+        function,
+        string_table: out.strings,
+        drop_frames,
+        keep_frames,
+        time_nanos: heap.time_nanos,
+        duration_nanos: heap.duration_nanos,
+        period_type,
+        period: heap.period,
+        comment,
+        default_sample_type,
+    }
+}
+
+/// The new string table.
+struct Out {
+    strings: Vec<String>,
+    ids: HashMap<String, i64>,
+}
+
+impl Out {
+    fn new() -> Out {
+        Out {
+            strings: vec![String::new()],
+            ids: HashMap::from([(String::new(), 0)]),
+        }
+    }
+
+    fn string(&mut self, s: &str) -> i64 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as i64;
+        self.strings.push(s.to_owned());
+        self.ids.insert(s.to_owned(), id);
+        id
+    }
+
+    fn value_type(&mut self, ty: &str, unit: &str) -> ValueType {
+        ValueType {
+            r#type: self.string(ty),
+            unit: self.string(unit),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Line;
+
+    /// A symbolized heap profile: sample 1 grows a HashMap under `app::fill`, sample 2 is a
+    /// `Vec::with_capacity` under `app::fill`, sample 3 a realloc under `app::raw`.
+    fn heap() -> Profile {
+        let strings = [
+            "",
+            "alloc_objects",
+            "count",
+            "alloc_space",
+            "bytes",
+            "inuse_objects",
+            "inuse_space",
+            "space",
+            "hashbrown::raw::RawTable<T,A>::reserve_rehash",
+            "std::collections::hash::map::HashMap<K,V,S>::insert",
+            "app::fill",
+            "alloc::vec::Vec<T>::with_capacity",
+            "alloc::alloc::realloc",
+            "app::raw",
+            "alloc",
+            "realloc",
+            "unused::function",
+        ];
+        let line = |function_id| Line {
+            function_id,
+            line: 1,
+            column: 0,
+        };
+        let location = |id, lines: Vec<Line>| Location {
+            id,
+            mapping_id: 1,
+            address: 0x1000 * id,
+            line: lines,
+            is_folded: false,
+        };
+        let function = |id, name| Function {
+            id,
+            name,
+            system_name: name,
+            filename: 0,
+            start_line: 0,
+        };
+        let st = |t, u| ValueType { r#type: t, unit: u };
+        let sample = |location_id: Vec<u64>, v: i64, label: Vec<Label>| Sample {
+            location_id,
+            value: vec![v, v * 100, 0, 0],
+            label,
+        };
+        Profile {
+            sample_type: vec![st(1, 2), st(3, 4), st(5, 2), st(6, 4)],
+            sample: vec![
+                sample(vec![1, 3], 16, vec![]),
+                sample(vec![2, 3], 5, vec![]),
+                sample(
+                    vec![4],
+                    2,
+                    vec![Label {
+                        key: 14,
+                        str: 15,
+                        ..Label::default()
+                    }],
+                ),
+                sample(vec![5], 7, vec![]),
+            ],
+            mapping: vec![Mapping {
+                id: 1,
+                memory_start: 0,
+                memory_limit: 0x100000,
+                ..Mapping::default()
+            }],
+            location: vec![
+                location(1, vec![line(1), line(2)]),
+                location(2, vec![line(3)]),
+                location(3, vec![line(4)]),
+                location(4, vec![line(5), line(6)]),
+                location(5, vec![line(7)]),
+            ],
+            function: vec![
+                function(1, 8),
+                function(2, 9),
+                function(3, 11),
+                function(4, 10),
+                function(5, 12),
+                function(6, 13),
+                function(7, 16),
+            ],
+            string_table: strings.map(String::from).to_vec(),
+            period_type: Some(st(7, 4)),
+            period: 524288,
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn growth_samples_are_kept_with_their_container_and_the_rest_dropped() {
+        let p = resize_profile(&heap());
+        let v = ProfileView::new(&p).expect("valid");
+        assert_eq!(v.kind_name(), "resize");
+        assert_eq!(
+            v.sample_types()
+                .iter()
+                .map(|t| (t.name, t.unit))
+                .collect::<Vec<_>>(),
+            [("resizes", "count"), ("resize_space", "bytes")]
+        );
+        assert_eq!(
+            v.sample_types()[v.default_sample_index()].name,
+            "resize_space"
+        );
+        assert_eq!(p.period, 524288);
+        assert_eq!(v.string(p.period_type.unwrap().r#type), "space");
+        // (frames, values, labels) of each sample.
+        type Row = (Vec<String>, Vec<i64>, Vec<(String, String)>);
+        let rows: Vec<Row> = v
+            .samples()
+            .map(|s| {
+                (
+                    s.frames().map(|f| f.function.to_string()).collect(),
+                    s.raw().value.clone(),
+                    s.raw()
+                        .label
+                        .iter()
+                        .map(|l| (v.string(l.key).to_owned(), v.string(l.str).to_owned()))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].1, [16, 1600]);
+        assert_eq!(
+            rows[0].0[0],
+            "hashbrown::raw::RawTable<T,A>::reserve_rehash"
+        );
+        assert_eq!(rows[0].2, [("container".into(), "HashMap".into())]);
+        assert_eq!(rows[1].1, [2, 200]);
+        assert_eq!(
+            rows[1].2,
+            [
+                ("alloc".into(), "realloc".into()),
+                ("container".into(), "realloc".into())
+            ]
+        );
+        // What no kept sample uses is gone.
+        assert_eq!(p.location.len(), 3);
+        assert_eq!(p.function.len(), 5);
+        assert!(!p.string_table.iter().any(|s| s == "unused::function"));
+        assert!(!p.string_table.iter().any(|s| s == "alloc_space"));
+        assert_eq!(p.comment.len(), 2);
+        assert_eq!(p.string_table[p.comment[0] as usize], COMMENT);
+        assert_eq!(resize_profile(&heap()), p, "deterministic");
+    }
+
+    #[test]
+    fn profiles_without_heap_sample_types_or_invalid_give_an_empty_resize_profile() {
+        let mut contention = heap();
+        contention.string_table[1] = "contentions".into();
+        let mut broken = heap();
+        broken.sample[0].location_id.push(99);
+        for input in [contention, broken, Profile::default()] {
+            let p = resize_profile(&input);
+            assert!(p.sample.is_empty() && p.location.is_empty() && p.function.is_empty());
+            assert!(p.mapping.is_empty());
+            let v = ProfileView::new(&p).expect("valid");
+            assert_eq!(v.kind_name(), "resize");
+        }
+    }
+}
