@@ -7,13 +7,17 @@
 //! mapprof flame FILE -o OUT.svg [--sample-index NAME] [--title T]
 //! mapprof diff BASE NEW -o OUT.svg [--sample-index NAME] [--title T] [--no-normalize]
 //!              [--base-label L] [--new-label L]
+//! mapprof report FILE... [--json] [-n N] [--library CRATE]...
 //! ```
 //!
 //! `top --app` ranks *application* functions instead of leaf functions: each sample is charged
 //! to its first frame, from the leaf, outside std, the async runtime and HTTP stack, Go's
 //! standard library and mapprof (see `mapprof_profile::app`). `diff` draws NEW's flame graph
 //! with frames red where they grew since BASE and blue where they shrank, BASE scaled to NEW's
-//! total unless `--no-normalize`.
+//! total unless `--no-normalize`. `report` reads the profiles of one run (heap or allocs,
+//! resize, mutex, block, cpu; a resize profile is derived from the heap profile when none is
+//! given) and says which application functions to fix and how, with the figures behind each
+//! statement (see `mapprof_profile::report`).
 //!
 //! Errors are printed as `mapprof: <message>: <cause>...` with exit code 1; a closed stdout (as
 //! in `mapprof top f | head`) ends the program quietly with exit code 0.
@@ -26,7 +30,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use mapprof_profile::view::ProfileView;
-use mapprof_profile::{app, codec, flame, top};
+use mapprof_profile::{app, codec, flame, report, top};
 
 /// Top tables and flame graphs from pprof profiles.
 #[derive(Debug, Parser)]
@@ -101,6 +105,22 @@ enum Command {
         #[arg(long, value_name = "L", default_value = "new")]
         new_label: String,
     },
+    /// Say which application functions to fix and how, from the profiles of one run.
+    Report {
+        /// Profiles of one run: heap or allocs, resize, mutex, block, cpu (any subset).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Show at most N findings.
+        #[arg(short = 'n', long = "findings", value_name = "N", default_value_t = 5)]
+        max_findings: usize,
+        /// Also treat this crate (or Go package path) as a library, not application code;
+        /// `name*` matches a prefix. Repeatable.
+        #[arg(long = "library", value_name = "CRATE")]
+        libraries: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -164,6 +184,36 @@ fn run(cli: Cli) -> Result<()> {
             let table = top::top(&view, index, &opts);
             let mut out = BufWriter::new(io::stdout().lock());
             table.render(&mut out)?;
+            out.flush()?;
+            Ok(())
+        }
+        Command::Report {
+            files,
+            json,
+            max_findings,
+            libraries,
+        } => {
+            let profiles = files
+                .iter()
+                .map(|f| {
+                    codec::read_file(f).with_context(|| format!("cannot read {}", f.display()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            let inputs: Vec<_> = names.iter().map(String::as_str).zip(&profiles).collect();
+            let mut opts = report::ReportOptions::default();
+            opts.max_findings = max_findings;
+            opts.filter = libraries
+                .iter()
+                .fold(app::AppFilter::default(), |f, l| f.with_library(l));
+            let report = report::report(&inputs, &opts)?;
+            let text = if json {
+                serde_json::to_string_pretty(&report)? + "\n"
+            } else {
+                report.to_text()
+            };
+            let mut out = io::stdout().lock();
+            out.write_all(text.as_bytes())?;
             out.flush()?;
             Ok(())
         }

@@ -401,3 +401,61 @@ fn top_app_takes_a_row_limit_and_extra_libraries() {
     );
     assert_eq!(text.lines().count(), 5, "{text}");
 }
+
+#[test]
+fn report_of_go_profiles_ranks_main_functions_and_finds_no_growth() {
+    let out = mapprof()
+        .args(["report", "--json"])
+        .arg(data("go-heap.pb.gz"))
+        .arg(data("go-mutex.pb.gz"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = report["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    // A resize profile is derived from the heap profile; Go stacks classify as no growth.
+    assert_eq!(kinds, ["heap", "mutex", "resize"], "{report:#}");
+    assert_eq!(report["profiles"][2]["total"], 0);
+    let findings = report["findings"].as_array().unwrap();
+    // holdLock caused all of the lock delay; allocLarge did 80% of the allocation.
+    assert_eq!(findings[0]["function"], "main.holdLock", "{report:#}");
+    assert_eq!(findings[1]["function"], "main.allocLarge", "{report:#}");
+    assert!(findings
+        .iter()
+        .all(|f| f["growth"].as_array().unwrap().is_empty()));
+    let holder = findings
+        .iter()
+        .find(|f| f["function"] == "main.holdLock")
+        .expect("the mutex holder is a finding");
+    assert!(
+        holder["lock_holding"]["share"].as_f64().unwrap() > 0.9,
+        "{holder:#}"
+    );
+
+    let text = mapprof()
+        .args(["report", "-n", "1"])
+        .arg(data("go-heap.pb.gz"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("\n1. main.allocLarge"), "{text}");
+    assert!(!text.contains("\n2. "), "{text}");
+}
+
+#[test]
+fn report_names_the_profile_it_cannot_read() {
+    let garbage = tmp("report-garbage.pb.gz");
+    std::fs::write(&garbage, b"not a profile").unwrap();
+    let stderr = failure(&[
+        "report".as_ref(),
+        data("go-heap.pb.gz").as_os_str(),
+        garbage.as_os_str(),
+    ]);
+    assert!(stderr.contains("report-garbage.pb.gz"), "{stderr}");
+}

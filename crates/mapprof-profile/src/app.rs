@@ -55,7 +55,7 @@ use std::io::{self, Write};
 
 use crate::builder::LOST_FRAME;
 use crate::top::format_value;
-use crate::view::ProfileView;
+use crate::view::{Frame, ProfileView, SampleRef};
 
 /// The crates whose code is never the application's: the standard library, the allocator's
 /// and runtime's support crates, the async runtime and HTTP stack, tracing, and mapprof itself
@@ -305,6 +305,14 @@ fn go_package(name: &str) -> Option<&str> {
     let dot = head[last_slash..].find('.')? + last_slash;
     let package = &name[..dot];
     (!package.is_empty() && !package.contains(char::is_whitespace)).then_some(package)
+}
+
+/// The first application frame of `sample`, from the leaf: the function it is charged to.
+pub fn first_application_frame<'v, 'a>(
+    sample: &SampleRef<'v, 'a>,
+    filter: &AppFilter,
+) -> Option<&'v Frame<'a>> {
+    sample.frames().find(|f| filter.is_application(&f.function))
 }
 
 /// One application function of an [`AppTop`] ranking.

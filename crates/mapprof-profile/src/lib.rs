@@ -14,6 +14,7 @@ pub mod growth;
 pub mod heap;
 pub mod mappings;
 pub mod proto;
+pub mod report;
 pub mod resize;
 pub mod symbolize;
 pub mod top;
