@@ -202,63 +202,49 @@ type GrowthClasses = BTreeMap<(String, String), BTreeMap<u32, (f64, i64, usize)>
 
 /// Reads `inputs` and writes the findings. Errors name the profile that could not be used.
 pub fn report(inputs: &[Input<'_>], opts: &ReportOptions) -> Result<Report, ReportError> {
-    let mut profiles = Vec::new();
-    let mut charged: BTreeMap<&'static str, Charged> = BTreeMap::new();
-    let mut growth_classes = GrowthClasses::new();
-    let mut derived = Vec::new();
-    let has_resize = inputs
-        .iter()
-        .any(|(_, p)| ProfileView::new(p).is_ok_and(|v| v.kind_name() == "resize"));
+    let mut kinds = Vec::with_capacity(inputs.len());
     for &(name, profile) in inputs {
         let view = ProfileView::new(profile).map_err(|e| ReportError {
             name: name.to_owned(),
             reason: format!("not a valid profile: {e}"),
         })?;
-        let kind = kind_of(&view, name)?;
-        let (role, sample_type, events_type) = match kind {
-            "heap" | "allocs" => ("allocation", "alloc_space", "alloc_objects"),
-            "resize" => ("growth", "resize_space", "resizes"),
-            "mutex" => ("lock_holding", "delay", "contentions"),
-            "block" => ("lock_waiting", "delay", "contentions"),
-            _ => ("cpu", "cpu", "samples"),
-        };
-        if role == "allocation" && charged.contains_key("allocation") {
-            // heap and allocs hold the same data: count it once.
-            continue;
-        }
-        if role == "allocation" && !has_resize {
-            derived.push((format!("{name} (derived)"), resize_profile(profile)));
-        }
-        let summary = charge(
+        kinds.push(kind_of(&view, name)?);
+    }
+    // heap and allocs hold the same data: the first one counts. Without a resize profile, one
+    // is derived from it.
+    let is_heap = |k: &str| k == "heap" || k == "allocs";
+    let first_heap = kinds.iter().position(|k| is_heap(k));
+    let derived = match first_heap {
+        Some(i) if !kinds.contains(&"resize") => Some((
+            format!("{} (derived)", inputs[i].0),
+            resize_profile(inputs[i].1),
+        )),
+        _ => None,
+    };
+    let sources = inputs
+        .iter()
+        .zip(&kinds)
+        .enumerate()
+        .filter(|&(i, (_, kind))| !is_heap(kind) || Some(i) == first_heap)
+        .map(|(_, (&(name, profile), &kind))| (name, profile, kind))
+        .chain(derived.iter().map(|(name, p)| (name.as_str(), p, "resize")));
+
+    let mut profiles = Vec::new();
+    let mut charged: BTreeMap<&'static str, Charged> = BTreeMap::new();
+    let mut growth_classes = GrowthClasses::new();
+    for (name, profile, kind) in sources {
+        let view = ProfileView::new(profile).map_err(|e| ReportError {
+            name: name.to_owned(),
+            reason: format!("not a valid profile: {e}"),
+        })?;
+        profiles.push(charge(
             &view,
             name,
             kind,
-            sample_type,
-            events_type,
             opts,
             &mut charged,
-            role,
             &mut growth_classes,
-        )?;
-        profiles.push(summary);
-    }
-    for (name, profile) in &derived {
-        let view = ProfileView::new(profile).map_err(|e| ReportError {
-            name: name.clone(),
-            reason: format!("derived resize profile is invalid: {e}"),
-        })?;
-        let summary = charge(
-            &view,
-            name,
-            "resize",
-            "resize_space",
-            "resizes",
-            opts,
-            &mut charged,
-            "growth",
-            &mut growth_classes,
-        )?;
-        profiles.push(summary);
+        )?);
     }
     Ok(Report {
         profiles,
@@ -284,18 +270,22 @@ fn kind_of(view: &ProfileView<'_>, name: &str) -> Result<&'static str, ReportErr
 }
 
 /// Charges one profile to application functions; growth also per container and size class.
-#[allow(clippy::too_many_arguments)]
 fn charge(
     view: &ProfileView<'_>,
     name: &str,
     kind: &str,
-    sample_type: &str,
-    events_type: &str,
     opts: &ReportOptions,
     charged: &mut BTreeMap<&'static str, Charged>,
-    role: &'static str,
     growth_classes: &mut GrowthClasses,
 ) -> Result<ProfileSummary, ReportError> {
+    // What the profile tells: (the role it plays, its value, its events).
+    let (role, sample_type, events_type) = match kind {
+        "heap" | "allocs" => ("allocation", "alloc_space", "alloc_objects"),
+        "resize" => ("growth", "resize_space", "resizes"),
+        "mutex" => ("lock_holding", "delay", "contentions"),
+        "block" => ("lock_waiting", "delay", "contentions"),
+        _ => ("cpu", "cpu", "samples"),
+    };
     let index = |t: &str| {
         view.sample_index_by_name(t).map_err(|e| ReportError {
             name: name.to_owned(),
