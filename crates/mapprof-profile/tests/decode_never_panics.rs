@@ -6,6 +6,7 @@ mod common;
 
 use mapprof_profile::codec::{decode, DecodeError};
 use mapprof_profile::flame;
+use mapprof_profile::report::{report, ReportOptions};
 use mapprof_profile::resize::resize_profile;
 use mapprof_profile::top::{top, TopOptions};
 use mapprof_profile::view::ProfileView;
@@ -36,6 +37,8 @@ fn exercise(bytes: &[u8]) -> Result<(), DecodeError> {
     }
     let resize = resize_profile(&profile);
     ProfileView::new(&resize).expect("a resize profile derived from a valid one is valid");
+    // The report may refuse a profile whose sample types it cannot use, but never panics.
+    let _ = report(&[("input", &profile)], &ReportOptions::default()).map(|r| r.to_text());
     Ok(())
 }
 
