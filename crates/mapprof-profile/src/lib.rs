@@ -9,6 +9,7 @@ pub mod app;
 pub mod builder;
 pub mod codec;
 pub mod contention;
+pub mod delta;
 pub mod flame;
 pub mod growth;
 pub mod heap;
