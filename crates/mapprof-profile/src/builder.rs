@@ -54,6 +54,10 @@ pub struct Header {
     pub time_nanos: i64,
     /// Duration the profile covers, in ns (0 when cumulative since start).
     pub duration_nanos: i64,
+    /// Keep the profiler's own frames at the leaf end of stacks (CPU profiles: time spent in
+    /// the profiler is the profiler's). Default false: they are trimmed, as Go trims
+    /// `runtime.mallocgc` from heap profiles.
+    pub keep_profiler_frames: bool,
 }
 
 /// How to build.
@@ -78,6 +82,7 @@ pub fn build(
     symbolizer: &mut Symbolizer,
 ) -> Profile {
     let mut b = Encoder::new(mappings::current(), options.symbolize);
+    b.trim = !header.keep_profiler_frames;
     let mut merged = Merged::new();
     for mut sample in samples {
         let stack = b.stack(&sample, symbolizer);
@@ -110,6 +115,8 @@ enum LocKey {
 struct Encoder {
     mappings: Vec<ObjectMapping>,
     symbolize: bool,
+    /// Trim the profiler's frames at the leaf end.
+    trim: bool,
     strings: Vec<String>,
     string_ids: HashMap<String, i64>,
     functions: Vec<Function>,
@@ -123,6 +130,7 @@ impl Encoder {
         let mut e = Encoder {
             mappings,
             symbolize,
+            trim: true,
             strings: Vec::new(),
             string_ids: HashMap::new(),
             functions: Vec::new(),
@@ -140,7 +148,7 @@ impl Encoder {
         if let Some(name) = &sample.synthetic {
             out.push(LocKey::Synthetic(name.clone()));
         }
-        let mut leading = out.is_empty();
+        let mut leading = out.is_empty() && self.trim;
         for &ret in &sample.stack {
             // A return address points after the call; the call itself is one byte before.
             let pc = ret.saturating_sub(1);
@@ -407,6 +415,28 @@ mod tests {
         assert_eq!(location.address, ret - 1);
         assert!(location.line[0].line > 0);
         assert!(p.mapping[location.mapping_id as usize - 1].has_functions);
+    }
+
+    #[test]
+    fn profiler_frames_at_the_leaf_are_trimmed_unless_kept() {
+        // As if `backtrace` (one of the profiler's prefixes) had been called by the marker.
+        let profiler = backtrace::Backtrace::new as fn() -> backtrace::Backtrace;
+        let stack = [
+            profiler as *const () as usize as u64 + 1,
+            marker_function as *const () as usize as u64 + 1,
+        ];
+        let mut h = header();
+        let build_one = |h: &Header| {
+            build(
+                h,
+                vec![sample(&stack, 1, "/")],
+                BuildOptions::default(),
+                &mut Symbolizer::new(),
+            )
+        };
+        assert_eq!(build_one(&h).sample[0].location_id.len(), 1);
+        h.keep_profiler_frames = true;
+        assert_eq!(build_one(&h).sample[0].location_id.len(), 2);
     }
 
     #[test]
