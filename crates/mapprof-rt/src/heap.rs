@@ -164,12 +164,13 @@ fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
 fn record(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8, rate: u64) {
     let mut frames = [0usize; MAX_DEPTH];
     let depth = stack::capture(state, &mut frames);
+    let labels = crate::labels::current_id(state);
     let key = Key {
         kind: Kind::Heap,
         rate,
         flags,
         size_class: table::size_class(size),
-        labels: 0,
+        labels,
         frames: &frames[..depth],
     };
     let bucket = table::bucket_for(&key);

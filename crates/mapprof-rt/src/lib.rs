@@ -19,6 +19,7 @@
 //! crate records raw return addresses and counters; `mapprof-profile` symbolizes and encodes.
 
 pub mod heap;
+pub mod labels;
 pub mod live;
 pub mod lock;
 pub mod sampler;

@@ -14,6 +14,10 @@
 //!
 //! Recorded values are therefore already unbiased estimates: contentions in units of
 //! [`COUNT_UNIT`], delay in nanoseconds.
+//!
+//! Labels (`crate::labels`) follow the stack, as in Go: a mutex sample carries the holder's
+//! labels as they are at its unlock, a block sample the waiter's (as they were while it
+//! waited: it was blocked in between).
 
 use crate::heap::COUNT_UNIT;
 use crate::sampler::next_u64;
@@ -132,14 +136,18 @@ pub fn record_holder_delay(delay_ns: u64) {
     });
 }
 
-/// Adds `weight` contentions and `weight * delay_ns` of delay to the stack's bucket.
+/// Adds `weight` contentions and `weight * delay_ns` of delay to the bucket of the stack and
+/// of the calling thread's labels (the thread charged: the holder or the waiter).
 fn add(kind: Kind, frames: &[usize], weight: f64, delay_ns: u64) {
+    let labels = STATE
+        .try_with(crate::labels::current_id)
+        .unwrap_or(crate::labels::NONE);
     let key = Key {
         kind,
         rate: 0,
         flags: 0,
         size_class: 0,
-        labels: 0,
+        labels,
         frames,
     };
     let bucket = table::bucket_for(&key);

@@ -17,6 +17,9 @@ pub(crate) struct ThreadState {
     /// The thread's stack range `[lo, hi)`, bounding frame-pointer walks; `hi == 0` until known.
     pub(crate) stack_lo: Cell<usize>,
     pub(crate) stack_hi: Cell<usize>,
+    /// The id of the thread's current labels in `crate::labels`' table, cached there by the
+    /// first sample after they changed (0 = none; `u32::MAX` = not looked up yet).
+    pub(crate) labels: Cell<u32>,
 }
 
 thread_local! {
@@ -28,6 +31,7 @@ thread_local! {
             busy: Cell::new(false),
             stack_lo: Cell::new(0),
             stack_hi: Cell::new(0),
+            labels: Cell::new(0),
         }
     };
 }

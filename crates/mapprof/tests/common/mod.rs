@@ -24,6 +24,37 @@ pub(crate) fn total_through(profile: &Profile, sample_type: &str, function: &str
         .sum()
 }
 
+/// Sum of the values of `sample_type` over samples through `function` whose string labels
+/// satisfy `labels` (given the sample's string labels as `(key, value)` pairs).
+pub(crate) fn total_labelled(
+    profile: &Profile,
+    sample_type: &str,
+    function: &str,
+    labels: impl Fn(&[(&str, &str)]) -> bool,
+) -> i64 {
+    let view = ProfileView::new(profile).expect("valid profile");
+    let index = view.sample_index_by_name(sample_type).expect("sample type");
+    view.samples()
+        .filter(|s| s.frames().any(|f| f.function.contains(function)))
+        .filter(|s| {
+            let pairs: Vec<(&str, &str)> = s
+                .raw()
+                .label
+                .iter()
+                .filter(|l| l.str != 0)
+                .map(|l| (view.string(l.key), view.string(l.str)))
+                .collect();
+            labels(&pairs)
+        })
+        .map(|s| s.value(index))
+        .sum()
+}
+
+/// The value of string label `key` among `pairs`.
+pub(crate) fn label<'a>(pairs: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
 /// Runs `go tool pprof` with `args` and returns its standard output.
 pub(crate) fn go_pprof(args: &[&str], file: &Path) -> String {
     let out = Command::new("go")

@@ -1,0 +1,575 @@
+//! Label sets: the `(key, value)` pairs a thread carries (`mapprof::labels`), interned into a
+//! bounded table so that a sample carries one `u32`.
+//!
+//! # Invariants
+//!
+//! * **Setting labels takes no lock and allocates nothing.** [`enter`] copies the pairs into
+//!   the thread's own fixed buffer ([`STACK`], const-initialised, no destructor) and [`leave`]
+//!   truncates it again; both are a few stores. A label unique per request (a trace id) thus
+//!   costs its request some 20 ns, and nothing global, unless a sample catches it.
+//! * **A set is interned when a sample first needs it**, on the sampling path, under the same
+//!   rules as the stack table: no allocation (fixed arrays of atomics in `.bss`), lock-free
+//!   lookup, insertion under a spin lock with a bounded number of attempts, bounded loops, no
+//!   panic. The id found is cached in the thread's state (`labels`), so later samples under
+//!   the same labels read one `Cell<u32>`; [`enter`] and [`leave`] reset the cache.
+//! * **Bounded.** A thread's labels, nesting included, take at most [`MAX_STACK_PAIRS`] pairs
+//!   and [`MAX_STACK_BYTES`] bytes; a set has at most [`MAX_PAIRS`] distinct keys. The table
+//!   holds [`MAX_SETS`] ids (two reserved) and [`ARENA_BYTES`] of strings, and only sets that
+//!   samples carried. What does not fit gets [`OVERFLOW`], shown as
+//!   [`OVERFLOW_KEY`]=[`OVERFLOW_VALUE`], and is counted ([`overflow`]).
+//!
+//! Sets are interned sorted by key, keys unique; an inner pair replaces an outer pair of the
+//! same key (Go's `pprof.WithLabels`).
+
+use crate::thread::{ThreadState, STATE};
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8,
+    Ordering::{Acquire, Relaxed, Release},
+};
+
+/// The id of the empty set: no labels.
+pub const NONE: u32 = 0;
+/// The id of every set that does not fit: too many pairs or bytes, or the table full.
+pub const OVERFLOW: u32 = 1;
+/// The label key that samples carrying [`OVERFLOW`] show.
+pub const OVERFLOW_KEY: &str = "mapprof_labels";
+/// The value of [`OVERFLOW_KEY`].
+pub const OVERFLOW_VALUE: &str = "overflow";
+/// Ids in the table, [`NONE`] and [`OVERFLOW`] included. Only sets that a sample carried take
+/// one, and each such set takes at least one of the stack table's 65,536 buckets too.
+pub const MAX_SETS: usize = 4096;
+/// Bytes of interned keys and values (1 MiB of virtual memory, paged in as used): 256 bytes
+/// per set on average when the table is full.
+pub const ARENA_BYTES: usize = 1 << 20;
+/// Distinct keys in one set. Go's labels are a handful per goroutine.
+pub const MAX_PAIRS: usize = 16;
+/// Pairs a thread's nested guards hold together (a key set twice counts twice).
+pub const MAX_STACK_PAIRS: usize = 32;
+/// Bytes of keys and values a thread's nested guards hold together: room for a few trace ids,
+/// routes and tenants.
+pub const MAX_STACK_BYTES: usize = 1024;
+
+/// The thread-state cache value meaning "labels set, id not looked up yet".
+const PENDING: u32 = u32::MAX;
+/// Spins before an insert gives up (the sample gets [`OVERFLOW`], the next one tries again).
+const INSERT_SPINS: u32 = 1 << 12;
+/// Index slots: twice the sets, so that probes stay short.
+const SLOTS: usize = 2 * MAX_SETS;
+/// Largest encoded set: each pair is its key and value, each preceded by a 2-byte length.
+const MAX_ENCODED: usize = MAX_STACK_BYTES + 4 * MAX_PAIRS;
+
+// ---------------------------------------------------------------------------------------------
+// The thread's labels.
+
+/// One thread's labels: the pairs of its guards, outermost first, as byte ranges of `bytes`.
+/// Only the owning thread touches it, never reentrantly: [`enter`] and [`encode_current`]
+/// neither allocate, lock nor call out while they access `bytes`, so nothing (no sample, no
+/// other access) can run on the thread in between; signal handlers do not touch it.
+struct LabelStack {
+    bytes: UnsafeCell<[u8; MAX_STACK_BYTES]>,
+    /// (start in `bytes`, key length, value length) of each pair.
+    pairs: [Cell<(u16, u16, u16)>; MAX_STACK_PAIRS],
+    n_pairs: Cell<usize>,
+    n_bytes: Cell<usize>,
+    /// Set while a guard whose pairs did not fit is alive: the labels are [`OVERFLOW`].
+    overflowed: Cell<bool>,
+}
+
+thread_local! {
+    static STACK: LabelStack = const {
+        LabelStack {
+            bytes: UnsafeCell::new([0; MAX_STACK_BYTES]),
+            pairs: [const { Cell::new((0, 0, 0)) }; MAX_STACK_PAIRS],
+            n_pairs: Cell::new(0),
+            n_bytes: Cell::new(0),
+            overflowed: Cell::new(false),
+        }
+    };
+}
+
+/// What [`enter`] replaced, to give back to [`leave`].
+#[derive(Clone, Copy, Debug)]
+pub struct Saved {
+    n_pairs: usize,
+    n_bytes: usize,
+    overflowed: bool,
+    id: u32,
+}
+
+/// Adds `pairs` to the calling thread's labels (a key already set takes the new value; of
+/// equal keys within `pairs`, the last wins) and returns what to restore with [`leave`], in
+/// reverse order of the `enter` calls. No lock, no allocation. Pairs that do not fit in the
+/// thread's buffer make the labels [`OVERFLOW`] until the matching `leave`.
+pub fn enter(pairs: &[(&str, &str)]) -> Saved {
+    let saved = STACK.try_with(|stack| Saved {
+        n_pairs: stack.n_pairs.get(),
+        n_bytes: stack.n_bytes.get(),
+        overflowed: stack.overflowed.get(),
+        id: STATE.try_with(|s| s.labels.get()).unwrap_or(NONE),
+    });
+    let Ok(saved) = saved else {
+        return Saved {
+            n_pairs: 0,
+            n_bytes: 0,
+            overflowed: false,
+            id: NONE,
+        };
+    };
+    let _ = STACK.try_with(|stack| {
+        if pairs.is_empty() {
+            return;
+        }
+        let bytes: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let (mut n_pairs, mut at) = (saved.n_pairs, saved.n_bytes);
+        if saved.overflowed
+            || n_pairs + pairs.len() > MAX_STACK_PAIRS
+            || at + bytes > MAX_STACK_BYTES
+        {
+            stack.overflowed.set(true);
+            OVERFLOWS.fetch_add(1, Relaxed);
+            set_cached(OVERFLOW);
+            return;
+        }
+        let bytes = stack.bytes.get().cast::<u8>();
+        for (k, v) in pairs {
+            stack.pairs[n_pairs].set((at as u16, k.len() as u16, v.len() as u16));
+            // SAFETY: `at + k.len() + v.len() <= MAX_STACK_BYTES` (checked above for all the
+            // pairs), so both copies stay inside `bytes`; the buffer is this thread's and
+            // nothing else accesses it meanwhile (see `LabelStack`); sources are the caller's
+            // strings, which cannot overlap the thread-local buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(k.as_ptr(), bytes.add(at), k.len());
+                std::ptr::copy_nonoverlapping(v.as_ptr(), bytes.add(at + k.len()), v.len());
+            }
+            at += k.len() + v.len();
+            n_pairs += 1;
+        }
+        stack.n_pairs.set(n_pairs);
+        stack.n_bytes.set(at);
+        set_cached(PENDING);
+    });
+    saved
+}
+
+/// Restores the calling thread's labels to what they were before the [`enter`] that returned
+/// `saved`, and the id that was cached for them. Out of order (an outer `saved` first), the
+/// labels may be wrong until the outermost is restored; they are never out of bounds.
+pub fn leave(saved: Saved) {
+    let _ = STACK.try_with(|stack| {
+        stack.n_pairs.set(saved.n_pairs.min(MAX_STACK_PAIRS));
+        stack.n_bytes.set(saved.n_bytes.min(MAX_STACK_BYTES));
+        stack.overflowed.set(saved.overflowed);
+    });
+    set_cached(saved.id);
+}
+
+fn set_cached(id: u32) {
+    let _ = STATE.try_with(|s| s.labels.set(id));
+}
+
+/// The calling thread's labels, merged and sorted by key ([`OVERFLOW_KEY`]=[`OVERFLOW_VALUE`]
+/// when they overflowed). Allocates: not for the hot path.
+pub fn current_pairs() -> Vec<(String, String)> {
+    let mut buf = [0u8; MAX_ENCODED];
+    match STACK.try_with(|stack| encode_current(stack, &mut buf)) {
+        Ok(Some(len)) => decode(&buf[..len]),
+        Ok(None) => overflow_pairs(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The calling thread's label set id for a sample: the cached id, or, the first time after the
+/// labels changed, the id looked up or inserted now. Hot path (sampling only): no allocation,
+/// bounded work, no blocking.
+#[inline]
+pub(crate) fn current_id(state: &ThreadState) -> u32 {
+    match state.labels.get() {
+        PENDING => resolve(state),
+        id => id,
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn resolve(state: &ThreadState) -> u32 {
+    let mut buf = [0u8; MAX_ENCODED];
+    let encoded = STACK.try_with(|stack| encode_current(stack, &mut buf));
+    let id = match encoded {
+        Ok(Some(0)) => NONE,
+        Ok(Some(len)) => match intern(&buf[..len]) {
+            Interned::Id(id) => id,
+            // The insert lock was busy: this sample overflows, the next one tries again.
+            Interned::Busy => {
+                OVERFLOWS.fetch_add(1, Relaxed);
+                return OVERFLOW;
+            }
+            Interned::Full => {
+                OVERFLOWS.fetch_add(1, Relaxed);
+                OVERFLOW
+            }
+        },
+        Ok(None) => {
+            OVERFLOWS.fetch_add(1, Relaxed);
+            OVERFLOW
+        }
+        Err(_) => return NONE,
+    };
+    state.labels.set(id);
+    id
+}
+
+/// Writes the thread's merged labels into `out` as an encoded set (see [`intern`]); returns
+/// its length, or `None` when they overflowed (too many distinct keys, or a guard's pairs did
+/// not fit). Bounded: at most [`MAX_STACK_PAIRS`] pairs, [`MAX_PAIRS`] keys.
+fn encode_current(stack: &LabelStack, out: &mut [u8; MAX_ENCODED]) -> Option<usize> {
+    if stack.overflowed.get() {
+        return None;
+    }
+    let mut local = [0u8; MAX_STACK_BYTES];
+    let n_bytes = stack.n_bytes.get().min(MAX_STACK_BYTES);
+    // SAFETY: `n_bytes <= MAX_STACK_BYTES`, the size of both buffers; the thread-local buffer
+    // is this thread's and nothing else accesses it meanwhile (see `LabelStack`).
+    unsafe {
+        std::ptr::copy_nonoverlapping(stack.bytes.get().cast::<u8>(), local.as_mut_ptr(), n_bytes);
+    }
+    let pair = |i: usize| -> (&[u8], &[u8]) {
+        let (at, k, v) = stack.pairs[i].get();
+        let (at, k, v) = (at as usize, k as usize, v as usize);
+        let key = local.get(at..at + k).unwrap_or(&[]);
+        let value = local.get(at + k..at + k + v).unwrap_or(&[]);
+        (key, value)
+    };
+    // Merge: later pairs replace earlier ones of the same key; kept sorted by key.
+    let mut merged: [(&[u8], &[u8]); MAX_PAIRS] = [(&[], &[]); MAX_PAIRS];
+    let mut n = 0;
+    for i in 0..stack.n_pairs.get().min(MAX_STACK_PAIRS) {
+        let (k, v) = pair(i);
+        match merged[..n].binary_search_by(|p| p.0.cmp(k)) {
+            Ok(j) => merged[j].1 = v,
+            Err(_) if n == MAX_PAIRS => return None,
+            Err(j) => {
+                merged.copy_within(j..n, j + 1);
+                merged[j] = (k, v);
+                n += 1;
+            }
+        }
+    }
+    let mut len = 0;
+    for (k, v) in &merged[..n] {
+        for s in [k, v] {
+            // Fits by construction (at most MAX_STACK_BYTES of strings, MAX_PAIRS pairs);
+            // checked all the same, so that this never panics.
+            let field = out.get_mut(len..len + 2 + s.len())?;
+            field[..2].copy_from_slice(&(s.len() as u16).to_le_bytes());
+            field[2..].copy_from_slice(s);
+            len += 2 + s.len();
+        }
+    }
+    Some(len)
+}
+
+/// Decodes an encoded set. Allocates.
+fn decode(mut encoded: &[u8]) -> Vec<(String, String)> {
+    let mut take = || -> Option<String> {
+        let (len, rest) = encoded.split_first_chunk::<2>()?;
+        let len = u16::from_le_bytes(*len) as usize;
+        let s = rest.get(..len)?;
+        encoded = &rest[len..];
+        Some(String::from_utf8_lossy(s).into_owned())
+    };
+    let mut pairs = Vec::new();
+    while let (Some(k), Some(v)) = (take(), take()) {
+        pairs.push((k, v));
+    }
+    pairs
+}
+
+fn overflow_pairs() -> Vec<(String, String)> {
+    vec![(OVERFLOW_KEY.to_owned(), OVERFLOW_VALUE.to_owned())]
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table of sets that samples carried.
+
+/// One interned set: its hash and where its encoding lies in [`ARENA`].
+struct Set {
+    hash: AtomicU64,
+    at: AtomicU32,
+    len: AtomicU32,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // Used only as an array initialiser.
+const EMPTY_SET: Set = Set {
+    hash: AtomicU64::new(0),
+    at: AtomicU32::new(0),
+    len: AtomicU32::new(0),
+};
+
+static SETS: [Set; MAX_SETS] = [EMPTY_SET; MAX_SETS];
+/// Slot value: set id + 1; 0 = empty. Once published, a slot never changes.
+static SLOT: [AtomicU32; SLOTS] = [const { AtomicU32::new(0) }; SLOTS];
+/// Encoded sets, back to back.
+static ARENA: [AtomicU8; ARENA_BYTES] = [const { AtomicU8::new(0) }; ARENA_BYTES];
+/// Ids in use; [`NONE`] and [`OVERFLOW`] are reserved. Published with release after the set
+/// is written.
+static SET_COUNT: AtomicU32 = AtomicU32::new(2);
+/// Protects `SET_COUNT`, `ARENA_USED` and the writing of a new set.
+static INSERT_LOCK: AtomicBool = AtomicBool::new(false);
+static ARENA_USED: AtomicU32 = AtomicU32::new(0);
+/// Times labels got [`OVERFLOW`].
+static OVERFLOWS: AtomicU64 = AtomicU64::new(0);
+
+enum Interned {
+    Id(u32),
+    /// The insert lock stayed busy.
+    Busy,
+    /// No id or arena room left.
+    Full,
+}
+
+/// FNV-1a over the encoding (unambiguous: lengths precede the strings).
+fn hash(encoded: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in encoded {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ (h >> 29)
+}
+
+fn matches(id: u32, hash: u64, encoded: &[u8]) -> bool {
+    let set = &SETS[id as usize % MAX_SETS];
+    if set.hash.load(Relaxed) != hash || set.len.load(Relaxed) as usize != encoded.len() {
+        return false;
+    }
+    let at = set.at.load(Relaxed) as usize;
+    ARENA.get(at..at + encoded.len()).is_some_and(|arena| {
+        arena
+            .iter()
+            .zip(encoded)
+            .all(|(a, b)| a.load(Relaxed) == *b)
+    })
+}
+
+/// Returns the set's id, or the empty slot where the probe ended.
+fn probe(hash: u64, encoded: &[u8]) -> Result<u32, Option<usize>> {
+    let mut at = hash as usize % SLOTS;
+    for _ in 0..SLOTS {
+        let slot = SLOT[at].load(Acquire);
+        if slot == 0 {
+            return Err(Some(at));
+        }
+        if matches(slot - 1, hash, encoded) {
+            return Ok(slot - 1);
+        }
+        at = (at + 1) % SLOTS;
+    }
+    Err(None)
+}
+
+/// The id of the encoded set, inserted if new.
+fn intern(encoded: &[u8]) -> Interned {
+    let hash = hash(encoded);
+    let slot = match probe(hash, encoded) {
+        Ok(id) => return Interned::Id(id),
+        Err(slot) => slot,
+    };
+    if slot.is_none() || SET_COUNT.load(Relaxed) as usize >= MAX_SETS {
+        return Interned::Full;
+    }
+    let Some(_lock) = SpinGuard::try_acquire() else {
+        return Interned::Busy;
+    };
+    // Someone may have inserted it since the lock-free look.
+    let Some(slot) = (match probe(hash, encoded) {
+        Ok(id) => return Interned::Id(id),
+        Err(slot) => slot,
+    }) else {
+        return Interned::Full;
+    };
+    let id = SET_COUNT.load(Relaxed);
+    let at = ARENA_USED.load(Relaxed) as usize;
+    if id as usize >= MAX_SETS || at + encoded.len() > ARENA_BYTES {
+        return Interned::Full;
+    }
+    for (a, b) in ARENA[at..at + encoded.len()].iter().zip(encoded) {
+        a.store(*b, Relaxed);
+    }
+    let set = &SETS[id as usize];
+    set.hash.store(hash, Relaxed);
+    set.at.store(at as u32, Relaxed);
+    set.len.store(encoded.len() as u32, Relaxed);
+    ARENA_USED.store((at + encoded.len()) as u32, Relaxed);
+    // Release: whoever sees the slot or the count sees the set written above.
+    SET_COUNT.store(id + 1, Release);
+    SLOT[slot].store(id + 1, Release);
+    Interned::Id(id)
+}
+
+/// The insert lock, released on drop.
+struct SpinGuard;
+
+impl SpinGuard {
+    fn try_acquire() -> Option<SpinGuard> {
+        for _ in 0..INSERT_SPINS {
+            if INSERT_LOCK
+                .compare_exchange_weak(false, true, Acquire, Relaxed)
+                .is_ok()
+            {
+                return Some(SpinGuard);
+            }
+            std::hint::spin_loop();
+        }
+        None
+    }
+}
+
+impl Drop for SpinGuard {
+    fn drop(&mut self) {
+        INSERT_LOCK.store(false, Release);
+    }
+}
+
+/// The pairs of set `id`, sorted by key: empty for [`NONE`] (and an id not in the table),
+/// [`OVERFLOW_KEY`]=[`OVERFLOW_VALUE`] for [`OVERFLOW`]. Allocates: for profile building.
+pub fn pairs(id: u32) -> Vec<(String, String)> {
+    if id == OVERFLOW {
+        return overflow_pairs();
+    }
+    if id == NONE || id >= SET_COUNT.load(Acquire) {
+        return Vec::new();
+    }
+    let set = &SETS[id as usize % MAX_SETS];
+    let at = set.at.load(Relaxed) as usize;
+    let len = set.len.load(Relaxed) as usize;
+    let encoded: Vec<u8> = ARENA
+        .get(at..at + len)
+        .unwrap_or(&[])
+        .iter()
+        .map(|b| b.load(Relaxed))
+        .collect();
+    decode(&encoded)
+}
+
+/// How many times labels got [`OVERFLOW`] since the process started: a guard whose pairs did
+/// not fit, a set of too many keys or one the full table had no room for (once per guard), or
+/// a sample that found the insert lock busy.
+pub fn overflow() -> u64 {
+    OVERFLOWS.load(Relaxed)
+}
+
+/// How full the table is: (ids used, the two reserved included; capacity).
+pub fn usage() -> (usize, usize) {
+    (SET_COUNT.load(Relaxed) as usize, MAX_SETS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, HashMap};
+
+    type Set = Vec<(String, String)>;
+
+    fn merge(outer: &Set, pairs: &[(&str, &str)]) -> Set {
+        let mut map: BTreeMap<String, String> = outer.iter().cloned().collect();
+        for (k, v) in pairs {
+            map.insert(k.to_string(), v.to_string());
+        }
+        map.into_iter().collect()
+    }
+
+    /// The id a sample taken now would carry.
+    fn sample_id() -> u32 {
+        STATE.with(current_id)
+    }
+
+    /// Random nested enters and leaves on several threads at once, with a "sample" after
+    /// each, checked against a reference: a thread's labels are the merge of what it entered;
+    /// a `HashMap` from contents to ids, shared by the threads, says that equal sets get one
+    /// id and distinct sets distinct ids; the id of a set decodes to it.
+    #[test]
+    fn sets_agree_with_a_hashmap_reference() {
+        let reference: std::sync::Mutex<HashMap<Set, u32>> = Default::default();
+        let keys = ["trace_id", "route", "tenant", "k3"];
+        let values = ["a", "b", "/item", "ccc"];
+        std::thread::scope(|s| {
+            for t in 0..3u64 {
+                let reference = &reference;
+                s.spawn(move || {
+                    let mut rng = 0x1234_5678 + t;
+                    let mut stack: Vec<(Saved, Set)> = Vec::new();
+                    for _ in 0..20_000 {
+                        let r = crate::sampler::next_u64(&mut rng);
+                        if r % 3 == 0 && !stack.is_empty() || stack.len() == 6 {
+                            leave(stack.pop().unwrap().0);
+                        } else {
+                            let new: Vec<(&str, &str)> = (0..(r >> 8) as usize % 3)
+                                .map(|i| {
+                                    let x = (r >> (16 + 4 * i)) as usize;
+                                    (keys[x % keys.len()], values[(x / 4) % values.len()])
+                                })
+                                .collect();
+                            let outer = stack.last().map(|e| e.1.clone()).unwrap_or_default();
+                            let expected = merge(&outer, &new);
+                            stack.push((enter(&new), expected));
+                        }
+                        let expected = stack.last().map(|e| e.1.clone()).unwrap_or_default();
+                        assert_eq!(current_pairs(), expected);
+                        if r % 5 == 0 {
+                            continue; // not every state is sampled
+                        }
+                        let id = sample_id();
+                        assert_eq!(id == NONE, expected.is_empty());
+                        assert_eq!(sample_id(), id, "cached");
+                        assert_eq!(pairs(id), expected);
+                        if !expected.is_empty() {
+                            let mut reference = reference.lock().unwrap();
+                            let known = *reference.entry(expected.clone()).or_insert(id);
+                            assert_eq!(known, id, "one set, two ids: {expected:?}");
+                        }
+                    }
+                    while let Some((saved, _)) = stack.pop() {
+                        leave(saved);
+                    }
+                    assert_eq!(sample_id(), NONE);
+                });
+            }
+        });
+        let reference = reference.into_inner().unwrap();
+        let ids: std::collections::HashSet<u32> = reference.values().copied().collect();
+        assert_eq!(ids.len(), reference.len(), "two sets, one id");
+        let interned = (2..usage().0 as u32)
+            .filter(|&id| reference.contains_key(&pairs(id)))
+            .count();
+        assert_eq!(interned, reference.len(), "a set interned twice");
+    }
+
+    #[test]
+    fn what_does_not_fit_overflows_until_its_guard_is_gone() {
+        std::thread::spawn(|| {
+            let before = overflow();
+            let outer = enter(&[("route", "/r")]);
+            // More bytes than the thread's buffer holds.
+            let long = "x".repeat(MAX_STACK_BYTES);
+            let inner = enter(&[("trace_id", &long)]);
+            assert_eq!(sample_id(), OVERFLOW);
+            assert_eq!(current_pairs(), overflow_pairs());
+            let nested = enter(&[("tenant", "t")]);
+            assert_eq!(sample_id(), OVERFLOW);
+            leave(nested);
+            leave(inner);
+            assert_eq!(pairs(sample_id()), [("route".into(), "/r".into())]);
+            // More distinct keys than a set holds: overflows when sampled.
+            let keys: Vec<String> = (0..=MAX_PAIRS).map(|k| format!("k{k}")).collect();
+            let many: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "v")).collect();
+            let inner = enter(&many[1..]);
+            assert_eq!(sample_id(), OVERFLOW);
+            leave(inner);
+            leave(outer);
+            assert_eq!(sample_id(), NONE);
+            assert_eq!(overflow() - before, 3);
+        })
+        .join()
+        .unwrap();
+    }
+}

@@ -1,0 +1,107 @@
+//! Profiler labels, the facade over `mapprof_rt::labels`: [`set_labels`] documents what they
+//! do and cost.
+
+use mapprof_rt::labels as rt;
+use std::marker::PhantomData;
+
+/// How many distinct label sets samples can carry, the empty and the overflow set included.
+pub const MAX_LABEL_SETS: usize = rt::MAX_SETS;
+/// How many distinct keys a thread's labels have at most, outer guards' included.
+pub const MAX_LABEL_KEYS: usize = rt::MAX_PAIRS;
+/// How many pairs a thread's guards hold together (a key set by two guards counts twice).
+pub const MAX_LABEL_PAIRS: usize = rt::MAX_STACK_PAIRS;
+/// How many bytes of keys and values a thread's guards hold together.
+pub const MAX_LABEL_BYTES: usize = rt::MAX_STACK_BYTES;
+
+/// Runs `f` with `pairs` added to the current thread's labels, and restores them afterwards
+/// (also when `f` panics). See [`set_labels`] for what labels do and cost.
+///
+/// ```
+/// let body = mapprof::labels(&[("trace_id", "abc"), ("route", "/item GET")], || {
+///     vec![0u8; 1024] // carries trace_id=abc and route=/item GET when sampled
+/// });
+/// # drop(body);
+/// ```
+pub fn labels<R>(pairs: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
+    let _guard = set_labels(pairs);
+    f()
+}
+
+/// Adds `pairs` to the current thread's labels until the guard is dropped. Every heap, allocs,
+/// resize, mutex and block sample the thread takes meanwhile carries them, so that
+/// `go tool pprof -tagfocus=trace_id=abc` keeps one request's samples and `-tags` lists them.
+///
+/// ```
+/// let _labels = mapprof::set_labels(&[("trace_id", "abc"), ("route", "/item GET")]);
+/// // Allocations and lock waits from here on carry trace_id=abc and route=/item GET.
+/// ```
+///
+/// Nested guards merge with the labels already set, the inner value winning for a key set
+/// twice (Go's `pprof.WithLabels`); of equal keys within `pairs`, the last wins. Drop guards in
+/// the reverse order of their making, as [`labels`] does for you: out of order, samples may
+/// carry wrong labels until the outermost guard is gone (nothing worse).
+///
+/// # Threads, not tasks
+///
+/// Labels belong to the thread. In async code a guard held across an `.await` would label the
+/// work of every other task that thread polls meanwhile, and the task itself would lose its
+/// labels when it resumes on another thread. Set labels around synchronous sections (a
+/// handler's body between awaits, or each poll), as [`labels`] makes natural. [`LabelGuard`]
+/// is not `Send`, so it cannot be moved to another thread.
+///
+/// Lock samples follow Go: a mutex sample (the holder, charged with the delay it caused)
+/// carries the holder's labels at its unlock; a block sample (a waiter, charged with its own
+/// wait) the waiter's. CPU samples do not carry labels yet.
+///
+/// # What it costs
+///
+/// Making and dropping a guard copies the pairs into a fixed per-thread buffer and back: no
+/// lock, no allocation, tens of nanoseconds, and nothing shared between threads. The first
+/// sample taken under new labels looks their set up in a fixed-size table (inserting it if
+/// new, without allocating) and the thread caches its id; every later sample reads that one
+/// thread-local `u32` and keeps it in its bucket key. Allocations that are not sampled do not
+/// look at labels at all.
+///
+/// # Bounds
+///
+/// A thread's guards hold at most [`MAX_LABEL_PAIRS`] pairs and [`MAX_LABEL_BYTES`] bytes of
+/// keys and values together, and its labels at most [`MAX_LABEL_KEYS`] distinct keys. Only
+/// sets that a sample carried enter the table, which holds [`MAX_LABEL_SETS`] of them (two
+/// reserved) for the life of the process: a label unique per request (a trace id) costs one
+/// set per *sampled* request, and once the table is full new sets are not told apart. Labels
+/// that do not fit label their samples `mapprof_labels=overflow` instead; [`label_overflow`]
+/// counts how often that happened, and the profiles' comments show it.
+pub fn set_labels(pairs: &[(&str, &str)]) -> LabelGuard {
+    LabelGuard {
+        saved: rt::enter(pairs),
+        _not_send: PhantomData,
+    }
+}
+
+/// The current thread's labels, sorted by key. Allocates.
+pub fn current_labels() -> Vec<(String, String)> {
+    rt::current_pairs()
+}
+
+/// How many times labels were replaced by `mapprof_labels=overflow`: a guard whose pairs did
+/// not fit, labels of too many keys or a set the full table had no room for (counted once per
+/// guard), or a sample that found the table busy inserting another set (each time).
+pub fn label_overflow() -> u64 {
+    rt::overflow()
+}
+
+/// Restores the thread's previous labels when dropped. Made by [`set_labels`].
+#[must_use = "the labels are removed when the guard is dropped"]
+#[derive(Debug)]
+pub struct LabelGuard {
+    /// What to restore.
+    saved: rt::Saved,
+    /// Labels belong to the thread that set them.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for LabelGuard {
+    fn drop(&mut self) {
+        rt::leave(self.saved);
+    }
+}
