@@ -91,6 +91,8 @@ pub const BUILTIN_LIBRARIES: &[&str] = &[
     "backtrace",
     "inferno",
     "prost",
+    // The allocator under mapprof's wrapper.
+    "tikv_jemalloc*",
 ];
 
 /// The traits `#[derive]` implements (other than `Debug`): an impl of one of them is charged to

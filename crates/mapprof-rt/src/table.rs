@@ -230,6 +230,9 @@ impl Drop for SpinGuard {
 /// One bucket as read by [`snapshot`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
+    /// The bucket: stable for the life of the process, so a reader can cache what it learns
+    /// from the stack (symbols, growth class) by id.
+    pub id: BucketId,
     /// What the counters measure.
     pub kind: Kind,
     /// The sampling rate of a heap bucket, or 0.
@@ -275,6 +278,7 @@ pub fn snapshot(kind: Kind) -> Vec<Record> {
         let at = b.frames_at.load(Relaxed) as usize;
         let depth = if lost { 0 } else { (meta >> 24) as usize };
         out.push(Record {
+            id: id as BucketId,
             kind,
             rate: b.rate.load(Relaxed),
             flags: (meta >> 8) as u8,

@@ -5,6 +5,7 @@ use mapprof_rt::sampler::DEFAULT_HEAP_RATE;
 use mapprof_rt::stack::Unwinder;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Every setting, with its default. Build one with [`crate::Profiler::builder`] or parse one
 /// with [`Config::parse`].
@@ -31,6 +32,23 @@ pub struct Config {
     /// How stacks are captured (`unwinder`: `auto`, `fp` or `dwarf`). Default `auto`: frame
     /// pointers, DWARF where a walk finds no frames.
     pub unwinder: Unwinder,
+    /// Sampling frequency of CPU profiles taken without one given, e.g. by the HTTP endpoint
+    /// (`cpu_hz`, 1 to [`crate::MAX_CPU_HZ`]). Default 99 ([`crate::DEFAULT_CPU_HZ`]). CPU
+    /// profiling runs only while a CPU profile is being taken.
+    pub cpu_hz: u32,
+    /// Print the memory trace line to stderr at this interval (`trace=1s`; see the README for
+    /// its format). Default: none.
+    pub trace: Option<Duration>,
+    /// Dump every profile into `dump_dir` at this interval (`dump_every=60s`). Default: none.
+    pub dump_every: Option<Duration>,
+    /// Dump every profile into `dump_dir` when this signal arrives (`dump_signal=SIGUSR2`;
+    /// SIGUSR1 or SIGUSR2). Default: none.
+    pub dump_signal: Option<i32>,
+    /// Serve `/debug/pprof` on this address while the profiler runs (`http=127.0.0.1:6060`,
+    /// `host:port`; port 0 picks one). Default: none (no server). Needs the `http` feature.
+    pub http: Option<String>,
+    /// Let `http` be an address other than loopback (`http_public=true`). Default false.
+    pub http_public: bool,
 }
 
 impl Default for Config {
@@ -42,6 +60,12 @@ impl Default for Config {
             dump_dir: None,
             symbolize: true,
             unwinder: Unwinder::Auto,
+            cpu_hz: crate::DEFAULT_CPU_HZ,
+            trace: None,
+            dump_every: None,
+            dump_signal: None,
+            http: None,
+            http_public: false,
         }
     }
 }
@@ -69,6 +93,32 @@ const KEYS: &[(&str, &str)] = &[
     ),
     ("symbolize", "true or false"),
     ("unwinder", "auto, fp or dwarf"),
+    (
+        "trace",
+        "an interval for the memory trace line on stderr, at least 10ms, or off, \
+         e.g. trace=1s or trace=500ms",
+    ),
+    (
+        "dump_every",
+        "an interval between dumps into dump_dir, at least 10ms, or off, e.g. dump_every=60s",
+    ),
+    (
+        "dump_signal",
+        "the signal that dumps into dump_dir: SIGUSR1, SIGUSR2 or off, e.g. dump_signal=SIGUSR2",
+    ),
+    (
+        "cpu_hz",
+        "a CPU profile sampling frequency in Hz from 1 to 1000, e.g. cpu_hz=99",
+    ),
+    (
+        "http",
+        "host:port to serve /debug/pprof on (loopback unless http_public=true), or off, \
+         e.g. http=127.0.0.1:6060",
+    ),
+    (
+        "http_public",
+        "true or false: allow http on an address other than loopback",
+    ),
 ];
 
 /// A `MAPPROF` entry that was not understood.
@@ -150,6 +200,41 @@ impl Config {
                     _ => return Err(bad()),
                 }
             }
+            "cpu_hz" => {
+                self.cpu_hz = value
+                    .parse()
+                    .ok()
+                    .filter(|hz| (1..=crate::MAX_CPU_HZ).contains(hz))
+                    .ok_or_else(bad)?
+            }
+            "trace" => self.trace = parse_interval(value).ok_or_else(bad)?,
+            "dump_every" => self.dump_every = parse_interval(value).ok_or_else(bad)?,
+            "dump_signal" => {
+                self.dump_signal = match value.to_ascii_uppercase().as_str() {
+                    "SIGUSR1" | "USR1" => Some(libc::SIGUSR1),
+                    "SIGUSR2" | "USR2" => Some(libc::SIGUSR2),
+                    "OFF" => None,
+                    _ => return Err(bad()),
+                }
+            }
+            "http" if value == "off" => self.http = None,
+            "http" => {
+                // host:port, the host possibly a bracketed IPv6 address; resolved at start.
+                let valid = value
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+                if !valid {
+                    return Err(bad());
+                }
+                self.http = Some(value.to_owned());
+            }
+            "http_public" => {
+                self.http_public = match value {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(bad()),
+                }
+            }
             _ => unreachable!("every key in KEYS is handled"),
         }
         Ok(())
@@ -158,6 +243,20 @@ impl Config {
 
 fn key_list() -> String {
     KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+}
+
+/// Parses `off` (None) or an interval of at least 10 ms: `1s`, `500ms`, `2m`, or plain seconds.
+fn parse_interval(value: &str) -> Option<Option<Duration>> {
+    if value == "off" || value == "0" {
+        return Some(None);
+    }
+    let (number, unit) = [("ms", 1e-3), ("s", 1.0), ("m", 60.0)]
+        .iter()
+        .find_map(|(suffix, unit)| value.strip_suffix(suffix).map(|n| (n, *unit)))
+        .unwrap_or((value, 1.0));
+    let seconds = number.trim().parse::<f64>().ok()? * unit;
+    (seconds.is_finite() && (0.01..=1e7).contains(&seconds))
+        .then(|| Some(Duration::from_secs_f64(seconds)))
 }
 
 /// Parses `524288`, `512k`, `512KiB`, `1m`, `1MiB`.
@@ -190,8 +289,32 @@ mod tests {
         assert_eq!(c.dump_dir, Some(PathBuf::from("/tmp/p")));
         assert!(!c.symbolize);
         assert_eq!(c.unwinder, Unwinder::Dwarf);
+        assert_eq!(Config::default().cpu_hz, 99);
+        assert_eq!(c.parse("cpu_hz=250").unwrap().cpu_hz, 250);
         assert_eq!(Config::default().parse("").unwrap(), Config::default());
         assert_eq!(Config::default().parse("heap_rate=0").unwrap().heap_rate, 0);
+    }
+
+    #[test]
+    fn parses_background_intervals_and_the_dump_signal() {
+        let c = Config::default()
+            .parse("trace=500ms,dump_every=2m,dump_signal=SIGUSR2")
+            .unwrap();
+        assert_eq!(c.trace, Some(Duration::from_millis(500)));
+        assert_eq!(c.dump_every, Some(Duration::from_secs(120)));
+        assert_eq!(c.dump_signal, Some(libc::SIGUSR2));
+        let c = c.parse("trace=off,dump_every=1.5,dump_signal=off").unwrap();
+        assert_eq!((c.trace, c.dump_signal), (None, None));
+        assert_eq!(c.dump_every, Some(Duration::from_millis(1500)));
+        for bad in [
+            "trace=1ms",
+            "trace=soon",
+            "dump_every=-1s",
+            "dump_signal=SIGKILL",
+        ] {
+            let e = Config::default().parse(bad).unwrap_err();
+            assert!(e.problem.contains("e.g."), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -224,6 +347,11 @@ mod tests {
             ),
             ("block_rate=10us", "`block_rate` takes nanoseconds"),
             ("unwinder=frames", "`unwinder` takes auto, fp or dwarf"),
+            (
+                "cpu_hz=0",
+                "`cpu_hz` takes a CPU profile sampling frequency",
+            ),
+            ("cpu_hz=1001", "from 1 to 1000"),
             ("dump_dir=", "`dump_dir` takes a directory"),
             ("heap_rate", "expected key=value"),
         ] {
@@ -231,5 +359,28 @@ mod tests {
             assert!(e.to_string().contains(expect), "{entry}: {e}");
             assert!(e.to_string().contains(entry), "{entry}: {e}");
         }
+    }
+
+    #[test]
+    fn parses_the_http_address() {
+        let c = Config::default().parse("http=127.0.0.1:6060").unwrap();
+        assert_eq!(c.http.as_deref(), Some("127.0.0.1:6060"));
+        assert!(!c.http_public);
+        let c = c.parse("http=[::1]:0,http_public=true").unwrap();
+        assert_eq!((c.http.as_deref(), c.http_public), (Some("[::1]:0"), true));
+        assert_eq!(c.parse("http=off").unwrap().http, None);
+        for bad in [
+            "http=6060",
+            "http=:6060",
+            "http=localhost:port",
+            "http=h:70000",
+        ] {
+            let e = Config::default().parse(bad).unwrap_err();
+            let message = e.to_string();
+            assert!(message.contains("`http` takes host:port"), "{bad}: {e}");
+        }
+        let e = Config::default().parse("http_public=yes").unwrap_err();
+        let message = e.to_string();
+        assert!(message.contains("`http_public` takes true"), "{e}");
     }
 }

@@ -28,6 +28,25 @@ pub enum Error {
     },
     /// A profile could not be written to a caller's writer.
     Io(io::Error),
+    /// A CPU profile is already being taken in this process (only one at a time).
+    CpuProfileBusy,
+    /// The CPU profiler (pprof-rs) could not start or report, e.g. no temporary file for its
+    /// collector or `sigaction` refused.
+    Cpu(io::Error),
+    /// The `/debug/pprof` HTTP server could not start (address, bind, thread), or mapprof was
+    /// built without its `http` feature.
+    Http {
+        /// The address asked for.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The HTTP server was asked to listen on an address that is not loopback, without
+    /// `http_public=true` (`HttpOptions::public`, `ProfilerBuilder::http_public`).
+    HttpNotLoopback {
+        /// The address refused.
+        addr: std::net::SocketAddr,
+    },
 }
 
 impl fmt::Display for Error {
@@ -42,6 +61,18 @@ impl fmt::Display for Error {
                 write!(f, "cannot write profile to {}: {source}", path.display())
             }
             Error::Io(source) => write!(f, "cannot write profile: {source}"),
+            Error::CpuProfileBusy => f.write_str("a CPU profile is already being taken"),
+            Error::Cpu(source) => write!(f, "the CPU profiler failed: {source}"),
+            Error::Http { addr, source } => {
+                write!(f, "cannot serve /debug/pprof on {addr}: {source}")
+            }
+            Error::HttpNotLoopback { addr } => write!(
+                f,
+                "refusing to serve /debug/pprof on {addr}: not a loopback address, and profiles \
+                 show code addresses, call paths and timings to whoever connects; set \
+                 http_public=true (MAPPROF), ProfilerBuilder::http_public(true) or \
+                 HttpOptions::public to allow it"
+            ),
         }
     }
 }
@@ -49,8 +80,9 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::AlreadyStarted => None,
+            Error::AlreadyStarted | Error::CpuProfileBusy | Error::HttpNotLoopback { .. } => None,
             Error::Config(e) => Some(e),
+            Error::Cpu(source) | Error::Http { source, .. } => Some(source),
             Error::DumpDir { source, .. } | Error::Write { source, .. } | Error::Io(source) => {
                 Some(source)
             }

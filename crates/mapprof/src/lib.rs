@@ -18,15 +18,25 @@
 //! average, as Go); [`Profiler`] changes the settings and dumps profiles when it stops.
 
 mod alloc;
+mod background;
 mod config;
+mod cpu;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
+mod labels;
 mod profiler;
 mod profiles;
 pub mod sync;
 
 pub use alloc::Alloc;
 pub use config::{Config, ConfigError};
+pub use cpu::{cpu_profile, CpuProfiler, DEFAULT_CPU_HZ, MAX_CPU_HZ};
 pub use error::Error;
+pub use labels::{
+    current_labels, label_overflow, labels, set_labels, LabelGuard, MAX_LABEL_BYTES,
+    MAX_LABEL_KEYS, MAX_LABEL_PAIRS, MAX_LABEL_SETS,
+};
 pub use mapprof_rt::stack::Unwinder;
 pub use profiler::{start_from_env, Profiler, ProfilerBuilder};
 pub use profiles::{dump, profile, write_profile, write_profile_to_path, ProfileKind};

@@ -1,5 +1,6 @@
 //! Starting and stopping the profiler: builder → `start()` → guard.
 
+use crate::background::{self, Background};
 use crate::config::Config;
 use crate::profiles::{dump, SYMBOLIZE};
 use crate::Error;
@@ -20,6 +21,10 @@ static DUMP_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
 #[must_use = "dropping the profiler stops it at once"]
 pub struct Profiler {
     config: Config,
+    /// The trace line and dump triggers; joined when the profiler is dropped.
+    _background: Option<Background>,
+    /// The `/debug/pprof` server (`http`); stopped when the profiler is dropped.
+    http: Option<HttpServer>,
 }
 
 /// Configures a [`Profiler`]; see [`Config`] for every setting and its default.
@@ -37,6 +42,11 @@ impl Profiler {
     /// The configuration it runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Where `/debug/pprof` is served (the port chosen when `http` asked for port 0), if it is.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        http_addr(self.http.as_ref()?)
     }
 }
 
@@ -78,6 +88,38 @@ impl ProfilerBuilder {
         self
     }
 
+    /// Prints the memory trace line to stderr every `interval` (see the README for its format).
+    pub fn trace(mut self, interval: std::time::Duration) -> Self {
+        self.config.trace = Some(interval);
+        self
+    }
+
+    /// Dumps every profile into the dump directory every `interval`.
+    pub fn dump_every(mut self, interval: std::time::Duration) -> Self {
+        self.config.dump_every = Some(interval);
+        self
+    }
+
+    /// Dumps every profile into the dump directory when `signal` (`libc::SIGUSR1` or
+    /// `libc::SIGUSR2`) arrives.
+    pub fn dump_signal(mut self, signal: i32) -> Self {
+        self.config.dump_signal = Some(signal);
+        self
+    }
+
+    /// Serves `/debug/pprof` on `addr` (`host:port`, loopback unless [`Self::http_public`])
+    /// while the profiler runs; see [`crate::http`] (the `http` feature).
+    pub fn http(mut self, addr: impl Into<String>) -> Self {
+        self.config.http = Some(addr.into());
+        self
+    }
+
+    /// Lets [`Self::http`] listen on an address other than loopback.
+    pub fn http_public(mut self, public: bool) -> Self {
+        self.config.http_public = public;
+        self
+    }
+
     /// Applies the `MAPPROF` environment variable on top of what was set in code.
     pub fn env(mut self) -> Result<Self, Error> {
         self.config = self.config.from_env()?;
@@ -90,10 +132,23 @@ impl ProfilerBuilder {
         let config = self.config;
         if let Some(dir) = &config.dump_dir {
             check_dump_dir(dir)?;
+        } else if config.dump_every.is_some() || config.dump_signal.is_some() {
+            return Err(Error::Config(crate::ConfigError {
+                entry: "dump_every / dump_signal".into(),
+                problem: "dumps need a directory: set dump_dir too, e.g. dump_dir=/tmp/prof".into(),
+            }));
         }
         if RUNNING.swap(true, SeqCst) {
             return Err(Error::AlreadyStarted);
         }
+        // First of what can fail, so that a refused address changes no setting.
+        let http = match start_http(&config) {
+            Ok(http) => http,
+            Err(e) => {
+                RUNNING.store(false, SeqCst);
+                return Err(e);
+            }
+        };
         sampler::set_heap_rate(config.heap_rate);
         lock::set_mutex_fraction(config.mutex_fraction);
         lock::set_block_rate(config.block_rate);
@@ -103,7 +158,18 @@ impl ProfilerBuilder {
         if config.dump_dir.is_some() {
             register_exit_dump();
         }
-        Ok(Profiler { config })
+        let background = match background::start(&config) {
+            Ok(background) => background,
+            Err(e) => {
+                RUNNING.store(false, SeqCst);
+                return Err(e);
+            }
+        };
+        Ok(Profiler {
+            config,
+            _background: background,
+            http,
+        })
     }
 }
 
@@ -174,4 +240,56 @@ fn register_exit_dump() {
             libc::atexit(at_exit);
         }
     }
+}
+
+#[cfg(feature = "http")]
+use crate::http::HttpServer;
+/// Without the `http` feature there is never a server.
+#[cfg(not(feature = "http"))]
+type HttpServer = std::convert::Infallible;
+
+/// Starts the `/debug/pprof` server if `config` asks for one.
+#[cfg(feature = "http")]
+fn start_http(config: &Config) -> Result<Option<HttpServer>, Error> {
+    let Some(addr) = &config.http else {
+        return Ok(None);
+    };
+    let options = crate::http::HttpOptions {
+        public: config.http_public,
+        cpu_hz: config.cpu_hz,
+        ..Default::default()
+    };
+    let server = crate::http::serve_with(addr.as_str(), &options).map_err(|e| match e {
+        // Name the address as configured, not as "the address given".
+        Error::Http { source, .. } => Error::Http {
+            addr: addr.clone(),
+            source,
+        },
+        e => e,
+    })?;
+    Ok(Some(server))
+}
+
+#[cfg(not(feature = "http"))]
+fn start_http(config: &Config) -> Result<Option<HttpServer>, Error> {
+    match &config.http {
+        None => Ok(None),
+        Some(addr) => Err(Error::Http {
+            addr: addr.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "mapprof was built without its `http` feature",
+            ),
+        }),
+    }
+}
+
+#[cfg(feature = "http")]
+fn http_addr(server: &HttpServer) -> Option<std::net::SocketAddr> {
+    Some(server.addr())
+}
+
+#[cfg(not(feature = "http"))]
+fn http_addr(server: &HttpServer) -> Option<std::net::SocketAddr> {
+    match *server {}
 }

@@ -1,14 +1,16 @@
 //! Turning what the hot path collected into profiles, and writing them.
 
 use crate::Error;
-use mapprof_profile::builder::{self, BuildOptions, Header, RawSample};
+use mapprof_profile::builder::{self, BuildOptions, Header, LabelValue, RawSample};
 use mapprof_profile::contention::{self, ContentionRecord};
 use mapprof_profile::heap::{self, HeapRecord, HeapView};
 use mapprof_profile::proto::Profile;
 use mapprof_profile::resize::resize_profile;
 use mapprof_profile::symbolize::Symbolizer;
 use mapprof_rt::heap::COUNT_UNIT;
+use mapprof_rt::labels as rt_labels;
 use mapprof_rt::{lock, sampler, table, thread, Kind};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -60,7 +62,7 @@ impl ProfileKind {
 pub(crate) static SYMBOLIZE: AtomicBool = AtomicBool::new(true);
 
 /// Symbolization results, kept for the life of the process: code addresses do not change.
-static SYMBOLIZER: Mutex<Option<Symbolizer>> = Mutex::new(None);
+pub(crate) static SYMBOLIZER: Mutex<Option<Symbolizer>> = Mutex::new(None);
 
 /// Builds the current profile of `kind`, symbolized or not per the configuration.
 pub fn profile(kind: ProfileKind) -> Profile {
@@ -90,16 +92,21 @@ pub fn profile(kind: ProfileKind) -> Profile {
 
 fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
     let objects = |fixed: u64| fixed as f64 / COUNT_UNIT as f64;
-    let records: Vec<HeapRecord> = table::snapshot(Kind::Heap)
+    let records: Vec<(u32, HeapRecord)> = table::snapshot(Kind::Heap)
         .into_iter()
-        .map(|r| HeapRecord {
-            stack: r.stack.iter().map(|&a| a as u64).collect(),
-            alloc_objects: objects(r.counters[0]),
-            alloc_bytes: r.counters[1] as f64,
-            free_objects: objects(r.counters[2]),
-            free_bytes: r.counters[3] as f64,
-            lost: r.lost,
-            realloc: r.flags & table::FLAG_REALLOC != 0,
+        .map(|r| {
+            (
+                r.labels,
+                HeapRecord {
+                    stack: r.stack.iter().map(|&a| a as u64).collect(),
+                    alloc_objects: objects(r.counters[0]),
+                    alloc_bytes: r.counters[1] as f64,
+                    free_objects: objects(r.counters[2]),
+                    free_bytes: r.counters[3] as f64,
+                    lost: r.lost,
+                    realloc: r.flags & table::FLAG_REALLOC != 0,
+                },
+            )
         })
         .collect();
     let mut header = heap::header(rate, view);
@@ -107,8 +114,8 @@ fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
     // A fold from +0.0: f64's `sum` starts at -0.0, which prints as "-0".
     let lost = records
         .iter()
-        .filter(|r| r.lost)
-        .fold(0.0, |total, r| total + r.alloc_objects);
+        .filter(|(_, r)| r.lost)
+        .fold(0.0, |total, (_, r)| total + r.alloc_objects);
     let (buckets, capacity) = table::usage();
     header.comments = vec![
         format!("mapprof {} profile", view.name()),
@@ -118,17 +125,23 @@ fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
             mapprof_rt::live::overflow()
         ),
     ];
-    (header, heap::samples(&records))
+    header.comments.extend(labels_comment());
+    (header, labelled(records, heap::samples))
 }
 
 fn contention_samples(table_kind: Kind, kind: ProfileKind) -> (Header, Vec<RawSample>) {
-    let records: Vec<ContentionRecord> = table::snapshot(table_kind)
+    let records: Vec<(u32, ContentionRecord)> = table::snapshot(table_kind)
         .into_iter()
-        .map(|r| ContentionRecord {
-            stack: r.stack.iter().map(|&a| a as u64).collect(),
-            contentions: r.counters[0] as f64 / COUNT_UNIT as f64,
-            delay_ns: r.counters[1] as f64,
-            lost: r.lost,
+        .map(|r| {
+            (
+                r.labels,
+                ContentionRecord {
+                    stack: r.stack.iter().map(|&a| a as u64).collect(),
+                    contentions: r.counters[0] as f64 / COUNT_UNIT as f64,
+                    delay_ns: r.counters[1] as f64,
+                    lost: r.lost,
+                },
+            )
         })
         .collect();
     let mut header = contention::header();
@@ -146,7 +159,44 @@ fn contention_samples(table_kind: Kind, kind: ProfileKind) -> (Header, Vec<RawSa
             ),
         },
     ];
-    (header, contention::samples(&records))
+    header.comments.extend(labels_comment());
+    (header, labelled(records, contention::samples))
+}
+
+/// Turns records, each with its label set id, into samples carrying the set's labels as string
+/// labels (after their own, e.g. `bytes`): `samples` runs once per label set.
+fn labelled<R>(records: Vec<(u32, R)>, samples: impl Fn(&[R]) -> Vec<RawSample>) -> Vec<RawSample> {
+    let mut by_set: BTreeMap<u32, Vec<R>> = BTreeMap::new();
+    for (set, record) in records {
+        by_set.entry(set).or_default().push(record);
+    }
+    let mut out = Vec::new();
+    for (set, records) in by_set {
+        let pairs = rt_labels::pairs(set);
+        out.extend(samples(&records).into_iter().map(|mut sample| {
+            sample.labels.extend(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), LabelValue::Str(v.clone()))),
+            );
+            sample
+        }));
+    }
+    out
+}
+
+/// The profile comment on label sets, when some labels did not fit (`mapprof::label_overflow`).
+fn labels_comment() -> Option<String> {
+    let overflow = rt_labels::overflow();
+    (overflow > 0).then(|| {
+        let (sets, capacity) = rt_labels::usage();
+        format!(
+            "label sets: {sets} of {capacity}; labels overflowed {overflow} times, their \
+             samples labelled {}={}",
+            rt_labels::OVERFLOW_KEY,
+            rt_labels::OVERFLOW_VALUE
+        )
+    })
 }
 
 fn now_nanos() -> i64 {

@@ -1,0 +1,356 @@
+//! The profiler's background work, on threads of its own that the running [`crate::Profiler`]
+//! owns and joins when it is dropped:
+//!
+//! - the **memory trace line** (`trace=1s`), mapprof's `GODEBUG=gctrace=1`: one line per
+//!   interval on stderr, see [`trace_line`] for its format;
+//! - **periodic dumps** (`dump_every=60s`) into `dump_dir`;
+//! - **dumps on a signal** (`dump_signal=SIGUSR2`) into `dump_dir`. The handler only writes to a
+//!   pipe (signal-hook's self-pipe); the dump itself happens on the listening thread.
+//!
+//! Both threads run under [`mapprof_rt::thread::ignore`]: their own allocations are not
+//! profiled. They never hold a lock that the allocator or lock hooks take.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mapprof_profile::growth;
+use mapprof_profile::symbolize::{is_profiler_frame, Symbolizer};
+use mapprof_rt::heap::COUNT_UNIT;
+use mapprof_rt::table::{self, BucketId, Kind, FLAG_REALLOC};
+use mapprof_rt::thread::ignore;
+use signal_hook::iterator::{Handle, Signals};
+
+use crate::config::Config;
+use crate::profiles::{dump, SYMBOLIZER};
+use crate::Error;
+
+/// The background threads of a running profiler; dropping it stops and joins them.
+#[derive(Debug)]
+pub(crate) struct Background {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    ticker: Option<JoinHandle<()>>,
+    signals: Option<(Handle, JoinHandle<()>)>,
+}
+
+/// Starts what `config` asks for: nothing when it asks for nothing.
+pub(crate) fn start(config: &Config) -> Result<Option<Background>, Error> {
+    let dump_every = config.dump_every.zip(config.dump_dir.clone());
+    if config.trace.is_none() && dump_every.is_none() && config.dump_signal.is_none() {
+        return Ok(None);
+    }
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let signals = match (config.dump_signal, &config.dump_dir) {
+        (Some(signal), Some(dir)) => Some(listen(signal, dir.clone())?),
+        _ => None,
+    };
+    let ticker = if config.trace.is_some() || dump_every.is_some() {
+        let (stop, trace) = (stop.clone(), config.trace);
+        Some(
+            std::thread::Builder::new()
+                .name("mapprof-background".into())
+                .spawn(move || ignore(|| tick(&stop, trace, dump_every)))
+                .map_err(Error::Io)?,
+        )
+    } else {
+        None
+    };
+    Ok(Some(Background {
+        stop,
+        ticker,
+        signals,
+    }))
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        wake.notify_all();
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+        if let Some((handle, thread)) = self.signals.take() {
+            handle.close();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Dumps into `dir` each time `signal` arrives.
+fn listen(signal: i32, dir: PathBuf) -> Result<(Handle, JoinHandle<()>), Error> {
+    let mut signals = Signals::new([signal]).map_err(Error::Io)?;
+    let handle = signals.handle();
+    let thread = std::thread::Builder::new()
+        .name("mapprof-dump-signal".into())
+        .spawn(move || {
+            ignore(|| {
+                for _ in signals.forever() {
+                    write_dumps(&dir);
+                }
+            })
+        })
+        .map_err(Error::Io)?;
+    Ok((handle, thread))
+}
+
+fn write_dumps(dir: &std::path::Path) {
+    match dump(dir) {
+        Ok(paths) => {
+            for p in paths {
+                eprintln!("mapprof: wrote {}", p.display());
+            }
+        }
+        Err(e) => eprintln!("mapprof: {e}"),
+    }
+}
+
+/// Wakes for each trace line and periodic dump until told to stop.
+fn tick(
+    stop: &(Mutex<bool>, Condvar),
+    trace: Option<Duration>,
+    dump_every: Option<(Duration, PathBuf)>,
+) {
+    let start = Instant::now();
+    let mut tracer = Tracer::new(start);
+    let mut next_trace = trace.map(|t| start + t);
+    let mut next_dump = dump_every.as_ref().map(|(every, _)| start + *every);
+    let (stopped, wake) = stop;
+    loop {
+        let Some(due) = next_trace.into_iter().chain(next_dump).min() else {
+            return;
+        };
+        {
+            let mut stopped = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+            while !*stopped && Instant::now() < due {
+                let wait = due.saturating_duration_since(Instant::now());
+                stopped = wake
+                    .wait_timeout(stopped, wait)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            if *stopped {
+                return;
+            }
+        }
+        let now = Instant::now();
+        if let (Some(at), Some(every)) = (next_trace, trace) {
+            if now >= at {
+                eprintln!("{}", tracer.line());
+                next_trace = Some(later(at, every, now));
+            }
+        }
+        if let (Some(at), Some((every, dir))) = (next_dump, &dump_every) {
+            if now >= at {
+                write_dumps(dir);
+                next_dump = Some(later(at, *every, now));
+            }
+        }
+    }
+}
+
+/// The first `at + k * every` after `now`: a slow interval skips ticks instead of bunching.
+fn later(at: Instant, every: Duration, now: Instant) -> Instant {
+    let mut next = at + every;
+    while next <= now {
+        next += every;
+    }
+    next
+}
+
+/// Totals since the start, read from the stack table and jemalloc.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    alloc_bytes: u64,
+    alloc_objects: f64,
+    growth_bytes: u64,
+    growth_objects: f64,
+    delay_ns: u64,
+    contentions: f64,
+}
+
+/// Keeps what the trace line needs between lines: the last totals, and which heap buckets are
+/// container growth (classified once per bucket, from its symbolized stack).
+struct Tracer {
+    start: Instant,
+    last_at: Instant,
+    last: Totals,
+    is_growth: HashMap<BucketId, bool>,
+}
+
+impl Tracer {
+    fn new(start: Instant) -> Tracer {
+        let mut tracer = Tracer {
+            start,
+            last_at: start,
+            last: Totals::default(),
+            is_growth: HashMap::new(),
+        };
+        (tracer.last, tracer.last_at) = tracer.totals();
+        tracer
+    }
+
+    /// The totals now, and when they were read (before classifying new buckets, which can
+    /// take a while the first time: symbolization).
+    fn totals(&mut self) -> (Totals, Instant) {
+        let heap = table::snapshot(Kind::Heap);
+        let mutex = table::snapshot(Kind::Mutex);
+        let at = Instant::now();
+        let mut t = Totals::default();
+        for r in heap {
+            let objects = r.counters[0] as f64 / COUNT_UNIT as f64;
+            t.alloc_bytes += r.counters[1];
+            t.alloc_objects += objects;
+            let growth = *self
+                .is_growth
+                .entry(r.id)
+                .or_insert_with(|| is_growth(&r.stack, r.flags & FLAG_REALLOC != 0));
+            if growth {
+                t.growth_bytes += r.counters[1];
+                t.growth_objects += objects;
+            }
+        }
+        for r in mutex {
+            t.contentions += r.counters[0] as f64 / COUNT_UNIT as f64;
+            t.delay_ns += r.counters[1];
+        }
+        (t, at)
+    }
+
+    /// The line for the interval that ends now. The totals are read first: classifying new
+    /// buckets can take a while, and the rates must cover the time the totals do.
+    fn line(&mut self) -> String {
+        let (totals, now) = self.totals();
+        let seconds = now.duration_since(self.last_at).as_secs_f64().max(1e-9);
+        let line = trace_line(
+            now.duration_since(self.start),
+            jemalloc_stats(),
+            &totals,
+            &self.last,
+            seconds,
+        );
+        (self.last, self.last_at) = (totals, now);
+        line
+    }
+}
+
+/// Whether a heap bucket's stack is container growth, as the resize profile would say.
+fn is_growth(stack: &[usize], realloc: bool) -> bool {
+    let mut cache = SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner);
+    let symbolizer = cache.get_or_insert_with(Symbolizer::new);
+    // As the profile builder does: leaf addresses whose outermost function is the profiler's
+    // own are left out.
+    let frames: Vec<_> = stack
+        .iter()
+        .map(|&ret| symbolizer.resolve((ret as u64).saturating_sub(1)))
+        .skip_while(|f| f.last().is_some_and(|o| is_profiler_frame(&o.name)))
+        .collect();
+    let names = frames
+        .iter()
+        .flat_map(|f| f.iter().map(|s| s.name.as_str()));
+    growth::classify(names, realloc).is_some()
+}
+
+/// jemalloc's allocated, active, resident, mapped and retained bytes; `None` where jemalloc
+/// cannot say.
+fn jemalloc_stats() -> [Option<usize>; 5] {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    // Statistics are cached by jemalloc until the epoch advances.
+    let _ = epoch::advance();
+    [
+        stats::allocated::read().ok(),
+        stats::active::read().ok(),
+        stats::resident::read().ok(),
+        stats::mapped::read().ok(),
+        stats::retained::read().ok(),
+    ]
+}
+
+/// One trace line, `key=value` fields separated by spaces, so that it greps and splits:
+///
+/// ```text
+/// mapprof: t=12.0s allocated=118.3MiB active=121.0MiB resident=130.5MiB mapped=160.2MiB retained=12.0MiB alloc=45.6MiB/s objects=12034/s growth=120/s growth_space=3.4MiB/s lock_delay=12.3ms/s contentions=45/s
+/// ```
+///
+/// - `t`: seconds since the profiler started;
+/// - `allocated` ... `retained`: jemalloc's `stats.*` now (`?` when unavailable);
+/// - `alloc`, `objects`: bytes and objects allocated per second over the interval, estimated
+///   from the heap samples (0 when heap sampling is off);
+/// - `growth`, `growth_space`: container growths (as in the resize profile) per second and
+///   their bytes per second;
+/// - `lock_delay`, `contentions`: delay that lock holders caused per second (mutex profile,
+///   0 when mutex profiling is off), and contentions per second.
+fn trace_line(
+    elapsed: Duration,
+    jemalloc: [Option<usize>; 5],
+    now: &Totals,
+    before: &Totals,
+    seconds: f64,
+) -> String {
+    let mib = |bytes: f64| format!("{:.1}MiB", bytes / (1 << 20) as f64);
+    let per_second = |now: f64, before: f64| (now - before).max(0.0) / seconds;
+    let mut line = format!("mapprof: t={:.1}s", elapsed.as_secs_f64());
+    let names = ["allocated", "active", "resident", "mapped", "retained"];
+    for (name, value) in names.iter().zip(jemalloc) {
+        let value = value.map_or("?".to_owned(), |v| mib(v as f64));
+        let _ = write!(line, " {name}={value}");
+    }
+    let _ = write!(
+        line,
+        " alloc={}/s objects={:.0}/s growth={:.0}/s growth_space={}/s lock_delay={:.1}ms/s \
+         contentions={:.0}/s",
+        mib(per_second(
+            now.alloc_bytes as f64,
+            before.alloc_bytes as f64
+        )),
+        per_second(now.alloc_objects, before.alloc_objects),
+        per_second(now.growth_objects, before.growth_objects),
+        mib(per_second(
+            now.growth_bytes as f64,
+            before.growth_bytes as f64
+        )),
+        per_second(now.delay_ns as f64, before.delay_ns as f64) / 1e6,
+        per_second(now.contentions, before.contentions),
+    );
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trace_line_has_every_field_as_rates() {
+        let before = Totals::default();
+        let now = Totals {
+            alloc_bytes: 4 << 20,
+            alloc_objects: 1000.0,
+            growth_bytes: 1 << 20,
+            growth_objects: 20.0,
+            delay_ns: 30_000_000,
+            contentions: 6.0,
+        };
+        let jemalloc = [Some(1 << 20), Some(2 << 20), None, Some(8 << 20), Some(0)];
+        let line = trace_line(Duration::from_secs(4), jemalloc, &now, &before, 2.0);
+        assert_eq!(
+            line,
+            "mapprof: t=4.0s allocated=1.0MiB active=2.0MiB resident=? mapped=8.0MiB \
+             retained=0.0MiB alloc=2.0MiB/s objects=500/s growth=10/s growth_space=0.5MiB/s \
+             lock_delay=15.0ms/s contentions=3/s"
+        );
+    }
+
+    #[test]
+    fn late_ticks_are_skipped_not_bunched() {
+        let at = Instant::now();
+        let every = Duration::from_millis(100);
+        assert_eq!(later(at, every, at), at + every);
+        assert_eq!(
+            later(at, every, at + Duration::from_millis(350)),
+            at + 4 * every
+        );
+    }
+}
