@@ -15,6 +15,9 @@ Environment (all optional):
   BENCH_NO_SERVICE=1      skip the service part (bench/service.py, run after the lock part with
                           the same variables: the incident's HTTP service built with and without
                           mapprof, QPS side by side; bench/service.sh runs it alone)
+  BENCH_NO_SCRAPE=1       skip the scrape part (bench/scrape.py, run after the service part:
+                          scrapes of /debug/pprof/heap with 10,000 distinct stacks, time and
+                          memory; bench/scrape.sh runs it alone)
 """
 
 import os
@@ -363,6 +366,9 @@ def main():
     if os.environ.get("BENCH_NO_SERVICE") != "1":
         import service  # bench/service.py; builds fixtures/cache-service itself
         service.main()
+    if os.environ.get("BENCH_NO_SCRAPE") != "1":
+        import scrape  # bench/scrape.py; builds bench-scrape itself
+        scrape.main()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,14 @@ twice from one source,
   bare      `cargo build --release -p cache-service`: jemalloc, std::sync locks, no profiler;
   profiled  the same with `--features profiling`: mapprof's allocator wrapper over jemalloc and
             mapprof::sync locks, heap, mutex and block profiling at mapprof's defaults
-            (`MAPPROF` unset: heap_rate 524288, mutex_fraction 10, block_rate 10000 ns),
+            (`MAPPROF` unset: heap_rate 524288, mutex_fraction 10, block_rate 10000 ns), every
+            request labelled (trace_id, route),
+  profiled-all  the profiled binary with every profile on (issue 6): `MAPPROF=http=127.0.0.1:P`
+            (a free port picked per run) so that /debug/pprof is served, and during each
+            measured window a CPU profile at 99 Hz covering it
+            (`GET /debug/pprof/profile?seconds=<measured>`, sent when the warm-up ends), besides
+            heap, locks and labels as above; the CPU profile must come back (HTTP 200, a
+            decodable profile with samples) or the driver stops,
 
 each copied to bench/results/ (cache-service-bare, cache-service-profiled). A run starts
 `cache-service serve --mode M --addr 127.0.0.1:0` as its own process, loads it with the bare
@@ -15,7 +22,8 @@ binary's `cache-service load` (the same closed-loop client for both builds), the
 SIGTERM. Every round runs both modes with both builds, the two builds of a mode back to back;
 the table gives per mode the median QPS of each build, the ratio of the medians, the median of
 the per-round ratios ("paired"), p99 latency, the server's and the client's CPU time per
-request, and a verdict against the issue's target (profiled QPS >= 0.95 x bare, both modes).
+request, and a verdict against the issue's target (profiled and profiled-all QPS >= 0.95 x
+bare, both modes).
 Rewrites the service figures of BENCHMARKS.md (between its `service:begin` / `service:end`
 markers).
 
@@ -27,7 +35,7 @@ and if any timed run answers a request with a non-2xx status, has a connection e
 no requests.
 
 Environment (all optional; the same variables as bench/run.py):
-  BENCH_ROUNDS=7          timed rounds; each runs 2 modes x 2 builds, 5 s measured + 1 s warm-up
+  BENCH_ROUNDS=7          timed rounds; each runs 2 modes x 3 builds, 5 s measured + 1 s warm-up
   BENCH_QUICK=1           3 rounds of 2 s (a smoke test; figures not written)
   BENCH_NO_BUILD=1        use the binaries already in bench/results/
   BENCH_NO_WRITE=1        do not touch BENCHMARKS.md
@@ -43,17 +51,23 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 
 from run import BENCH, JOBS, QUICK, RESULTS, ROOT, ROUNDS, log, machine, replace_section
 
 BEGIN, END = "<!-- service:begin -->", "<!-- service:end -->"
 
 MODES = ["regressed", "fixed"]
-BUILDS = ["bare", "profiled"]
+BUILDS = ["bare", "profiled", "profiled-all"]
+# The binaries: profiled-all runs the profiled binary.
+BINARY = {"bare": "bare", "profiled": "profiled", "profiled-all": "profiled"}
+PROFILED = ["profiled", "profiled-all"]
 DURATION_S = 2 if QUICK else 5
 WARMUP_S = 1
 TARGET = 0.95
@@ -101,6 +115,46 @@ def read_until(proc, pattern, timeout):
             text += chunk
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CpuProfile(threading.Thread):
+    """Asks the server for a CPU profile of `seconds` once `delay` seconds have passed."""
+
+    def __init__(self, port, delay, seconds):
+        super().__init__(daemon=True)
+        self.url = f"http://127.0.0.1:{port}/debug/pprof/profile?seconds={seconds}"
+        self.delay, self.seconds = delay, seconds
+        self.status, self.body, self.error, self.started, self.took = None, b"", None, None, None
+
+    def run(self):
+        time.sleep(self.delay)
+        self.started = time.time()
+        try:
+            with urllib.request.urlopen(self.url, timeout=self.seconds + 30) as r:
+                self.status, self.body = r.status, r.read()
+        except Exception as e:  # reported by check_cpu
+            self.error = repr(e)
+        self.took = time.time() - self.started
+
+
+def check_cpu(what, cpu):
+    if cpu.is_alive():
+        raise SystemExit(f"{what}: the CPU profile did not come back")
+    if cpu.error or cpu.status != 200 or not cpu.body:
+        raise SystemExit(f"{what}: the CPU profile failed: status {cpu.status}, "
+                         f"{len(cpu.body)} bytes, {cpu.error}")
+    samples, period, _ = read_profile_bytes(cpu.body)
+    if samples == 0:
+        raise SystemExit(f"{what}: the CPU profile holds no samples")
+    return {"cpu_samples": samples, "cpu_ticks": sample_counts(cpu.body), "cpu_period": period,
+            "cpu_bytes": len(cpu.body),
+            "cpu_took_s": cpu.took}
+
+
 def serve_and_load(build, mode, duration, warmup, report, env_extra=None):
     """One run: starts `build`'s server in `mode`, loads it with the bare binary's client for
     `warmup` + `duration` seconds, stops it with SIGTERM. Returns (load report, server output);
@@ -108,8 +162,12 @@ def serve_and_load(build, mode, duration, warmup, report, env_extra=None):
     the client (`server_cpu_s`, `client_cpu_s`), and the wall-clock time from the server's start
     to its exit (`wall_s`)."""
     what = f"{mode}/{build}"
+    cpu = None
+    if build == "profiled-all":
+        port = free_port()
+        env_extra = dict(env_extra or {}, MAPPROF=f"http=127.0.0.1:{port}")
     t0 = time.time()
-    proc = subprocess.Popen([binary(build), "serve", "--mode", mode, "--addr", "127.0.0.1:0"],
+    proc = subprocess.Popen([binary(BINARY[build]), "serve", "--mode", mode, "--addr", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=server_env(env_extra))
     try:
@@ -118,6 +176,9 @@ def serve_and_load(build, mode, duration, warmup, report, env_extra=None):
             raise SystemExit(f"{what}: the server did not say where it serves:\n{out}")
         if m.group(1) != mode:
             raise SystemExit(f"{what}: the server serves {m.group(1)}, not {mode}:\n{out}")
+        if build == "profiled-all":
+            cpu = CpuProfile(port, warmup, duration)
+            cpu.start()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         load = subprocess.run(
             [binary("bare"), "load", "--target", m.group(2), "--duration", f"{duration}s",
@@ -126,6 +187,8 @@ def serve_and_load(build, mode, duration, warmup, report, env_extra=None):
         # The client is the only child reaped in between: its user + system time.
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        if cpu is not None:
+            cpu.join(timeout=60)
         if load.returncode != 0:
             raise SystemExit(f"{what}: the load generator failed ({load.returncode}):\n"
                              f"{load.stdout}\n{load.stderr}")
@@ -155,6 +218,8 @@ def serve_and_load(build, mode, duration, warmup, report, env_extra=None):
     rep["server_cpu_s"] = usage.ru_utime + usage.ru_stime
     rep["client_cpu_s"] = client_cpu
     rep["wall_s"] = time.time() - t0
+    if cpu is not None:
+        rep.update(check_cpu(what, cpu))
     return rep, out
 
 
@@ -206,7 +271,14 @@ def _fields(b):
 
 def read_profile(path):
     """(samples, period, comments) of a pprof profile."""
-    data = gzip.open(path).read()
+    with open(path, "rb") as f:
+        return read_profile_bytes(f.read())
+
+
+def read_profile_bytes(data):
+    """(samples, period, comments) of a pprof profile, gzipped or not."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
     samples, period, strings, comment_ids = 0, 0, [], []
     for field, wire, v in _fields(data):
         if field == 2:  # sample
@@ -224,6 +296,25 @@ def read_profile(path):
             else:
                 comment_ids.append(v)
     return samples, period, [strings[i] for i in comment_ids]
+
+
+def sample_counts(data):
+    """Sum over the samples of each sample's first value (for a CPU profile: the SIGPROF ticks)."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    total = 0
+    for field, _, v in _fields(data):
+        if field != 2:
+            continue
+        for f, wire, x in _fields(v):
+            if f != 2:
+                continue
+            if wire == 2:  # packed values: the first
+                total += _varint(x, 0)[0]
+            else:
+                total += x
+            break
+    return total
 
 
 def check_profiler():
@@ -272,11 +363,12 @@ def timed_rounds():
     json_dir = os.path.join(RESULTS, "service-runs")
     os.makedirs(json_dir, exist_ok=True)
     for r in range(ROUNDS):
-        # Modes alternate which goes first; the builds of a mode run back to back, bare first
-        # in rounds 1-2, 5-6, ..., profiled first in the others: over four rounds every
-        # (mode, build) takes every position in the round once.
+        # Modes alternate which goes first; the builds of a mode run back to back, their order
+        # rotating by one each round (bare, profiled, profiled-all; then profiled, profiled-all,
+        # bare; ...): over six rounds every (mode, build) takes every position in the round.
         modes = MODES[r % 2:] + MODES[:r % 2]
-        builds = BUILDS if (r // 2) % 2 == 0 else BUILDS[::-1]
+        k = r % len(BUILDS)
+        builds = BUILDS[k:] + BUILDS[:k]
         for m in modes:
             for b in builds:
                 report = os.path.join(json_dir, f"r{r + 1}.{m}.{b}.json")
@@ -284,8 +376,8 @@ def timed_rounds():
                 check_load(f"round {r + 1} {m}/{b}", rep)
                 res[(m, b)].append(rep)
         log(f"   round {r + 1}/{ROUNDS}: " + ", ".join(
-            f"{m} {res[(m, 'bare')][-1]['qps']:.0f}/{res[(m, 'profiled')][-1]['qps']:.0f}"
-            for m in MODES) + "  (QPS bare/profiled)")
+            f"{m} " + "/".join(f"{res[(m, b)][-1]['qps']:.0f}" for b in BUILDS)
+            for m in MODES) + "  (QPS " + "/".join(BUILDS) + ")")
     return res
 
 
@@ -311,7 +403,7 @@ def report(res, checked, mach, dirty, elapsed):
     d = f" (with uncommitted changes in {', '.join(dirty)})" if dirty else ""
     L.append(f"Measured {mach['date']} at commit `{mach['commit']}`{d} on {mach['nproc']} CPUs "
              f"({mach['cpu']}), Linux {mach['kernel']}, {mach['rustc']}; load average at start "
-             f"{mach['load']}. {ROUNDS} rounds of 2 modes × 2 builds, each run "
+             f"{mach['load']}. {ROUNDS} rounds of 2 modes × 3 builds, each run "
              f"{WARMUP_S} s warm-up + {DURATION_S} s measured, 16 connections, 5% writes, "
              f"2,000 keys; service part {elapsed / 60:.1f} min.")
     L.append("")
@@ -341,34 +433,51 @@ def report(res, checked, mach, dirty, elapsed):
                      f"{med(p99):.2f} | [{min(p99):.2f}–{max(p99):.2f}] | {med(cpu):.1f} | "
                      f"{med(ccpu):.1f} | {med(used):.2f} | {sum(req):,} ({med(req):,.0f}) |")
     L.append("")
-    L.append("profiled ÷ bare, per mode: *ratio* = ratio of the median QPS; *paired* = median "
-             "over rounds of the ratio within a round (the two builds of a mode run back to "
-             "back), min–max in brackets; p99 and server CPU per request as ratios of medians.")
+    L.append("profiled ÷ bare and profiled-all ÷ bare, per mode: *ratio* = ratio of the median "
+             "QPS; *paired* = median over rounds of the ratio within a round (the builds of a "
+             "mode run back to back), min–max in brackets; p99 and server CPU per request as "
+             "ratios of medians. *profiled* = heap, mutex, block profiling and labels at "
+             "mapprof's defaults; *profiled-all* = the same binary with the /debug/pprof HTTP "
+             "server on (`MAPPROF=http=127.0.0.1:P`) and a 99 Hz CPU profile "
+             "(`/debug/pprof/profile?seconds=N`) covering each measured window.")
     L.append("")
-    L.append("| mode | QPS ratio | paired | [min–max] | p99 ratio | server CPU ratio |")
-    L.append("|---|---:|---:|---:|---:|---:|")
-    for m in MODES:
-        bare, prof = res[(m, "bare")], res[(m, "profiled")]
+    L.append("| mode | build | QPS ratio | paired | [min–max] | p99 ratio | server CPU ratio |")
+    L.append("|---|---|---:|---:|---:|---:|---:|")
+    for m, pb in [(m, pb) for m in MODES for pb in PROFILED]:
+        bare, prof = res[(m, "bare")], res[(m, pb)]
         ratio = med([x["qps"] for x in prof]) / med([x["qps"] for x in bare])
         pairs = [p["qps"] / b["qps"] for b, p in zip(bare, prof)]
         paired = med(pairs)
         p99 = med([x["p99_us"] for x in prof]) / med([x["p99_us"] for x in bare])
         cpu = (med([x["server_cpu_s"] / x["answered"] for x in prof])
                / med([x["server_cpu_s"] / x["answered"] for x in bare]))
-        L.append(f"| {m} | {ratio:.3f} | {paired:.3f} | [{min(pairs):.3f}–{max(pairs):.3f}] | "
-                 f"{p99:.3f} | {cpu:.3f} |")
-        verdicts.append((m, ratio, paired))
+        L.append(f"| {m} | {pb} | {ratio:.3f} | {paired:.3f} | "
+                 f"[{min(pairs):.3f}–{max(pairs):.3f}] | {p99:.3f} | {cpu:.3f} |")
+        verdicts.append((m, pb, ratio, paired))
     L.append("")
 
     def verdict(x):
         return "met" if x >= TARGET else "**MISSED**"
 
-    L.append(f"**Target** (profiled QPS ≥ {TARGET} × bare, each mode):")
+    L.append(f"**Target** (QPS ≥ {TARGET} × bare, each mode; issue 6: with every profile on, "
+             "i.e. profiled-all):")
     L.append("")
-    for m, ratio, paired in verdicts:
-        L.append(f"- {m}: ratio of medians {ratio:.3f} {verdict(ratio)}; paired {paired:.3f} "
-                 f"{verdict(paired)}")
+    for m, pb, ratio, paired in verdicts:
+        L.append(f"- {m}, {pb}: ratio of medians {ratio:.3f} {verdict(ratio)}; paired "
+                 f"{paired:.3f} {verdict(paired)}")
     L.append("")
+    cpu_runs = [x for m in MODES for x in res[(m, "profiled-all")]]
+    if cpu_runs:
+        smp = [x["cpu_samples"] for x in cpu_runs]
+        L.append(f"CPU profiles of the profiled-all runs: {len(cpu_runs)}, every one HTTP 200 "
+                 f"and parsed, period {cpu_runs[0]['cpu_period']:,} ns (99 Hz), "
+                 f"{min(smp):,}–{max(smp):,} distinct stacks (median {med(smp):,.0f}) holding "
+                 f"{med([x['cpu_ticks'] for x in cpu_runs]):,.0f} ticks (median; 99 Hz × "
+                 f"{DURATION_S} s × the CPU time the server used), "
+                 f"{med([x['cpu_bytes'] for x in cpu_runs]):,.0f} bytes gzipped (median), "
+                 f"answered {med([x['cpu_took_s'] for x in cpu_runs]):.2f} s after being asked "
+                 "(median).")
+        L.append("")
     L.append("Profiler check before the rounds (profiled binary, `MAPPROF=dump_dir=…` only, "
              "1 s of load; samples in the dumped profiles): " + "; ".join(
                  f"{m}: " + ", ".join(f"{k} {v}" for k, v in checked[m].items())
@@ -401,7 +510,7 @@ def main():
     dirty = dirty_paths()
     if os.environ.get("BENCH_NO_BUILD") != "1":
         build()
-    for b in BUILDS:
+    for b in ("bare", "profiled"):
         if not os.path.exists(binary(b)):
             raise SystemExit(f"{binary(b)} is missing: run without BENCH_NO_BUILD=1 once")
     log("== service check: the profiled server profiles at mapprof's defaults")
