@@ -21,10 +21,11 @@
 //! Sets are interned sorted by key, keys unique; an inner pair replaces an outer pair of the
 //! same key (Go's `pprof.WithLabels`).
 
+use crate::spin::SpinLock;
 use crate::thread::{ThreadState, STATE};
 use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, AtomicU8,
+    AtomicU32, AtomicU64, AtomicU8,
     Ordering::{Acquire, Relaxed, Release},
 };
 
@@ -52,8 +53,6 @@ pub const MAX_STACK_BYTES: usize = 1024;
 
 /// The thread-state cache value meaning "labels set, id not looked up yet".
 const PENDING: u32 = u32::MAX;
-/// Spins before an insert gives up (the sample gets [`OVERFLOW`], the next one tries again).
-const INSERT_SPINS: u32 = 1 << 12;
 /// Index slots: twice the sets, so that probes stay short.
 const SLOTS: usize = 2 * MAX_SETS;
 /// Largest encoded set: each pair is its key and value, each preceded by a 2-byte length.
@@ -315,7 +314,7 @@ static ARENA: [AtomicU8; ARENA_BYTES] = [const { AtomicU8::new(0) }; ARENA_BYTES
 /// is written.
 static SET_COUNT: AtomicU32 = AtomicU32::new(2);
 /// Protects `SET_COUNT`, `ARENA_USED` and the writing of a new set.
-static INSERT_LOCK: AtomicBool = AtomicBool::new(false);
+static INSERT_LOCK: SpinLock = SpinLock::new();
 static ARENA_USED: AtomicU32 = AtomicU32::new(0);
 /// Times labels got [`OVERFLOW`].
 static OVERFLOWS: AtomicU64 = AtomicU64::new(0);
@@ -377,7 +376,7 @@ fn intern(encoded: &[u8]) -> Interned {
     if slot.is_none() || SET_COUNT.load(Relaxed) as usize >= MAX_SETS {
         return Interned::Full;
     }
-    let Some(_lock) = SpinGuard::try_acquire() else {
+    let Some(_lock) = INSERT_LOCK.try_lock() else {
         return Interned::Busy;
     };
     // Someone may have inserted it since the lock-free look.
@@ -404,30 +403,6 @@ fn intern(encoded: &[u8]) -> Interned {
     SET_COUNT.store(id + 1, Release);
     SLOT[slot].store(id + 1, Release);
     Interned::Id(id)
-}
-
-/// The insert lock, released on drop.
-struct SpinGuard;
-
-impl SpinGuard {
-    fn try_acquire() -> Option<SpinGuard> {
-        for _ in 0..INSERT_SPINS {
-            if INSERT_LOCK
-                .compare_exchange_weak(false, true, Acquire, Relaxed)
-                .is_ok()
-            {
-                return Some(SpinGuard);
-            }
-            std::hint::spin_loop();
-        }
-        None
-    }
-}
-
-impl Drop for SpinGuard {
-    fn drop(&mut self) {
-        INSERT_LOCK.store(false, Release);
-    }
 }
 
 /// The pairs of set `id`, sorted by key: empty for [`NONE`] (and an id not in the table),

@@ -23,6 +23,7 @@ pub mod labels;
 pub mod live;
 pub mod lock;
 pub mod sampler;
+mod spin;
 pub mod stack;
 pub mod table;
 pub mod thread;

@@ -9,8 +9,9 @@
 //!   *lost* bucket, which the profile shows as a frame of its own (Go's `lostProfileEvent`).
 //! * Readers ([`snapshot`]) see buckets `0..count`, published with release after being written.
 
+use crate::spin::SpinLock;
 use std::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
+    AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 
@@ -39,8 +40,6 @@ pub const MAX_BUCKETS: usize = 1 << 16;
 const SLOTS: usize = 2 * MAX_BUCKETS;
 /// Frames shared by all buckets' stacks (8 MiB of virtual memory, paged in as used).
 const ARENA_FRAMES: usize = 1 << 20;
-/// Spins before an insert gives up and counts its sample as lost.
-const INSERT_SPINS: u32 = 1 << 12;
 
 struct Bucket {
     hash: AtomicU64,
@@ -69,7 +68,7 @@ static ARENA: [AtomicUsize; ARENA_FRAMES] = [const { AtomicUsize::new(0) }; AREN
 /// Buckets in use; the first `KINDS` are the lost buckets, bucket `k` for kind `k`.
 static BUCKET_COUNT: AtomicU32 = AtomicU32::new(KINDS as u32);
 static ARENA_USED: AtomicU32 = AtomicU32::new(0);
-static INSERT_LOCK: AtomicBool = AtomicBool::new(false);
+static INSERT_LOCK: SpinLock = SpinLock::new();
 
 /// Identifies a bucket; stored by the sampled-block set so a free finds its bucket.
 pub type BucketId = u32;
@@ -175,7 +174,7 @@ fn probe(key: &Key<'_>, hash: u64) -> Result<BucketId, Option<usize>> {
 }
 
 fn insert(key: &Key<'_>, hash: u64) -> Option<BucketId> {
-    let _lock = SpinGuard::try_acquire()?;
+    let _lock = INSERT_LOCK.try_lock()?;
     // Someone may have inserted the same key since our lock-free look.
     let at = match probe(key, hash) {
         Ok(id) => return Some(id),
@@ -201,30 +200,6 @@ fn insert(key: &Key<'_>, hash: u64) -> Option<BucketId> {
     BUCKET_COUNT.store(id + 1, Release);
     SLOT[at].store(id + 1, Release);
     Some(id)
-}
-
-/// The insert lock, released on drop.
-struct SpinGuard;
-
-impl SpinGuard {
-    fn try_acquire() -> Option<SpinGuard> {
-        for _ in 0..INSERT_SPINS {
-            if INSERT_LOCK
-                .compare_exchange_weak(false, true, Acquire, Relaxed)
-                .is_ok()
-            {
-                return Some(SpinGuard);
-            }
-            std::hint::spin_loop();
-        }
-        None
-    }
-}
-
-impl Drop for SpinGuard {
-    fn drop(&mut self) {
-        INSERT_LOCK.store(false, Release);
-    }
 }
 
 /// One bucket as read by [`snapshot`].

@@ -2,47 +2,12 @@
 //! up or inserted, block tracked), the inner allocator sees exactly the program's own calls.
 
 mod common;
+mod counting;
 use common::*;
+use counting::calls_in;
 use mapprof::ProfileKind;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-/// Counts the calls made to it on threads that turned counting on.
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static CALLS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    if COUNTING.with(Cell::get) {
-        CALLS.with(|c| c.set(c.get() + 1));
-    }
-}
-
-// SAFETY: forwards to `System` unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: the caller's contract is forwarded as is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is forwarded as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: the caller's contract is forwarded as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-static INNER: Counting = Counting;
-
 #[global_allocator]
-static ALLOC: mapprof::Alloc = mapprof::Alloc::new(&INNER);
+static ALLOC: mapprof::Alloc = mapprof::Alloc::new(&counting::INNER);
 
 const N: u64 = 20_000;
 
@@ -62,10 +27,7 @@ fn sampling_every_allocation_makes_no_allocation_of_its_own() {
         // The thread's first sample looks up its stack bounds (glibc may malloc there, which
         // is libc's heap, not the Rust allocator); do it before counting.
         std::hint::black_box(Vec::<u8>::with_capacity(8));
-        COUNTING.with(|c| c.set(true));
-        counted_allocations();
-        COUNTING.with(|c| c.set(false));
-        CALLS.with(Cell::get)
+        calls_in(counted_allocations)
     });
     assert_eq!(
         calls, N,

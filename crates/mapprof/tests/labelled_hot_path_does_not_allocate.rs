@@ -4,47 +4,12 @@
 //! every sample carries the labels.
 
 mod common;
+mod counting;
 use common::*;
+use counting::calls_in;
 use mapprof::ProfileKind;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-/// Counts the calls made to it on threads that turned counting on.
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static CALLS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    if COUNTING.with(Cell::get) {
-        CALLS.with(|c| c.set(c.get() + 1));
-    }
-}
-
-// SAFETY: forwards to `System` unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: the caller's contract is forwarded as is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is forwarded as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: the caller's contract is forwarded as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-static INNER: Counting = Counting;
-
 #[global_allocator]
-static ALLOC: mapprof::Alloc = mapprof::Alloc::new(&INNER);
+static ALLOC: mapprof::Alloc = mapprof::Alloc::new(&counting::INNER);
 
 const N: u64 = 20_000;
 
@@ -55,15 +20,6 @@ fn labelled_allocations() {
         let v: Vec<u8> = Vec::with_capacity(1 + (i as usize % 500));
         std::hint::black_box(&v);
     }
-}
-
-/// Inner allocator calls made by `f` on this thread.
-fn calls_in(f: impl FnOnce()) -> u64 {
-    let before = CALLS.with(Cell::get);
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    CALLS.with(Cell::get) - before
 }
 
 #[test]
