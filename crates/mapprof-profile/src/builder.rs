@@ -4,7 +4,7 @@
 
 use crate::mappings::{self, ObjectMapping};
 use crate::proto::{Function, Label, Line, Location, Mapping, Profile, Sample, ValueType};
-use crate::symbolize::{is_profiler_frame, SourceFrame, Symbolizer};
+use crate::symbolize::{strip_profiler_frames, SourceFrame, Symbolizer};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -158,13 +158,10 @@ impl Encoder {
                 Arc::from([])
             };
             if leading {
-                // Drop the frames up to the outermost profiler frame (the hooks and the
-                // allocator shims are often inlined into the caller's address).
-                match frames.iter().rposition(|f| is_profiler_frame(&f.name)) {
-                    Some(i) if i + 1 == frames.len() => continue,
-                    Some(i) => frames = frames[i + 1..].into(),
-                    None => {}
-                }
+                let Some(rest) = strip_profiler_frames(frames) else {
+                    continue;
+                };
+                frames = rest;
                 leading = false;
             }
             out.push(LocKey::Address(pc, frames));

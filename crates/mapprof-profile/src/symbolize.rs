@@ -63,6 +63,17 @@ fn resolve_uncached(pc: u64) -> Vec<SourceFrame> {
     frames
 }
 
+/// The frames of a leaf location that are not the profiler's: those outside its outermost
+/// profiler frame (the hooks and allocator shims are often inlined into the caller's address).
+/// `None` when the whole location is the profiler's.
+pub fn strip_profiler_frames(frames: Arc<[SourceFrame]>) -> Option<Arc<[SourceFrame]>> {
+    match frames.iter().rposition(|f| is_profiler_frame(&f.name)) {
+        Some(i) if i + 1 == frames.len() => None,
+        Some(i) => Some(frames[i + 1..].into()),
+        None => Some(frames),
+    }
+}
+
 /// Whether a frame belongs to the profiler or the allocator shims around it; such frames at the
 /// leaf end of a stack are trimmed, as Go trims `runtime.mallocgc`.
 pub fn is_profiler_frame(name: &str) -> bool {

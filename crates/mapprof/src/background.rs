@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mapprof_profile::growth;
-use mapprof_profile::symbolize::{is_profiler_frame, Symbolizer};
+use mapprof_profile::symbolize::{strip_profiler_frames, Symbolizer};
 use mapprof_rt::heap::COUNT_UNIT;
 use mapprof_rt::table::{self, BucketId, Kind, FLAG_REALLOC};
 use mapprof_rt::thread::ignore;
@@ -241,12 +241,19 @@ impl Tracer {
 fn is_growth(stack: &[usize], realloc: bool) -> bool {
     let mut cache = SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner);
     let symbolizer = cache.get_or_insert_with(Symbolizer::new);
-    // As the profile builder does: leaf addresses whose outermost function is the profiler's
-    // own are left out.
+    // The profiler's own frames at the leaf are left out, as the profile builder does.
+    let mut leaf = true;
     let frames: Vec<_> = stack
         .iter()
-        .map(|&ret| symbolizer.resolve((ret as u64).saturating_sub(1)))
-        .skip_while(|f| f.last().is_some_and(|o| is_profiler_frame(&o.name)))
+        .filter_map(|&ret| {
+            let frames = symbolizer.resolve((ret as u64).saturating_sub(1));
+            if !leaf {
+                return Some(frames);
+            }
+            let rest = strip_profiler_frames(frames)?;
+            leaf = false;
+            Some(rest)
+        })
         .collect();
     let names = frames
         .iter()
