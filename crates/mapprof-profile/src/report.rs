@@ -111,8 +111,6 @@ pub struct Finding {
     pub allocation: Option<Cost>,
     /// The containers it grows (resize profile), costliest first.
     pub growth: Vec<Growth>,
-    /// Calls estimated from its growth (see the module documentation), when it grows any.
-    pub calls: Option<f64>,
     /// The lock delay it causes while holding locks (mutex profile; events are contentions).
     pub lock_holding: Option<Cost>,
     /// The delay it suffers waiting for locks (block profile; events are contentions).
@@ -453,7 +451,6 @@ fn findings(
             ]
             .into_iter()
             .fold(0.0, f64::max);
-            let calls = growth.first().map(|g| g.calls);
             let mut finding = Finding {
                 function: function.to_owned(),
                 file,
@@ -461,7 +458,6 @@ fn findings(
                 score,
                 allocation,
                 growth,
-                calls,
                 lock_holding,
                 lock_waiting,
                 cpu,
@@ -593,8 +589,11 @@ fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>) {
     if !rebuilt {
         if let Some(a) = &f.allocation {
             if a.share >= 0.05 {
+                // Calls as estimated from its costliest growth (see the module documentation).
                 let per_call = f
-                    .calls
+                    .growth
+                    .first()
+                    .map(|g| g.calls)
                     .filter(|&c| c > 0.0)
                     .map(|c| format!(", about {} per call", bytes((a.value as f64 / c) as i64)))
                     .unwrap_or_default();
