@@ -25,7 +25,7 @@ use crate::spin::SpinLock;
 use crate::thread::{ThreadState, STATE};
 use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{
-    AtomicU32, AtomicU64, AtomicU8,
+    compiler_fence, AtomicU32, AtomicU64, AtomicU8,
     Ordering::{Acquire, Relaxed, Release},
 };
 
@@ -53,6 +53,9 @@ pub const MAX_STACK_BYTES: usize = 1024;
 
 /// The thread-state cache value meaning "labels set, id not looked up yet".
 const PENDING: u32 = u32::MAX;
+/// The thread-state cache value while [`enter`] or [`leave`] rewrite the thread's labels: a
+/// signal handler that interrupts them must not read the half-written buffer.
+const CHANGING: u32 = u32::MAX - 1;
 /// Index slots: twice the sets, so that probes stay short.
 const SLOTS: usize = 2 * MAX_SETS;
 /// Largest encoded set: each pair is its key and value, each preceded by a 2-byte length.
@@ -62,9 +65,10 @@ const MAX_ENCODED: usize = MAX_STACK_BYTES + 4 * MAX_PAIRS;
 // The thread's labels.
 
 /// One thread's labels: the pairs of its guards, outermost first, as byte ranges of `bytes`.
-/// Only the owning thread touches it, never reentrantly: [`enter`] and [`encode_current`]
-/// neither allocate, lock nor call out while they access `bytes`, so nothing (no sample, no
-/// other access) can run on the thread in between; signal handlers do not touch it.
+/// Only the owning thread touches it: [`enter`] and [`encode_current`] neither allocate, lock
+/// nor call out while they access `bytes`, so no sample can run on the thread in between. A
+/// signal handler can ([`signal_id`]); it reads the buffer only when the cached id says that
+/// no write is under way.
 struct LabelStack {
     bytes: UnsafeCell<[u8; MAX_STACK_BYTES]>,
     /// (start in `bytes`, key length, value length) of each pair.
@@ -105,7 +109,7 @@ pub fn enter(pairs: &[(&str, &str)]) -> Saved {
         n_pairs: stack.n_pairs.get(),
         n_bytes: stack.n_bytes.get(),
         overflowed: stack.overflowed.get(),
-        id: STATE.try_with(|s| s.labels.get()).unwrap_or(NONE),
+        id: STATE.try_with(|s| s.labels.load(Relaxed)).unwrap_or(NONE),
     });
     let Ok(saved) = saved else {
         return Saved {
@@ -130,6 +134,7 @@ pub fn enter(pairs: &[(&str, &str)]) -> Saved {
             set_cached(OVERFLOW);
             return;
         }
+        set_cached(CHANGING);
         let bytes = stack.bytes.get().cast::<u8>();
         for (k, v) in pairs {
             stack.pairs[n_pairs].set((at as u16, k.len() as u16, v.len() as u16));
@@ -155,6 +160,7 @@ pub fn enter(pairs: &[(&str, &str)]) -> Saved {
 /// `saved`, and the id that was cached for them. Out of order (an outer `saved` first), the
 /// labels may be wrong until the outermost is restored; they are never out of bounds.
 pub fn leave(saved: Saved) {
+    set_cached(CHANGING);
     let _ = STACK.try_with(|stack| {
         stack.n_pairs.set(saved.n_pairs.min(MAX_STACK_PAIRS));
         stack.n_bytes.set(saved.n_bytes.min(MAX_STACK_BYTES));
@@ -163,8 +169,12 @@ pub fn leave(saved: Saved) {
     set_cached(saved.id);
 }
 
+/// Publishes the thread's label id. The fence orders the buffer's writes before it for a
+/// signal handler on this thread, which reads the id first ([`signal_id`]).
 fn set_cached(id: u32) {
-    let _ = STATE.try_with(|s| s.labels.set(id));
+    compiler_fence(Release);
+    let _ = STATE.try_with(|s| s.labels.store(id, Relaxed));
+    compiler_fence(Release);
 }
 
 /// The calling thread's labels, merged and sorted by key ([`OVERFLOW_KEY`]=[`OVERFLOW_VALUE`]
@@ -183,10 +193,33 @@ pub fn current_pairs() -> Vec<(String, String)> {
 /// bounded work, no blocking.
 #[inline]
 pub(crate) fn current_id(state: &ThreadState) -> u32 {
-    match state.labels.get() {
+    current_id_as(state, state.labels.load(Relaxed))
+}
+
+#[inline]
+fn current_id_as(state: &ThreadState, cached: u32) -> u32 {
+    match cached {
         PENDING => resolve(state),
+        // Only a signal handler that allocates, interrupting `enter` or `leave`, sees this.
+        CHANGING => OVERFLOW,
         id => id,
     }
+}
+
+/// The label set id for a sample taken by a signal handler (a CPU sample) on the thread it
+/// interrupted: as a heap sample's, except that a handler that interrupted [`enter`] or
+/// [`leave`] mid-write gets [`OVERFLOW`] and does not look at the buffer. Async-signal-safe: no
+/// allocation, atomics and a bounded spin only. A handler that interrupted the thread's own
+/// [`resolve`] only reads what that reads, and, if it holds the insert lock, gives up after the
+/// bounded spin.
+pub fn signal_id() -> u32 {
+    STATE
+        .try_with(|state| {
+            let id = state.labels.load(Relaxed);
+            compiler_fence(Acquire);
+            current_id_as(state, id)
+        })
+        .unwrap_or(NONE)
 }
 
 #[cold]
@@ -214,7 +247,7 @@ fn resolve(state: &ThreadState) -> u32 {
         }
         Err(_) => return NONE,
     };
-    state.labels.set(id);
+    state.labels.store(id, Relaxed);
     id
 }
 

@@ -1,6 +1,7 @@
 //! Per-thread state of the hot path, and the reentrancy guard.
 
 use std::cell::Cell;
+use std::sync::atomic::AtomicU32;
 
 /// Everything the hot path keeps per thread. Const-initialised and without a destructor, so
 /// access never allocates, never registers a destructor and still works during thread exit.
@@ -18,8 +19,9 @@ pub(crate) struct ThreadState {
     pub(crate) stack_lo: Cell<usize>,
     pub(crate) stack_hi: Cell<usize>,
     /// The id of the thread's current labels in `crate::labels`' table, cached there by the
-    /// first sample after they changed (0 = none; `u32::MAX` = not looked up yet).
-    pub(crate) labels: Cell<u32>,
+    /// first sample after they changed (0 = none; `u32::MAX` = not looked up yet). Atomic
+    /// because a signal handler on this thread reads it (`labels::signal_id`).
+    pub(crate) labels: AtomicU32,
 }
 
 thread_local! {
@@ -31,7 +33,7 @@ thread_local! {
             busy: Cell::new(false),
             stack_lo: Cell::new(0),
             stack_hi: Cell::new(0),
-            labels: Cell::new(0),
+            labels: AtomicU32::new(0),
         }
     };
 }

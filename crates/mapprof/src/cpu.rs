@@ -20,12 +20,16 @@
 //! A SIGPROF can land anywhere: inside jemalloc, inside mapprof's allocator wrapper (thread-local
 //! countdown, the stack table's insert spin lock, the sampled-block set), inside the stack walk of
 //! a sampled allocation (frame pointers, or libgcc's unwinder for the DWARF fallback), inside the
-//! lock shim's spin or futex wait. It is safe there because the handler shares nothing with any of
-//! them:
+//! lock shim's spin or futex wait. It is safe there because the handlers share nothing with any of
+//! them but the thread's label id:
 //!
-//! - it does not allocate (the stack buffer is inline, the collector preallocated, an eviction is a
-//!   `write(2)`), so it never enters the allocator wrapper, jemalloc or their locks, and never
-//!   touches mapprof's thread-local state or tables;
+//! - they do not allocate (the stack buffer is inline, the collector preallocated, an eviction is
+//!   a `write(2)`), so they never enter the allocator wrapper, jemalloc or their locks;
+//! - mapprof's handler reads the thread's label set id (an atomic), and the first time a set is
+//!   sampled interns it into the label table: atomics, and the table's spin lock with a bounded
+//!   number of tries, so a handler that interrupted the lock's holder gives up and labels the
+//!   sample `mapprof_labels=overflow`. It does not read a label buffer that the interrupted code
+//!   is rewriting (`mapprof_rt::labels::signal_id`);
 //! - it takes no blocking lock: pprof's own lock is a `try_write` (the sample is dropped when it
 //!   is busy), and it never touches the lock shim;
 //! - the unwinder is reentrant here: on this platform (glibc >= 2.35 with libgcc_s from GCC >= 12;
@@ -76,16 +80,23 @@
 //! - The kernel checks CPU timers at its scheduler tick and sends at most one signal per tick:
 //!   above `CONFIG_HZ` (250 on Debian's kernels) samples per CPU-second, a profile has fewer
 //!   samples than asked for, each still weighted 1/hz, so its CPU time is an underestimate.
-//! - A sample's labels would have to be read in the handler; pprof-rs records only the thread,
-//!   so CPU profiles carry no labels.
+//!
+//! # Labels
+//!
+//! pprof-rs records only the interrupted stack and thread. mapprof chains its own SIGPROF
+//! handler in front of pprof-rs's, which reads the thread's label set and passes it down as
+//! three digit frames in the handler's part of the stack (`mapprof_rt::cpu_labels`); the
+//! encoder reads them back and drops them with the rest of the handler's frames. The sample
+//! thus carries the labels the thread had when the signal landed, like Go's.
 
 use crate::config::ConfigError;
-use crate::profiles::{SYMBOLIZE, SYMBOLIZER};
+use crate::profiles::{labels_comment, SYMBOLIZE, SYMBOLIZER};
 use crate::Error;
-use mapprof_profile::builder::{self, BuildOptions, Header, RawSample};
+use mapprof_profile::builder::{self, BuildOptions, Header, LabelValue, RawSample};
 use mapprof_profile::proto::Profile;
 use mapprof_profile::symbolize::Symbolizer;
-use mapprof_rt::thread;
+use mapprof_rt::{cpu_labels, labels as rt_labels, thread};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::PoisonError;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -166,6 +177,9 @@ impl CpuProfiler {
                 .build()
         })
         .map_err(cpu_error)?;
+        // Without it the profile is still right, only unlabelled; it fails only if pprof-rs's
+        // handler is not there, which `build` just made sure of.
+        let _ = cpu_labels::chain();
         Ok(CpuProfiler {
             guard: Some(guard),
             hz,
@@ -216,23 +230,31 @@ impl CpuProfiler {
         let period = i64::from(1_000_000_000 / self.hz);
         let mut total = 0i64;
         let mut not_unwound = 0i64;
+        let mut label_sets: BTreeMap<u32, Vec<(String, LabelValue)>> = BTreeMap::new();
         let samples: Vec<RawSample> = stacks
             .into_iter()
             .filter(|(_, count)| *count > 0)
             .map(|(frames, count)| {
                 total += count;
-                let stack = match self.boundary.interrupted(&frames) {
-                    Some(stack) => interrupted_stack(stack),
+                let (set, stack) = match self.boundary.split(&frames) {
+                    Some((handler, interrupted)) => (
+                        cpu_labels::decode(handler.iter().map(|&(_, start)| start)),
+                        interrupted_stack(interrupted),
+                    ),
                     None => {
                         not_unwound += count;
-                        Vec::new()
+                        (rt_labels::NONE, Vec::new())
                     }
                 };
+                let labels = label_sets.entry(set).or_insert_with(|| {
+                    let pairs = rt_labels::pairs(set).into_iter();
+                    pairs.map(|(k, v)| (k, LabelValue::Str(v))).collect()
+                });
                 RawSample {
                     synthetic: stack.is_empty().then(|| NOT_UNWOUND_FRAME.to_owned()),
                     stack,
                     values: vec![count, count.saturating_mul(period)],
-                    labels: Vec::new(),
+                    labels: labels.clone(),
                 }
             })
             .collect();
@@ -250,6 +272,7 @@ impl CpuProfiler {
                 self.hz
             ),
         ];
+        header.comments.extend(labels_comment());
         let options = BuildOptions {
             symbolize: SYMBOLIZE.load(std::sync::atomic::Ordering::Relaxed),
         };
@@ -334,10 +357,14 @@ impl Boundary {
         }
     }
 
-    /// The interrupted code's frames (innermost first) among a sample's frames, given as
-    /// (address, function start): the addresses after the trampoline's. `None` when the unwind
-    /// did not get through the signal frame.
-    fn interrupted<'a>(&self, frames: &'a [(usize, usize)]) -> Option<&'a [(usize, usize)]> {
+    /// A sample's frames, given as (address, function start) innermost first, split into the
+    /// handlers' (before the trampoline) and the interrupted code's (after it). `None` when
+    /// the unwind did not get through the signal frame.
+    #[allow(clippy::type_complexity)]
+    fn split<'a>(
+        &self,
+        frames: &'a [(usize, usize)],
+    ) -> Option<(&'a [(usize, usize)], &'a [(usize, usize)])> {
         let first = if self.trampoline != 0 {
             frames.iter().position(|&(ip, _)| ip == self.trampoline)? + 1
         } else if self.handler != 0 {
@@ -350,7 +377,7 @@ impl Boundary {
             return None;
         };
         let rest = frames.get(first..).filter(|rest| !rest.is_empty())?;
-        Some(rest)
+        Some((&frames[..first - 1], rest))
     }
 }
 
@@ -426,24 +453,25 @@ mod tests {
             (0x5000, 0x4f00),
             (0x6000, 0x5f00),
         ];
+        let split = Some((&frames[..2], &frames[3..]));
         let interrupted = &frames[3..];
         let by_trampoline = Boundary {
             trampoline: 0x700,
             handler: 0x100,
         };
-        assert_eq!(by_trampoline.interrupted(&frames), Some(interrupted));
-        assert_eq!(by_trampoline.interrupted(&frames[..2]), None);
-        assert_eq!(by_trampoline.interrupted(&frames[..3]), None);
+        assert_eq!(by_trampoline.split(&frames), split);
+        assert_eq!(by_trampoline.split(&frames[..2]), None);
+        assert_eq!(by_trampoline.split(&frames[..3]), None);
         let by_handler = Boundary {
             trampoline: 0,
             handler: 0x100,
         };
-        assert_eq!(by_handler.interrupted(&frames), Some(interrupted));
+        assert_eq!(by_handler.split(&frames), split);
         let unknown = Boundary {
             trampoline: 0,
             handler: 0,
         };
-        assert_eq!(unknown.interrupted(&frames), None);
+        assert_eq!(unknown.split(&frames), None);
         // The interrupted instruction goes in as if it were a return address.
         assert_eq!(interrupted_stack(interrupted), vec![0x5001, 0x6000]);
         assert_eq!(interrupted_stack(&[(0x5000, 0), (0, 0)]), vec![0x5001]);

@@ -186,7 +186,7 @@ fn labelled<R>(records: Vec<(u32, R)>, samples: impl Fn(&[R]) -> Vec<RawSample>)
 }
 
 /// The profile comment on label sets, when some labels did not fit (`mapprof::label_overflow`).
-fn labels_comment() -> Option<String> {
+pub(crate) fn labels_comment() -> Option<String> {
     let overflow = rt_labels::overflow();
     (overflow > 0).then(|| {
         let (sets, capacity) = rt_labels::usage();

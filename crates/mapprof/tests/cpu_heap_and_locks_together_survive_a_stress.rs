@@ -4,11 +4,14 @@
 //! `Mutex` and `RwLock` with every contention recorded (mutex_fraction=1, block_rate=1), and a
 //! fifth thread takes heap and mutex profiles meanwhile. Signals thus land inside the allocator
 //! wrapper, inside sampled allocations' stack walks and table inserts, inside jemalloc and inside
-//! the lock shim. The last capture runs with the heap sampler on the DWARF unwinder, so that
-//! signals also land inside libgcc's unwinder halfway through a walk. Everything runs on a thread waited for with a timeout, so a deadlock fails the
-//! test instead of hanging it. Afterwards the locks' data is consistent, the heap, mutex, block
-//! and CPU profiles decode, and the CPU profiles name the stress functions and show samples taken
-//! inside the profiler's hooks and the lock shim.
+//! the lock shim. Each round runs under its own labels (the worker and one of 256 round ids), so
+//! signals also land while labels are set and dropped, and while the handler interns a set that a
+//! sampled allocation interns on another thread. The last capture runs with the heap sampler on
+//! the DWARF unwinder, so that signals also land inside libgcc's unwinder halfway through a walk.
+//! Everything runs on a thread waited for with a timeout, so a deadlock fails the test instead of
+//! hanging it. Afterwards the locks' data is consistent, the heap, mutex, block
+//! and CPU profiles decode, the CPU profiles name the stress functions and show samples taken
+//! inside the profiler's hooks and the lock shim, and their samples carry the workers' labels.
 
 mod common;
 use common::*;
@@ -94,11 +97,16 @@ fn stress_rwlock(shared: &Shared, rng: &mut u64) {
 fn worker(shared: &Shared, seed: u64) -> u64 {
     let mut rng = seed | 1;
     let mut keep: Vec<Vec<u8>> = (0..64).map(|_| Vec::new()).collect();
+    let worker = format!("w{seed}");
+    let rounds: Vec<String> = (0..256).map(|i| format!("r{i}")).collect();
     let mut ops = 0;
     while !shared.stop.load(Relaxed) {
-        stress_allocate(&mut rng, &mut keep);
-        stress_mutex(shared, &mut rng);
-        stress_rwlock(shared, &mut rng);
+        let round = &rounds[ops as usize % rounds.len()];
+        mapprof::labels(&[("worker", &worker), ("round", round)], || {
+            stress_allocate(&mut rng, &mut keep);
+            stress_mutex(shared, &mut rng);
+            stress_rwlock(shared, &mut rng);
+        });
         ops += 1;
     }
     shared.ops.fetch_add(ops, Relaxed);
@@ -238,6 +246,19 @@ fn cpu_heap_and_locks_together_survive_a_stress() {
             // Signals landed inside the heap sampler's DWARF walk, and unwound out of it.
             assert!(total_through(&profile, "samples", "_Unwind_") > 0);
         }
+        // Samples in the stress functions carry their worker's labels (one in a hundred may
+        // read overflow: a signal that caught a guard being made or dropped, or that found the
+        // label table's insert lock held).
+        let through = total_through(&profile, "samples", "stress_");
+        let labelled = total_labelled(&profile, "samples", "stress_", |l| {
+            label(l, "worker").is_some_and(|w| w.starts_with('w'))
+                && label(l, "round").is_some_and(|r| r.starts_with('r'))
+        });
+        eprintln!("  {labelled} of {through} samples in the stress functions labelled");
+        assert!(
+            labelled * 100 >= through * 99,
+            "capture {i}: {labelled} of {through} stress samples labelled"
+        );
         in_hooks += hooks;
         in_shim += shim;
     }
