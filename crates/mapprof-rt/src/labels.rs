@@ -16,7 +16,10 @@
 //!   and [`MAX_STACK_BYTES`] bytes; a set has at most [`MAX_PAIRS`] distinct keys. The table
 //!   holds [`MAX_SETS`] ids (two reserved) and [`ARENA_BYTES`] of strings, and only sets that
 //!   samples carried. What does not fit gets [`OVERFLOW`], shown as
-//!   [`OVERFLOW_KEY`]=[`OVERFLOW_VALUE`], and is counted ([`overflow`]).
+//!   [`OVERFLOW_KEY`]=[`OVERFLOW_VALUE`], and is counted ([`overflow`]). A key keeps at most
+//!   [`MAX_VALUES_PER_KEY`] distinct values; a new one past them is interned as
+//!   [`OVERFLOW_VALUE`], the other pairs kept, and counted ([`capped`]), so that a key unique
+//!   per request cannot fill the table.
 //!
 //! Sets are interned sorted by key, keys unique; an inner pair replaces an outer pair of the
 //! same key (Go's `pprof.WithLabels`).
@@ -45,6 +48,11 @@ pub const MAX_SETS: usize = 4096;
 pub const ARENA_BYTES: usize = 1 << 20;
 /// Distinct keys in one set. Go's labels are a handful per goroutine.
 pub const MAX_PAIRS: usize = 16;
+/// Distinct values a key keeps in the table. Past them, a set with a value of that key not seen
+/// before is interned with [`OVERFLOW_VALUE`] in its place: a key unique per request (a trace
+/// id) then takes at most this many sets, and at most their stacks' worth of the stack table's
+/// buckets and frames, while the set's other keys (a route) stay exact.
+pub const MAX_VALUES_PER_KEY: usize = 256;
 /// Pairs a thread's nested guards hold together (a key set twice counts twice).
 pub const MAX_STACK_PAIRS: usize = 32;
 /// Bytes of keys and values a thread's nested guards hold together: room for a few trace ids,
@@ -58,6 +66,12 @@ const PENDING: u32 = u32::MAX;
 const CHANGING: u32 = u32::MAX - 1;
 /// Index slots: twice the sets, so that probes stay short.
 const SLOTS: usize = 2 * MAX_SETS;
+/// Keys whose distinct values are counted; a key past them counts as having too many.
+const KEY_SLOTS: usize = 64;
+/// Distinct (key, value) pairs remembered; once full, new values count as past the cap.
+const PAIR_SLOTS: usize = 1 << 14;
+/// Longest probe in the pair index.
+const PAIR_PROBES: usize = 64;
 /// Largest encoded set: each pair is its key and value, each preceded by a 2-byte length.
 const MAX_ENCODED: usize = MAX_STACK_BYTES + 4 * MAX_PAIRS;
 
@@ -351,6 +365,13 @@ static INSERT_LOCK: SpinLock = SpinLock::new();
 static ARENA_USED: AtomicU32 = AtomicU32::new(0);
 /// Times labels got [`OVERFLOW`].
 static OVERFLOWS: AtomicU64 = AtomicU64::new(0);
+/// Hashes of the keys whose values are counted (0 = free) and their distinct values.
+static KEY_HASH: [AtomicU64; KEY_SLOTS] = [const { AtomicU64::new(0) }; KEY_SLOTS];
+static KEY_VALUES: [AtomicU32; KEY_SLOTS] = [const { AtomicU32::new(0) }; KEY_SLOTS];
+/// Hashes of the (key, value) pairs of the interned sets (0 = free).
+static PAIR_HASH: [AtomicU64; PAIR_SLOTS] = [const { AtomicU64::new(0) }; PAIR_SLOTS];
+/// Times a value was replaced by [`OVERFLOW_VALUE`] because its key had too many.
+static VALUES_CAPPED: AtomicU64 = AtomicU64::new(0);
 
 enum Interned {
     Id(u32),
@@ -362,8 +383,13 @@ enum Interned {
 
 /// FNV-1a over the encoding (unambiguous: lengths precede the strings).
 fn hash(encoded: &[u8]) -> u64 {
+    hash_parts(&[encoded])
+}
+
+/// FNV-1a over the parts one after the other.
+fn hash_parts(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in encoded {
+    for &b in parts.iter().flat_map(|p| p.iter()) {
         h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
     }
     h ^ (h >> 29)
@@ -399,8 +425,25 @@ fn probe(hash: u64, encoded: &[u8]) -> Result<u32, Option<usize>> {
     Err(None)
 }
 
-/// The id of the encoded set, inserted if new.
+/// The id of the encoded set, inserted if new, with the values of keys past
+/// [`MAX_VALUES_PER_KEY`] capped.
 fn intern(encoded: &[u8]) -> Interned {
+    let hash = hash(encoded);
+    if let Ok(id) = probe(hash, encoded) {
+        return Interned::Id(id);
+    }
+    let mut capped = [0u8; MAX_ENCODED];
+    match cap_values(encoded, &mut capped) {
+        Some(len) => {
+            VALUES_CAPPED.fetch_add(1, Relaxed);
+            insert(&capped[..len])
+        }
+        None => insert(encoded),
+    }
+}
+
+/// Inserts the encoded set unless someone did meanwhile; returns its id.
+fn insert(encoded: &[u8]) -> Interned {
     let hash = hash(encoded);
     let slot = match probe(hash, encoded) {
         Ok(id) => return Interned::Id(id),
@@ -435,8 +478,109 @@ fn intern(encoded: &[u8]) -> Interned {
     // Release: whoever sees the slot or the count sees the set written above.
     SET_COUNT.store(id + 1, Release);
     SLOT[slot].store(id + 1, Release);
+    count_values(encoded);
     Interned::Id(id)
 }
+
+/// The (key, value) fields of an encoded set, each a length-prefixed slice of it.
+fn fields(mut encoded: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut field = move || -> Option<&[u8]> {
+        let len = u16::from_le_bytes(*encoded.first_chunk::<2>()?) as usize;
+        let (field, rest) = encoded.split_at_checked(2 + len)?;
+        encoded = rest;
+        Some(field)
+    };
+    std::iter::from_fn(move || Some((field()?, field()?)))
+}
+
+/// A pair's hash (of its encoding: both fields are length-prefixed), never 0 (the free
+/// slot's mark).
+fn pair_hash(key: &[u8], value: &[u8]) -> u64 {
+    hash_parts(&[key, value]) | 1
+}
+
+/// The key's slot among the counted keys (taken if `add` and the key is new): `Ok(slot)`, or
+/// `Err(true)` when the key is new and there is room, `Err(false)` when there is none.
+fn key_slot(key: &[u8], add: bool) -> Result<usize, bool> {
+    let h = hash(key) | 1;
+    let start = (h >> 1) as usize % KEY_SLOTS;
+    for i in 0..KEY_SLOTS {
+        let at = (start + i) % KEY_SLOTS;
+        match KEY_HASH[at].load(Relaxed) {
+            0 if add => {
+                KEY_HASH[at].store(h, Relaxed);
+                return Ok(at);
+            }
+            0 => return Err(true),
+            k if k == h => return Ok(at),
+            _ => {}
+        }
+    }
+    Err(false)
+}
+
+/// Whether the pair is known; if not and `add`, remembers it. `None`: unknown and no room.
+fn pair_known(h: u64, add: bool) -> Option<bool> {
+    let start = (h >> 1) as usize % PAIR_SLOTS; // bit 0 is always set
+    for i in 0..PAIR_PROBES {
+        let slot = &PAIR_HASH[(start + i) % PAIR_SLOTS];
+        match slot.load(Relaxed) {
+            0 if add => {
+                slot.store(h, Relaxed);
+                return Some(false);
+            }
+            0 => return Some(false),
+            p if p == h => return Some(true),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Counts the new values of a set just interned (under the insert lock).
+fn count_values(encoded: &[u8]) {
+    for (key, value) in fields(encoded) {
+        if pair_known(pair_hash(key, value), true) == Some(false) {
+            if let Ok(at) = key_slot(key, true) {
+                KEY_VALUES[at].fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+/// Writes into `out` the set with [`OVERFLOW_VALUE`] for each value not seen before of a key
+/// that already has [`MAX_VALUES_PER_KEY`] values (or whose values cannot be counted: the key
+/// or pair index is full); returns its length, or `None` when no value needs capping.
+fn cap_values(encoded: &[u8], out: &mut [u8; MAX_ENCODED]) -> Option<usize> {
+    let capped = |key: &[u8], value: &[u8]| match pair_known(pair_hash(key, value), false) {
+        Some(true) => false,
+        Some(false) => match key_slot(key, false) {
+            Ok(at) => KEY_VALUES[at].load(Relaxed) as usize >= MAX_VALUES_PER_KEY,
+            Err(room) => !room,
+        },
+        None => true,
+    };
+    if !fields(encoded).any(|(key, value)| capped(key, value)) {
+        return None;
+    }
+    let mut len = 0;
+    for (key, value) in fields(encoded) {
+        let value = if capped(key, value) {
+            OVERFLOW_FIELD
+        } else {
+            value
+        };
+        for field in [key, value] {
+            out.get_mut(len..len + field.len())?.copy_from_slice(field);
+            len += field.len();
+        }
+    }
+    Some(len)
+}
+
+/// [`OVERFLOW_VALUE`] as an encoded field: its length, then its bytes.
+const OVERFLOW_FIELD: &[u8] = b"\x08\x00overflow";
+const _: () = assert!(OVERFLOW_FIELD.len() == 2 + OVERFLOW_VALUE.len());
 
 /// The pairs of set `id`, sorted by key: empty for [`NONE`] (and an id not in the table),
 /// [`OVERFLOW_KEY`]=[`OVERFLOW_VALUE`] for [`OVERFLOW`]. Allocates: for profile building.
@@ -464,6 +608,12 @@ pub fn pairs(id: u32) -> Vec<(String, String)> {
 /// a sample that found the insert lock busy.
 pub fn overflow() -> u64 {
     OVERFLOWS.load(Relaxed)
+}
+
+/// How many times a label value was replaced by [`OVERFLOW_VALUE`] because its key already
+/// had [`MAX_VALUES_PER_KEY`] values: once per thread's labels, when first sampled.
+pub fn capped() -> u64 {
+    VALUES_CAPPED.load(Relaxed)
 }
 
 /// How full the table is: (ids used, the two reserved included; capacity).
@@ -576,6 +726,41 @@ mod tests {
             leave(outer);
             assert_eq!(sample_id(), NONE);
             assert_eq!(overflow() - before, 3);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A key unique per sample keeps its first [`MAX_VALUES_PER_KEY`] values; later ones read
+    /// `overflow`, the set's other key kept, and sets seen before the cap keep their ids.
+    #[test]
+    fn a_key_keeps_a_bounded_number_of_values() {
+        std::thread::spawn(|| {
+            let before = capped();
+            let mut ids = Vec::new();
+            for i in 0..MAX_VALUES_PER_KEY + 20 {
+                let value = format!("v{i}");
+                let saved = enter(&[("cap_test", &value), ("route", "/r")]);
+                ids.push(sample_id());
+                leave(saved);
+            }
+            let value = |id: u32| {
+                let pairs = pairs(id);
+                assert_eq!(pairs[1], ("route".to_owned(), "/r".to_owned()), "{pairs:?}");
+                pairs[0].1.clone()
+            };
+            for (i, &id) in ids.iter().enumerate().take(MAX_VALUES_PER_KEY) {
+                assert_eq!(value(id), format!("v{i}"));
+            }
+            let late = &ids[MAX_VALUES_PER_KEY..];
+            assert!(late
+                .iter()
+                .all(|&id| id == late[0] && value(id) == OVERFLOW_VALUE));
+            assert_eq!(capped() - before, late.len() as u64);
+            // A value seen before the cap still finds its own set.
+            let saved = enter(&[("route", "/r"), ("cap_test", "v3")]);
+            assert_eq!(sample_id(), ids[3]);
+            leave(saved);
         })
         .join()
         .unwrap();

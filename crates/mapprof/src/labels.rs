@@ -12,6 +12,9 @@ pub const MAX_LABEL_KEYS: usize = rt::MAX_PAIRS;
 pub const MAX_LABEL_PAIRS: usize = rt::MAX_STACK_PAIRS;
 /// How many bytes of keys and values a thread's guards hold together.
 pub const MAX_LABEL_BYTES: usize = rt::MAX_STACK_BYTES;
+/// How many distinct values of one key samples can tell apart; later new values read
+/// `overflow`.
+pub const MAX_LABEL_VALUES: usize = rt::MAX_VALUES_PER_KEY;
 
 /// Runs `f` with `pairs` added to the current thread's labels, and restores them afterwards
 /// (also when `f` panics). See [`set_labels`] for what labels do and cost.
@@ -28,7 +31,7 @@ pub fn labels<R>(pairs: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
 }
 
 /// Adds `pairs` to the current thread's labels until the guard is dropped. Every heap, allocs,
-/// resize, mutex and block sample the thread takes meanwhile carries them, so that
+/// resize, mutex, block and CPU sample the thread takes meanwhile carries them, so that
 /// `go tool pprof -tagfocus=trace_id=abc` keeps one request's samples and `-tags` lists them.
 ///
 /// ```
@@ -51,7 +54,7 @@ pub fn labels<R>(pairs: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
 ///
 /// Lock samples follow Go: a mutex sample (the holder, charged with the delay it caused)
 /// carries the holder's labels at its unlock; a block sample (a waiter, charged with its own
-/// wait) the waiter's. CPU samples do not carry labels yet.
+/// wait) the waiter's. A CPU sample carries the labels the thread had when SIGPROF landed.
 ///
 /// # What it costs
 ///
@@ -67,10 +70,14 @@ pub fn labels<R>(pairs: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
 /// A thread's guards hold at most [`MAX_LABEL_PAIRS`] pairs and [`MAX_LABEL_BYTES`] bytes of
 /// keys and values together, and its labels at most [`MAX_LABEL_KEYS`] distinct keys. Only
 /// sets that a sample carried enter the table, which holds [`MAX_LABEL_SETS`] of them (two
-/// reserved) for the life of the process: a label unique per request (a trace id) costs one
-/// set per *sampled* request, and once the table is full new sets are not told apart. Labels
-/// that do not fit label their samples `mapprof_labels=overflow` instead; [`label_overflow`]
-/// counts how often that happened, and the profiles' comments show it.
+/// reserved) for the life of the process. A label unique per request (a trace id) costs one
+/// set per *sampled* request, and one key keeps at most [`MAX_LABEL_VALUES`] distinct values:
+/// past them, a set with a new value of that key is recorded with the value `overflow`, its
+/// other pairs kept (`trace_id=overflow, route=/item`), so that the trace ids of the first
+/// sampled requests are told apart and the routes of all of them; [`label_values_capped`]
+/// counts it. Labels that do not fit at all (too many keys or bytes, or the table full) label
+/// their samples `mapprof_labels=overflow` instead; [`label_overflow`] counts how often that
+/// happened. The profiles' comments show both.
 pub fn set_labels(pairs: &[(&str, &str)]) -> LabelGuard {
     LabelGuard {
         saved: rt::enter(pairs),
@@ -88,6 +95,12 @@ pub fn current_labels() -> Vec<(String, String)> {
 /// guard), or a sample that found the table busy inserting another set (each time).
 pub fn label_overflow() -> u64 {
     rt::overflow()
+}
+
+/// How many times a label's value was recorded as `overflow` because its key already had
+/// [`MAX_LABEL_VALUES`] values: once per thread's labels, the first time they were sampled.
+pub fn label_values_capped() -> u64 {
+    rt::capped()
 }
 
 /// Restores the thread's previous labels when dropped. Made by [`set_labels`].

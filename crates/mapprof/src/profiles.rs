@@ -187,14 +187,16 @@ fn labelled<R>(records: Vec<(u32, R)>, samples: impl Fn(&[R]) -> Vec<RawSample>)
 
 /// The profile comment on label sets, when some labels did not fit (`mapprof::label_overflow`).
 pub(crate) fn labels_comment() -> Option<String> {
-    let overflow = rt_labels::overflow();
-    (overflow > 0).then(|| {
+    let (overflow, capped) = (rt_labels::overflow(), rt_labels::capped());
+    (overflow > 0 || capped > 0).then(|| {
         let (sets, capacity) = rt_labels::usage();
         format!(
             "label sets: {sets} of {capacity}; labels overflowed {overflow} times, their \
-             samples labelled {}={}",
+             samples labelled {}={}; values past {} of a key recorded as {} {capped} times",
             rt_labels::OVERFLOW_KEY,
-            rt_labels::OVERFLOW_VALUE
+            rt_labels::OVERFLOW_VALUE,
+            rt_labels::MAX_VALUES_PER_KEY,
+            rt_labels::OVERFLOW_VALUE,
         )
     })
 }
