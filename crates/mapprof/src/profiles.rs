@@ -185,20 +185,30 @@ fn labelled<R>(records: Vec<(u32, R)>, samples: impl Fn(&[R]) -> Vec<RawSample>)
     out
 }
 
-/// The profile comment on label sets, when some labels did not fit (`mapprof::label_overflow`).
+/// The profile comment on label sets, when some labels did not fit (`mapprof::label_overflow`,
+/// `mapprof::label_values_capped`).
 pub(crate) fn labels_comment() -> Option<String> {
     let (overflow, capped) = (rt_labels::overflow(), rt_labels::capped());
-    (overflow > 0 || capped > 0).then(|| {
-        let (sets, capacity) = rt_labels::usage();
-        format!(
-            "label sets: {sets} of {capacity}; labels overflowed {overflow} times, their \
-             samples labelled {}={}; values past {} of a key recorded as {} {capped} times",
+    if overflow == 0 && capped == 0 {
+        return None;
+    }
+    let (sets, capacity) = rt_labels::usage();
+    let mut comment = format!("label sets: {sets} of {capacity}");
+    if overflow > 0 {
+        comment += &format!(
+            "; labels overflowed {overflow} times, their samples labelled {}={}",
             rt_labels::OVERFLOW_KEY,
-            rt_labels::OVERFLOW_VALUE,
+            rt_labels::OVERFLOW_VALUE
+        );
+    }
+    if capped > 0 {
+        comment += &format!(
+            "; a value past a key's first {} recorded as {} {capped} times",
             rt_labels::MAX_VALUES_PER_KEY,
             rt_labels::OVERFLOW_VALUE,
-        )
-    })
+        );
+    }
+    Some(comment)
 }
 
 fn now_nanos() -> i64 {
