@@ -5,7 +5,7 @@
 use crate::mappings::{self, ObjectMapping};
 use crate::proto::{Function, Label, Line, Location, Mapping, Profile, Sample, ValueType};
 use crate::symbolize::{strip_profiler_frames, SourceFrame, Symbolizer};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Name of the frame that stands for samples the collector had to drop (Go's
@@ -75,6 +75,11 @@ impl Default for BuildOptions {
 }
 
 /// Builds the profile. `symbolizer` caches across calls.
+///
+/// Cost: each distinct address is symbolized (and, at a stack's leaf, trimmed) once per call;
+/// every (address, frames) pair is interned as a small integer, so that merging and sorting
+/// compare integers, never frame names. Ten thousand stacks of thirty frames build in tens of
+/// milliseconds once the addresses are symbolized.
 pub fn build(
     header: &Header,
     samples: Vec<RawSample>,
@@ -83,26 +88,48 @@ pub fn build(
 ) -> Profile {
     let mut b = Encoder::new(mappings::current(), options.symbolize);
     b.trim = !header.keep_profiler_frames;
-    let mut merged = Merged::new();
+    let mut keyed: Vec<Keyed> = Vec::with_capacity(samples.len());
     for mut sample in samples {
         let stack = b.stack(&sample, symbolizer);
         sample.labels.sort();
-        match merged.entry((stack, sample.labels)) {
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(sample.values);
-            }
-            std::collections::btree_map::Entry::Occupied(mut e) => {
-                for (sum, v) in e.get_mut().iter_mut().zip(sample.values) {
+        keyed.push((stack, sample.labels, sample.values));
+    }
+    // Interned ids are in order of first use; sort by what they stand for, as the output must
+    // not depend on the order of the input. Ranks compare as the keys do (distinct ids are
+    // distinct keys), so stacks of ranks sort as stacks of keys would.
+    let mut order: Vec<u32> = (0..b.keys.len() as u32).collect();
+    order.sort_unstable_by(|&x, &y| b.keys[x as usize].cmp(&b.keys[y as usize]));
+    let mut rank = vec![0u32; order.len()];
+    for (r, &id) in order.iter().enumerate() {
+        rank[id as usize] = r as u32;
+    }
+    for (stack, _, _) in &mut keyed {
+        for id in stack.iter_mut() {
+            *id = rank[*id as usize];
+        }
+    }
+    // A stable sort keeps equal samples in input order, so that their values add up in it.
+    keyed.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    let mut merged: Vec<Keyed> = Vec::with_capacity(keyed.len());
+    for (stack, labels, values) in keyed {
+        match merged.last_mut() {
+            Some(last) if last.0 == stack && last.1 == labels => {
+                for (sum, v) in last.2.iter_mut().zip(values) {
                     *sum = sum.saturating_add(v);
                 }
             }
+            _ => merged.push((stack, labels, values)),
         }
     }
+    b.keys = order
+        .iter()
+        .map(|&id| b.keys[id as usize].clone())
+        .collect();
     b.finish(header, merged)
 }
 
-/// Samples keyed by (stack, sorted labels), values summed.
-type Merged = BTreeMap<(Vec<LocKey>, Vec<(String, LabelValue)>), Vec<i64>>;
+/// A sample keyed by its stack (location keys, by id) and sorted labels, with its values.
+type Keyed = (Vec<u32>, Vec<(String, LabelValue)>, Vec<i64>);
 
 /// A location before ids are assigned: an address with its (trimmed) frames, or a synthetic
 /// frame. Ordered by address, so sorting samples by their keys is deterministic.
@@ -110,6 +137,14 @@ type Merged = BTreeMap<(Vec<LocKey>, Vec<(String, LabelValue)>), Vec<i64>>;
 enum LocKey {
     Address(u64, Arc<[SourceFrame]>),
     Synthetic(String),
+}
+
+/// What one address resolved to in this build: its location key, and the key it has at a
+/// stack's leaf end once the profiler's frames are trimmed (`None` until needed; `Some(None)`
+/// when the whole location is the profiler's).
+struct AddressKeys {
+    full: u32,
+    leading: Option<Option<u32>>,
 }
 
 struct Encoder {
@@ -122,7 +157,13 @@ struct Encoder {
     functions: Vec<Function>,
     function_ids: HashMap<(String, String, String), u64>,
     locations: Vec<Location>,
-    location_ids: HashMap<LocKey, u64>,
+    /// Interned location keys; ids index this (sorted by [`build`] before [`Encoder::finish`]).
+    keys: Vec<LocKey>,
+    /// Id of each address key by (address, number of frames): an address's trimmed frames are
+    /// a suffix of its frames, so the count tells them apart.
+    address_ids: HashMap<(u64, usize), u32>,
+    synthetic_ids: HashMap<String, u32>,
+    addresses: HashMap<u64, AddressKeys>,
 }
 
 impl Encoder {
@@ -136,37 +177,106 @@ impl Encoder {
             functions: Vec::new(),
             function_ids: HashMap::new(),
             locations: Vec::new(),
-            location_ids: HashMap::new(),
+            keys: Vec::new(),
+            address_ids: HashMap::new(),
+            synthetic_ids: HashMap::new(),
+            addresses: HashMap::new(),
         };
         e.string(""); // string_table[0] must be "".
         e
     }
 
-    /// The sample's locations, leaf first, with the profiler's own leaf frames trimmed.
-    fn stack(&mut self, sample: &RawSample, symbolizer: &mut Symbolizer) -> Vec<LocKey> {
+    /// The sample's location key ids, leaf first, with the profiler's own leaf frames trimmed.
+    fn stack(&mut self, sample: &RawSample, symbolizer: &mut Symbolizer) -> Vec<u32> {
         let mut out = Vec::with_capacity(sample.stack.len() + 1);
         if let Some(name) = &sample.synthetic {
-            out.push(LocKey::Synthetic(name.clone()));
+            let id = match self.synthetic_ids.get(name) {
+                Some(&id) => id,
+                None => {
+                    let id = self.intern(LocKey::Synthetic(name.clone()));
+                    self.synthetic_ids.insert(name.clone(), id);
+                    id
+                }
+            };
+            out.push(id);
         }
         let mut leading = out.is_empty() && self.trim;
         for &ret in &sample.stack {
             // A return address points after the call; the call itself is one byte before.
             let pc = ret.saturating_sub(1);
-            let mut frames = if self.symbolize {
-                symbolizer.resolve(pc)
-            } else {
-                Arc::from([])
-            };
+            let keys = self.address(pc, symbolizer);
             if leading {
-                let Some(rest) = strip_profiler_frames(frames) else {
+                let Some(id) = self.leading(pc) else {
                     continue;
                 };
-                frames = rest;
+                out.push(id);
                 leading = false;
+            } else {
+                out.push(keys);
             }
-            out.push(LocKey::Address(pc, frames));
         }
         out
+    }
+
+    /// The key id of `pc` with all its frames, symbolizing it on first use.
+    fn address(&mut self, pc: u64, symbolizer: &mut Symbolizer) -> u32 {
+        if let Some(keys) = self.addresses.get(&pc) {
+            return keys.full;
+        }
+        let frames = if self.symbolize {
+            symbolizer.resolve(pc)
+        } else {
+            Arc::from([])
+        };
+        let full = self.address_key(pc, frames);
+        self.addresses.insert(
+            pc,
+            AddressKeys {
+                full,
+                leading: None,
+            },
+        );
+        full
+    }
+
+    /// The key id of `pc` at a stack's leaf end, trimmed; `None` when it is all the
+    /// profiler's. `pc` must have gone through [`Encoder::address`].
+    fn leading(&mut self, pc: u64) -> Option<u32> {
+        let keys = &self.addresses[&pc];
+        if let Some(leading) = keys.leading {
+            return leading;
+        }
+        let full = keys.full;
+        let LocKey::Address(_, frames) = &self.keys[full as usize] else {
+            unreachable!("address keys are addresses")
+        };
+        let frames = frames.clone();
+        let leading = strip_profiler_frames(frames.clone()).map(|rest| {
+            if rest.len() == frames.len() {
+                full
+            } else {
+                self.address_key(pc, rest)
+            }
+        });
+        if let Some(keys) = self.addresses.get_mut(&pc) {
+            keys.leading = Some(leading);
+        }
+        leading
+    }
+
+    fn address_key(&mut self, pc: u64, frames: Arc<[SourceFrame]>) -> u32 {
+        let n = frames.len();
+        if let Some(&id) = self.address_ids.get(&(pc, n)) {
+            return id;
+        }
+        let id = self.intern(LocKey::Address(pc, frames));
+        self.address_ids.insert((pc, n), id);
+        id
+    }
+
+    fn intern(&mut self, key: LocKey) -> u32 {
+        self.keys.push(key);
+        self.keys.len() as u32 - 1
     }
 
     fn string(&mut self, s: &str) -> i64 {
@@ -197,12 +307,14 @@ impl Encoder {
         id
     }
 
-    fn location(&mut self, key: &LocKey) -> u64 {
-        if let Some(&id) = self.location_ids.get(key) {
-            return id;
+    /// The location id of key `k` (an index into the sorted keys), assigned on first use.
+    fn location(&mut self, k: u32, location_ids: &mut [u64]) -> u64 {
+        if location_ids[k as usize] != 0 {
+            return location_ids[k as usize];
         }
         let id = self.locations.len() as u64 + 1;
-        let location = match key {
+        let key = self.keys[k as usize].clone();
+        let location = match &key {
             LocKey::Address(pc, frames) => {
                 let mapping = self
                     .mappings
@@ -237,7 +349,7 @@ impl Encoder {
             },
         };
         self.locations.push(location);
-        self.location_ids.insert(key.clone(), id);
+        location_ids[k as usize] = id;
         id
     }
 
@@ -248,7 +360,10 @@ impl Encoder {
         }
     }
 
-    fn finish(mut self, header: &Header, samples: Merged) -> Profile {
+    /// The profile of `samples`, sorted and merged, whose stacks hold indices into the sorted
+    /// `self.keys`.
+    fn finish(mut self, header: &Header, samples: Vec<Keyed>) -> Profile {
+        let mut location_ids = vec![0u64; self.keys.len()];
         let sample_type: Vec<ValueType> = header
             .sample_types
             .iter()
@@ -256,11 +371,14 @@ impl Encoder {
             .collect();
         let period_type = Some(self.value_type(&header.period_type));
         let mut sample = Vec::with_capacity(samples.len());
-        for ((stack, labels), value) in samples {
+        for (stack, labels, value) in samples {
             if value.iter().all(|&v| v == 0) {
                 continue;
             }
-            let location_id = stack.iter().map(|k| self.location(k)).collect();
+            let location_id = stack
+                .iter()
+                .map(|&k| self.location(k, &mut location_ids))
+                .collect();
             let label = labels
                 .iter()
                 .map(|(key, value)| {
