@@ -8,12 +8,13 @@
 //! sample's stack, between its handler and the signal trampoline, and its collector, which keys
 //! stacks by the functions in them, keeps samples of different labels apart. [`decode`] reads
 //! the id back from the functions' start addresses; the profile then drops every frame before
-//! the trampoline. Samples without labels go straight through, with no extra frame.
+//! the trampoline. Samples without labels go through the digits of id 0: a sample without
+//! digit frames was taken before [`chain`] ran, when nobody read its labels.
 //!
 //! Everything here is async-signal-safe: an atomic load, [`labels::signal_id`] (atomics and a
 //! bounded spin), and plain calls.
 
-use crate::labels::{self, NONE};
+use crate::labels;
 use std::io;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Release};
@@ -67,9 +68,9 @@ pub fn chain() -> io::Result<()> {
 }
 
 /// The label set id that a CPU sample's handler frames (innermost first: the function start
-/// of each frame before the signal trampoline) encode; [`NONE`] when they hold no digit
-/// frames, or not exactly one per level in order.
-pub fn decode(function_starts: impl IntoIterator<Item = usize>) -> u32 {
+/// of each frame before the signal trampoline) encode; `None` when they do not hold exactly
+/// one digit frame per level, in order: the sample did not go through mapprof's handler.
+pub fn decode(function_starts: impl IntoIterator<Item = usize>) -> Option<u32> {
     let mut id = 0u32;
     let mut level = 0;
     for start in function_starts {
@@ -79,16 +80,12 @@ pub fn decode(function_starts: impl IntoIterator<Item = usize>) -> u32 {
             .find_map(|(l, digits)| Some((l, digits.iter().position(|&d| d as usize == start)?)));
         let Some((l, digit)) = found else { continue };
         if l != level {
-            return NONE;
+            return None;
         }
         id |= (digit as u32) << (4 * l);
         level += 1;
     }
-    if level == LEVELS {
-        id
-    } else {
-        NONE
-    }
+    (level == LEVELS).then_some(id)
 }
 
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
@@ -100,58 +97,55 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // this signature, before installing `handler`.
     let next: Handler = unsafe { std::mem::transmute::<usize, Handler>(next) };
     let id = labels::signal_id();
-    if id == NONE || id >= 1 << (4 * LEVELS) {
-        next(sig, info, ctx);
-    } else {
-        let top = LEVELS - 1;
-        DIGITS[top][(id >> (4 * top)) as usize & 15](id, next, sig, info, ctx);
-    }
+    let top = LEVELS - 1;
+    DIGITS[top][(id >> (4 * top)) as usize & 15](id, next, sig, info, ctx);
 }
 
-/// Defines one level's 16 digit functions and their table. Each calls the level below (level
-/// 0 calls `next`), then passes its own number through `black_box`: that keeps the bodies
-/// distinct, so LLVM does not merge them, and the call out of tail position, so each frame
-/// stays on the stack.
-macro_rules! level {
-    ($table:ident, $level:literal, |$id:ident, $next:ident, $sig:ident, $info:ident, $ctx:ident| $call:expr) => {
-        level!(@fns $table, $level, |$id, $next, $sig, $info, $ctx| $call,
-            d0 0, d1 1, d2 2, d3 3, d4 4, d5 5, d6 6, d7 7,
-            d8 8, d9 9, d10 10, d11 11, d12 12, d13 13, d14 14, d15 15);
-    };
-    (@fns $table:ident, $level:literal, |$id:ident, $next:ident, $sig:ident, $info:ident, $ctx:ident| $call:expr,
-        $($name:ident $digit:literal),*) => {
-        mod $table {
-            use super::*;
-            $(
-                #[inline(never)]
-                pub(super) extern "C" fn $name(
-                    $id: u32,
-                    $next: Handler,
-                    $sig: libc::c_int,
-                    $info: *mut libc::siginfo_t,
-                    $ctx: *mut libc::c_void,
-                ) {
-                    $call;
-                    std::hint::black_box($level * 16 + $digit);
-                }
-            )*
-            pub(super) static TABLE: [Digit; 16] = [$($name),*];
+/// The digit function for digit `D` at level `LEVEL`: calls the level below's function for the
+/// next digit (level 0 calls `next`), then passes its own number through `black_box`. That
+/// keeps the 48 instances' bodies distinct, so LLVM does not merge them, and the call out of
+/// tail position, so each frame stays on the stack.
+#[inline(never)]
+extern "C" fn digit<const LEVEL: usize, const D: usize>(
+    id: u32,
+    next: Handler,
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
+    match LEVEL.checked_sub(1) {
+        None => next(sig, info, ctx),
+        Some(below) => {
+            DIGITS[below][(id >> (4 * below)) as usize & 15](id, next, sig, info, ctx);
         }
-    };
+    }
+    std::hint::black_box(LEVEL * 16 + D);
 }
 
-level!(level0, 0, |_id, next, sig, info, ctx| next(sig, info, ctx));
-level!(level1, 1, |id, next, sig, info, ctx| level0::TABLE
-    [id as usize & 15](
-    id, next, sig, info, ctx
-));
-level!(level2, 2, |id, next, sig, info, ctx| level1::TABLE
-    [(id >> 4) as usize & 15](
-    id, next, sig, info, ctx
-));
+/// One level's 16 digit functions, by digit.
+const fn level<const L: usize>() -> [Digit; 16] {
+    [
+        digit::<L, 0>,
+        digit::<L, 1>,
+        digit::<L, 2>,
+        digit::<L, 3>,
+        digit::<L, 4>,
+        digit::<L, 5>,
+        digit::<L, 6>,
+        digit::<L, 7>,
+        digit::<L, 8>,
+        digit::<L, 9>,
+        digit::<L, 10>,
+        digit::<L, 11>,
+        digit::<L, 12>,
+        digit::<L, 13>,
+        digit::<L, 14>,
+        digit::<L, 15>,
+    ]
+}
 
-/// The digit functions, by level.
-static DIGITS: [&[Digit; 16]; LEVELS] = [&level0::TABLE, &level1::TABLE, &level2::TABLE];
+/// The digit functions, by level and digit.
+static DIGITS: [[Digit; 16]; LEVELS] = [level::<0>(), level::<1>(), level::<2>()];
 
 #[cfg(test)]
 mod tests {
@@ -180,15 +174,15 @@ mod tests {
             v.push(handler as Handler as usize);
             v
         };
-        for id in [2, 15, 16, 255, 256, 0xabc, 4095] {
-            assert_eq!(decode(frames(id)), id);
+        for id in [0, 2, 15, 16, 255, 256, 0xabc, 4095] {
+            assert_eq!(decode(frames(id)), Some(id));
         }
         let mut out_of_order = frames(0x123);
         out_of_order.swap(1, 2);
-        assert_eq!(decode(out_of_order), NONE);
+        assert_eq!(decode(out_of_order), None);
         let mut missing = frames(0x123);
         missing.remove(2);
-        assert_eq!(decode(missing), NONE);
-        assert_eq!(decode([0x1000, 0x2000]), NONE);
+        assert_eq!(decode(missing), None);
+        assert_eq!(decode([0x1000, 0x2000]), None);
     }
 }

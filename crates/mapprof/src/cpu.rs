@@ -87,7 +87,10 @@
 //! handler in front of pprof-rs's, which reads the thread's label set and passes it down as
 //! three digit frames in the handler's part of the stack (`mapprof_rt::cpu_labels`); the
 //! encoder reads them back and drops them with the rest of the handler's frames. The sample
-//! thus carries the labels the thread had when the signal landed, like Go's.
+//! thus carries the labels the thread had when the signal landed, like Go's. The few samples
+//! taken between pprof-rs arming its timer and mapprof chaining its handler (microseconds,
+//! unless the starting thread is descheduled) have no digit frames: they stay unlabelled and
+//! a profile comment counts them.
 
 use crate::config::ConfigError;
 use crate::profiles::{labels_comment, SYMBOLIZE, SYMBOLIZER};
@@ -230,6 +233,7 @@ impl CpuProfiler {
         let period = i64::from(1_000_000_000 / self.hz);
         let mut total = 0i64;
         let mut not_unwound = 0i64;
+        let mut labels_unread = 0i64;
         let mut label_sets: BTreeMap<u32, Vec<(String, LabelValue)>> = BTreeMap::new();
         let samples: Vec<RawSample> = stacks
             .into_iter()
@@ -237,10 +241,14 @@ impl CpuProfiler {
             .map(|(frames, count)| {
                 total += count;
                 let (set, stack) = match self.boundary.split(&frames) {
-                    Some((handler, interrupted)) => (
-                        cpu_labels::decode(handler.iter().map(|&(_, start)| start)),
-                        interrupted_stack(interrupted),
-                    ),
+                    Some((handler, interrupted)) => {
+                        let starts = handler.iter().map(|&(_, start)| start);
+                        let set = cpu_labels::decode(starts).unwrap_or_else(|| {
+                            labels_unread += count;
+                            rt_labels::NONE
+                        });
+                        (set, interrupted_stack(interrupted))
+                    }
                     None => {
                         not_unwound += count;
                         (rt_labels::NONE, Vec::new())
@@ -272,6 +280,12 @@ impl CpuProfiler {
                 self.hz
             ),
         ];
+        if labels_unread > 0 {
+            header.comments.push(format!(
+                "labels not read: {labels_unread} samples taken as the profile started, before \
+                 mapprof's signal handler was chained in front of pprof-rs's"
+            ));
+        }
         header.comments.extend(labels_comment());
         let options = BuildOptions {
             symbolize: SYMBOLIZE.load(std::sync::atomic::Ordering::Relaxed),

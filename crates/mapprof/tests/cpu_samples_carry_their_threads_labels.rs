@@ -5,8 +5,9 @@
 //! being made and dropped, and most sets are first interned by the signal handler), one with
 //! none. Every sample through each spinner must carry exactly its thread's labels (the
 //! changing thread's may read `mapprof_labels=overflow` when the signal caught a guard being
-//! made or dropped, but no other thread's labels), the handler's label frames must not show,
-//! and `go tool pprof -tagfocus` must select by them.
+//! made or dropped, but no other thread's labels; samples taken as the profile started, before
+//! mapprof's handler was chained, carry none, no more than the profile's comment counts), the
+//! handler's label frames must not show, and `go tool pprof -tagfocus` must select by them.
 
 mod common;
 use common::*;
@@ -118,10 +119,25 @@ fn cpu_samples_carry_their_threads_labels() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     };
+    // Samples taken as the profile started, before mapprof's handler was chained, carry no
+    // labels; the profile says how many.
+    let unread: i64 = profile
+        .comment
+        .iter()
+        .filter_map(|&c| {
+            let c = profile.string_table[c as usize].strip_prefix("labels not read: ")?;
+            c.split(' ').next()?.parse::<i64>().ok()
+        })
+        .sum();
     let steady = samples_through(&profile, "spin_steady");
     let total = |s: &[(i64, Vec<(String, String)>)]| s.iter().map(|(n, _)| n).sum::<i64>();
     assert!(total(&steady) >= 20, "too few samples: {steady:?}");
-    for (_, labels) in &steady {
+    let mut unlabelled_labelled_threads = 0;
+    for (n, labels) in &steady {
+        if labels.is_empty() {
+            unlabelled_labelled_threads += n;
+            continue;
+        }
         assert_eq!(
             labels,
             &pairs(&[("route", "/spin"), ("trace_id", "steady")])
@@ -140,6 +156,10 @@ fn cpu_samples_carry_their_threads_labels() {
     let mut ids = std::collections::BTreeSet::new();
     let mut overflowed = 0;
     for (n, labels) in &changing {
+        if labels.is_empty() {
+            unlabelled_labelled_threads += n;
+            continue;
+        }
         if labels == &overflow {
             overflowed += n;
             continue;
@@ -150,11 +170,17 @@ fn cpu_samples_carry_their_threads_labels() {
         ids.insert(labels[0].1.clone());
     }
     eprintln!(
-        "samples: steady {}, unlabelled {}, changing {} ({} trace ids, {overflowed} overflowed)",
+        "samples: steady {}, unlabelled {}, changing {} ({} trace ids, {overflowed} overflowed); \
+         {unread} taken before the handler was chained",
         total(&steady),
         total(&unlabelled),
         total(&changing),
         ids.len()
+    );
+    assert!(
+        unlabelled_labelled_threads <= unread,
+        "{unlabelled_labelled_threads} samples of labelled threads without labels, {unread} \
+         taken before the handler was chained"
     );
     assert!(
         ids.len() >= 5,
