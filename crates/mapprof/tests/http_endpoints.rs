@@ -45,10 +45,10 @@ fn server() -> SocketAddr {
     })
 }
 
-/// Threads that grow maps and contend on a lock, forever.
+/// Threads that grow maps (labelled `worker=maps`) and contend on a lock, forever.
 fn start_load() {
     std::thread::spawn(|| loop {
-        grow_maps();
+        mapprof::labels(&[("worker", "maps")], grow_maps);
         std::thread::sleep(Duration::from_millis(2));
     });
     let lock = Arc::new(mapprof::sync::Mutex::new(0u64));
@@ -130,8 +130,14 @@ fn go_tool_pprof_reads_every_profile_over_http() {
         assert!(out.contains(expect), "{name}: no {expect:?} in\n{out}");
     }
     let _cpu = CPU.lock().unwrap_or_else(PoisonError::into_inner);
-    let out = go_top(addr, "profile?seconds=2");
+    // The CPU profile carries the labels: -tagfocus keeps the map-growing thread's samples.
+    let out = go_pprof(
+        &["-top", "-tagfocus=worker=maps"],
+        Path::new(&url(addr, "profile?seconds=2")),
+    );
     assert!(out.contains("Type: cpu"), "{out}");
+    assert!(out.contains("grow_maps"), "{out}");
+    assert!(!out.contains("hold_lock"), "{out}");
 }
 
 #[test]
