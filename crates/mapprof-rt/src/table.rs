@@ -228,6 +228,12 @@ pub struct Record {
 
 /// Copies out every non-empty bucket of `kind`. Allocates; never call it from the hot path.
 pub fn snapshot(kind: Kind) -> Vec<Record> {
+    snapshot_with(kind, |_| true)
+}
+
+/// [`snapshot`], copying the stacks only of the buckets `with_stack` names (the others' records
+/// have an empty stack): for readers that need only the counters of buckets they already know.
+pub fn snapshot_with(kind: Kind, with_stack: impl Fn(BucketId) -> bool) -> Vec<Record> {
     let count = BUCKET_COUNT.load(Acquire) as usize;
     let mut out = Vec::new();
     for (id, b) in BUCKETS[..count.min(MAX_BUCKETS)].iter().enumerate() {
@@ -251,7 +257,11 @@ pub fn snapshot(kind: Kind) -> Vec<Record> {
             continue;
         }
         let at = b.frames_at.load(Relaxed) as usize;
-        let depth = if lost { 0 } else { (meta >> 24) as usize };
+        let depth = if lost || !with_stack(id as BucketId) {
+            0
+        } else {
+            (meta >> 24) as usize
+        };
         out.push(Record {
             id: id as BucketId,
             kind,

@@ -196,8 +196,9 @@ impl Tracer {
     /// The totals now, and when they were read (before classifying new buckets, which can
     /// take a while the first time: symbolization).
     fn totals(&mut self) -> (Totals, Instant) {
-        let heap = table::snapshot(Kind::Heap);
-        let mutex = table::snapshot(Kind::Mutex);
+        // Stacks only of buckets not yet classified: the table can hold tens of thousands.
+        let heap = table::snapshot_with(Kind::Heap, |id| !self.is_growth.contains_key(&id));
+        let mutex = table::snapshot_with(Kind::Mutex, |_| false);
         let at = Instant::now();
         let mut t = Totals::default();
         for r in heap {
