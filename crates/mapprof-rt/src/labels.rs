@@ -316,19 +316,10 @@ fn encode_current(stack: &LabelStack, out: &mut [u8; MAX_ENCODED]) -> Option<usi
 }
 
 /// Decodes an encoded set. Allocates.
-fn decode(mut encoded: &[u8]) -> Vec<(String, String)> {
-    let mut take = || -> Option<String> {
-        let (len, rest) = encoded.split_first_chunk::<2>()?;
-        let len = u16::from_le_bytes(*len) as usize;
-        let s = rest.get(..len)?;
-        encoded = &rest[len..];
-        Some(String::from_utf8_lossy(s).into_owned())
-    };
-    let mut pairs = Vec::new();
-    while let (Some(k), Some(v)) = (take(), take()) {
-        pairs.push((k, v));
-    }
-    pairs
+fn decode(encoded: &[u8]) -> Vec<(String, String)> {
+    // Each field is its 2-byte length, then its bytes.
+    let text = |field: &[u8]| String::from_utf8_lossy(&field[2..]).into_owned();
+    fields(encoded).map(|(k, v)| (text(k), text(v))).collect()
 }
 
 fn overflow_pairs() -> Vec<(String, String)> {
