@@ -1,5 +1,10 @@
 //! In-process symbolization: return addresses to inlined chains of (function, file, line),
-//! cached per address, through the `backtrace` crate (DWARF debug info of the running binary).
+//! cached per address. The main executable's addresses go through the `backtrace` crate (its
+//! DWARF debug info: inlined frames, files, lines); shared libraries' through their ELF symbol
+//! tables ([`symtab`]: function names only), which keeps a first scrape from loading a
+//! library's whole debug information, as `backtrace` would.
+
+mod symtab;
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -22,6 +27,7 @@ pub struct SourceFrame {
 #[derive(Debug, Default)]
 pub struct Symbolizer {
     cache: HashMap<u64, Arc<[SourceFrame]>>,
+    libraries: symtab::Libraries,
 }
 
 impl Symbolizer {
@@ -33,14 +39,31 @@ impl Symbolizer {
     /// The frames at code address `pc` (an address inside the instruction, so for a return
     /// address pass `ret - 1`), innermost inlined frame first; empty when nothing is known.
     pub fn resolve(&mut self, pc: u64) -> Arc<[SourceFrame]> {
-        self.cache
-            .entry(pc)
-            .or_insert_with(|| resolve_uncached(pc).into())
-            .clone()
+        if let Some(frames) = self.cache.get(&pc) {
+            return frames.clone();
+        }
+        let frames: Arc<[SourceFrame]> = match self.libraries.lookup(pc) {
+            symtab::Lookup::Library(name) => {
+                name.map(|raw| library_frame(&raw)).into_iter().collect()
+            }
+            symtab::Lookup::Elsewhere => resolve_with_debug_info(pc).into(),
+        };
+        self.cache.insert(pc, frames.clone());
+        frames
     }
 }
 
-fn resolve_uncached(pc: u64) -> Vec<SourceFrame> {
+/// A library function's frame: its demangled name, no file or line.
+fn library_frame(raw: &str) -> SourceFrame {
+    SourceFrame {
+        name: format!("{:#}", backtrace::SymbolName::new(raw.as_bytes())),
+        system_name: raw.to_owned(),
+        file: String::new(),
+        line: 0,
+    }
+}
+
+fn resolve_with_debug_info(pc: u64) -> Vec<SourceFrame> {
     let mut frames = Vec::new();
     // `backtrace::resolve` takes a return address and looks up the byte before it.
     let ret = pc.wrapping_add(1) as usize;
@@ -92,4 +115,53 @@ pub fn is_profiler_frame(name: &str) -> bool {
         "__rdl_",
     ];
     PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    extern "C" {
+        /// glibc's, exported in its `.dynsym` whether or not its debug file is installed.
+        fn getpid() -> i32;
+    }
+
+    /// Resolves this function's own return address and glibc's `getpid`: the executable's
+    /// frame comes with its file and line (DWARF), the library's with its name only (symbol
+    /// tables), cached like any other.
+    #[test]
+    #[inline(never)]
+    fn libraries_are_named_from_symbol_tables_and_the_executable_from_dwarf() {
+        let mut stack = Vec::new();
+        backtrace::trace(|frame| {
+            stack.push(frame.ip() as u64);
+            true
+        });
+        let mut symbolizer = Symbolizer::new();
+        let frames: Vec<_> = stack
+            .iter()
+            .filter(|&&ip| ip > 0)
+            .flat_map(|&ip| symbolizer.resolve(ip - 1).to_vec())
+            .collect();
+        assert!(
+            frames.iter().any(|f| f
+                .name
+                .ends_with("libraries_are_named_from_symbol_tables_and_the_executable_from_dwarf")
+                && f.file.ends_with("symbolize.rs")
+                && f.line > 0),
+            "{frames:?}"
+        );
+
+        let getpid = getpid as usize as u64;
+        // An address inside the function, as a return address minus one would be.
+        let frames = symbolizer.resolve(getpid + 1);
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(
+            frames[0].name.trim_start_matches('_'),
+            "getpid",
+            "{frames:?}"
+        );
+        assert_eq!((frames[0].file.as_str(), frames[0].line), ("", 0));
+        assert!(Arc::ptr_eq(&frames, &symbolizer.resolve(getpid + 1)));
+    }
 }

@@ -1,0 +1,149 @@
+//! Function names of shared libraries from their ELF symbol tables, without their DWARF.
+//!
+//! The `backtrace` crate symbolizes through DWARF, and loads a file's debug information whole on
+//! first use: for glibc with Debian's `libc6-dbg` (which valgrind pulls in) that is a 38 MiB
+//! decompression and parse, more than the rest of a scrape. A library frame needs its function's
+//! name, rarely its line, so libraries are read here instead: the `.symtab` and `.dynsym` of the
+//! file, plus the `.symtab` of its separate debug file when one is installed under
+//! `/usr/lib/debug/.build-id/` (where `start_thread` or `__memmove_avx_unaligned_erms` live),
+//! through `object`'s read cache, which reads only the section headers and tables.
+
+use crate::mappings::{self, ObjectMapping};
+use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::Arc;
+
+/// The process's library mappings and their symbol tables, read as addresses ask for them.
+#[derive(Debug, Default)]
+pub(super) struct Libraries {
+    /// Executable file mappings, the main executable first; read on first use, again when an
+    /// address falls outside all of them (a library loaded since).
+    mappings: Option<Vec<ObjectMapping>>,
+    tables: HashMap<String, Arc<SymbolTable>>,
+}
+
+/// What [`Libraries::lookup`] found for an address.
+pub(super) enum Lookup {
+    /// The address is in a library: its function's raw symbol, if the tables cover it.
+    Library(Option<String>),
+    /// The address is in the main executable, or in no file (the vDSO): not for this module.
+    Elsewhere,
+}
+
+impl Libraries {
+    pub(super) fn lookup(&mut self, pc: u64) -> Lookup {
+        let find = |mappings: &[ObjectMapping]| {
+            mappings
+                .iter()
+                .position(|m| (m.start..m.limit).contains(&pc))
+        };
+        let mut at = self.mappings.as_deref().and_then(find);
+        if at.is_none() {
+            self.mappings = Some(mappings::current());
+            at = self.mappings.as_deref().and_then(find);
+        }
+        let (Some(i), Some(mappings)) = (at, &self.mappings) else {
+            return Lookup::Elsewhere;
+        };
+        if i == 0 {
+            // `mappings::current` puts the main executable first.
+            return Lookup::Elsewhere;
+        }
+        let m = &mappings[i];
+        let table = self
+            .tables
+            .entry(m.path.clone())
+            .or_insert_with(|| Arc::new(SymbolTable::read(&m.path)));
+        Lookup::Library(
+            table
+                .name_at(pc - m.start + m.file_offset)
+                .map(str::to_owned),
+        )
+    }
+}
+
+/// A file's loadable segments and functions.
+#[derive(Debug, Default)]
+struct SymbolTable {
+    /// (file offset, file size, virtual address) of each `PT_LOAD` segment.
+    segments: Vec<(u64, u64, u64)>,
+    /// (start, end, raw name) of each function, by start; `end` is the next start when the
+    /// symbol has no size.
+    functions: Vec<(u64, u64, String)>,
+}
+
+impl SymbolTable {
+    /// Reads the file's tables and its separate debug file's; empty when unreadable.
+    fn read(path: &str) -> SymbolTable {
+        let mut table = SymbolTable::default();
+        let mut functions = Vec::new();
+        let build_id = with_object(path, |object| {
+            table.segments = object
+                .segments()
+                .map(|s| (s.file_range().0, s.file_range().1, s.address()))
+                .collect();
+            add_functions(object, &mut functions);
+            object.build_id().ok().flatten().map(<[u8]>::to_vec)
+        });
+        if let Some(id) = build_id.flatten().filter(|id| id.len() > 1) {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            let debug = format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
+            with_object(&debug, |object| add_functions(object, &mut functions));
+        }
+        functions.sort_by_key(|f| f.0);
+        functions.dedup_by_key(|f| f.0);
+        let starts: Vec<u64> = functions.iter().map(|f| f.0).collect();
+        table.functions = functions
+            .into_iter()
+            .enumerate()
+            .map(|(i, (start, size, name))| {
+                let next = starts.get(i + 1).copied().unwrap_or(u64::MAX);
+                let end = if size > 0 { start + size } else { next };
+                (start, end, name)
+            })
+            .collect();
+        table
+    }
+
+    /// The raw name of the function at `offset` in the file.
+    fn name_at(&self, offset: u64) -> Option<&str> {
+        let &(file_start, _, vaddr) = self
+            .segments
+            .iter()
+            .find(|&&(start, size, _)| (start..start + size).contains(&offset))?;
+        let address = vaddr + (offset - file_start);
+        let i = self
+            .functions
+            .partition_point(|f| f.0 <= address)
+            .checked_sub(1)?;
+        let (_, end, name) = &self.functions[i];
+        (address < *end).then_some(name.as_str())
+    }
+}
+
+/// Runs `f` on the parsed ELF file at `path`, read through a cache: only what `f` asks for is
+/// read. `None` when the file cannot be opened or parsed.
+fn with_object<R>(
+    path: &str,
+    f: impl FnOnce(&object::File<'_, &object::ReadCache<File>>) -> R,
+) -> Option<R> {
+    let file = File::open(path).ok()?;
+    let cache = object::ReadCache::new(file);
+    let object = object::File::parse(&cache).ok()?;
+    Some(f(&object))
+}
+
+/// Adds the defined functions of the object's symbol tables as (address, size, raw name).
+fn add_functions<'d, O: Object<'d>>(object: &O, out: &mut Vec<(u64, u64, String)>) {
+    for symbol in object.symbols().chain(object.dynamic_symbols()) {
+        if symbol.kind() != SymbolKind::Text || !symbol.is_definition() || symbol.address() == 0 {
+            continue;
+        }
+        if let Ok(name) = symbol.name() {
+            if !name.is_empty() {
+                out.push((symbol.address(), symbol.size(), name.to_owned()));
+            }
+        }
+    }
+}
