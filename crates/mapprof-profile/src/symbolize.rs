@@ -152,7 +152,7 @@ mod tests {
             "{frames:?}"
         );
 
-        let getpid = getpid as usize as u64;
+        let getpid = getpid as *const () as u64;
         // An address inside the function, as a return address minus one would be.
         let frames = symbolizer.resolve(getpid + 1);
         assert_eq!(frames.len(), 1, "{frames:?}");
