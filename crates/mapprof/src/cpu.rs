@@ -30,8 +30,8 @@
 //!   number of tries, so a handler that interrupted the lock's holder gives up and labels the
 //!   sample `mapprof_labels=overflow`. It does not read a label buffer that the interrupted code
 //!   is rewriting (`mapprof_rt::labels::signal_id`);
-//! - it takes no blocking lock: pprof's own lock is a `try_write` (the sample is dropped when it
-//!   is busy), and it never touches the lock shim;
+//! - they take no blocking lock: pprof's own lock is a `try_write` (the sample is dropped when it
+//!   is busy), and they never touch the lock shim;
 //! - the unwinder is reentrant here: on this platform (glibc >= 2.35 with libgcc_s from GCC >= 12;
 //!   Debian 12 has 2.36 and 12.2) libgcc finds unwind tables with `_dl_find_object`, which is
 //!   lock-free and documented async-signal-safe, instead of `dl_iterate_phdr` (the loader's lock
@@ -338,6 +338,9 @@ fn interrupted_stack(frames: &[(usize, usize)]) -> Vec<u64> {
         .collect()
 }
 
+/// A sample's frames as (address, function start), innermost first.
+type Frames<'a> = &'a [(usize, usize)];
+
 /// Where the handler's frames end in a sample: the signal trampoline, the frame the handler
 /// returns into.
 #[derive(Clone, Copy, Debug)]
@@ -374,11 +377,7 @@ impl Boundary {
     /// A sample's frames, given as (address, function start) innermost first, split into the
     /// handlers' (before the trampoline) and the interrupted code's (after it). `None` when
     /// the unwind did not get through the signal frame.
-    #[allow(clippy::type_complexity)]
-    fn split<'a>(
-        &self,
-        frames: &'a [(usize, usize)],
-    ) -> Option<(&'a [(usize, usize)], &'a [(usize, usize)])> {
+    fn split<'a>(&self, frames: Frames<'a>) -> Option<(Frames<'a>, Frames<'a>)> {
         let first = if self.trampoline != 0 {
             frames.iter().position(|&(ip, _)| ip == self.trampoline)? + 1
         } else if self.handler != 0 {
