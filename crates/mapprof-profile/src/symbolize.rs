@@ -1,7 +1,7 @@
 //! In-process symbolization: return addresses to inlined chains of (function, file, line),
 //! cached per address. The main executable's addresses go through the `backtrace` crate (its
 //! DWARF debug info: inlined frames, files, lines); shared libraries' through their ELF symbol
-//! tables ([`symtab`]: function names only), which keeps a first scrape from loading a
+//! tables (`symtab`: function names only), which keeps a first scrape from loading a
 //! library's whole debug information, as `backtrace` would.
 
 mod symtab;

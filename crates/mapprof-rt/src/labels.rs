@@ -224,7 +224,7 @@ fn current_id_as(state: &ThreadState, cached: u32) -> u32 {
 /// interrupted: as a heap sample's, except that a handler that interrupted [`enter`] or
 /// [`leave`] mid-write gets [`OVERFLOW`] and does not look at the buffer. Async-signal-safe: no
 /// allocation, atomics and a bounded spin only. A handler that interrupted the thread's own
-/// [`resolve`] only reads what that reads, and, if it holds the insert lock, gives up after the
+/// `resolve` only reads what that reads, and, if it holds the insert lock, gives up after the
 /// bounded spin.
 pub fn signal_id() -> u32 {
     STATE
