@@ -99,7 +99,11 @@ impl SymbolTable {
             .enumerate()
             .map(|(i, (start, size, name))| {
                 let next = starts.get(i + 1).copied().unwrap_or(u64::MAX);
-                let end = if size > 0 { start + size } else { next };
+                let end = if size > 0 {
+                    start.saturating_add(size)
+                } else {
+                    next
+                };
                 (start, end, name)
             })
             .collect();
@@ -111,8 +115,9 @@ impl SymbolTable {
         let &(file_start, _, vaddr) = self
             .segments
             .iter()
-            .find(|&&(start, size, _)| (start..start + size).contains(&offset))?;
-        let address = vaddr + (offset - file_start);
+            .find(|&&(start, size, _)| (start..start.saturating_add(size)).contains(&offset))?;
+        // The values come from the file: no overflow panics on a corrupt one.
+        let address = vaddr.wrapping_add(offset - file_start);
         let i = self
             .functions
             .partition_point(|f| f.0 <= address)
