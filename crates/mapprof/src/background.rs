@@ -18,14 +18,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mapprof_profile::growth;
-use mapprof_profile::symbolize::{strip_profiler_frames, Symbolizer};
+use mapprof_profile::symbolize::strip_profiler_frames;
 use mapprof_rt::heap::COUNT_UNIT;
 use mapprof_rt::table::{self, BucketId, Kind, FLAG_REALLOC};
 use mapprof_rt::thread::ignore;
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::config::Config;
-use crate::profiles::{dump, SYMBOLIZER};
+use crate::profiles::{dump, with_symbolizer};
 use crate::Error;
 
 /// The background threads of a running profiler; dropping it stops and joins them.
@@ -240,22 +240,22 @@ impl Tracer {
 
 /// Whether a heap bucket's stack is container growth, as the resize profile would say.
 fn is_growth(stack: &[usize], realloc: bool) -> bool {
-    let mut cache = SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner);
-    let symbolizer = cache.get_or_insert_with(Symbolizer::new);
     // The profiler's own frames at the leaf are left out, as the profile builder does.
     let mut leaf = true;
-    let frames: Vec<_> = stack
-        .iter()
-        .filter_map(|&ret| {
-            let frames = symbolizer.resolve((ret as u64).saturating_sub(1));
-            if !leaf {
-                return Some(frames);
-            }
-            let rest = strip_profiler_frames(frames)?;
-            leaf = false;
-            Some(rest)
-        })
-        .collect();
+    let frames: Vec<_> = with_symbolizer(|symbolizer| {
+        stack
+            .iter()
+            .filter_map(|&ret| {
+                let frames = symbolizer.resolve((ret as u64).saturating_sub(1));
+                if !leaf {
+                    return Some(frames);
+                }
+                let rest = strip_profiler_frames(frames)?;
+                leaf = false;
+                Some(rest)
+            })
+            .collect()
+    });
     let names = frames
         .iter()
         .flat_map(|f| f.iter().map(|s| s.name.as_str()));

@@ -93,15 +93,13 @@
 //! a profile comment counts them.
 
 use crate::config::ConfigError;
-use crate::profiles::{labels_comment, SYMBOLIZE, SYMBOLIZER};
+use crate::profiles::{self, labels_comment};
 use crate::Error;
-use mapprof_profile::builder::{self, BuildOptions, Header, LabelValue, RawSample};
+use mapprof_profile::builder::{Header, LabelValue, RawSample};
 use mapprof_profile::proto::Profile;
-use mapprof_profile::symbolize::Symbolizer;
 use mapprof_rt::{cpu_labels, labels as rt_labels, thread};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::PoisonError;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The default sampling frequency of CPU profiles, in Hz: 99 rather than Go's 100 so that the
@@ -287,16 +285,7 @@ impl CpuProfiler {
             ));
         }
         header.comments.extend(labels_comment());
-        let options = BuildOptions {
-            symbolize: SYMBOLIZE.load(std::sync::atomic::Ordering::Relaxed),
-        };
-        let mut cache = SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner);
-        builder::build(
-            &header,
-            samples,
-            options,
-            cache.get_or_insert_with(Symbolizer::new),
-        )
+        profiles::build(&header, samples)
     }
 }
 

@@ -62,7 +62,21 @@ impl ProfileKind {
 pub(crate) static SYMBOLIZE: AtomicBool = AtomicBool::new(true);
 
 /// Symbolization results, kept for the life of the process: code addresses do not change.
-pub(crate) static SYMBOLIZER: Mutex<Option<Symbolizer>> = Mutex::new(None);
+static SYMBOLIZER: Mutex<Option<Symbolizer>> = Mutex::new(None);
+
+/// Runs `f` with the process's symbolizer, made on first use.
+pub(crate) fn with_symbolizer<R>(f: impl FnOnce(&mut Symbolizer) -> R) -> R {
+    let mut cache = SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner);
+    f(cache.get_or_insert_with(Symbolizer::new))
+}
+
+/// Builds a profile from raw samples, symbolized or not per the configuration.
+pub(crate) fn build(header: &Header, samples: Vec<RawSample>) -> Profile {
+    let options = BuildOptions {
+        symbolize: SYMBOLIZE.load(Relaxed),
+    };
+    with_symbolizer(|symbolizer| builder::build(header, samples, options, symbolizer))
+}
 
 /// Builds the current profile of `kind`, symbolized or not per the configuration.
 pub fn profile(kind: ProfileKind) -> Profile {
@@ -77,16 +91,7 @@ pub fn profile(kind: ProfileKind) -> Profile {
             // Classified from the symbolized stacks: without in-process symbolization, empty.
             ProfileKind::Resize => return resize_profile(&profile(ProfileKind::Allocs)),
         };
-        let options = BuildOptions {
-            symbolize: SYMBOLIZE.load(Relaxed),
-        };
-        let mut cache = SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner);
-        builder::build(
-            &header,
-            samples,
-            options,
-            cache.get_or_insert_with(Symbolizer::new),
-        )
+        build(&header, samples)
     })
 }
 

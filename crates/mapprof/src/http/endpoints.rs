@@ -3,7 +3,7 @@
 
 use super::{HttpOptions, HEAD_TIMEOUT, MAX_BODY_BYTES, MAX_BUILDS, MAX_DELTAS, MAX_RESPONSES};
 use crate::cpu::CpuProfiler;
-use crate::profiles::{profile, ProfileKind, SYMBOLIZER};
+use crate::profiles::{profile, with_symbolizer, ProfileKind};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -14,13 +14,12 @@ use mapprof_profile::delta::delta;
 use mapprof_profile::flame::{self, FlameOptions};
 use mapprof_profile::proto::Profile;
 use mapprof_profile::resize::resize_profile;
-use mapprof_profile::symbolize::Symbolizer;
 use mapprof_profile::top::{self, TopOptions};
 use mapprof_profile::view::ProfileView;
 use std::convert::Infallible;
 use std::fmt::{Display, Write as _};
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -540,16 +539,16 @@ async fn symbol(request: Request<Incoming>, state: &Arc<State>) -> Result<Reply,
     let text = state
         .run(move || {
             let mut out = String::from("num_symbols: 1\n");
-            let mut cache = SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner);
-            let symbolizer = cache.get_or_insert_with(Symbolizer::new);
-            for word in input.split(|&b| b == b'+') {
-                let Some(pc) = std::str::from_utf8(word).ok().and_then(parse_address) else {
-                    continue;
-                };
-                if let Some(frame) = symbolizer.resolve(pc).first() {
-                    let _ = writeln!(out, "{pc:#x} {}", frame.name);
+            with_symbolizer(|symbolizer| {
+                for word in input.split(|&b| b == b'+') {
+                    let Some(pc) = std::str::from_utf8(word).ok().and_then(parse_address) else {
+                        continue;
+                    };
+                    if let Some(frame) = symbolizer.resolve(pc).first() {
+                        let _ = writeln!(out, "{pc:#x} {}", frame.name);
+                    }
                 }
-            }
+            });
             out
         })
         .await?;
