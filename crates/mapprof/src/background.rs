@@ -25,7 +25,7 @@ use mapprof_rt::thread::ignore;
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::config::Config;
-use crate::profiles::{dump, with_symbolizer};
+use crate::profiles::{dump_and_report, with_symbolizer};
 use crate::Error;
 
 /// The background threads of a running profiler; dropping it stops and joins them.
@@ -89,23 +89,12 @@ fn listen(signal: i32, dir: PathBuf) -> Result<(Handle, JoinHandle<()>), Error> 
         .spawn(move || {
             ignore(|| {
                 for _ in signals.forever() {
-                    write_dumps(&dir);
+                    dump_and_report(&dir);
                 }
             })
         })
         .map_err(Error::Io)?;
     Ok((handle, thread))
-}
-
-fn write_dumps(dir: &std::path::Path) {
-    match dump(dir) {
-        Ok(paths) => {
-            for p in paths {
-                eprintln!("mapprof: wrote {}", p.display());
-            }
-        }
-        Err(e) => eprintln!("mapprof: {e}"),
-    }
 }
 
 /// Wakes for each trace line and periodic dump until told to stop.
@@ -145,7 +134,7 @@ fn tick(
         }
         if let (Some(at), Some((every, dir))) = (next_dump, &dump_every) {
             if now >= at {
-                write_dumps(dir);
+                dump_and_report(dir);
                 next_dump = Some(later(at, *every, now));
             }
         }

@@ -93,14 +93,14 @@
 //! a profile comment counts them.
 
 use crate::config::ConfigError;
-use crate::profiles::{self, labels_comment};
+use crate::profiles::{self, label_pairs, labels_comment, unix_nanos};
 use crate::Error;
 use mapprof_profile::builder::{Header, LabelValue, RawSample};
 use mapprof_profile::proto::Profile;
 use mapprof_rt::{cpu_labels, labels as rt_labels, thread};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The default sampling frequency of CPU profiles, in Hz: 99 rather than Go's 100 so that the
 /// sampling does not beat with work done on 10 ms timers.
@@ -228,7 +228,8 @@ impl CpuProfiler {
     /// Builds the profile from pprof-rs's stacks: (address, function start) of each frame,
     /// innermost first, with their sample counts.
     fn encode(&self, stacks: Vec<(Vec<(usize, usize)>, i64)>, duration: Duration) -> Profile {
-        let period = i64::from(1_000_000_000 / self.hz);
+        let mut header = header(self.hz);
+        let period = header.period;
         let mut total = 0i64;
         let mut not_unwound = 0i64;
         let mut labels_unread = 0i64;
@@ -252,10 +253,7 @@ impl CpuProfiler {
                         (rt_labels::NONE, Vec::new())
                     }
                 };
-                let labels = label_sets.entry(set).or_insert_with(|| {
-                    let pairs = rt_labels::pairs(set).into_iter();
-                    pairs.map(|(k, v)| (k, LabelValue::Str(v))).collect()
-                });
+                let labels = label_sets.entry(set).or_insert_with(|| label_pairs(set));
                 RawSample {
                     synthetic: stack.is_empty().then(|| NOT_UNWOUND_FRAME.to_owned()),
                     stack,
@@ -264,11 +262,7 @@ impl CpuProfiler {
                 }
             })
             .collect();
-        let mut header = header(self.hz);
-        header.time_nanos = self
-            .start_time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
+        header.time_nanos = unix_nanos(self.start_time);
         header.duration_nanos = duration.as_nanos() as i64;
         header.comments = vec![
             "mapprof cpu profile".to_owned(),

@@ -2,7 +2,7 @@
 
 use crate::background::{self, Background};
 use crate::config::Config;
-use crate::profiles::{dump, SYMBOLIZE};
+use crate::profiles::{dump_and_report, SYMBOLIZE};
 use crate::Error;
 use mapprof_rt::stack::{self, Unwinder};
 use mapprof_rt::{lock, sampler};
@@ -214,14 +214,7 @@ fn dump_once() {
         .unwrap_or_else(PoisonError::into_inner)
         .take();
     if let Some(dir) = dir {
-        match dump(&dir) {
-            Ok(paths) => {
-                for p in paths {
-                    eprintln!("mapprof: wrote {}", p.display());
-                }
-            }
-            Err(e) => eprintln!("mapprof: {e}"),
-        }
+        dump_and_report(&dir);
     }
 }
 

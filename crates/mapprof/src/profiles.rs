@@ -115,7 +115,7 @@ fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
         })
         .collect();
     let mut header = heap::header(rate, view);
-    header.time_nanos = now_nanos();
+    header.time_nanos = unix_nanos(SystemTime::now());
     // A fold from +0.0: f64's `sum` starts at -0.0, which prints as "-0".
     let lost = records
         .iter()
@@ -150,7 +150,7 @@ fn contention_samples(table_kind: Kind, kind: ProfileKind) -> (Header, Vec<RawSa
         })
         .collect();
     let mut header = contention::header();
-    header.time_nanos = now_nanos();
+    header.time_nanos = unix_nanos(SystemTime::now());
     header.comments = vec![
         format!("mapprof {} profile", kind.name()),
         match table_kind {
@@ -177,17 +177,19 @@ fn labelled<R>(records: Vec<(u32, R)>, samples: impl Fn(&[R]) -> Vec<RawSample>)
     }
     let mut out = Vec::new();
     for (set, records) in by_set {
-        let pairs = rt_labels::pairs(set);
+        let pairs = label_pairs(set);
         out.extend(samples(&records).into_iter().map(|mut sample| {
-            sample.labels.extend(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.clone(), LabelValue::Str(v.clone()))),
-            );
+            sample.labels.extend(pairs.iter().cloned());
             sample
         }));
     }
     out
+}
+
+/// The pairs of label set `set` as a sample's string labels.
+pub(crate) fn label_pairs(set: u32) -> Vec<(String, LabelValue)> {
+    let pairs = rt_labels::pairs(set).into_iter();
+    pairs.map(|(k, v)| (k, LabelValue::Str(v))).collect()
 }
 
 /// The profile comment on label sets, when some labels did not fit (`mapprof::label_overflow`,
@@ -216,9 +218,9 @@ pub(crate) fn labels_comment() -> Option<String> {
     Some(comment)
 }
 
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+/// `time` in nanoseconds since the Unix epoch, as profile.proto's `time_nanos`.
+pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
@@ -279,8 +281,16 @@ fn write_atomically(profile: &Profile, path: &Path, replace: bool) -> std::io::R
 pub fn dump(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
     let dir = dir.as_ref();
     let mut written = Vec::new();
+    // The resize profile is derived from the allocs profile written alongside, not rebuilt.
+    let mut allocs = None;
     for kind in ProfileKind::ALL {
-        let profile = profile(kind);
+        let profile = match (kind, &allocs) {
+            (ProfileKind::Resize, Some(allocs)) => thread::ignore(|| resize_profile(allocs)),
+            _ => profile(kind),
+        };
+        if kind == ProfileKind::Allocs {
+            allocs = Some(profile.clone());
+        }
         let path = thread::ignore(|| -> Result<PathBuf, Error> {
             let mut n = 0u64;
             loop {
@@ -295,4 +305,17 @@ pub fn dump(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
         written.push(path);
     }
     Ok(written)
+}
+
+/// [`dump`]s into `dir` and says on stderr what was written, or why not: for dumps that have no
+/// caller to return to (exit, timer, signal).
+pub(crate) fn dump_and_report(dir: &Path) {
+    match dump(dir) {
+        Ok(paths) => {
+            for p in paths {
+                eprintln!("mapprof: wrote {}", p.display());
+            }
+        }
+        Err(e) => eprintln!("mapprof: {e}"),
+    }
 }
