@@ -419,28 +419,29 @@ fn probe(hash: u64, encoded: &[u8]) -> Result<u32, Option<usize>> {
 /// The id of the encoded set, inserted if new, with the values of keys past
 /// [`MAX_VALUES_PER_KEY`] capped.
 fn intern(encoded: &[u8]) -> Interned {
-    let hash = hash(encoded);
-    if let Ok(id) = probe(hash, encoded) {
-        return Interned::Id(id);
-    }
+    let found = |encoded: &[u8]| {
+        let hash = hash(encoded);
+        probe(hash, encoded).map(Interned::Id).map_err(|_| hash)
+    };
+    let hash = match found(encoded) {
+        Ok(id) => return id,
+        Err(hash) => hash,
+    };
     let mut capped = [0u8; MAX_ENCODED];
-    match cap_values(encoded, &mut capped) {
-        Some(len) => {
-            VALUES_CAPPED.fetch_add(1, Relaxed);
-            insert(&capped[..len])
-        }
-        None => insert(encoded),
+    let Some(len) = cap_values(encoded, &mut capped) else {
+        return insert(encoded, hash);
+    };
+    VALUES_CAPPED.fetch_add(1, Relaxed);
+    match found(&capped[..len]) {
+        Ok(id) => id,
+        Err(hash) => insert(&capped[..len], hash),
     }
 }
 
-/// Inserts the encoded set unless someone did meanwhile; returns its id.
-fn insert(encoded: &[u8]) -> Interned {
-    let hash = hash(encoded);
-    let slot = match probe(hash, encoded) {
-        Ok(id) => return Interned::Id(id),
-        Err(slot) => slot,
-    };
-    if slot.is_none() || SET_COUNT.load(Relaxed) as usize >= MAX_SETS {
+/// Inserts the encoded set, which a lock-free look did not find, unless someone did since;
+/// returns its id.
+fn insert(encoded: &[u8], hash: u64) -> Interned {
+    if SET_COUNT.load(Relaxed) as usize >= MAX_SETS {
         return Interned::Full;
     }
     let Some(_lock) = INSERT_LOCK.try_lock() else {
@@ -551,12 +552,10 @@ fn cap_values(encoded: &[u8], out: &mut [u8; MAX_ENCODED]) -> Option<usize> {
         },
         None => true,
     };
-    if !fields(encoded).any(|(key, value)| capped(key, value)) {
-        return None;
-    }
-    let mut len = 0;
+    let (mut len, mut any) = (0, false);
     for (key, value) in fields(encoded) {
         let value = if capped(key, value) {
+            any = true;
             OVERFLOW_FIELD
         } else {
             value
@@ -566,7 +565,7 @@ fn cap_values(encoded: &[u8], out: &mut [u8; MAX_ENCODED]) -> Option<usize> {
             len += field.len();
         }
     }
-    Some(len)
+    any.then_some(len)
 }
 
 /// [`OVERFLOW_VALUE`] as an encoded field: its length, then its bytes.

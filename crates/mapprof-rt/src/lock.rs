@@ -111,7 +111,16 @@ impl WaiterStack {
         } else {
             return;
         };
-        add(Kind::Block, &self.frames[..self.depth], weight, delay_ns);
+        let labels = STATE
+            .try_with(crate::labels::current_id)
+            .unwrap_or(crate::labels::NONE);
+        add(
+            Kind::Block,
+            &self.frames[..self.depth],
+            labels,
+            weight,
+            delay_ns,
+        );
     }
 }
 
@@ -132,16 +141,20 @@ pub fn record_holder_delay(delay_ns: u64) {
         }
         let mut frames = [0; MAX_DEPTH];
         let depth = stack::capture(state, &mut frames);
-        add(Kind::Mutex, &frames[..depth], fraction as f64, delay_ns);
+        let labels = crate::labels::current_id(state);
+        add(
+            Kind::Mutex,
+            &frames[..depth],
+            labels,
+            fraction as f64,
+            delay_ns,
+        );
     });
 }
 
 /// Adds `weight` contentions and `weight * delay_ns` of delay to the bucket of the stack and
-/// of the calling thread's labels (the thread charged: the holder or the waiter).
-fn add(kind: Kind, frames: &[usize], weight: f64, delay_ns: u64) {
-    let labels = STATE
-        .try_with(crate::labels::current_id)
-        .unwrap_or(crate::labels::NONE);
+/// of `labels`, the label set of the thread charged (the holder or the waiter).
+fn add(kind: Kind, frames: &[usize], labels: u32, weight: f64, delay_ns: u64) {
     let key = Key {
         kind,
         rate: 0,
