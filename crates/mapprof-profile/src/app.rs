@@ -209,7 +209,7 @@ fn matches_pattern(pattern: &str, name: &str) -> bool {
 }
 
 /// `0x` followed by hex digits only: what [`ProfileView`] shows for an unsymbolized location.
-fn is_address(name: &str) -> bool {
+pub(crate) fn is_address(name: &str) -> bool {
     name.strip_prefix("0x")
         .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
@@ -291,7 +291,7 @@ fn type_owner(ty: &str) -> Option<Owner<'_>> {
 }
 
 /// The first segment of a path: `hashbrown` in `hashbrown::map::HashMap<K,V,S>::insert`.
-fn first_segment(path: &str) -> &str {
+pub(crate) fn first_segment(path: &str) -> &str {
     let end = path
         .find(|c: char| !(c.is_alphanumeric() || c == '_'))
         .unwrap_or(path.len());

@@ -159,9 +159,6 @@ struct Encoder {
     locations: Vec<Location>,
     /// Interned location keys; ids index this (sorted by [`build`] before [`Encoder::finish`]).
     keys: Vec<LocKey>,
-    /// Id of each address key by (address, number of frames): an address's trimmed frames are
-    /// a suffix of its frames, so the count tells them apart.
-    address_ids: HashMap<(u64, usize), u32>,
     synthetic_ids: HashMap<String, u32>,
     addresses: HashMap<u64, AddressKeys>,
 }
@@ -178,7 +175,6 @@ impl Encoder {
             function_ids: HashMap::new(),
             locations: Vec::new(),
             keys: Vec::new(),
-            address_ids: HashMap::new(),
             synthetic_ids: HashMap::new(),
             addresses: HashMap::new(),
         };
@@ -228,7 +224,7 @@ impl Encoder {
         } else {
             Arc::from([])
         };
-        let full = self.address_key(pc, frames);
+        let full = self.intern(LocKey::Address(pc, frames));
         self.addresses.insert(
             pc,
             AddressKeys {
@@ -250,28 +246,18 @@ impl Encoder {
         let LocKey::Address(_, frames) = &self.keys[full as usize] else {
             unreachable!("address keys are addresses")
         };
-        let frames = frames.clone();
+        let n = frames.len();
         let leading = strip_profiler_frames(frames.clone()).map(|rest| {
-            if rest.len() == frames.len() {
+            if rest.len() == n {
                 full
             } else {
-                self.address_key(pc, rest)
+                self.intern(LocKey::Address(pc, rest))
             }
         });
         if let Some(keys) = self.addresses.get_mut(&pc) {
             keys.leading = Some(leading);
         }
         leading
-    }
-
-    fn address_key(&mut self, pc: u64, frames: Arc<[SourceFrame]>) -> u32 {
-        let n = frames.len();
-        if let Some(&id) = self.address_ids.get(&(pc, n)) {
-            return id;
-        }
-        let id = self.intern(LocKey::Address(pc, frames));
-        self.address_ids.insert((pc, n), id);
-        id
     }
 
     fn intern(&mut self, key: LocKey) -> u32 {

@@ -20,6 +20,7 @@ use std::fmt;
 
 use crate::codec::{validate, DecodeError};
 use crate::proto::{Function, Label, Line, Location, Mapping, Profile, Sample, ValueType};
+use crate::view::string_at;
 
 /// Why two profiles cannot be subtracted.
 #[derive(Debug)]
@@ -85,7 +86,7 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
     let types = |p: &Profile| -> Vec<String> {
         p.sample_type
             .iter()
-            .map(|t| format!("{}/{}", string(p, t.r#type), string(p, t.unit)))
+            .map(|t| format!("{}/{}", string_at(p, t.r#type), string_at(p, t.unit)))
             .collect()
     };
     if types(start) != types(end) {
@@ -111,10 +112,10 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
                 .label
                 .iter()
                 .map(|l| Label {
-                    key: out.string(string(profile, l.key)),
-                    str: out.string(string(profile, l.str)),
+                    key: out.string(string_at(profile, l.key)),
+                    str: out.string(string_at(profile, l.str)),
                     num: l.num,
-                    num_unit: out.string(string(profile, l.num_unit)),
+                    num_unit: out.string(string_at(profile, l.num_unit)),
                 })
                 .collect();
             let bytes_key = out.string(BYTES_LABEL);
@@ -143,7 +144,7 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
     let index_of = |name: &str| {
         end.sample_type
             .iter()
-            .position(|t| string(end, t.r#type) == name)
+            .position(|t| string_at(end, t.r#type) == name)
     };
     let alloc = index_of("alloc_objects").zip(index_of("alloc_space"));
     let bytes_key = out.string(BYTES_LABEL);
@@ -169,18 +170,18 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
         .collect();
 
     let mut value_type = |t: &ValueType| ValueType {
-        r#type: out.string(string(end, t.r#type)),
-        unit: out.string(string(end, t.unit)),
+        r#type: out.string(string_at(end, t.r#type)),
+        unit: out.string(string_at(end, t.unit)),
     };
     let sample_type = end.sample_type.iter().map(&mut value_type).collect();
     let period_type = end.period_type.as_ref().map(&mut value_type);
-    let drop_frames = out.string(string(end, end.drop_frames));
-    let keep_frames = out.string(string(end, end.keep_frames));
-    let default_sample_type = out.string(string(end, end.default_sample_type));
+    let drop_frames = out.string(string_at(end, end.drop_frames));
+    let keep_frames = out.string(string_at(end, end.keep_frames));
+    let default_sample_type = out.string(string_at(end, end.default_sample_type));
     let comment = end
         .comment
         .iter()
-        .map(|&c| out.string(string(end, c)))
+        .map(|&c| out.string(string_at(end, c)))
         .collect();
     let duration_nanos = if start.time_nanos > 0 && end.time_nanos > start.time_nanos {
         end.time_nanos - start.time_nanos
@@ -270,8 +271,8 @@ impl<'a> Import<'a> {
             Some(m) => {
                 let key = Mapping {
                     id: 0,
-                    filename: out.string(string(p, m.filename)),
-                    build_id: out.string(string(p, m.build_id)),
+                    filename: out.string(string_at(p, m.filename)),
+                    build_id: out.string(string_at(p, m.build_id)),
                     ..(*m).clone()
                 };
                 let next = out.mappings.len() as u64 + 1;
@@ -291,9 +292,9 @@ impl<'a> Import<'a> {
                     Some(f) => {
                         let key = Function {
                             id: 0,
-                            name: out.string(string(p, f.name)),
-                            system_name: out.string(string(p, f.system_name)),
-                            filename: out.string(string(p, f.filename)),
+                            name: out.string(string_at(p, f.name)),
+                            system_name: out.string(string_at(p, f.system_name)),
+                            filename: out.string(string_at(p, f.filename)),
                             start_line: f.start_line,
                         };
                         let next = out.functions.len() as u64 + 1;
@@ -326,13 +327,6 @@ impl<'a> Import<'a> {
         self.location_ids.insert(id, new);
         new
     }
-}
-
-fn string(p: &Profile, index: i64) -> &str {
-    usize::try_from(index)
-        .ok()
-        .and_then(|i| p.string_table.get(i))
-        .map_or("", String::as_str)
 }
 
 #[cfg(test)]
@@ -419,7 +413,7 @@ mod tests {
                             .iter()
                             .find(|f| f.id == l.line[0].function_id)
                             .unwrap();
-                        string(p, f.name).to_owned()
+                        string_at(p, f.name).to_owned()
                     })
                     .collect();
                 (frames, s.value.clone(), s.label[0].num)

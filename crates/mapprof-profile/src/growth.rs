@@ -77,6 +77,7 @@
 use regex::RegexSet;
 use std::sync::LazyLock;
 
+use crate::app::{first_segment, is_address};
 use crate::symbolize::is_profiler_frame;
 
 /// A container whose growth [`classify`] recognises. [`Container::name`] is the `container`
@@ -434,19 +435,6 @@ fn is_library(name: &str) -> bool {
             }
         }
     }
-}
-
-fn first_segment(path: &str) -> &str {
-    let end = path
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(path.len());
-    &path[..end]
-}
-
-/// `0x` and hex digits: how [`crate::view::ProfileView`] shows an unsymbolized location.
-fn is_address(name: &str) -> bool {
-    name.strip_prefix("0x")
-        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Allocator and profiler frames at the leaf: mapprof's and the shims (see

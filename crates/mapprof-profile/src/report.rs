@@ -328,7 +328,7 @@ fn charge(
                 .raw()
                 .label
                 .iter()
-                .find(|l| view.string(l.key) == "container")
+                .find(|l| view.string(l.key) == crate::resize::CONTAINER_LABEL)
                 .map_or("unknown", |l| view.string(l.str));
             // The size class of the sample's average size (see the module documentation): its
             // numeric `bytes` label where it has one (mapprof's and Go's heap samples), else

@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::growth::{classify_frames, FrameInfo};
 use crate::heap::{ALLOC_LABEL, REALLOC};
 use crate::proto::{Function, Label, Location, Mapping, Profile, Sample, ValueType};
+use crate::view::string_at;
 use crate::view::ProfileView;
 
 pub use crate::growth::Container;
@@ -102,12 +103,7 @@ pub fn resize_profile(heap: &Profile) -> Profile {
         .flat_map(|l| l.line.iter().map(|line| line.function_id))
         .collect();
     let mapping_ids: BTreeSet<u64> = location.iter().map(|l| l.mapping_id).collect();
-    let string = |i: i64| {
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| heap.string_table.get(i))
-            .map_or("", String::as_str)
-    };
+    let string = |i: i64| string_at(heap, i);
     let function = heap
         .function
         .iter()

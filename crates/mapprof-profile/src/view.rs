@@ -296,7 +296,7 @@ impl fmt::Display for UnknownSampleType {
 
 impl Error for UnknownSampleType {}
 
-fn string_at(profile: &Profile, index: i64) -> &str {
+pub(crate) fn string_at(profile: &Profile, index: i64) -> &str {
     usize::try_from(index)
         .ok()
         .and_then(|i| profile.string_table.get(i))

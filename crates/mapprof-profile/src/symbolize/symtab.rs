@@ -54,7 +54,7 @@ impl Libraries {
         let table = self
             .tables
             .entry(m.path.clone())
-            .or_insert_with(|| Arc::new(SymbolTable::read(&m.path)));
+            .or_insert_with(|| Arc::new(SymbolTable::read(&m.path, &m.build_id)));
         Lookup::Library(
             table
                 .name_at(pc - m.start + m.file_offset)
@@ -74,21 +74,21 @@ struct SymbolTable {
 }
 
 impl SymbolTable {
-    /// Reads the file's tables and its separate debug file's; empty when unreadable.
-    fn read(path: &str) -> SymbolTable {
+    /// Reads the file's tables and those of its separate debug file, found by `build_id` (lowercase
+    /// hex, as the mappings read it); empty when unreadable.
+    fn read(path: &str, build_id: &str) -> SymbolTable {
         let mut table = SymbolTable::default();
         let mut functions = Vec::new();
-        let build_id = with_object(path, |object| {
+        with_object(path, |object| {
             table.segments = object
                 .segments()
                 .map(|s| (s.file_range().0, s.file_range().1, s.address()))
                 .collect();
             add_functions(object, &mut functions);
-            object.build_id().ok().flatten().map(<[u8]>::to_vec)
         });
-        if let Some(id) = build_id.flatten().filter(|id| id.len() > 1) {
-            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-            let debug = format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
+        if build_id.len() > 2 {
+            let (dir, file) = build_id.split_at(2);
+            let debug = format!("/usr/lib/debug/.build-id/{dir}/{file}.debug");
             with_object(&debug, |object| add_functions(object, &mut functions));
         }
         functions.sort_by_key(|f| f.0);
