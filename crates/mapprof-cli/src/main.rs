@@ -159,9 +159,7 @@ fn run(cli: Cli) -> Result<()> {
             let view = ProfileView::unpruned(&profile)
                 .with_context(|| format!("cannot read profile {}", file.display()))?;
             let index = sample_index_of(&view, sample_index.as_deref())?;
-            let filter = libraries
-                .iter()
-                .fold(app::AppFilter::default(), |f, l| f.with_library(l));
+            let filter = app_filter(&libraries);
             let ranking = app::app_top(&view, index, &filter);
             let mut out = BufWriter::new(io::stdout().lock());
             ranking.render(&mut out, max_rows)?;
@@ -195,17 +193,13 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let profiles = files
                 .iter()
-                .map(|f| {
-                    codec::read_file(f).with_context(|| format!("cannot read {}", f.display()))
-                })
-                .collect::<Result<Vec<_>>>()?;
+                .map(codec::read_file)
+                .collect::<Result<Vec<_>, _>>()?;
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             let inputs: Vec<_> = names.iter().map(String::as_str).zip(&profiles).collect();
             let mut opts = report::ReportOptions::default();
             opts.max_findings = max_findings;
-            opts.filter = libraries
-                .iter()
-                .fold(app::AppFilter::default(), |f, l| f.with_library(l));
+            opts.filter = app_filter(&libraries);
             let report = report::report(&inputs, &opts)?;
             let text = if json {
                 serde_json::to_string_pretty(&report)? + "\n"
@@ -300,6 +294,13 @@ fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
         return Ok(());
     }
     fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The application filter with the user's `--library` crates added.
+fn app_filter(libraries: &[String]) -> app::AppFilter {
+    libraries
+        .iter()
+        .fold(app::AppFilter::default(), |f, l| f.with_library(l))
 }
 
 #[cfg(test)]
