@@ -196,6 +196,7 @@ fn cpu_heap_and_locks_together_survive_a_stress() {
     // The lock shim kept its data consistent through the signals.
     assert_eq!(outcome.mutex_count, outcome.ops);
     assert!(outcome.took >= CAPTURE * CAPTURES as u32);
+    assert!(outcome.snapshots > 0, "the fifth thread took no profiles");
     eprintln!(
         "stress: {:.1} s, {} rounds of the three stress functions, {} snapshot pairs",
         outcome.took.as_secs_f64(),

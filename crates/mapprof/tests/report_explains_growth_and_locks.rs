@@ -111,13 +111,12 @@ fn growth_capacity_and_locks_held_while_allocating_are_reported() {
         "{text}"
     );
 
-    if let Some(sized) = finding(&report.findings, "::fill_with_capacity") {
-        assert!(sized.growth.is_empty(), "{sized:?}");
-        assert!(
-            !sized.advice.iter().any(|a| a.contains("with_capacity")),
-            "{text}"
-        );
-    }
+    let sized = finding(&report.findings, "::fill_with_capacity").expect(&text);
+    assert!(sized.growth.is_empty(), "{sized:?}");
+    assert!(
+        !sized.advice.iter().any(|a| a.contains("with_capacity")),
+        "{text}"
+    );
 
     let holder = finding(&report.findings, "::allocate_under_the_lock").expect(&text);
     let held = holder.lock_holding.as_ref().expect(&text);

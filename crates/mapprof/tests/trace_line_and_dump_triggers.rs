@@ -103,6 +103,9 @@ fn run_child(case: &str, settings: &str, dumps: &Path) -> String {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{case}: {stderr}");
+    // The child ran: a filter matching no test would exit 0 too.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 passed"), "{case}: {stdout}");
     stderr
 }
 
@@ -200,4 +203,6 @@ fn a_signal_dumps_once_and_is_harmless_after_the_profiler_stops() {
     let dir = tempfile::tempdir().unwrap();
     let settings = format!("dump_dir={},dump_signal=SIGUSR2", dir.path().display());
     run_child("signal", &settings, dir.path());
+    // Checked here too: the signal's set and the drop's.
+    assert_eq!(count(dir.path(), "heap"), 2);
 }

@@ -27,6 +27,9 @@ fn uncontended_locking_records_nothing_and_allocates_nothing() {
         .unwrap();
     let calls = on_new_thread(|| {
         let (m, rw) = (Mutex::new(0), RwLock::new(0));
+        // The counter counts: one allocation is one call.
+        let one = calls_in(|| drop(std::hint::black_box(Box::new(0u64))));
+        assert_eq!(one, 1, "the counting allocator does not count");
         let calls = calls_in(|| lock_alone_many_times(&m, &rw));
         assert_eq!(*m.lock().unwrap(), 10_000);
         calls
