@@ -119,55 +119,55 @@ pub struct Saved {
 /// reverse order of the `enter` calls. No lock, no allocation. Pairs that do not fit in the
 /// thread's buffer make the labels [`OVERFLOW`] until the matching `leave`.
 pub fn enter(pairs: &[(&str, &str)]) -> Saved {
-    let saved = STACK.try_with(|stack| Saved {
-        n_pairs: stack.n_pairs.get(),
-        n_bytes: stack.n_bytes.get(),
-        overflowed: stack.overflowed.get(),
-        id: STATE.try_with(|s| s.labels.load(Relaxed)).unwrap_or(NONE),
-    });
-    let Ok(saved) = saved else {
-        return Saved {
+    STACK
+        .try_with(|stack| {
+            let saved = Saved {
+                n_pairs: stack.n_pairs.get(),
+                n_bytes: stack.n_bytes.get(),
+                overflowed: stack.overflowed.get(),
+                id: STATE.try_with(|s| s.labels.load(Relaxed)).unwrap_or(NONE),
+            };
+            if !pairs.is_empty() {
+                push(stack, &saved, pairs);
+            }
+            saved
+        })
+        .unwrap_or(Saved {
             n_pairs: 0,
             n_bytes: 0,
             overflowed: false,
             id: NONE,
-        };
-    };
-    let _ = STACK.try_with(|stack| {
-        if pairs.is_empty() {
-            return;
+        })
+}
+
+/// Appends `pairs` to the thread's labels, as they were when `saved` was taken.
+fn push(stack: &LabelStack, saved: &Saved, pairs: &[(&str, &str)]) {
+    let bytes: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let (mut n_pairs, mut at) = (saved.n_pairs, saved.n_bytes);
+    if saved.overflowed || n_pairs + pairs.len() > MAX_STACK_PAIRS || at + bytes > MAX_STACK_BYTES {
+        stack.overflowed.set(true);
+        OVERFLOWS.fetch_add(1, Relaxed);
+        set_cached(OVERFLOW);
+        return;
+    }
+    set_cached(CHANGING);
+    let bytes = stack.bytes.get().cast::<u8>();
+    for (k, v) in pairs {
+        stack.pairs[n_pairs].set((at as u16, k.len() as u16, v.len() as u16));
+        // SAFETY: `at + k.len() + v.len() <= MAX_STACK_BYTES` (checked above for all the
+        // pairs), so both copies stay inside `bytes`; the buffer is this thread's and nothing
+        // else accesses it meanwhile (see `LabelStack`); sources are the caller's strings,
+        // which cannot overlap the thread-local buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(k.as_ptr(), bytes.add(at), k.len());
+            std::ptr::copy_nonoverlapping(v.as_ptr(), bytes.add(at + k.len()), v.len());
         }
-        let bytes: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let (mut n_pairs, mut at) = (saved.n_pairs, saved.n_bytes);
-        if saved.overflowed
-            || n_pairs + pairs.len() > MAX_STACK_PAIRS
-            || at + bytes > MAX_STACK_BYTES
-        {
-            stack.overflowed.set(true);
-            OVERFLOWS.fetch_add(1, Relaxed);
-            set_cached(OVERFLOW);
-            return;
-        }
-        set_cached(CHANGING);
-        let bytes = stack.bytes.get().cast::<u8>();
-        for (k, v) in pairs {
-            stack.pairs[n_pairs].set((at as u16, k.len() as u16, v.len() as u16));
-            // SAFETY: `at + k.len() + v.len() <= MAX_STACK_BYTES` (checked above for all the
-            // pairs), so both copies stay inside `bytes`; the buffer is this thread's and
-            // nothing else accesses it meanwhile (see `LabelStack`); sources are the caller's
-            // strings, which cannot overlap the thread-local buffer.
-            unsafe {
-                std::ptr::copy_nonoverlapping(k.as_ptr(), bytes.add(at), k.len());
-                std::ptr::copy_nonoverlapping(v.as_ptr(), bytes.add(at + k.len()), v.len());
-            }
-            at += k.len() + v.len();
-            n_pairs += 1;
-        }
-        stack.n_pairs.set(n_pairs);
-        stack.n_bytes.set(at);
-        set_cached(PENDING);
-    });
-    saved
+        at += k.len() + v.len();
+        n_pairs += 1;
+    }
+    stack.n_pairs.set(n_pairs);
+    stack.n_bytes.set(at);
+    set_cached(PENDING);
 }
 
 /// Restores the calling thread's labels to what they were before the [`enter`] that returned
