@@ -185,13 +185,7 @@ impl Config {
             "block_rate" => self.block_rate = value.parse().map_err(|_| bad())?,
             "dump_dir" if value.is_empty() => return Err(bad()),
             "dump_dir" => self.dump_dir = Some(PathBuf::from(value)),
-            "symbolize" => {
-                self.symbolize = match value {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(bad()),
-                }
-            }
+            "symbolize" => self.symbolize = parse_bool(value).ok_or_else(bad)?,
             "unwinder" => {
                 self.unwinder = match value {
                     "auto" => Unwinder::Auto,
@@ -228,13 +222,7 @@ impl Config {
                 }
                 self.http = Some(value.to_owned());
             }
-            "http_public" => {
-                self.http_public = match value {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(bad()),
-                }
-            }
+            "http_public" => self.http_public = parse_bool(value).ok_or_else(bad)?,
             _ => unreachable!("every key in KEYS is handled"),
         }
         Ok(())
@@ -243,6 +231,15 @@ impl Config {
 
 fn key_list() -> String {
     KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+}
+
+/// `true`/`1` or `false`/`0`.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// Parses `off` (None) or an interval of at least 10 ms: `1s`, `500ms`, `2m`, or plain seconds.
