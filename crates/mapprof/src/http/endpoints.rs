@@ -278,11 +278,10 @@ async fn take(
             };
             let start = state.run(move || profile(snapshot)).await?;
             if let Some(name) = sample_index {
-                let check = match kind {
-                    ProfileKind::Resize => resize_profile(&start),
-                    _ => start.clone(),
+                match kind {
+                    ProfileKind::Resize => check_sample_index(&resize_profile(&start), name)?,
+                    _ => check_sample_index(&start, name)?,
                 };
-                check_sample_index(&check, name)?;
             }
             tokio::time::sleep(Duration::from_secs(seconds)).await;
             let slot = state.responseslot().await?;
