@@ -2,7 +2,7 @@
 //! requests in, status, headers and body out. One request per connection.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -62,6 +62,10 @@ pub(crate) fn send(addr: SocketAddr, raw: &[u8]) -> Result<Answer, String> {
     let mut bytes = Vec::new();
     // A server that answers before reading everything may reset the connection: keep what came.
     if let Err(e) = stream.read_to_end(&mut bytes) {
+        // Linux reports the read timeout as `WouldBlock`: name it, for callers that check.
+        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+            return Err(format!("timed out: {e}"));
+        }
         if bytes.is_empty() {
             return Err(e.to_string());
         }
