@@ -200,13 +200,18 @@ type GrowthClasses = BTreeMap<(String, String), BTreeMap<u32, (f64, i64, usize)>
 
 /// Reads `inputs` and writes the findings. Errors name the profile that could not be used.
 pub fn report(inputs: &[Input<'_>], opts: &ReportOptions) -> Result<Report, ReportError> {
-    let mut kinds = Vec::with_capacity(inputs.len());
-    for &(name, profile) in inputs {
-        let view = ProfileView::new(profile).map_err(|e| ReportError {
+    let view_of = |name: &str, profile| {
+        ProfileView::new(profile).map_err(|e| ReportError {
             name: name.to_owned(),
             reason: format!("not a valid profile: {e}"),
-        })?;
+        })
+    };
+    let mut views = Vec::with_capacity(inputs.len());
+    let mut kinds = Vec::with_capacity(inputs.len());
+    for &(name, profile) in inputs {
+        let view = view_of(name, profile)?;
         kinds.push(kind_of(&view, name)?);
+        views.push(view);
     }
     // heap and allocs hold the same data: the first one counts. Without a resize profile, one
     // is derived from it.
@@ -219,24 +224,29 @@ pub fn report(inputs: &[Input<'_>], opts: &ReportOptions) -> Result<Report, Repo
         )),
         _ => None,
     };
+    let derived_view = match &derived {
+        Some((name, profile)) => Some((name.as_str(), view_of(name, profile)?)),
+        None => None,
+    };
     let sources = inputs
         .iter()
+        .zip(&views)
         .zip(&kinds)
         .enumerate()
         .filter(|&(i, (_, kind))| !is_heap(kind) || Some(i) == first_heap)
-        .map(|(_, (&(name, profile), &kind))| (name, profile, kind))
-        .chain(derived.iter().map(|(name, p)| (name.as_str(), p, "resize")));
+        .map(|(_, ((&(name, _), view), &kind))| (name, view, kind))
+        .chain(
+            derived_view
+                .iter()
+                .map(|(name, view)| (*name, view, "resize")),
+        );
 
     let mut profiles = Vec::new();
     let mut charged: BTreeMap<&'static str, Charged> = BTreeMap::new();
     let mut growth_classes = GrowthClasses::new();
-    for (name, profile, kind) in sources {
-        let view = ProfileView::new(profile).map_err(|e| ReportError {
-            name: name.to_owned(),
-            reason: format!("not a valid profile: {e}"),
-        })?;
+    for (name, view, kind) in sources {
         profiles.push(charge(
-            &view,
+            view,
             name,
             kind,
             opts,
