@@ -626,8 +626,27 @@ mod tests {
         map.into_iter().collect()
     }
 
-    /// The id a sample taken now would carry.
+    /// The table and its counters are the process's: the label tests take turns, so that one's
+    /// inserts and overflows do not show in another's counts.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The id a sample taken now would carry, once a sample got through: one that found the
+    /// insert lock held by another thread (preempted, with the test's threads outnumbering the
+    /// CPUs) overflows and leaves the id uncached, and the next sample tries again.
     fn sample_id() -> u32 {
+        for _ in 0..1000 {
+            let id = STATE.with(current_id);
+            let busy = id == OVERFLOW && STATE.with(|s| s.labels.load(Relaxed)) == PENDING;
+            if !busy {
+                return id;
+            }
+            std::thread::yield_now();
+        }
         STATE.with(current_id)
     }
 
@@ -637,6 +656,7 @@ mod tests {
     /// id and distinct sets distinct ids; the id of a set decodes to it.
     #[test]
     fn sets_agree_with_a_hashmap_reference() {
+        let _serial = serial();
         let reference: std::sync::Mutex<HashMap<Set, u32>> = Default::default();
         let keys = ["trace_id", "route", "tenant", "k3"];
         let values = ["a", "b", "/item", "ccc"];
@@ -694,6 +714,7 @@ mod tests {
 
     #[test]
     fn what_does_not_fit_overflows_until_its_guard_is_gone() {
+        let _serial = serial();
         std::thread::spawn(|| {
             let before = overflow();
             let outer = enter(&[("route", "/r")]);
@@ -725,6 +746,7 @@ mod tests {
     /// `overflow`, the set's other key kept, and sets seen before the cap keep their ids.
     #[test]
     fn a_key_keeps_a_bounded_number_of_values() {
+        let _serial = serial();
         std::thread::spawn(|| {
             let before = capped();
             let mut ids = Vec::new();
