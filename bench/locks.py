@@ -38,12 +38,14 @@ CONFIGS = [("std", "bench-locks-std"), ("mapprof", "bench-locks-mapprof")]
 # (workload, threads, operations per thread): uncontended 1-thread paths (about 0.3 s a run),
 # then one Mutex shared by 2, 4 and 8 threads, 10M lock+unlock pairs in all whatever the count
 # (mapprof takes up to ~2 s for them at 8 threads here).
-UNCONTENDED = [("mutex", 1, 40_000_000), ("rwread", 1, 40_000_000)]
+UNCONTENDED = [("mutex", 1, 40_000_000), ("rwread", 1, 40_000_000),
+               ("labels", 1, 20_000_000), ("labels-trace", 1, 20_000_000)]
 CONTENDED = [("contended", t, 10_000_000 // t) for t in (2, 4, 8)]
 RUNS = UNCONTENDED + CONTENDED
 CG_OPS = 1_000_000
 
-TITLE = {"mutex": "Mutex lock + unlock", "rwread": "RwLock read + unlock"}
+TITLE = {"mutex": "Mutex lock + unlock", "rwread": "RwLock read + unlock",
+         "labels": "label guard `route`", "labels-trace": "label guard `trace_id` + `route`"}
 
 
 def binary(exe):
@@ -91,6 +93,8 @@ def sanity(name, workload, check):
         elif workload != "contended" and (c.get("mutex_samples") != "0"
                                           or c.get("block_samples") != "0"):
             bad = "an uncontended run took the contended path"
+        elif c.get("label_overflow") != "0":
+            bad = "label guards overflowed the thread's label buffer (a guard not restored?)"
     if bad:
         raise SystemExit(f"{name} {workload}: {bad}: {check}")
 
@@ -155,14 +159,15 @@ def report(res, ir, mach, elapsed):
              f"load average at start {mach['load']}. {ROUNDS} rounds; lock part "
              f"{elapsed / 60:.1f} min.")
     L.append("")
-    L.append("**Uncontended, 1 thread** — nanoseconds per lock + unlock pair: median of the "
-             "rounds of (run time ÷ operations), min–max in brackets; *fastest block* = median "
-             "over rounds of the fastest tenth of each run (filters out preemptions); *Ir/op* = "
-             "instructions per pair under callgrind. The *mapprof − std* row gives the "
-             "difference of the medians, and in brackets the median over rounds of the "
-             "difference within a round (\"paired\").")
+    L.append("**Uncontended, 1 thread** — nanoseconds per operation (a lock + unlock pair, or "
+             "a label guard made and dropped around a trivial body; std's `labels` only calls "
+             "the body): median of the rounds of (run time ÷ operations), min–max in brackets; "
+             "*fastest block* = median over rounds of the fastest tenth of each run (filters "
+             "out preemptions); *Ir/op* = instructions per operation under callgrind. The "
+             "*mapprof − std* row gives the difference of the medians, and in brackets the "
+             "median over rounds of the difference within a round (\"paired\").")
     L.append("")
-    L.append("| path | config | ns/pair median | [min–max] | fastest block | Ir/op |")
+    L.append("| path | config | ns/op median | [min–max] | fastest block | Ir/op |")
     L.append("|---|---|---:|---:|---:|---:|")
     diffs = {}
     for w, t, _ in UNCONTENDED:
@@ -184,7 +189,7 @@ def report(res, ir, mach, elapsed):
                  f"**{db:+.2f}** | {irs} |")
     L.append("")
     if ir:
-        L.append(f"Callgrind counts {ir[('std', 'mutex')][1]:,} pairs per run on the main thread "
+        L.append(f"Callgrind counts {ir[('std', 'mutex')][1]:,} operations per run on the main thread "
                  f"(the measured loop and its warm-up, both inside `bench_measured_*`), "
                  f"nothing else.")
         L.append("")
@@ -228,6 +233,11 @@ def report(res, ir, mach, elapsed):
         extra = f"; {dir_:+.2f} instructions per pair" if dir_ is not None else ""
         L.append(f"- {TITLE[w]} within 1 ns of std: {verdict(ok)} (difference of medians "
                  f"{d:+.2f} ns, paired {paired:+.2f} ns, fastest blocks {db:+.2f} ns{extra})")
+    for w in ("labels", "labels-trace"):
+        d, paired, db, dir_ = diffs[w]
+        extra = f"; {dir_:+.2f} instructions" if dir_ is not None else ""
+        L.append(f"- a {TITLE[w]} costs {d:.1f} ns (no target; paired {paired:.1f} ns, "
+                 f"fastest blocks {db:.1f} ns{extra})")
     for t, (ratio, paired) in ratios.items():
         L.append(f"- contended, {t} threads, ≥ 0.95 × std's throughput: {verdict(ratio >= 0.95)} "
                  f"(ratio {ratio:.3f}, paired {paired:.3f})")

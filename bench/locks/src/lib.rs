@@ -1,10 +1,12 @@
 //! The lock benchmark's workloads, shared by `bench-locks-std` (std::sync) and
 //! `bench-locks-mapprof` (mapprof::sync with the profiler running). Each binary brings
-//! `Mutex` and `RwLock` into scope and invokes [`lock_bench!`], which defines the measured
-//! functions for those types and a `run` function, so both binaries compile the very same
-//! source against their own lock types.
+//! `Mutex`, `RwLock` and `labels` into scope and invokes [`lock_bench!`], which defines the
+//! measured functions for those and a `run` function, so both binaries compile the very same
+//! source against their own lock types (and `mapprof::labels` against a `labels` that only
+//! calls its closure).
 //!
-//! Usage of both binaries: `<bin> mutex|rwread|contended <threads> <ops-per-thread> [--no-check]`.
+//! Usage of both binaries:
+//! `<bin> mutex|rwread|labels|labels-trace|contended <threads> <ops-per-thread> [--no-check]`.
 //! It prints one line:
 //! `RESULT config=.. workload=.. threads=.. ops=.. secs=.. ns=.. mops=.. check=..`
 //! (`ns` = nanoseconds of wall time per operation of one thread, `mops` = million operations per
@@ -16,6 +18,11 @@
 //!   else touches: one uncontended lock + unlock pair.
 //! - `rwread` (1 thread): one operation = `sum += *l.read().unwrap()` on an `RwLock<u64>`: one
 //!   uncontended read lock + unlock pair.
+//! - `labels` (1 thread): one operation = `labels(&[("route", "/item PUT")], || ..)` around a
+//!   trivial body: making and dropping one label guard, the same set every time.
+//! - `labels-trace` (1 thread): the same with a trace id first, a different one each time
+//!   (rotating through 4096 distinct ids made beforehand): `labels(&[("trace_id", id),
+//!   ("route", "/item PUT")], || ..)`, a request handler's labels.
 //! - `contended` (N threads, one `Mutex` shared by all): one operation = lock, increment a
 //!   counter and add it into one of 8 slots of a small array, unlock. Nothing happens between
 //!   two locks of a thread: the worst case for contention.
@@ -49,7 +56,7 @@ pub struct Args {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "{msg}\nusage: <bin> mutex|rwread|contended <threads> <ops-per-thread> [--no-check]"
+        "{msg}\nusage: <bin> mutex|rwread|labels|labels-trace|contended <threads> <ops-per-thread> [--no-check]"
     );
     std::process::exit(2)
 }
@@ -60,18 +67,29 @@ pub fn args() -> Args {
         usage("missing arguments");
     }
     let workload = args[0].clone();
-    let threads: usize = args[1].parse().unwrap_or_else(|_| usage("bad thread count"));
-    let ops: u64 = args[2].parse().unwrap_or_else(|_| usage("bad operation count"));
+    let threads: usize = args[1]
+        .parse()
+        .unwrap_or_else(|_| usage("bad thread count"));
+    let ops: u64 = args[2]
+        .parse()
+        .unwrap_or_else(|_| usage("bad operation count"));
     if threads == 0 || ops == 0 {
         usage("threads and ops must be positive");
     }
     match workload.as_str() {
-        "mutex" | "rwread" if threads != 1 => usage("mutex and rwread run on 1 thread"),
-        "mutex" | "rwread" | "contended" => {}
+        "contended" => {}
+        "mutex" | "rwread" | "labels" | "labels-trace" if threads != 1 => {
+            usage("every workload but contended runs on 1 thread")
+        }
+        "mutex" | "rwread" | "labels" | "labels-trace" => {}
         other => usage(&format!("unknown workload {other:?}")),
     }
     // 1-thread runs are timed in BLOCKS equal parts.
-    let ops = if threads == 1 { ops.div_ceil(BLOCKS) * BLOCKS } else { ops };
+    let ops = if threads == 1 {
+        ops.div_ceil(BLOCKS) * BLOCKS
+    } else {
+        ops
+    };
     Args {
         workload,
         threads,
@@ -105,7 +123,11 @@ impl Blocks {
     }
 
     pub fn add(&mut self, secs: f64) {
-        self.best = if self.n == 0 { secs } else { self.best.min(secs) };
+        self.best = if self.n == 0 {
+            secs
+        } else {
+            self.best.min(secs)
+        };
         self.total += secs;
         self.n += 1;
     }
@@ -155,6 +177,29 @@ macro_rules! lock_bench {
 
         #[no_mangle]
         #[inline(never)]
+        fn bench_measured_labels(ops: u64) -> u64 {
+            let mut sum = 0u64;
+            for i in 0..ops {
+                sum += labels(&[("route", "/item PUT")], || std::hint::black_box(i) & 1);
+            }
+            sum
+        }
+
+        #[no_mangle]
+        #[inline(never)]
+        fn bench_measured_labels_trace(ids: &[String], ops: u64) -> u64 {
+            let mut sum = 0u64;
+            for i in 0..ops {
+                let id = ids[i as usize % ids.len()].as_str();
+                sum += labels(&[("trace_id", id), ("route", "/item PUT")], || {
+                    std::hint::black_box(i) & 1
+                });
+            }
+            sum
+        }
+
+        #[no_mangle]
+        #[inline(never)]
         fn bench_measured_contended(m: &Mutex<$crate::Shared>, ops: u64) {
             for _ in 0..ops {
                 let mut g = m.lock().unwrap();
@@ -196,6 +241,26 @@ macro_rules! lock_bench {
                         t.add(start.elapsed().as_secs_f64());
                     }
                     assert_eq!(sum, a.ops);
+                    (t, sum)
+                }
+                "labels" | "labels-trace" => {
+                    let ids: Vec<String> = (0..4096).map(|n| format!("load-1-{n}")).collect();
+                    let measured = |ops| match a.workload.as_str() {
+                        "labels" => bench_measured_labels(ops),
+                        _ => bench_measured_labels_trace(black_box(&ids), ops),
+                    };
+                    let mut sum = measured(warm);
+                    let mut t = $crate::Blocks::default();
+                    for _ in 0..$crate::BLOCKS {
+                        let start = Instant::now();
+                        sum += measured(a.ops / $crate::BLOCKS);
+                        t.add(start.elapsed().as_secs_f64());
+                    }
+                    // Every body ran: each call counts the odd indices of 0..ops.
+                    assert_eq!(
+                        sum,
+                        warm / 2 + $crate::BLOCKS * (a.ops / $crate::BLOCKS / 2)
+                    );
                     (t, sum)
                 }
                 _ => {

@@ -1,6 +1,7 @@
 //! `mapprof::sync::{Mutex, RwLock}` with the profiler running at its default lock sampling
 //! (`Profiler::builder().start()`: mutex_fraction 10, block_rate 10000 ns).
 
+use mapprof::labels;
 use mapprof::sync::{Mutex, RwLock};
 
 bench_locks::lock_bench!();
@@ -26,11 +27,13 @@ fn main() {
         let c = profiler.config();
         format!(
             "mutex_fraction={} block_rate={} mutex_samples={ms} mutex_contentions={mn} \
-             mutex_delay_ms={:.1} block_samples={bs} block_contentions={bn} block_delay_ms={:.1}",
+             mutex_delay_ms={:.1} block_samples={bs} block_contentions={bn} block_delay_ms={:.1} \
+             label_overflow={}",
             c.mutex_fraction,
             c.block_rate,
             md as f64 / 1e6,
-            bd as f64 / 1e6
+            bd as f64 / 1e6,
+            mapprof::label_overflow()
         )
     });
     drop(profiler);

@@ -126,24 +126,33 @@ impl ProfilerBuilder {
         Ok(self)
     }
 
-    /// Applies the settings and starts the profiler. Fails when one is already running or the
-    /// dump directory cannot be created.
+    /// Applies the settings and starts the profiler. Fails when one is already running, the
+    /// dump directory cannot be created or a setting is refused; a failed start changes nothing.
     pub fn start(self) -> Result<Profiler, Error> {
         let config = self.config;
         if let Some(dir) = &config.dump_dir {
             check_dump_dir(dir)?;
         } else if config.dump_every.is_some() || config.dump_signal.is_some() {
-            return Err(Error::Config(crate::ConfigError {
-                entry: "dump_every / dump_signal".into(),
-                problem: "dumps need a directory: set dump_dir too, e.g. dump_dir=/tmp/prof".into(),
-            }));
+            return Err(config_error(
+                "dump_every / dump_signal",
+                "dumps need a directory: set dump_dir too, e.g. dump_dir=/tmp/prof",
+            ));
+        }
+        if let Some(signal) = config.dump_signal {
+            if signal != libc::SIGUSR1 && signal != libc::SIGUSR2 {
+                return Err(config_error(
+                    &format!("dump_signal={signal}"),
+                    "the dump signal is SIGUSR1 or SIGUSR2: the others belong to the program",
+                ));
+            }
         }
         if RUNNING.swap(true, SeqCst) {
             return Err(Error::AlreadyStarted);
         }
-        // First of what can fail, so that a refused address changes no setting.
-        let http = match start_http(&config) {
-            Ok(http) => http,
+        // What can fail comes before any setting is applied.
+        let started = start_http(&config).and_then(|http| Ok((http, background::start(&config)?)));
+        let (http, background) = match started {
+            Ok(started) => started,
             Err(e) => {
                 RUNNING.store(false, SeqCst);
                 return Err(e);
@@ -158,19 +167,19 @@ impl ProfilerBuilder {
         if config.dump_dir.is_some() {
             register_exit_dump();
         }
-        let background = match background::start(&config) {
-            Ok(background) => background,
-            Err(e) => {
-                RUNNING.store(false, SeqCst);
-                return Err(e);
-            }
-        };
         Ok(Profiler {
             config,
             _background: background,
             http,
         })
     }
+}
+
+fn config_error(entry: &str, problem: &str) -> Error {
+    Error::Config(crate::ConfigError {
+        entry: entry.into(),
+        problem: problem.into(),
+    })
 }
 
 /// Starts a profiler configured by `MAPPROF` alone. A bad `MAPPROF` is reported on stderr,

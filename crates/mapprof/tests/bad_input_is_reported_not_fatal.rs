@@ -58,6 +58,18 @@ fn bad_input_is_reported_and_dumps_are_written_at_exit() {
     );
     assert!(e.to_string().contains(&target.display().to_string()), "{e}");
 
+    // A signal the program owns is refused by name, and the refused start leaves none running.
+    let e = Profiler::builder()
+        .dump_dir(std::env::temp_dir())
+        .dump_signal(libc::SIGTERM)
+        .start()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("dump_signal={}", libc::SIGTERM)) && e.contains("SIGUSR1 or SIGUSR2"),
+        "{e}"
+    );
+
     // One profiler at a time.
     let running = Profiler::builder().start().unwrap();
     assert!(matches!(
