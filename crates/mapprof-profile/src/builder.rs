@@ -3,7 +3,9 @@
 //! same samples always encode to the same bytes.
 
 use crate::mappings::{self, ObjectMapping};
-use crate::proto::{Function, Label, Line, Location, Mapping, Profile, Sample, ValueType};
+use crate::proto::{
+    Function, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType,
+};
 use crate::symbolize::{strip_profiler_frames, SourceFrame, Symbolizer};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -152,8 +154,7 @@ struct Encoder {
     symbolize: bool,
     /// Trim the profiler's frames at the leaf end.
     trim: bool,
-    strings: Vec<String>,
-    string_ids: HashMap<String, i64>,
+    strings: StringTable,
     functions: Vec<Function>,
     function_ids: HashMap<(String, String, String), u64>,
     locations: Vec<Location>,
@@ -165,21 +166,18 @@ struct Encoder {
 
 impl Encoder {
     fn new(mappings: Vec<ObjectMapping>, symbolize: bool) -> Encoder {
-        let mut e = Encoder {
+        Encoder {
             mappings,
             symbolize,
             trim: true,
-            strings: Vec::new(),
-            string_ids: HashMap::new(),
+            strings: StringTable::default(),
             functions: Vec::new(),
             function_ids: HashMap::new(),
             locations: Vec::new(),
             keys: Vec::new(),
             synthetic_ids: HashMap::new(),
             addresses: HashMap::new(),
-        };
-        e.string(""); // string_table[0] must be "".
-        e
+        }
     }
 
     /// The sample's location key ids, leaf first, with the profiler's own leaf frames trimmed.
@@ -265,16 +263,6 @@ impl Encoder {
         self.keys.len() as u32 - 1
     }
 
-    fn string(&mut self, s: &str) -> i64 {
-        if let Some(&id) = self.string_ids.get(s) {
-            return id;
-        }
-        let id = self.strings.len() as i64;
-        self.strings.push(s.to_owned());
-        self.string_ids.insert(s.to_owned(), id);
-        id
-    }
-
     fn function(&mut self, name: &str, system_name: &str, file: &str) -> u64 {
         let key = (name.to_owned(), system_name.to_owned(), file.to_owned());
         if let Some(&id) = self.function_ids.get(&key) {
@@ -283,9 +271,9 @@ impl Encoder {
         let id = self.functions.len() as u64 + 1;
         let function = Function {
             id,
-            name: self.string(name),
-            system_name: self.string(system_name),
-            filename: self.string(file),
+            name: self.strings.id(name),
+            system_name: self.strings.id(system_name),
+            filename: self.strings.id(file),
             start_line: 0,
         };
         self.functions.push(function);
@@ -339,13 +327,6 @@ impl Encoder {
         id
     }
 
-    fn value_type(&mut self, (ty, unit): &(String, String)) -> ValueType {
-        ValueType {
-            r#type: self.string(ty),
-            unit: self.string(unit),
-        }
-    }
-
     /// The profile of `samples`, sorted and merged, whose stacks hold indices into the sorted
     /// `self.keys`.
     fn finish(mut self, header: &Header, samples: Vec<Keyed>) -> Profile {
@@ -353,9 +334,12 @@ impl Encoder {
         let sample_type: Vec<ValueType> = header
             .sample_types
             .iter()
-            .map(|t| self.value_type(t))
+            .map(|(ty, unit)| self.strings.value_type(ty, unit))
             .collect();
-        let period_type = Some(self.value_type(&header.period_type));
+        let period_type = Some(
+            self.strings
+                .value_type(&header.period_type.0, &header.period_type.1),
+        );
         let mut sample = Vec::with_capacity(samples.len());
         for (stack, labels, value) in samples {
             if value.iter().all(|&v| v == 0) {
@@ -368,17 +352,17 @@ impl Encoder {
             let label = labels
                 .iter()
                 .map(|(key, value)| {
-                    let key = self.string(key);
+                    let key = self.strings.id(key);
                     match value {
                         LabelValue::Str(s) => Label {
                             key,
-                            str: self.string(s),
+                            str: self.strings.id(s),
                             ..Label::default()
                         },
                         LabelValue::Num(n, unit) => Label {
                             key,
                             num: *n,
-                            num_unit: unit.as_deref().map_or(0, |u| self.string(u)),
+                            num_unit: unit.as_deref().map_or(0, |u| self.strings.id(u)),
                             ..Label::default()
                         },
                     }
@@ -401,8 +385,8 @@ impl Encoder {
                 memory_start: m.start,
                 memory_limit: m.limit,
                 file_offset: m.file_offset,
-                filename: self.string(&m.path),
-                build_id: self.string(&m.build_id),
+                filename: self.strings.id(&m.path),
+                build_id: self.strings.id(&m.build_id),
                 // Tell pprof not to symbolize again what was symbolized here.
                 has_functions: symbolized,
                 has_filenames: symbolized,
@@ -413,16 +397,19 @@ impl Encoder {
         let default_sample_type = header
             .default_sample_type
             .as_deref()
-            .map_or(0, |s| self.string(s));
-        let drop_frames = header.drop_frames.as_deref().map_or(0, |s| self.string(s));
-        let comment = header.comments.iter().map(|c| self.string(c)).collect();
+            .map_or(0, |s| self.strings.id(s));
+        let drop_frames = header
+            .drop_frames
+            .as_deref()
+            .map_or(0, |s| self.strings.id(s));
+        let comment = header.comments.iter().map(|c| self.strings.id(c)).collect();
         Profile {
             sample_type,
             sample,
             mapping,
             location: self.locations,
             function: self.functions,
-            string_table: self.strings,
+            string_table: self.strings.into_vec(),
             drop_frames,
             keep_frames: 0,
             time_nanos: header.time_nanos,

@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::codec::{validate, DecodeError};
-use crate::proto::{Function, Label, Line, Location, Mapping, Profile, Sample, ValueType};
+use crate::proto::{
+    Function, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType,
+};
 use crate::view::string_at;
 
 /// Why two profiles cannot be subtracted.
@@ -97,7 +99,6 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
     }
 
     let mut out = Out::default();
-    out.string("");
     let mut sums: BTreeMap<SampleKey, Sum> = BTreeMap::new();
     // The end first, so that a sample present in both keeps the end's labels.
     for (profile, sign) in [(end, 1), (start, -1)] {
@@ -112,13 +113,13 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
                 .label
                 .iter()
                 .map(|l| Label {
-                    key: out.string(string_at(profile, l.key)),
-                    str: out.string(string_at(profile, l.str)),
+                    key: out.strings.id(string_at(profile, l.key)),
+                    str: out.strings.id(string_at(profile, l.str)),
                     num: l.num,
-                    num_unit: out.string(string_at(profile, l.num_unit)),
+                    num_unit: out.strings.id(string_at(profile, l.num_unit)),
                 })
                 .collect();
-            let bytes_key = out.string(BYTES_LABEL);
+            let bytes_key = out.strings.id(BYTES_LABEL);
             let mut label_key: Vec<(i64, i64, i64, i64)> = labels
                 .iter()
                 .map(|l| {
@@ -147,7 +148,7 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
             .position(|t| string_at(end, t.r#type) == name)
     };
     let alloc = index_of("alloc_objects").zip(index_of("alloc_space"));
-    let bytes_key = out.string(BYTES_LABEL);
+    let bytes_key = out.strings.id(BYTES_LABEL);
     let sample = sums
         .into_iter()
         .filter(|(_, sum)| sum.values.iter().any(|&v| v != 0))
@@ -170,18 +171,18 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
         .collect();
 
     let mut value_type = |t: &ValueType| ValueType {
-        r#type: out.string(string_at(end, t.r#type)),
-        unit: out.string(string_at(end, t.unit)),
+        r#type: out.strings.id(string_at(end, t.r#type)),
+        unit: out.strings.id(string_at(end, t.unit)),
     };
     let sample_type = end.sample_type.iter().map(&mut value_type).collect();
     let period_type = end.period_type.as_ref().map(&mut value_type);
-    let drop_frames = out.string(string_at(end, end.drop_frames));
-    let keep_frames = out.string(string_at(end, end.keep_frames));
-    let default_sample_type = out.string(string_at(end, end.default_sample_type));
+    let drop_frames = out.strings.id(string_at(end, end.drop_frames));
+    let keep_frames = out.strings.id(string_at(end, end.keep_frames));
+    let default_sample_type = out.strings.id(string_at(end, end.default_sample_type));
     let comment = end
         .comment
         .iter()
-        .map(|&c| out.string(string_at(end, c)))
+        .map(|&c| out.strings.id(string_at(end, c)))
         .collect();
     let duration_nanos = if start.time_nanos > 0 && end.time_nanos > start.time_nanos {
         end.time_nanos - start.time_nanos
@@ -194,7 +195,7 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
         mapping: out.mappings,
         location: out.locations,
         function: out.functions,
-        string_table: out.strings,
+        string_table: out.strings.into_vec(),
         drop_frames,
         keep_frames,
         time_nanos: end.time_nanos,
@@ -218,26 +219,13 @@ struct Sum {
 /// The output's tables, each entry once.
 #[derive(Default)]
 struct Out {
-    strings: Vec<String>,
-    string_ids: HashMap<String, i64>,
+    strings: StringTable,
     mappings: Vec<Mapping>,
     mapping_ids: HashMap<Mapping, u64>,
     functions: Vec<Function>,
     function_ids: HashMap<Function, u64>,
     locations: Vec<Location>,
     location_ids: HashMap<Location, u64>,
-}
-
-impl Out {
-    fn string(&mut self, s: &str) -> i64 {
-        if let Some(&id) = self.string_ids.get(s) {
-            return id;
-        }
-        let id = self.strings.len() as i64;
-        self.strings.push(s.to_owned());
-        self.string_ids.insert(s.to_owned(), id);
-        id
-    }
 }
 
 /// Adds the entries of one input profile to an [`Out`], remembering the ids it gave them.
@@ -271,8 +259,8 @@ impl<'a> Import<'a> {
             Some(m) => {
                 let key = Mapping {
                     id: 0,
-                    filename: out.string(string_at(p, m.filename)),
-                    build_id: out.string(string_at(p, m.build_id)),
+                    filename: out.strings.id(string_at(p, m.filename)),
+                    build_id: out.strings.id(string_at(p, m.build_id)),
                     ..(*m).clone()
                 };
                 let next = out.mappings.len() as u64 + 1;
@@ -292,9 +280,9 @@ impl<'a> Import<'a> {
                     Some(f) => {
                         let key = Function {
                             id: 0,
-                            name: out.string(string_at(p, f.name)),
-                            system_name: out.string(string_at(p, f.system_name)),
-                            filename: out.string(string_at(p, f.filename)),
+                            name: out.strings.id(string_at(p, f.name)),
+                            system_name: out.strings.id(string_at(p, f.system_name)),
+                            filename: out.strings.id(string_at(p, f.filename)),
                             start_line: f.start_line,
                         };
                         let next = out.functions.len() as u64 + 1;
@@ -338,16 +326,12 @@ mod tests {
     /// name.
     fn heap(samples: &[(&[&str], [i64; 3], i64)], time: i64) -> Profile {
         let mut out = Out::default();
-        out.string("");
         let sample_type = [
             ("alloc_objects", "count"),
             ("alloc_space", "bytes"),
             ("inuse_space", "bytes"),
         ]
-        .map(|(t, u)| ValueType {
-            r#type: out.string(t),
-            unit: out.string(u),
-        })
+        .map(|(t, u)| out.strings.value_type(t, u))
         .to_vec();
         let mut names: Vec<&str> = samples.iter().flat_map(|s| s.0.iter().copied()).collect();
         names.sort();
@@ -359,7 +343,7 @@ mod tests {
         };
         for (i, name) in names.iter().enumerate() {
             let id = i as u64 + 1;
-            let name = out.string(name);
+            let name = out.strings.id(name);
             profile.function.push(Function {
                 id,
                 name,
@@ -378,7 +362,7 @@ mod tests {
                 ..Location::default()
             });
         }
-        let bytes = out.string("bytes");
+        let bytes = out.strings.id("bytes");
         for (frames, values, size) in samples {
             profile.sample.push(Sample {
                 location_id: frames
@@ -393,7 +377,7 @@ mod tests {
                 }],
             });
         }
-        profile.string_table = out.strings;
+        profile.string_table = out.strings.into_vec();
         profile
     }
 

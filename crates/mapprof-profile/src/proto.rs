@@ -8,6 +8,48 @@
 //! for tag; the round-trip tests and `go tool pprof` check that they agree.
 #![allow(missing_docs)] // Field meanings: google/pprof proto/profile.proto.
 
+use std::collections::HashMap;
+
+/// A `string_table` being built: each string once, `""` first as the format requires.
+#[derive(Debug)]
+pub(crate) struct StringTable {
+    strings: Vec<String>,
+    ids: HashMap<String, i64>,
+}
+
+impl Default for StringTable {
+    fn default() -> Self {
+        StringTable {
+            strings: vec![String::new()],
+            ids: HashMap::from([(String::new(), 0)]),
+        }
+    }
+}
+
+impl StringTable {
+    /// The index of `s`, added if new.
+    pub(crate) fn id(&mut self, s: &str) -> i64 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as i64;
+        self.strings.push(s.to_owned());
+        self.ids.insert(s.to_owned(), id);
+        id
+    }
+
+    pub(crate) fn value_type(&mut self, ty: &str, unit: &str) -> ValueType {
+        ValueType {
+            r#type: self.id(ty),
+            unit: self.id(unit),
+        }
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        self.strings
+    }
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Profile {
     #[prost(message, repeated, tag = "1")]

@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::growth::{classify_frames, FrameInfo};
 use crate::heap::{ALLOC_LABEL, REALLOC};
-use crate::proto::{Function, Label, Location, Mapping, Profile, Sample, ValueType};
+use crate::proto::{Function, Label, Location, Mapping, Profile, Sample, StringTable};
 use crate::view::string_at;
 use crate::view::ProfileView;
 
@@ -36,7 +36,7 @@ pub const COMMENT: &str = "mapprof resize profile";
 /// sample types, one that does not validate, or a Go profile gives a valid, empty resize
 /// profile. Deterministic: the same input gives the same output.
 pub fn resize_profile(heap: &Profile) -> Profile {
-    let mut out = Out::new();
+    let mut out = StringTable::default();
     let mut samples = Vec::new();
     let mut kept_locations = BTreeSet::new();
     if let Ok(view) = ProfileView::unpruned(heap) {
@@ -71,15 +71,15 @@ pub fn resize_profile(heap: &Profile) -> Profile {
                     .iter()
                     .filter(|l| view.string(l.key) != CONTAINER_LABEL)
                     .map(|l| Label {
-                        key: out.string(view.string(l.key)),
-                        str: out.string(view.string(l.str)),
+                        key: out.id(view.string(l.key)),
+                        str: out.id(view.string(l.str)),
                         num: l.num,
-                        num_unit: out.string(view.string(l.num_unit)),
+                        num_unit: out.id(view.string(l.num_unit)),
                     })
                     .collect();
                 label.push(Label {
-                    key: out.string(CONTAINER_LABEL),
-                    str: out.string(container.name()),
+                    key: out.id(CONTAINER_LABEL),
+                    str: out.id(container.name()),
                     ..Label::default()
                 });
                 kept_locations.extend(raw.location_id.iter().copied());
@@ -110,9 +110,9 @@ pub fn resize_profile(heap: &Profile) -> Profile {
         .filter(|f| function_ids.contains(&f.id))
         .map(|f| Function {
             id: f.id,
-            name: out.string(string(f.name)),
-            system_name: out.string(string(f.system_name)),
-            filename: out.string(string(f.filename)),
+            name: out.id(string(f.name)),
+            system_name: out.id(string(f.system_name)),
+            filename: out.id(string(f.filename)),
             start_line: f.start_line,
         })
         .collect();
@@ -121,8 +121,8 @@ pub fn resize_profile(heap: &Profile) -> Profile {
         .iter()
         .filter(|m| mapping_ids.contains(&m.id))
         .map(|m| Mapping {
-            filename: out.string(string(m.filename)),
-            build_id: out.string(string(m.build_id)),
+            filename: out.id(string(m.filename)),
+            build_id: out.id(string(m.build_id)),
             ..m.clone()
         })
         .collect();
@@ -131,20 +131,20 @@ pub fn resize_profile(heap: &Profile) -> Profile {
         out.value_type("resize_space", "bytes"),
     ];
     let period_type = Some(out.value_type("space", "bytes"));
-    let default_sample_type = out.string("resize_space");
+    let default_sample_type = out.id("resize_space");
     let comment = vec![
-        out.string(COMMENT),
-        out.string("container growth classified from the heap profile's stacks"),
+        out.id(COMMENT),
+        out.id("container growth classified from the heap profile's stacks"),
     ];
-    let drop_frames = out.string(string(heap.drop_frames));
-    let keep_frames = out.string(string(heap.keep_frames));
+    let drop_frames = out.id(string(heap.drop_frames));
+    let keep_frames = out.id(string(heap.keep_frames));
     Profile {
         sample_type,
         sample: samples,
         mapping,
         location,
         function,
-        string_table: out.strings,
+        string_table: out.into_vec(),
         drop_frames,
         keep_frames,
         time_nanos: heap.time_nanos,
@@ -156,42 +156,10 @@ pub fn resize_profile(heap: &Profile) -> Profile {
     }
 }
 
-/// The new string table.
-struct Out {
-    strings: Vec<String>,
-    ids: HashMap<String, i64>,
-}
-
-impl Out {
-    fn new() -> Out {
-        Out {
-            strings: vec![String::new()],
-            ids: HashMap::from([(String::new(), 0)]),
-        }
-    }
-
-    fn string(&mut self, s: &str) -> i64 {
-        if let Some(&id) = self.ids.get(s) {
-            return id;
-        }
-        let id = self.strings.len() as i64;
-        self.strings.push(s.to_owned());
-        self.ids.insert(s.to_owned(), id);
-        id
-    }
-
-    fn value_type(&mut self, ty: &str, unit: &str) -> ValueType {
-        ValueType {
-            r#type: self.string(ty),
-            unit: self.string(unit),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Line;
+    use crate::proto::{Line, ValueType};
 
     /// A symbolized heap profile: sample 1 grows a HashMap under `app::fill`, sample 2 is a
     /// `Vec::with_capacity` under `app::fill`, sample 3 a realloc under `app::raw`.
