@@ -8,7 +8,8 @@
 //! 1. **No allocation.** All memory is static: the stack table, the frame arena and the
 //!    sampled-block set are fixed-size arrays of atomics in `.bss`, paged in only when touched.
 //! 2. **No blocking lock.** Lookups are lock-free; inserting a new stack takes a spin lock with a
-//!    bounded number of attempts, and a sample that cannot get it is counted as lost.
+//!    bounded number of attempts (yielding the CPU between rounds, so that a preempted holder
+//!    can finish), and a sample that cannot get it is counted as lost.
 //! 3. **No panic, no unbounded loop.** Indexing is bounds-checked by construction (masks) and every
 //!    loop has a fixed bound (stack depth, probe length, spin count).
 //! 4. **No reentrancy.** A const-initialised thread-local flag makes nested calls (from the

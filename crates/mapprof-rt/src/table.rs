@@ -3,7 +3,7 @@
 //!
 //! * Lookup is lock-free: a linear-probe index of `u32` slots points at buckets; a slot, once
 //!   published (release store), never changes, and buckets are never removed.
-//! * Inserting a new stack takes [`INSERT_LOCK`] with a bounded spin; it protects the bucket
+//! * Inserting a new stack takes [`INSERT_LOCK`] with a bounded spin (and yield); it protects the bucket
 //!   count, the frame arena's bump pointer and the writing of the new bucket. A sample that
 //!   cannot get the lock, or finds the table or the arena full, is charged to its kind's
 //!   *lost* bucket, which the profile shows as a frame of its own (Go's `lostProfileEvent`).
@@ -174,7 +174,7 @@ fn probe(key: &Key<'_>, hash: u64) -> Result<BucketId, Option<usize>> {
 }
 
 fn insert(key: &Key<'_>, hash: u64) -> Option<BucketId> {
-    let _lock = INSERT_LOCK.try_lock()?;
+    let _lock = INSERT_LOCK.lock_yielding()?;
     // Someone may have inserted the same key since our lock-free look.
     let at = match probe(key, hash) {
         Ok(id) => return Some(id),
