@@ -67,12 +67,8 @@ pub fn args() -> Args {
         usage("missing arguments");
     }
     let workload = args[0].clone();
-    let threads: usize = args[1]
-        .parse()
-        .unwrap_or_else(|_| usage("bad thread count"));
-    let ops: u64 = args[2]
-        .parse()
-        .unwrap_or_else(|_| usage("bad operation count"));
+    let threads: usize = args[1].parse().unwrap_or_else(|_| usage("bad thread count"));
+    let ops: u64 = args[2].parse().unwrap_or_else(|_| usage("bad operation count"));
     if threads == 0 || ops == 0 {
         usage("threads and ops must be positive");
     }
@@ -85,11 +81,7 @@ pub fn args() -> Args {
         other => usage(&format!("unknown workload {other:?}")),
     }
     // 1-thread runs are timed in BLOCKS equal parts.
-    let ops = if threads == 1 {
-        ops.div_ceil(BLOCKS) * BLOCKS
-    } else {
-        ops
-    };
+    let ops = if threads == 1 { ops.div_ceil(BLOCKS) * BLOCKS } else { ops };
     Args {
         workload,
         threads,
@@ -122,12 +114,19 @@ impl Blocks {
         b
     }
 
+    /// Times `run(ops / BLOCKS)`, [`BLOCKS`] times.
+    pub fn time(ops: u64, mut run: impl FnMut(u64)) -> Blocks {
+        let mut t = Blocks::default();
+        for _ in 0..BLOCKS {
+            let start = std::time::Instant::now();
+            run(ops / BLOCKS);
+            t.add(start.elapsed().as_secs_f64());
+        }
+        t
+    }
+
     pub fn add(&mut self, secs: f64) {
-        self.best = if self.n == 0 {
-            secs
-        } else {
-            self.best.min(secs)
-        };
+        self.best = if self.n == 0 { secs } else { self.best.min(secs) };
         self.total += secs;
         self.n += 1;
     }
@@ -219,12 +218,7 @@ macro_rules! lock_bench {
                     let m = Box::new($crate::Aligned(Mutex::new(0u64)));
                     let m = black_box(&m.0);
                     bench_measured_mutex(m, warm);
-                    let mut t = $crate::Blocks::default();
-                    for _ in 0..$crate::BLOCKS {
-                        let start = Instant::now();
-                        bench_measured_mutex(m, a.ops / $crate::BLOCKS);
-                        t.add(start.elapsed().as_secs_f64());
-                    }
+                    let t = $crate::Blocks::time(a.ops, |n| bench_measured_mutex(m, n));
                     let n = *m.lock().unwrap();
                     assert_eq!(n, warm + a.ops);
                     (t, n)
@@ -233,13 +227,8 @@ macro_rules! lock_bench {
                     let l = Box::new($crate::Aligned(RwLock::new(1u64)));
                     let l = black_box(&l.0);
                     black_box(bench_measured_rwread(l, warm));
-                    let mut t = $crate::Blocks::default();
                     let mut sum = 0;
-                    for _ in 0..$crate::BLOCKS {
-                        let start = Instant::now();
-                        sum += bench_measured_rwread(l, a.ops / $crate::BLOCKS);
-                        t.add(start.elapsed().as_secs_f64());
-                    }
+                    let t = $crate::Blocks::time(a.ops, |n| sum += bench_measured_rwread(l, n));
                     assert_eq!(sum, a.ops);
                     (t, sum)
                 }
@@ -250,17 +239,9 @@ macro_rules! lock_bench {
                         _ => bench_measured_labels_trace(black_box(&ids), ops),
                     };
                     let mut sum = measured(warm);
-                    let mut t = $crate::Blocks::default();
-                    for _ in 0..$crate::BLOCKS {
-                        let start = Instant::now();
-                        sum += measured(a.ops / $crate::BLOCKS);
-                        t.add(start.elapsed().as_secs_f64());
-                    }
+                    let t = $crate::Blocks::time(a.ops, |n| sum += measured(n));
                     // Every body ran: each call counts the odd indices of 0..ops.
-                    assert_eq!(
-                        sum,
-                        warm / 2 + $crate::BLOCKS * (a.ops / $crate::BLOCKS / 2)
-                    );
+                    assert_eq!(sum, warm / 2 + $crate::BLOCKS * (a.ops / $crate::BLOCKS / 2));
                     (t, sum)
                 }
                 _ => {

@@ -80,7 +80,7 @@ impl Mixed {
             let r = self.rng.next();
             let class = 8usize << (r % 9); // 8 B .. 2 KiB
             let size = class + ((r >> 8) as usize & (class - 1)); // 8 B .. 4095 B
-                                                                  // SAFETY: size > 0 and align 8 is a power of two.
+            // SAFETY: size > 0 and align 8 is a power of two.
             let layout = unsafe { Layout::from_size_align_unchecked(size, 8) };
             // SAFETY: layout has a non-zero size.
             let p = unsafe { alloc(layout) };
@@ -232,12 +232,8 @@ pub fn main(config: &str, after: impl FnOnce() -> String) {
         usage("missing arguments");
     }
     let workload = args[0].clone();
-    let threads: usize = args[1]
-        .parse()
-        .unwrap_or_else(|_| usage("bad thread count"));
-    let ops: u64 = args[2]
-        .parse()
-        .unwrap_or_else(|_| usage("bad operation count"));
+    let threads: usize = args[1].parse().unwrap_or_else(|_| usage("bad thread count"));
+    let ops: u64 = args[2].parse().unwrap_or_else(|_| usage("bad operation count"));
     let no_check = args.iter().any(|a| a == "--no-check");
     if threads == 0 || ops == 0 {
         usage("threads and ops must be positive");
