@@ -502,38 +502,26 @@ fn pair_hash(key: &[u8], value: &[u8]) -> u64 {
     hash_parts(&[key, value]) | 1
 }
 
-/// The key's slot among the counted keys (taken if `add` and the key is new): `Ok(slot)`, or
-/// `Err(true)` when the key is new and there is room, `Err(false)` when there is none.
-fn key_slot(key: &[u8], add: bool) -> Result<usize, bool> {
-    let h = hash(key) | 1;
-    let start = (h >> 1) as usize % KEY_SLOTS;
-    for i in 0..KEY_SLOTS {
-        let at = (start + i) % KEY_SLOTS;
-        match KEY_HASH[at].load(Relaxed) {
-            0 if add => {
-                KEY_HASH[at].store(h, Relaxed);
-                return Ok(at);
-            }
-            0 => return Err(true),
-            k if k == h => return Ok(at),
-            _ => {}
-        }
-    }
-    Err(false)
+/// A key's hash, never 0 (the free slot's mark).
+fn key_hash(key: &[u8]) -> u64 {
+    hash(key) | 1
 }
 
-/// Whether the pair is known; if not and `add`, remembers it. `None`: unknown and no room.
-fn pair_known(h: u64, add: bool) -> Option<bool> {
-    let start = (h >> 1) as usize % PAIR_SLOTS; // bit 0 is always set
-    for i in 0..PAIR_PROBES {
-        let slot = &PAIR_HASH[(start + i) % PAIR_SLOTS];
-        match slot.load(Relaxed) {
-            0 if add => {
-                slot.store(h, Relaxed);
-                return Some(false);
+/// Looks `h` (never 0) up in an open-addressed table of hashes, probing at most `probes`
+/// slots: `Some((slot, true))` where it is, `Some((slot, false))` at the free slot where the
+/// probe ended (taken for `h` if `add`), `None` when every probed slot holds another hash.
+fn find_hash(table: &[AtomicU64], h: u64, probes: usize, add: bool) -> Option<(usize, bool)> {
+    let start = (h >> 1) as usize % table.len(); // bit 0 is always set
+    for i in 0..probes {
+        let at = (start + i) % table.len();
+        match table[at].load(Relaxed) {
+            0 => {
+                if add {
+                    table[at].store(h, Relaxed);
+                }
+                return Some((at, false));
             }
-            0 => return Some(false),
-            p if p == h => return Some(true),
+            found if found == h => return Some((at, true)),
             _ => {}
         }
     }
@@ -543,8 +531,9 @@ fn pair_known(h: u64, add: bool) -> Option<bool> {
 /// Counts the new values of a set just interned (under the insert lock).
 fn count_values(encoded: &[u8]) {
     for (key, value) in fields(encoded) {
-        if pair_known(pair_hash(key, value), true) == Some(false) {
-            if let Ok(at) = key_slot(key, true) {
+        let pair = find_hash(&PAIR_HASH, pair_hash(key, value), PAIR_PROBES, true);
+        if let Some((_, false)) = pair {
+            if let Some((at, _)) = find_hash(&KEY_HASH, key_hash(key), KEY_SLOTS, true) {
                 KEY_VALUES[at].fetch_add(1, Relaxed);
             }
         }
@@ -555,11 +544,17 @@ fn count_values(encoded: &[u8]) {
 /// that already has [`MAX_VALUES_PER_KEY`] values (or whose values cannot be counted: the key
 /// or pair index is full); returns its length, or `None` when no value needs capping.
 fn cap_values(encoded: &[u8], out: &mut [u8; MAX_ENCODED]) -> Option<usize> {
-    let capped = |key: &[u8], value: &[u8]| match pair_known(pair_hash(key, value), false) {
-        Some(true) => false,
-        Some(false) => match key_slot(key, false) {
-            Ok(at) => KEY_VALUES[at].load(Relaxed) as usize >= MAX_VALUES_PER_KEY,
-            Err(room) => !room,
+    let capped = |key: &[u8], value: &[u8]| match find_hash(
+        &PAIR_HASH,
+        pair_hash(key, value),
+        PAIR_PROBES,
+        false,
+    ) {
+        Some((_, true)) => false,
+        Some((_, false)) => match find_hash(&KEY_HASH, key_hash(key), KEY_SLOTS, false) {
+            Some((at, true)) => KEY_VALUES[at].load(Relaxed) as usize >= MAX_VALUES_PER_KEY,
+            Some((_, false)) => false,
+            None => true,
         },
         None => true,
     };
