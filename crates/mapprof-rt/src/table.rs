@@ -3,8 +3,8 @@
 //!
 //! * Lookup is lock-free: a linear-probe index of `u32` slots points at buckets; a slot, once
 //!   published (release store), never changes, and buckets are never removed.
-//! * Inserting a new stack takes [`INSERT_LOCK`] with a bounded spin (and yield); it protects the bucket
-//!   count, the frame arena's bump pointer and the writing of the new bucket. A sample that
+//! * Inserting a new stack takes [`INSERT_LOCK`] with a bounded spin (and yield); it protects
+//!   the bucket count, the frame arena's bump pointer and the writing of the new bucket. A sample that
 //!   cannot get the lock, or finds the table or the arena full, is charged to its kind's
 //!   *lost* bucket, which the profile shows as a frame of its own (Go's `lostProfileEvent`).
 //! * Readers ([`snapshot`]) see buckets `0..count`, published with release after being written.
