@@ -135,7 +135,7 @@ type Keyed = (Vec<u32>, Vec<(String, LabelValue)>, Vec<i64>);
 
 /// A location before ids are assigned: an address with its (trimmed) frames, or a synthetic
 /// frame. Ordered by address, so sorting samples by their keys is deterministic.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum LocKey {
     Address(u64, Arc<[SourceFrame]>),
     Synthetic(String),
@@ -198,15 +198,15 @@ impl Encoder {
         for &ret in &sample.stack {
             // A return address points after the call; the call itself is one byte before.
             let pc = ret.saturating_sub(1);
-            let keys = self.address(pc, symbolizer);
+            let full = self.address(pc, symbolizer);
             if leading {
-                let Some(id) = self.leading(pc) else {
+                let Some(id) = self.leading(pc, full) else {
                     continue;
                 };
                 out.push(id);
                 leading = false;
             } else {
-                out.push(keys);
+                out.push(full);
             }
         }
         out
@@ -234,13 +234,11 @@ impl Encoder {
     }
 
     /// The key id of `pc` at a stack's leaf end, trimmed; `None` when it is all the
-    /// profiler's. `pc` must have gone through [`Encoder::address`].
-    fn leading(&mut self, pc: u64) -> Option<u32> {
-        let keys = &self.addresses[&pc];
-        if let Some(leading) = keys.leading {
+    /// profiler's. `full` is what [`Encoder::address`] returned for `pc`.
+    fn leading(&mut self, pc: u64, full: u32) -> Option<u32> {
+        if let Some(leading) = self.addresses[&pc].leading {
             return leading;
         }
-        let full = keys.full;
         let LocKey::Address(_, frames) = &self.keys[full as usize] else {
             unreachable!("address keys are addresses")
         };
@@ -252,9 +250,10 @@ impl Encoder {
                 self.intern(LocKey::Address(pc, rest))
             }
         });
-        if let Some(keys) = self.addresses.get_mut(&pc) {
-            keys.leading = Some(leading);
-        }
+        self.addresses
+            .get_mut(&pc)
+            .expect("`address` added it")
+            .leading = Some(leading);
         leading
     }
 

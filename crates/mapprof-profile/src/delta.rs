@@ -170,9 +170,9 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
         })
         .collect();
 
-    let mut value_type = |t: &ValueType| ValueType {
-        r#type: out.strings.id(string_at(end, t.r#type)),
-        unit: out.strings.id(string_at(end, t.unit)),
+    let mut value_type = |t: &ValueType| {
+        out.strings
+            .value_type(string_at(end, t.r#type), string_at(end, t.unit))
     };
     let sample_type = end.sample_type.iter().map(&mut value_type).collect();
     let period_type = end.period_type.as_ref().map(&mut value_type);
@@ -325,13 +325,13 @@ mod tests {
     /// samples given as (frames leaf first, values, bytes label), one location per function
     /// name.
     fn heap(samples: &[(&[&str], [i64; 3], i64)], time: i64) -> Profile {
-        let mut out = Out::default();
+        let mut strings = StringTable::default();
         let sample_type = [
             ("alloc_objects", "count"),
             ("alloc_space", "bytes"),
             ("inuse_space", "bytes"),
         ]
-        .map(|(t, u)| out.strings.value_type(t, u))
+        .map(|(t, u)| strings.value_type(t, u))
         .to_vec();
         let mut names: Vec<&str> = samples.iter().flat_map(|s| s.0.iter().copied()).collect();
         names.sort();
@@ -343,7 +343,7 @@ mod tests {
         };
         for (i, name) in names.iter().enumerate() {
             let id = i as u64 + 1;
-            let name = out.strings.id(name);
+            let name = strings.id(name);
             profile.function.push(Function {
                 id,
                 name,
@@ -362,7 +362,7 @@ mod tests {
                 ..Location::default()
             });
         }
-        let bytes = out.strings.id("bytes");
+        let bytes = strings.id("bytes");
         for (frames, values, size) in samples {
             profile.sample.push(Sample {
                 location_id: frames
@@ -377,7 +377,7 @@ mod tests {
                 }],
             });
         }
-        profile.string_table = out.strings.into_vec();
+        profile.string_table = strings.into_vec();
         profile
     }
 

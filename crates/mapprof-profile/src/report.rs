@@ -207,18 +207,17 @@ pub fn report(inputs: &[Input<'_>], opts: &ReportOptions) -> Result<Report, Repo
         })
     };
     let mut views = Vec::with_capacity(inputs.len());
-    let mut kinds = Vec::with_capacity(inputs.len());
     for &(name, profile) in inputs {
         let view = view_of(name, profile)?;
-        kinds.push(kind_of(&view, name)?);
-        views.push(view);
+        let kind = kind_of(&view, name)?;
+        views.push((view, kind));
     }
     // heap and allocs hold the same data: the first one counts. Without a resize profile, one
     // is derived from it.
     let is_heap = |k: &str| k == "heap" || k == "allocs";
-    let first_heap = kinds.iter().position(|k| is_heap(k));
+    let first_heap = views.iter().position(|(_, kind)| is_heap(kind));
     let derived = match first_heap {
-        Some(i) if !kinds.contains(&"resize") => Some((
+        Some(i) if !views.iter().any(|&(_, kind)| kind == "resize") => Some((
             format!("{} (derived)", inputs[i].0),
             resize_profile(inputs[i].1),
         )),
@@ -231,10 +230,9 @@ pub fn report(inputs: &[Input<'_>], opts: &ReportOptions) -> Result<Report, Repo
     let sources = inputs
         .iter()
         .zip(&views)
-        .zip(&kinds)
         .enumerate()
-        .filter(|&(i, (_, kind))| !is_heap(kind) || Some(i) == first_heap)
-        .map(|(_, ((&(name, _), view), &kind))| (name, view, kind))
+        .filter(|&(i, (_, (_, kind)))| !is_heap(kind) || Some(i) == first_heap)
+        .map(|(_, (&(name, _), (view, kind)))| (name, view, *kind))
         .chain(
             derived_view
                 .iter()

@@ -43,9 +43,7 @@ impl Symbolizer {
             return frames.clone();
         }
         let frames: Arc<[SourceFrame]> = match self.libraries.lookup(pc) {
-            symtab::Lookup::Library(name) => {
-                name.map(|raw| library_frame(&raw)).into_iter().collect()
-            }
+            symtab::Lookup::Library(name) => name.map(library_frame).into_iter().collect(),
             symtab::Lookup::Elsewhere => resolve_with_debug_info(pc).into(),
         };
         self.cache.insert(pc, frames.clone());
@@ -54,10 +52,10 @@ impl Symbolizer {
 }
 
 /// A library function's frame: its demangled name, no file or line.
-fn library_frame(raw: &str) -> SourceFrame {
+fn library_frame(raw: String) -> SourceFrame {
     SourceFrame {
         name: format!("{:#}", backtrace::SymbolName::new(raw.as_bytes())),
-        system_name: raw.to_owned(),
+        system_name: raw,
         file: String::new(),
         line: 0,
     }

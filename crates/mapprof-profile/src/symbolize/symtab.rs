@@ -12,15 +12,14 @@ use crate::mappings::{self, ObjectMapping};
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
 use std::collections::HashMap;
 use std::fs::File;
-use std::sync::Arc;
 
 /// The process's library mappings and their symbol tables, read as addresses ask for them.
 #[derive(Debug, Default)]
 pub(super) struct Libraries {
     /// Executable file mappings, the main executable first; read on first use, again when an
     /// address falls outside all of them (a library loaded since).
-    mappings: Option<Vec<ObjectMapping>>,
-    tables: HashMap<String, Arc<SymbolTable>>,
+    mappings: Vec<ObjectMapping>,
+    tables: HashMap<String, SymbolTable>,
 }
 
 /// What [`Libraries::lookup`] found for an address.
@@ -38,23 +37,19 @@ impl Libraries {
                 .iter()
                 .position(|m| (m.start..m.limit).contains(&pc))
         };
-        let mut at = self.mappings.as_deref().and_then(find);
-        if at.is_none() {
-            self.mappings = Some(mappings::current());
-            at = self.mappings.as_deref().and_then(find);
-        }
-        let (Some(i), Some(mappings)) = (at, &self.mappings) else {
+        let at = find(&self.mappings).or_else(|| {
+            self.mappings = mappings::current();
+            find(&self.mappings)
+        });
+        // `mappings::current` puts the main executable first.
+        let Some(i @ 1..) = at else {
             return Lookup::Elsewhere;
         };
-        if i == 0 {
-            // `mappings::current` puts the main executable first.
-            return Lookup::Elsewhere;
-        }
-        let m = &mappings[i];
+        let m = &self.mappings[i];
         let table = self
             .tables
             .entry(m.path.clone())
-            .or_insert_with(|| Arc::new(SymbolTable::read(&m.path, &m.build_id)));
+            .or_insert_with(|| SymbolTable::read(&m.path, &m.build_id));
         Lookup::Library(
             table
                 .name_at(pc - m.start + m.file_offset)
@@ -93,20 +88,17 @@ impl SymbolTable {
         }
         functions.sort_by_key(|f| f.0);
         functions.dedup_by_key(|f| f.0);
-        let starts: Vec<u64> = functions.iter().map(|f| f.0).collect();
-        table.functions = functions
-            .into_iter()
-            .enumerate()
-            .map(|(i, (start, size, name))| {
-                let next = starts.get(i + 1).copied().unwrap_or(u64::MAX);
-                let end = if size > 0 {
-                    start.saturating_add(size)
-                } else {
-                    next
-                };
-                (start, end, name)
-            })
-            .collect();
+        // The size becomes the end: the start plus the size, or the next start when unsized.
+        for i in 0..functions.len() {
+            let next = functions.get(i + 1).map_or(u64::MAX, |f| f.0);
+            let (start, size, _) = &mut functions[i];
+            *size = if *size > 0 {
+                start.saturating_add(*size)
+            } else {
+                next
+            };
+        }
+        table.functions = functions;
         table
     }
 
@@ -128,15 +120,13 @@ impl SymbolTable {
 }
 
 /// Runs `f` on the parsed ELF file at `path`, read through a cache: only what `f` asks for is
-/// read. `None` when the file cannot be opened or parsed.
-fn with_object<R>(
-    path: &str,
-    f: impl FnOnce(&object::File<'_, &object::ReadCache<File>>) -> R,
-) -> Option<R> {
-    let file = File::open(path).ok()?;
+/// read. Nothing when the file cannot be opened or parsed.
+fn with_object(path: &str, f: impl FnOnce(&object::File<'_, &object::ReadCache<File>>)) {
+    let Ok(file) = File::open(path) else { return };
     let cache = object::ReadCache::new(file);
-    let object = object::File::parse(&cache).ok()?;
-    Some(f(&object))
+    if let Ok(object) = object::File::parse(&cache) {
+        f(&object);
+    }
 }
 
 /// Adds the defined functions of the object's symbol tables as (address, size, raw name).
