@@ -138,6 +138,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A setting refused: `entry` as written, and what was wrong with it and what is accepted.
+pub(crate) fn config_error(entry: impl Into<String>, problem: impl Into<String>) -> crate::Error {
+    crate::Error::Config(ConfigError {
+        entry: entry.into(),
+        problem: problem.into(),
+    })
+}
+
 impl Config {
     /// Applies `MAPPROF`-style settings (`key=value,key=value`) on top of `self`. Stops at the
     /// first entry it does not understand, and says which and what it accepts.

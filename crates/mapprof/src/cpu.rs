@@ -92,7 +92,7 @@
 //! unless the starting thread is descheduled) have no digit frames: they stay unlabelled and
 //! a profile comment counts them.
 
-use crate::config::ConfigError;
+use crate::config::config_error;
 use crate::profiles::{self, label_pairs, labels_comment, unix_nanos};
 use crate::Error;
 use mapprof_profile::builder::{Header, LabelValue, RawSample};
@@ -391,12 +391,12 @@ fn check_hz(hz: u32) -> Result<(), Error> {
     if (1..=MAX_CPU_HZ).contains(&hz) {
         Ok(())
     } else {
-        Err(Error::Config(ConfigError {
-            entry: format!("cpu_hz={hz}"),
-            problem: format!(
+        Err(config_error(
+            format!("cpu_hz={hz}"),
+            format!(
                 "`cpu_hz` takes a sampling frequency in Hz from 1 to {MAX_CPU_HZ}, e.g. cpu_hz=99"
             ),
-        }))
+        ))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Starting and stopping the profiler: builder → `start()` → guard.
 
 use crate::background::{self, Background};
-use crate::config::Config;
+use crate::config::{config_error, Config};
 use crate::profiles::{dump_and_report, SYMBOLIZE};
 use crate::Error;
 use mapprof_rt::stack::{self, Unwinder};
@@ -130,6 +130,14 @@ impl ProfilerBuilder {
     /// dump directory cannot be created or a setting is refused; a failed start changes nothing.
     pub fn start(self) -> Result<Profiler, Error> {
         let config = self.config;
+        if let Some(signal) = config.dump_signal {
+            if signal != libc::SIGUSR1 && signal != libc::SIGUSR2 {
+                return Err(config_error(
+                    format!("dump_signal={signal}"),
+                    "the dump signal is SIGUSR1 or SIGUSR2: the others belong to the program",
+                ));
+            }
+        }
         if let Some(dir) = &config.dump_dir {
             check_dump_dir(dir)?;
         } else if config.dump_every.is_some() || config.dump_signal.is_some() {
@@ -137,14 +145,6 @@ impl ProfilerBuilder {
                 "dump_every / dump_signal",
                 "dumps need a directory: set dump_dir too, e.g. dump_dir=/tmp/prof",
             ));
-        }
-        if let Some(signal) = config.dump_signal {
-            if signal != libc::SIGUSR1 && signal != libc::SIGUSR2 {
-                return Err(config_error(
-                    &format!("dump_signal={signal}"),
-                    "the dump signal is SIGUSR1 or SIGUSR2: the others belong to the program",
-                ));
-            }
         }
         if RUNNING.swap(true, SeqCst) {
             return Err(Error::AlreadyStarted);
@@ -173,13 +173,6 @@ impl ProfilerBuilder {
             http,
         })
     }
-}
-
-fn config_error(entry: &str, problem: &str) -> Error {
-    Error::Config(crate::ConfigError {
-        entry: entry.into(),
-        problem: problem.into(),
-    })
 }
 
 /// Starts a profiler configured by `MAPPROF` alone. A bad `MAPPROF` is reported on stderr,

@@ -288,9 +288,6 @@ pub fn dump(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
             (ProfileKind::Resize, Some(allocs)) => thread::ignore(|| resize_profile(allocs)),
             _ => profile(kind),
         };
-        if kind == ProfileKind::Allocs {
-            allocs = Some(profile.clone());
-        }
         let path = thread::ignore(|| -> Result<PathBuf, Error> {
             let mut n = 0u64;
             loop {
@@ -303,6 +300,9 @@ pub fn dump(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
             }
         })?;
         written.push(path);
+        if kind == ProfileKind::Allocs {
+            allocs = Some(profile);
+        }
     }
     Ok(written)
 }
