@@ -133,6 +133,9 @@ fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
         state.countdown.set(0);
         return;
     }
+    // Once per thread, at its first allocation: CPU samples (signal handlers, which cannot
+    // look them up) walk its stack only once they are known.
+    stack::stack_bounds(state);
     let rate = heap_rate();
     if rate == 0 {
         state.countdown.set(OFF_RECHECK_BYTES);

@@ -24,7 +24,7 @@
 //! Sets are interned sorted by key, keys unique; an inner pair replaces an outer pair of the
 //! same key (Go's `pprof.WithLabels`).
 
-use crate::spin::SpinLock;
+use crate::spin::{Caller, SpinLock};
 use crate::thread::{ThreadState, STATE};
 use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{
@@ -207,20 +207,13 @@ pub fn current_pairs() -> Vec<(String, String)> {
 /// bounded work, no blocking.
 #[inline]
 pub(crate) fn current_id(state: &ThreadState) -> u32 {
-    current_id_as(state, state.labels.load(Relaxed), Context::Thread)
-}
-
-/// Where a label set id is asked for: whether the insert lock may be waited for by yielding.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Context {
-    Thread,
-    SignalHandler,
+    current_id_as(state, state.labels.load(Relaxed), Caller::Thread)
 }
 
 #[inline]
-fn current_id_as(state: &ThreadState, cached: u32, context: Context) -> u32 {
+fn current_id_as(state: &ThreadState, cached: u32, caller: Caller) -> u32 {
     match cached {
-        PENDING => resolve(state, context),
+        PENDING => resolve(state, caller),
         // Only a signal handler that allocates, interrupting `enter` or `leave`, sees this.
         CHANGING => OVERFLOW,
         id => id,
@@ -238,19 +231,19 @@ pub fn signal_id() -> u32 {
         .try_with(|state| {
             let id = state.labels.load(Relaxed);
             compiler_fence(Acquire);
-            current_id_as(state, id, Context::SignalHandler)
+            current_id_as(state, id, Caller::SignalHandler)
         })
         .unwrap_or(NONE)
 }
 
 #[cold]
 #[inline(never)]
-fn resolve(state: &ThreadState, context: Context) -> u32 {
+fn resolve(state: &ThreadState, caller: Caller) -> u32 {
     let mut buf = [0u8; MAX_ENCODED];
     let encoded = STACK.try_with(|stack| encode_current(stack, &mut buf));
     let id = match encoded {
         Ok(Some(0)) => NONE,
-        Ok(Some(len)) => match intern(&buf[..len], context) {
+        Ok(Some(len)) => match intern(&buf[..len], caller) {
             Interned::Id(id) => id,
             // The insert lock was busy: this sample overflows, the next one tries again.
             Interned::Busy => {
@@ -425,7 +418,7 @@ fn probe(hash: u64, encoded: &[u8]) -> Result<u32, Option<usize>> {
 
 /// The id of the encoded set, inserted if new, with the values of keys past
 /// [`MAX_VALUES_PER_KEY`] capped.
-fn intern(encoded: &[u8], context: Context) -> Interned {
+fn intern(encoded: &[u8], caller: Caller) -> Interned {
     let found = |encoded: &[u8]| {
         let hash = hash(encoded);
         probe(hash, encoded).map(Interned::Id).map_err(|_| hash)
@@ -436,26 +429,22 @@ fn intern(encoded: &[u8], context: Context) -> Interned {
     };
     let mut capped = [0u8; MAX_ENCODED];
     let Some(len) = cap_values(encoded, &mut capped) else {
-        return insert(encoded, hash, context);
+        return insert(encoded, hash, caller);
     };
     VALUES_CAPPED.fetch_add(1, Relaxed);
     match found(&capped[..len]) {
         Ok(id) => id,
-        Err(hash) => insert(&capped[..len], hash, context),
+        Err(hash) => insert(&capped[..len], hash, caller),
     }
 }
 
 /// Inserts the encoded set, which a lock-free look did not find, unless someone did since;
 /// returns its id.
-fn insert(encoded: &[u8], hash: u64, context: Context) -> Interned {
+fn insert(encoded: &[u8], hash: u64, caller: Caller) -> Interned {
     if SET_COUNT.load(Relaxed) as usize >= MAX_SETS {
         return Interned::Full;
     }
-    let lock = match context {
-        Context::Thread => INSERT_LOCK.lock_yielding(),
-        Context::SignalHandler => INSERT_LOCK.try_lock(),
-    };
-    let Some(_lock) = lock else {
+    let Some(_lock) = INSERT_LOCK.lock_as(caller) else {
         return Interned::Busy;
     };
     // Someone may have inserted it since the lock-free look.

@@ -19,7 +19,7 @@
 //! Collection is kept apart from encoding, as in Go (`runtime/mprof.go` vs `runtime/pprof`): this
 //! crate records raw return addresses and counters; `mapprof-profile` symbolizes and encodes.
 
-pub mod cpu_labels;
+pub mod cpu;
 pub mod heap;
 pub mod labels;
 pub mod live;

@@ -19,6 +19,15 @@ const SPINS: u32 = 1 << 12;
 /// [`SpinLock::lock_yielding`] gives up.
 const ROUNDS: u32 = 16;
 
+/// Who takes a lock: whether it may wait by yielding the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// Ordinary code: [`SpinLock::lock_yielding`].
+    Thread,
+    /// A signal handler, which may have interrupted the holder itself: [`SpinLock::try_lock`].
+    SignalHandler,
+}
+
 /// A lock word taken with a bounded spin.
 #[derive(Debug)]
 pub(crate) struct SpinLock(AtomicBool);
@@ -56,6 +65,14 @@ impl SpinLock {
             std::thread::yield_now();
         }
         self.try_lock()
+    }
+
+    /// The lock as `caller` may take it: yielding for a thread, only spinning for a handler.
+    pub(crate) fn lock_as(&self, caller: Caller) -> Option<SpinGuard<'_>> {
+        match caller {
+            Caller::Thread => self.lock_yielding(),
+            Caller::SignalHandler => self.try_lock(),
+        }
     }
 }
 

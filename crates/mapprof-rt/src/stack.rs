@@ -83,11 +83,17 @@ fn frame_pointer() -> usize {
 
 /// Walks the frame-pointer chain starting at this function's own frame.
 fn walk_frame_pointers(state: &ThreadState, out: &mut Frames) -> usize {
-    let (lo, hi) = stack_bounds(state);
+    stack_bounds(state);
+    walk_from(state, frame_pointer(), out)
+}
+
+/// Walks the frame-pointer chain from the frame record at `fp`, appending the return addresses
+/// to `out`. Reads only inside the thread's stack, so it is safe from a signal handler.
+fn walk_from(state: &ThreadState, mut fp: usize, out: &mut [usize]) -> usize {
+    let (lo, hi) = known_stack_bounds(state);
     let word = std::mem::size_of::<usize>();
-    let mut fp = frame_pointer();
     let mut n = 0;
-    while n < MAX_DEPTH {
+    while n < out.len() {
         // Both words of the frame record must lie inside this thread's stack.
         if fp < lo || fp % word != 0 || fp.saturating_add(2 * word) > hi {
             break;
@@ -112,8 +118,67 @@ fn walk_frame_pointers(state: &ThreadState, out: &mut Frames) -> usize {
     n
 }
 
-/// The current thread's stack range, looked up once per thread.
-fn stack_bounds(state: &ThreadState) -> (usize, usize) {
+/// The stack of the code a signal interrupted, from the signal's `ucontext_t`: the interrupted
+/// instruction (as `pc + 1`, so that it reads like the return addresses after it, of which
+/// readers look up the byte before), then the frame-pointer chain from the interrupted frame
+/// pointer. Async-signal-safe: register reads and a walk inside the thread's known stack
+/// bounds (none before the thread's first sample looked them up: then only the instruction).
+///
+/// A leaf interrupted before its prologue pushed the frame pointer (or code built without
+/// frame pointers) loses its caller: the walk starts at the caller's caller, as with every
+/// frame-pointer profiler.
+pub(crate) fn capture_interrupted(
+    state: &ThreadState,
+    context: *const libc::c_void,
+    out: &mut Frames,
+) -> usize {
+    let Some((pc, fp)) = interrupted_registers(context) else {
+        return 0;
+    };
+    out[0] = pc.wrapping_add(1);
+    1 + walk_from(state, fp, &mut out[1..])
+}
+
+/// The (instruction pointer, frame pointer) saved in a signal's `ucontext_t`.
+fn interrupted_registers(context: *const libc::c_void) -> Option<(usize, usize)> {
+    if context.is_null() {
+        return None;
+    }
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        // SAFETY: the kernel passes a SA_SIGINFO handler a valid `ucontext_t` as its third
+        // argument, alive for the handler's duration; only two saved registers are read.
+        let gregs = unsafe { &(*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
+        Some((
+            gregs[libc::REG_RIP as usize] as usize,
+            gregs[libc::REG_RBP as usize] as usize,
+        ))
+    }
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    {
+        // SAFETY: as above; x29 is the frame pointer.
+        let mcontext = unsafe { &(*context.cast::<libc::ucontext_t>()).uc_mcontext };
+        Some((mcontext.pc as usize, mcontext.regs[29] as usize))
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    {
+        None
+    }
+}
+
+/// The thread's stack bounds if a sample already looked them up, else an empty range. For
+/// signal handlers, which must not call `pthread_getattr_np` (it allocates and, on the main
+/// thread, reads `/proc/self/maps`).
+fn known_stack_bounds(state: &ThreadState) -> (usize, usize) {
+    (state.stack_lo.get(), state.stack_hi.get())
+}
+
+/// The current thread's stack range, looked up once per thread (by its first sample, or its
+/// first allocation: [`crate::heap`] looks them up early so that CPU samples can walk).
+pub(crate) fn stack_bounds(state: &ThreadState) -> (usize, usize) {
     if state.stack_hi.get() == 0 {
         let (lo, hi) = query_stack_bounds();
         state.stack_lo.set(lo);
@@ -151,7 +216,10 @@ fn query_stack_bounds() -> (usize, usize) {
     (1, 1)
 }
 
-fn walk_dwarf(out: &mut Frames) -> usize {
+/// Unwinds with DWARF call-frame information from here. From a signal handler this unwinds
+/// through the signal frame into the interrupted code (libgcc's unwinder, lock-free with
+/// `_dl_find_object`: see [`crate::cpu`]).
+pub(crate) fn walk_dwarf(out: &mut Frames) -> usize {
     let mut n = 0;
     // SAFETY: `trace_unsynchronized` requires that no other unwinding happens concurrently in a
     // way that is not thread-safe; libgcc's unwinder is thread-safe on the targets we build for,

@@ -3,13 +3,14 @@
 //!
 //! * Lookup is lock-free: a linear-probe index of `u32` slots points at buckets; a slot, once
 //!   published (release store), never changes, and buckets are never removed.
-//! * Inserting a new stack takes [`INSERT_LOCK`] with a bounded spin (and yield); it protects
+//! * Inserting a new stack takes the table's insert lock with a bounded spin (and yield, except
+//!   in a signal handler); it protects
 //!   the bucket count, the frame arena's bump pointer and the writing of the new bucket. A sample that
 //!   cannot get the lock, or finds the table or the arena full, is charged to its kind's
 //!   *lost* bucket, which the profile shows as a frame of its own (Go's `lostProfileEvent`).
 //! * Readers ([`snapshot`]) see buckets `0..count`, published with release after being written.
 
-use crate::spin::SpinLock;
+use crate::spin::{Caller, SpinLock};
 use std::sync::atomic::{
     AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
@@ -26,20 +27,35 @@ pub enum Kind {
     Mutex = 1,
     /// Lock waiters. Counters: contentions, delay in ns (already scaled).
     Block = 2,
+    /// CPU samples (SIGPROF), in the CPU table ([`crate::cpu`]). Counters: samples; the
+    /// bucket's rate is the sampling period in ns.
+    Cpu = 3,
 }
 
-const KINDS: usize = 3;
-const ALL_KINDS: [Kind; KINDS] = [Kind::Heap, Kind::Mutex, Kind::Block];
+const KINDS: usize = 4;
+const ALL_KINDS: [Kind; KINDS] = [Kind::Heap, Kind::Mutex, Kind::Block, Kind::Cpu];
 
 /// Bucket flag: the sampled allocation came from `realloc`.
 pub const FLAG_REALLOC: u8 = 1;
 
-/// Number of buckets, the lost buckets included.
+/// Number of buckets of the main table (heap, mutex, block), the lost buckets included.
 pub const MAX_BUCKETS: usize = 1 << 16;
-/// Index slots: twice the buckets, so that probes stay short.
-const SLOTS: usize = 2 * MAX_BUCKETS;
-/// Frames shared by all buckets' stacks (8 MiB of virtual memory, paged in as used).
-const ARENA_FRAMES: usize = 1 << 20;
+
+/// A stack table of `BUCKETS` buckets, a probe index of `SLOTS` slots (twice the buckets, so
+/// that probes stay short) and `FRAMES` frames shared by the buckets' stacks. All atomics,
+/// zero when empty, so a `static` of it lives in `.bss` and is paged in as used. Page-aligned
+/// so that [`Table::clear`] can hand its pages back to the kernel.
+#[repr(C, align(65536))]
+pub(crate) struct Table<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> {
+    buckets: [Bucket; BUCKETS],
+    /// Slot value: bucket index + 1; 0 = empty.
+    slots: [AtomicU32; SLOTS],
+    frames: [AtomicUsize; FRAMES],
+    /// Buckets in use beyond the lost buckets: bucket `k < KINDS` is kind `k`'s lost bucket.
+    used: AtomicU32,
+    frames_used: AtomicU32,
+    insert_lock: SpinLock,
+}
 
 struct Bucket {
     hash: AtomicU64,
@@ -61,14 +77,9 @@ const EMPTY_BUCKET: Bucket = Bucket {
     counters: [const { AtomicU64::new(0) }; 4],
 };
 
-static BUCKETS: [Bucket; MAX_BUCKETS] = [EMPTY_BUCKET; MAX_BUCKETS];
-/// Slot value: bucket index + 1; 0 = empty.
-static SLOT: [AtomicU32; SLOTS] = [const { AtomicU32::new(0) }; SLOTS];
-static ARENA: [AtomicUsize; ARENA_FRAMES] = [const { AtomicUsize::new(0) }; ARENA_FRAMES];
-/// Buckets in use; the first `KINDS` are the lost buckets, bucket `k` for kind `k`.
-static BUCKET_COUNT: AtomicU32 = AtomicU32::new(KINDS as u32);
-static ARENA_USED: AtomicU32 = AtomicU32::new(0);
-static INSERT_LOCK: SpinLock = SpinLock::new();
+/// The main table: heap, mutex and block buckets, kept for the life of the process (a free
+/// must find its allocation's bucket). 4 MiB of buckets, 512 KiB of index, 8 MiB of frames.
+pub(crate) static MAIN: Table<MAX_BUCKETS, { 2 * MAX_BUCKETS }, { 1 << 20 }> = Table::new();
 
 /// Identifies a bucket; stored by the sampled-block set so a free finds its bucket.
 pub type BucketId = u32;
@@ -77,8 +88,9 @@ pub type BucketId = u32;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Key<'a> {
     pub(crate) kind: Kind,
-    /// The sampling rate the bucket's samples are taken at (heap; 0 for other kinds), so that
-    /// a free is unbiased exactly like its allocation even if the rate changed in between.
+    /// The sampling rate the bucket's samples are taken at (heap: bytes; CPU: the period in
+    /// ns; 0 for other kinds), so that a free is unbiased exactly like its allocation even if
+    /// the rate changed in between, and CPU samples of different frequencies stay apart.
     pub(crate) rate: u64,
     pub(crate) flags: u8,
     /// Heap: [`size_class`] of the allocation's size; 0 for other kinds.
@@ -115,91 +127,215 @@ impl Key<'_> {
             | (self.size_class as u32) << 16
             | (self.frames.len() as u32) << 24
     }
+}
 
-    fn matches(&self, hash: u64, b: &Bucket) -> bool {
+/// Finds or creates the main table's bucket for `key`; falls back to the kind's lost bucket.
+pub(crate) fn bucket_for(key: &Key<'_>) -> BucketId {
+    MAIN.bucket_for(key, Caller::Thread)
+}
+
+/// The sampling rate in a main-table bucket's key (0 for the lost buckets, whose samples mix
+/// rates).
+pub(crate) fn rate_of(id: BucketId) -> u64 {
+    MAIN.bucket(id).rate.load(Relaxed)
+}
+
+/// Adds to a main-table bucket's counters.
+pub(crate) fn add(id: BucketId, counters: [u64; 4]) {
+    MAIN.add(id, counters)
+}
+
+impl<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> Table<BUCKETS, SLOTS, FRAMES> {
+    #[allow(clippy::declare_interior_mutable_const)] // Array initialisers only.
+    pub(crate) const fn new() -> Self {
+        const { assert!(BUCKETS > KINDS && SLOTS >= 2 * BUCKETS && SLOTS <= u32::MAX as usize) };
+        Table {
+            buckets: [EMPTY_BUCKET; BUCKETS],
+            slots: [const { AtomicU32::new(0) }; SLOTS],
+            frames: [const { AtomicUsize::new(0) }; FRAMES],
+            used: AtomicU32::new(0),
+            frames_used: AtomicU32::new(0),
+            insert_lock: SpinLock::new(),
+        }
+    }
+
+    fn bucket(&self, id: BucketId) -> &Bucket {
+        &self.buckets[id as usize % BUCKETS]
+    }
+
+    /// Finds or creates the bucket for `key`; falls back to the kind's lost bucket.
+    pub(crate) fn bucket_for(&self, key: &Key<'_>, caller: Caller) -> BucketId {
+        let hash = key.hash();
+        if let Ok(id) = self.probe(key, hash) {
+            return id;
+        }
+        self.insert(key, hash, caller)
+            .unwrap_or(key.kind as BucketId)
+    }
+
+    /// Adds to a bucket's counters.
+    pub(crate) fn add(&self, id: BucketId, counters: [u64; 4]) {
+        let b = self.bucket(id);
+        for (c, v) in b.counters.iter().zip(counters) {
+            if v != 0 {
+                c.fetch_add(v, Relaxed);
+            }
+        }
+    }
+
+    fn matches(&self, key: &Key<'_>, hash: u64, b: &Bucket) -> bool {
         if b.hash.load(Relaxed) != hash
-            || b.meta.load(Relaxed) != self.meta()
-            || b.rate.load(Relaxed) != self.rate
-            || b.labels.load(Relaxed) != self.labels
+            || b.meta.load(Relaxed) != key.meta()
+            || b.rate.load(Relaxed) != key.rate
+            || b.labels.load(Relaxed) != key.labels
         {
             return false;
         }
         let at = b.frames_at.load(Relaxed) as usize;
-        self.frames
+        let Some(stored) = self.frames.get(at..at + key.frames.len()) else {
+            return false;
+        };
+        key.frames
             .iter()
-            .zip(&ARENA[at..at + self.frames.len()])
+            .zip(stored)
             .all(|(f, a)| *f == a.load(Relaxed))
     }
-}
 
-/// Finds or creates the bucket for `key`; falls back to the kind's lost bucket.
-pub(crate) fn bucket_for(key: &Key<'_>) -> BucketId {
-    let hash = key.hash();
-    if let Ok(id) = probe(key, hash) {
-        return id;
-    }
-    insert(key, hash).unwrap_or(key.kind as BucketId)
-}
-
-/// The sampling rate in a bucket's key (0 for the lost buckets, whose samples mix rates).
-pub(crate) fn rate_of(id: BucketId) -> u64 {
-    BUCKETS[id as usize % MAX_BUCKETS].rate.load(Relaxed)
-}
-
-/// Adds to a bucket's counters.
-pub(crate) fn add(id: BucketId, counters: [u64; 4]) {
-    let b = &BUCKETS[id as usize % MAX_BUCKETS];
-    for (c, v) in b.counters.iter().zip(counters) {
-        if v != 0 {
-            c.fetch_add(v, Relaxed);
+    /// Returns the bucket's id, or the empty slot where the probe ended.
+    fn probe(&self, key: &Key<'_>, hash: u64) -> Result<BucketId, Option<usize>> {
+        let mut at = hash as usize % SLOTS;
+        for _ in 0..SLOTS {
+            let slot = self.slots[at].load(Acquire);
+            if slot == 0 {
+                return Err(Some(at));
+            }
+            let id = slot - 1;
+            if self.matches(key, hash, self.bucket(id)) {
+                return Ok(id);
+            }
+            at = (at + 1) % SLOTS;
         }
+        Err(None)
     }
-}
 
-/// Returns the bucket's slot position or the empty slot where the probe ended.
-fn probe(key: &Key<'_>, hash: u64) -> Result<BucketId, Option<usize>> {
-    let mut at = hash as usize % SLOTS;
-    for _ in 0..SLOTS {
-        let slot = SLOT[at].load(Acquire);
-        if slot == 0 {
-            return Err(Some(at));
+    fn insert(&self, key: &Key<'_>, hash: u64, caller: Caller) -> Option<BucketId> {
+        let _lock = self.insert_lock.lock_as(caller)?;
+        // Someone may have inserted the same key since our lock-free look.
+        let at = match self.probe(key, hash) {
+            Ok(id) => return Some(id),
+            Err(at) => at?,
+        };
+        let id = KINDS as u32 + self.used.load(Relaxed);
+        let frames_at = self.frames_used.load(Relaxed);
+        let frames_end = frames_at as usize + key.frames.len();
+        if id as usize >= BUCKETS || frames_end > FRAMES {
+            return None;
         }
-        let id = slot - 1;
-        if key.matches(hash, &BUCKETS[id as usize % MAX_BUCKETS]) {
-            return Ok(id);
+        for (a, f) in self.frames[frames_at as usize..frames_end]
+            .iter()
+            .zip(key.frames)
+        {
+            a.store(*f, Relaxed);
         }
-        at = (at + 1) % SLOTS;
+        let b = &self.buckets[id as usize];
+        b.hash.store(hash, Relaxed);
+        b.rate.store(key.rate, Relaxed);
+        b.meta.store(key.meta(), Relaxed);
+        b.labels.store(key.labels, Relaxed);
+        b.frames_at.store(frames_at, Relaxed);
+        self.frames_used.store(frames_end as u32, Relaxed);
+        // Release: a reader that sees the slot or the count sees the bucket written above.
+        self.used.store(id + 1 - KINDS as u32, Release);
+        self.slots[at].store(id + 1, Release);
+        Some(id)
     }
-    Err(None)
-}
 
-fn insert(key: &Key<'_>, hash: u64) -> Option<BucketId> {
-    let _lock = INSERT_LOCK.lock_yielding()?;
-    // Someone may have inserted the same key since our lock-free look.
-    let at = match probe(key, hash) {
-        Ok(id) => return Some(id),
-        Err(at) => at?,
-    };
-    let id = BUCKET_COUNT.load(Relaxed);
-    let frames_at = ARENA_USED.load(Relaxed);
-    let frames_end = frames_at as usize + key.frames.len();
-    if id as usize >= MAX_BUCKETS || frames_end > ARENA_FRAMES {
-        return None;
+    /// Copies out every non-empty bucket of `kind`, copying the stacks only of the buckets
+    /// `with_stack` names. Allocates; never call it from the hot path.
+    pub(crate) fn snapshot_with(
+        &self,
+        kind: Kind,
+        with_stack: impl Fn(BucketId) -> bool,
+    ) -> Vec<Record> {
+        let count = KINDS + self.used.load(Acquire) as usize;
+        let mut out = Vec::new();
+        for (id, b) in self.buckets[..count.min(BUCKETS)].iter().enumerate() {
+            let lost = id < KINDS;
+            let meta = b.meta.load(Relaxed);
+            let bucket_kind = if lost {
+                ALL_KINDS[id]
+            } else {
+                ALL_KINDS[(meta & 0xff) as usize % KINDS]
+            };
+            if bucket_kind != kind {
+                continue;
+            }
+            // Frees are read before allocations so that a concurrent alloc-then-free is never
+            // seen as more frees than allocations.
+            let mut counters = [0; 4];
+            for i in [3, 2, 1, 0] {
+                counters[i] = b.counters[i].load(Acquire);
+            }
+            if counters == [0; 4] {
+                continue;
+            }
+            let at = b.frames_at.load(Relaxed) as usize;
+            let depth = if lost || !with_stack(id as BucketId) {
+                0
+            } else {
+                (meta >> 24) as usize
+            };
+            let stack = self.frames.get(at..at + depth).unwrap_or_default();
+            out.push(Record {
+                id: id as BucketId,
+                kind,
+                rate: b.rate.load(Relaxed),
+                flags: (meta >> 8) as u8,
+                size_class: (meta >> 16) as u8,
+                labels: b.labels.load(Relaxed),
+                stack: stack.iter().map(|f| f.load(Relaxed)).collect(),
+                counters,
+                lost,
+            });
+        }
+        out
     }
-    for (a, f) in ARENA[frames_at as usize..frames_end].iter().zip(key.frames) {
-        a.store(*f, Relaxed);
+
+    /// (buckets used, bucket capacity), the lost buckets counted as used.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        (KINDS + self.used.load(Relaxed) as usize, BUCKETS)
     }
-    let b = &BUCKETS[id as usize];
-    b.hash.store(hash, Relaxed);
-    b.rate.store(key.rate, Relaxed);
-    b.meta.store(key.meta(), Relaxed);
-    b.labels.store(key.labels, Relaxed);
-    b.frames_at.store(frames_at, Relaxed);
-    ARENA_USED.store(frames_end as u32, Relaxed);
-    // Release: a reader that sees the slot or the count sees the bucket written above.
-    BUCKET_COUNT.store(id + 1, Release);
-    SLOT[at].store(id + 1, Release);
-    Some(id)
+
+    /// Empties the table and gives its pages back to the kernel (they read as zeros, the
+    /// empty table, when next touched). The caller makes sure that nothing reads or writes it
+    /// meanwhile: the CPU table is cleared only between profiles, with the timer stopped and
+    /// no handler running.
+    pub(crate) fn clear(&'static self) {
+        let start = self as *const Self as *mut libc::c_void;
+        let len = std::mem::size_of::<Self>();
+        // SAFETY: `sysconf` has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let aligned = page > 0 && std::mem::align_of::<Self>() % page as usize == 0;
+        // SAFETY: `Self` is page-aligned (checked) and its size a multiple of its alignment,
+        // so `[start, start + len)` are whole pages holding this table and nothing else; they
+        // are private anonymous memory (`.bss`), which MADV_DONTNEED refills with zeros, the
+        // bit pattern of the empty table (every field is an atomic integer that starts at 0).
+        // No other access happens meanwhile (the caller's contract).
+        if aligned && unsafe { libc::madvise(start, len, libc::MADV_DONTNEED) } == 0 {
+            return;
+        }
+        // Pages larger than the alignment: clear by hand.
+        for b in &self.buckets {
+            for c in &b.counters {
+                c.store(0, Relaxed);
+            }
+        }
+        for s in &self.slots {
+            s.store(0, Relaxed);
+        }
+        self.used.store(0, Release);
+        self.frames_used.store(0, Relaxed);
+    }
 }
 
 /// One bucket as read by [`snapshot`].
@@ -210,7 +346,7 @@ pub struct Record {
     pub id: BucketId,
     /// What the counters measure.
     pub kind: Kind,
-    /// The sampling rate of a heap bucket, or 0.
+    /// The bucket's sampling rate: heap bytes, the CPU period in ns, or 0.
     pub rate: u64,
     /// `FLAG_*` bits.
     pub flags: u8,
@@ -226,7 +362,8 @@ pub struct Record {
     pub lost: bool,
 }
 
-/// Copies out every non-empty bucket of `kind`. Allocates; never call it from the hot path.
+/// Copies out every non-empty bucket of `kind` (heap, mutex or block). Allocates; never call
+/// it from the hot path.
 pub fn snapshot(kind: Kind) -> Vec<Record> {
     snapshot_with(kind, |_| true)
 }
@@ -234,55 +371,12 @@ pub fn snapshot(kind: Kind) -> Vec<Record> {
 /// [`snapshot`], copying the stacks only of the buckets `with_stack` names (the others' records
 /// have an empty stack): for readers that need only the counters of buckets they already know.
 pub fn snapshot_with(kind: Kind, with_stack: impl Fn(BucketId) -> bool) -> Vec<Record> {
-    let count = BUCKET_COUNT.load(Acquire) as usize;
-    let mut out = Vec::new();
-    for (id, b) in BUCKETS[..count.min(MAX_BUCKETS)].iter().enumerate() {
-        let lost = id < KINDS;
-        let meta = b.meta.load(Relaxed);
-        let bucket_kind = if lost {
-            ALL_KINDS[id]
-        } else {
-            ALL_KINDS[(meta & 0xff) as usize % KINDS]
-        };
-        if bucket_kind != kind {
-            continue;
-        }
-        // Frees are read before allocations so that a concurrent alloc-then-free is never seen
-        // as more frees than allocations.
-        let mut counters = [0; 4];
-        for i in [3, 2, 1, 0] {
-            counters[i] = b.counters[i].load(Acquire);
-        }
-        if counters == [0; 4] {
-            continue;
-        }
-        let at = b.frames_at.load(Relaxed) as usize;
-        let depth = if lost || !with_stack(id as BucketId) {
-            0
-        } else {
-            (meta >> 24) as usize
-        };
-        out.push(Record {
-            id: id as BucketId,
-            kind,
-            rate: b.rate.load(Relaxed),
-            flags: (meta >> 8) as u8,
-            size_class: (meta >> 16) as u8,
-            labels: b.labels.load(Relaxed),
-            stack: ARENA[at..at + depth]
-                .iter()
-                .map(|f| f.load(Relaxed))
-                .collect(),
-            counters,
-            lost,
-        });
-    }
-    out
+    MAIN.snapshot_with(kind, with_stack)
 }
 
-/// How full the table is: (buckets used, bucket capacity).
+/// How full the main table is: (buckets used, bucket capacity).
 pub fn usage() -> (usize, usize) {
-    (BUCKET_COUNT.load(Relaxed) as usize, MAX_BUCKETS)
+    MAIN.usage()
 }
 
 #[cfg(test)]

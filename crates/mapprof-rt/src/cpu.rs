@@ -1,0 +1,402 @@
+//! CPU samples: a SIGPROF handler that records the interrupted stack into a fixed table, the
+//! way heap and lock samples are recorded.
+//!
+//! # How a sample is taken
+//!
+//! [`start`] arms `setitimer(ITIMER_PROF)`: the kernel then sends SIGPROF each 1/hz s of CPU
+//! time the process uses, to the thread that used it. The handler
+//! 1. returns at once unless a profile is being taken;
+//! 2. captures the interrupted stack: by default the instruction and the frame-pointer chain
+//!    saved in the signal's `ucontext_t`, read only inside the thread's known stack bounds
+//!    ([`crate::stack::capture_interrupted`]); with [`Unwinder::Dwarf`], libgcc's unwinder
+//!    from the handler through the signal frame, cut at the signal trampoline;
+//! 3. reads the thread's label set id ([`crate::labels::signal_id`]);
+//! 4. adds one sample to the bucket of (stack, labels, period) in [`CPU_TABLE`], a stack table
+//!    of its own, fixed size, emptied after each profile.
+//!
+//! # Invariants: the handler is async-signal-safe
+//!
+//! A SIGPROF lands anywhere: inside jemalloc, inside the allocator hooks (which may hold the
+//! main table's or the label table's insert lock), inside a stack walk, the lock shim, or this
+//! handler's own tables on another thread. So the handler
+//! - never allocates, and calls no function that may (no `pthread_getattr_np`: a thread whose
+//!   stack bounds are not known yet gets a one-frame sample);
+//! - takes locks only with a bounded spin and never waits for them ([`Caller::SignalHandler`]):
+//!   a sample that finds an insert lock taken (perhaps by the code it interrupted) is charged
+//!   to the table's lost bucket, or its labels to the overflow set, and counted;
+//! - reads only atomics, its own signal context and the interrupted thread's stack, inside the
+//!   bounds of that stack; has no panic path and only bounded loops;
+//! - keeps `errno` as it found it.
+//!
+//! The handler is installed at the first [`start`] and never removed: a SIGPROF still pending
+//! after the timer stops then finds the profile off and returns, where the default action
+//! would end the process. It runs on the interrupted stack (no `SA_ONSTACK`): about 2 KiB
+//! with frame pointers, more with DWARF, which a thread's own stack has and an 8 KiB alternate
+//! signal stack may not.
+//!
+//! # Limits
+//!
+//! - The kernel checks CPU timers at its scheduler tick and sends at most one signal per tick:
+//!   above `CONFIG_HZ` (250 on Debian's kernels) samples per CPU-second, a profile has fewer
+//!   samples than asked for, each still weighted 1/hz.
+//! - Interval timers survive `execve`: a process that replaces itself while a profile runs
+//!   receives SIGPROF without a handler and dies (a child created by `fork` has no timer).
+
+use crate::labels;
+use crate::spin::Caller;
+use crate::stack::{self, Frames, Unwinder, MAX_DEPTH};
+use crate::table::{Key, Kind, Record, Table};
+use crate::thread::STATE;
+use std::io;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
+
+/// Distinct (stack, labels) buckets in one CPU profile. 30 s at 99 Hz on 8 busy CPUs is about
+/// 24,000 samples, most sharing their stack with others; past this they are lost, counted.
+pub const MAX_CPU_BUCKETS: usize = 1 << 14;
+/// Frames shared by the CPU buckets' stacks: 32 per bucket on average (4 MiB).
+const CPU_FRAMES: usize = 1 << 19;
+
+/// The CPU samples of the profile being taken: 1 MiB of buckets, 128 KiB of index and 4 MiB of
+/// frames, paged in only as samples arrive and handed back to the kernel after each profile.
+static CPU_TABLE: Table<MAX_CPU_BUCKETS, { 2 * MAX_CPU_BUCKETS }, CPU_FRAMES> = Table::new();
+
+/// Whether a [`Sampling`] exists: one profile at a time owns the timer and the table.
+static TAKEN: AtomicBool = AtomicBool::new(false);
+/// Whether the handler records: set while the timer runs.
+static RECORDING: AtomicBool = AtomicBool::new(false);
+/// Handlers between their check of [`RECORDING`] and their last write to the table.
+static IN_HANDLER: AtomicU32 = AtomicU32::new(0);
+/// The sampling period in ns, each sample's weight.
+static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
+/// SIGPROF's trampoline (`sa_restorer`), where a DWARF unwind from the handler leaves the
+/// handler's frames; 0 when unknown.
+static TRAMPOLINE: AtomicUsize = AtomicUsize::new(0);
+/// Signals handled while recording.
+static SIGNALS: AtomicU64 = AtomicU64::new(0);
+/// Samples whose stack could not be captured at all (no context, or a DWARF unwind that did
+/// not reach the signal frame).
+static NOT_UNWOUND: AtomicU64 = AtomicU64::new(0);
+
+/// Why [`start`] did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// Another CPU profile is being taken, by mapprof or by someone else in the process
+    /// (`ITIMER_PROF` armed, or another SIGPROF handler installed).
+    Busy,
+    /// A system call failed.
+    Io(io::Error),
+}
+
+/// A CPU profile being taken: samples are recorded from [`start`] until [`Sampling::finish`],
+/// which returns them. Dropping it stops the timer and discards the samples.
+#[derive(Debug)]
+#[must_use = "dropping it stops the sampling"]
+pub struct Sampling {
+    _owner: (),
+}
+
+/// What a finished profile recorded.
+#[derive(Debug)]
+pub struct Samples {
+    /// One record per (stack, labels, period) bucket; `counters[0]` is its number of samples,
+    /// `rate` its period in ns. A `lost` record counts samples that found the table full or
+    /// its insert lock taken.
+    pub records: Vec<Record>,
+    /// Signals the handler took while recording.
+    pub signals: u64,
+    /// Samples without any frame (see [`NOT_UNWOUND`]); they are in `records` as a one-frame
+    /// or lost sample nonetheless, never dropped.
+    pub not_unwound: u64,
+}
+
+/// Starts sampling the whole process's CPU time at `hz` samples per CPU-second (1 to 1000;
+/// the caller checks the range). Fails with [`StartError::Busy`] while another profile runs.
+pub fn start(hz: u32) -> Result<Sampling, StartError> {
+    if TAKEN.swap(true, AcqRel) {
+        return Err(StartError::Busy);
+    }
+    // From here on, dropping `sampling` undoes what was done.
+    let sampling = Sampling { _owner: () };
+    if timer_armed().map_err(StartError::Io)? {
+        return Err(StartError::Busy);
+    }
+    install_handler()?;
+    // The starting thread's bounds, and libgcc's one-time set-up, before the first signal.
+    STATE.with(|state| stack::stack_bounds(state));
+    if stack::unwinder() == Unwinder::Dwarf {
+        stack::walk_dwarf(&mut [0; MAX_DEPTH]);
+    }
+    let hz = hz.clamp(1, 1000);
+    PERIOD_NS.store(1_000_000_000 / u64::from(hz), Relaxed);
+    SIGNALS.store(0, Relaxed);
+    NOT_UNWOUND.store(0, Relaxed);
+    RECORDING.store(true, Release);
+    let interval = libc::timeval {
+        tv_sec: 0,
+        tv_usec: (1_000_000 / hz) as libc::suseconds_t,
+    };
+    set_timer(interval).map_err(StartError::Io)?;
+    Ok(sampling)
+}
+
+impl Sampling {
+    /// Stops sampling and returns what was recorded; the table is emptied and its memory
+    /// handed back.
+    pub fn finish(self) -> Samples {
+        stop();
+        let samples = Samples {
+            records: CPU_TABLE.snapshot_with(Kind::Cpu, |_| true),
+            signals: SIGNALS.load(Relaxed),
+            not_unwound: NOT_UNWOUND.load(Relaxed),
+        };
+        drop(self);
+        samples
+    }
+}
+
+impl Drop for Sampling {
+    fn drop(&mut self) {
+        stop();
+        CPU_TABLE.clear();
+        TAKEN.store(false, Release);
+    }
+}
+
+/// Disarms the timer and waits for handlers still writing to the table. Their work is
+/// bounded (a stack walk and a bounded spin), so is the wait.
+/// The timer is disarmed only if this profile armed it (a refused start leaves another
+/// profiler's alone).
+fn stop() {
+    if RECORDING.swap(false, AcqRel) {
+        let _ = set_timer(libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        });
+    }
+    while IN_HANDLER.load(Acquire) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// The sampling period in ns of the profile being taken (or the last one).
+pub fn period_ns() -> u64 {
+    PERIOD_NS.load(Relaxed)
+}
+
+/// (buckets used, capacity) of the CPU table.
+pub fn usage() -> (usize, usize) {
+    CPU_TABLE.usage()
+}
+
+fn timer_armed() -> io::Result<bool> {
+    let mut current = MaybeUninit::<libc::itimerval>::zeroed();
+    // SAFETY: `getitimer` writes the current timer into `current`, a valid out-pointer.
+    if unsafe { libc::getitimer(libc::ITIMER_PROF, current.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised, then written by the kernel.
+    let current = unsafe { current.assume_init() };
+    let value = current.it_value;
+    Ok(value.tv_sec != 0 || value.tv_usec != 0)
+}
+
+fn set_timer(interval: libc::timeval) -> io::Result<()> {
+    let timer = libc::itimerval {
+        it_interval: interval,
+        it_value: interval,
+    };
+    // SAFETY: `timer` is a valid `itimerval`; the old value is not asked for.
+    if unsafe { libc::setitimer(libc::ITIMER_PROF, &timer, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A `SA_SIGINFO` signal handler.
+type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+
+/// Installs [`on_sigprof`] unless it is installed; refuses to replace someone else's handler.
+fn install_handler() -> Result<(), StartError> {
+    let current = sigprof_action().map_err(StartError::Io)?;
+    let ours = on_sigprof as Handler as usize;
+    if current.sa_sigaction == ours {
+        return Ok(());
+    }
+    if current.sa_sigaction != libc::SIG_DFL && current.sa_sigaction != libc::SIG_IGN {
+        return Err(StartError::Busy);
+    }
+    // SAFETY: a zeroed `sigaction` is a valid value (empty mask, no flags), filled in below.
+    let mut action: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
+    action.sa_sigaction = ours;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+    // SAFETY: `action` is valid, its handler an `extern "C"` function of the `SA_SIGINFO`
+    // signature that lives as long as the process; the old action is not asked for.
+    if unsafe { libc::sigaction(libc::SIGPROF, &action, std::ptr::null_mut()) } != 0 {
+        return Err(StartError::Io(io::Error::last_os_error()));
+    }
+    // libc fills in its trampoline: read it back for DWARF unwinds.
+    if let Ok(installed) = sigprof_action() {
+        TRAMPOLINE.store(trampoline_of(&installed), Relaxed);
+    }
+    Ok(())
+}
+
+fn sigprof_action() -> io::Result<libc::sigaction> {
+    let mut action = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: with a null new action, `sigaction` only writes the current one into `action`,
+    // a valid, zeroed `struct sigaction`.
+    if unsafe { libc::sigaction(libc::SIGPROF, std::ptr::null(), action.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised, then filled in by the kernel: every field is valid.
+    Ok(unsafe { action.assume_init() })
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trampoline_of(action: &libc::sigaction) -> usize {
+    action.sa_restorer.map_or(0, |f| f as usize)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trampoline_of(_action: &libc::sigaction) -> usize {
+    0
+}
+
+/// The SIGPROF handler (see the module's invariants).
+extern "C" fn on_sigprof(
+    _sig: libc::c_int,
+    _info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    IN_HANDLER.fetch_add(1, AcqRel);
+    if RECORDING.load(Acquire) {
+        let errno = Errno::save();
+        record(context);
+        errno.restore();
+    }
+    IN_HANDLER.fetch_sub(1, Release);
+}
+
+fn record(context: *const libc::c_void) {
+    SIGNALS.fetch_add(1, Relaxed);
+    let mut frames: Frames = [0; MAX_DEPTH];
+    let depth = STATE
+        .try_with(|state| match stack::unwinder() {
+            Unwinder::Dwarf => capture_dwarf(&mut frames),
+            _ => stack::capture_interrupted(state, context, &mut frames),
+        })
+        .unwrap_or(0);
+    if depth == 0 {
+        NOT_UNWOUND.fetch_add(1, Relaxed);
+    }
+    let key = Key {
+        kind: Kind::Cpu,
+        rate: PERIOD_NS.load(Relaxed),
+        flags: 0,
+        size_class: 0,
+        labels: labels::signal_id(),
+        frames: &frames[..depth],
+    };
+    // An empty stack goes to the lost bucket: counted, never dropped.
+    let bucket = if depth == 0 {
+        Kind::Cpu as u32
+    } else {
+        CPU_TABLE.bucket_for(&key, Caller::SignalHandler)
+    };
+    CPU_TABLE.add(bucket, [1, 0, 0, 0]);
+}
+
+/// The interrupted code's frames by a DWARF unwind from the handler: everything after the
+/// signal trampoline, the interrupted instruction first (as `pc + 1`, like
+/// [`stack::capture_interrupted`]). 0 when the unwind did not get through the signal frame.
+fn capture_dwarf(out: &mut Frames) -> usize {
+    let trampoline = TRAMPOLINE.load(Relaxed);
+    let mut all: Frames = [0; MAX_DEPTH];
+    let n = stack::walk_dwarf(&mut all);
+    let Some(at) = all[..n]
+        .iter()
+        .position(|&ip| trampoline != 0 && ip == trampoline)
+    else {
+        return 0;
+    };
+    let interrupted = &all[at + 1..n];
+    for (i, (o, &ip)) in out.iter_mut().zip(interrupted).enumerate() {
+        *o = ip + usize::from(i == 0);
+    }
+    interrupted.len()
+}
+
+/// `errno`, saved on entry to a signal handler and restored on exit, as POSIX asks of
+/// handlers that might change it.
+struct Errno(libc::c_int);
+
+impl Errno {
+    fn save() -> Errno {
+        // SAFETY: `__errno_location` returns the calling thread's errno, valid for its life.
+        Errno(unsafe { *libc::__errno_location() })
+    }
+
+    fn restore(self) {
+        // SAFETY: as in `save`.
+        unsafe { *libc::__errno_location() = self.0 };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Burns CPU on this thread until the table has `n` samples, or 10 s of CPU time passed.
+    fn spin_until_sampled(n: u64) {
+        let start = thread_cpu_ns();
+        let mut x = 0u64;
+        while SIGNALS.load(Relaxed) < n && thread_cpu_ns() - start < 10_000_000_000 {
+            for i in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+    }
+
+    fn thread_cpu_ns() -> u64 {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+    }
+
+    /// One test for the process-wide timer, table and handler: samples arrive with stacks,
+    /// a second start is refused meanwhile, and finishing empties the table for the next.
+    #[test]
+    fn samples_are_recorded_one_profile_at_a_time_and_emptied_after() {
+        STATE.with(|state| stack::stack_bounds(state));
+        let sampling = start(1000).expect("start");
+        assert!(matches!(start(1000), Err(StartError::Busy)));
+        spin_until_sampled(50);
+        let samples = sampling.finish();
+        let total: u64 = samples.records.iter().map(|r| r.counters[0]).sum();
+        assert!(total >= 50, "{total} samples");
+        assert_eq!(total, samples.signals);
+        assert!(samples.records.iter().all(|r| r.rate == 1_000_000));
+        // Other tests' threads may be sampled too, before their stack bounds are known.
+        assert!(
+            samples.records.iter().any(|r| r.stack.len() >= 3),
+            "{:?}",
+            samples.records
+        );
+        assert_eq!(CPU_TABLE.usage().0, 4, "emptied");
+        assert!(CPU_TABLE.snapshot_with(Kind::Cpu, |_| true).is_empty());
+
+        let again = start(500).expect("a finished profile frees the timer");
+        spin_until_sampled(5);
+        let samples = again.finish();
+        assert!(samples.records.iter().all(|r| r.rate == 2_000_000));
+        assert!(!timer_armed().unwrap());
+    }
+}
