@@ -239,11 +239,9 @@ fn cpu_heap_and_locks_together_survive_a_stress() {
                 "capture {i}: {stress} not among {leaders:?}"
             );
         }
-        let not_unwound = total_through(&profile, "samples", "cpu_stack_not_unwound");
-        assert!(
-            not_unwound * 100 <= samples(&profile),
-            "{not_unwound} not unwound"
-        );
+        // Samples that found the CPU table's insert lock taken, or had no frame at all.
+        let lost = total_through(&profile, "samples", "mapprof::lost_samples");
+        assert!(lost * 100 <= samples(&profile), "{lost} lost");
         if i + 1 == CAPTURES {
             // Signals landed inside the heap sampler's DWARF walk, and unwound out of it.
             assert!(total_through(&profile, "samples", "_Unwind_") > 0);

@@ -55,7 +55,10 @@ fn cpu_clock(thread: libc::pthread_t) -> libc::clockid_t {
     let mut clock: libc::clockid_t = 0;
     // SAFETY: `thread` is a live thread (joined only after the last read); `clock` is a valid
     // out-pointer.
-    assert_eq!(unsafe { libc::pthread_getcpuclockid(thread, &mut clock) }, 0);
+    assert_eq!(
+        unsafe { libc::pthread_getcpuclockid(thread, &mut clock) },
+        0
+    );
     clock
 }
 
@@ -74,7 +77,10 @@ fn cpu_seconds(clock: libc::clockid_t) -> f64 {
 fn cpu_profile_names_the_busy_functions() {
     let stop = Arc::new(AtomicBool::new(false));
     let busy = [
-        ("spin_multiplying", spin_multiplying as fn(&AtomicBool) -> u64),
+        (
+            "spin_multiplying",
+            spin_multiplying as fn(&AtomicBool) -> u64,
+        ),
         ("spin_dividing", spin_dividing),
     ];
     let spinners: Vec<_> = busy
@@ -84,7 +90,10 @@ fn cpu_profile_names_the_busy_functions() {
             std::thread::spawn(move || f(&stop))
         })
         .collect();
-    let clocks: Vec<_> = spinners.iter().map(|t| cpu_clock(t.as_pthread_t())).collect();
+    let clocks: Vec<_> = spinners
+        .iter()
+        .map(|t| cpu_clock(t.as_pthread_t()))
+        .collect();
     // Let both reach their loops.
     std::thread::sleep(Duration::from_millis(50));
     let t = Instant::now();
@@ -223,7 +232,10 @@ fn cpu_profile_names_the_busy_functions() {
             .parse()
             .unwrap();
         let share = 100.0 * cpu_s / total_spun;
-        assert!((cum_percent - share).abs() <= 15.0, "{row}: expected {share:.0}%");
+        assert!(
+            (cum_percent - share).abs() <= 15.0,
+            "{row}: expected {share:.0}%"
+        );
     }
     assert!(out.contains("Type: cpu"), "{out}");
 }
