@@ -30,8 +30,7 @@ pub enum Error {
     Io(io::Error),
     /// A CPU profile is already being taken in this process (only one at a time).
     CpuProfileBusy,
-    /// The CPU profiler (pprof-rs) could not start or report, e.g. no temporary file for its
-    /// collector or `sigaction` refused.
+    /// The CPU profiler could not start: `setitimer` or `sigaction` refused.
     Cpu(io::Error),
     /// The `/debug/pprof` HTTP server could not start (address, bind, thread), or mapprof was
     /// built without its `http` feature.

@@ -191,7 +191,7 @@ fn cpu_profile_names_the_busy_functions() {
     assert!(app.unattributed <= app.total / 10, "{app:?}");
 
     // One Location per address, each with a mapping; functions named per address, not keyed
-    // by name with address 0 as pprof-rs's own report does.
+    // by name with address 0.
     assert!(!profile.location.is_empty());
     for location in &profile.location {
         assert_ne!(location.address, 0, "{location:?}");

@@ -5,9 +5,8 @@
 //! being made and dropped, and most sets are first interned by the signal handler), one with
 //! none. Every sample through each spinner must carry exactly its thread's labels (the
 //! changing thread's may read `mapprof_labels=overflow` when the signal caught a guard being
-//! made or dropped, but no other thread's labels; samples taken as the profile started, before
-//! mapprof's handler was chained, carry none, no more than the profile's comment counts), the
-//! handler's label frames must not show, and `go tool pprof -tagfocus` must select by them.
+//! made or dropped, but no other thread's labels, and never none), the signal handler's frames
+//! must not show, and `go tool pprof -tagfocus` must select by them.
 
 mod common;
 use common::*;
@@ -119,16 +118,6 @@ fn cpu_samples_carry_their_threads_labels() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     };
-    // Samples taken as the profile started, before mapprof's handler was chained, carry no
-    // labels; the profile says how many.
-    let unread: i64 = profile
-        .comment
-        .iter()
-        .filter_map(|&c| {
-            let c = profile.string_table[c as usize].strip_prefix("labels not read: ")?;
-            c.split(' ').next()?.parse::<i64>().ok()
-        })
-        .sum();
     let steady = samples_through(&profile, "spin_steady");
     let total = |s: &[(i64, Vec<(String, String)>)]| s.iter().map(|(n, _)| n).sum::<i64>();
     assert!(total(&steady) >= 20, "too few samples: {steady:?}");
@@ -170,17 +159,15 @@ fn cpu_samples_carry_their_threads_labels() {
         ids.insert(labels[0].1.clone());
     }
     eprintln!(
-        "samples: steady {}, unlabelled {}, changing {} ({} trace ids, {overflowed} overflowed); \
-         {unread} taken before the handler was chained",
+        "samples: steady {}, unlabelled {}, changing {} ({} trace ids, {overflowed} overflowed)",
         total(&steady),
         total(&unlabelled),
         total(&changing),
         ids.len()
     );
-    assert!(
-        unlabelled_labelled_threads <= unread,
-        "{unlabelled_labelled_threads} samples of labelled threads without labels, {unread} \
-         taken before the handler was chained"
+    assert_eq!(
+        unlabelled_labelled_threads, 0,
+        "samples of labelled threads without labels"
     );
     assert!(
         ids.len() >= 5,
@@ -191,10 +178,10 @@ fn cpu_samples_carry_their_threads_labels() {
         "{overflowed} overflowed"
     );
 
-    // The label frames are the handler's, cut off with it.
+    // Stacks start at the interrupted code, not in the signal handler.
     for f in &profile.function {
         let name = &profile.string_table[f.name as usize];
-        assert!(!name.contains("cpu_labels"), "{name}");
+        assert!(!name.contains("on_sigprof"), "{name}");
     }
 
     // go tool pprof selects by them.
