@@ -126,7 +126,7 @@ pub fn start(hz: u32) -> Result<Sampling, StartError> {
     }
     install_handler()?;
     // The starting thread's bounds, and libgcc's one-time set-up, before the first signal.
-    STATE.with(|state| stack::stack_bounds(state));
+    STATE.with(stack::stack_bounds);
     if stack::unwinder() == Unwinder::Dwarf {
         stack::walk_dwarf(&mut [0; MAX_DEPTH]);
     }
@@ -375,7 +375,7 @@ mod tests {
     /// a second start is refused meanwhile, and finishing empties the table for the next.
     #[test]
     fn samples_are_recorded_one_profile_at_a_time_and_emptied_after() {
-        STATE.with(|state| stack::stack_bounds(state));
+        STATE.with(stack::stack_bounds);
         let sampling = start(1000).expect("start");
         assert!(matches!(start(1000), Err(StartError::Busy)));
         spin_until_sampled(50);

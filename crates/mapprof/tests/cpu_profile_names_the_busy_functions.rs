@@ -55,10 +55,8 @@ fn cpu_clock(thread: libc::pthread_t) -> libc::clockid_t {
     let mut clock: libc::clockid_t = 0;
     // SAFETY: `thread` is a live thread (joined only after the last read); `clock` is a valid
     // out-pointer.
-    assert_eq!(
-        unsafe { libc::pthread_getcpuclockid(thread, &mut clock) },
-        0
-    );
+    let r = unsafe { libc::pthread_getcpuclockid(thread, &mut clock) };
+    assert_eq!(r, 0);
     clock
 }
 
