@@ -4,7 +4,9 @@
 //! Go's) is charged to its first application frame ([`crate::app`]), the function the user
 //! can change. Per function the report gathers what it allocates, which containers it grows
 //! and how often, the lock delay it causes while holding locks and the delay it suffers
-//! waiting; ranks the functions by the largest share they have of any profile; and says for
+//! waiting; ranks the functions by the largest share they have of any profile (a profile that
+//! rests on fewer than [`MIN_EVIDENCE`] events counts in proportion, so that the one
+//! contention of a quiet run does not lead with "100% of all lock delay"); and says for
 //! each what happens and what to change, with the figures behind every statement and the
 //! number of stacks (profile samples) each rests on.
 //!
@@ -105,7 +107,8 @@ pub struct Finding {
     pub file: String,
     /// See `file`.
     pub line: i64,
-    /// The largest share this function has of any profile (block delay counted at half).
+    /// The largest share this function has of any profile (block delay counted at half, a
+    /// profile of fewer than [`MIN_EVIDENCE`] events in proportion).
     pub score: f64,
     /// What it allocates (heap/allocs profile, `alloc_space`; events are objects).
     pub allocation: Option<Cost>,
@@ -188,10 +191,16 @@ struct Acc {
     line: i64,
 }
 
+/// Events (objects, contentions, CPU samples) a profile must rest on for its shares to count in
+/// full in a finding's score; with fewer, they count in proportion (one contention: a tenth).
+pub const MIN_EVIDENCE: f64 = 10.0;
+
 /// One profile's values per application function.
 struct Charged {
     unit: String,
     total: i64,
+    /// Events of the samples with a value, application frame or not.
+    events: f64,
     by_function: HashMap<String, Acc>,
 }
 
@@ -304,6 +313,7 @@ fn charge(
     let entry = charged.entry(role).or_insert_with(|| Charged {
         unit: unit.clone(),
         total: 0,
+        events: 0.0,
         by_function: HashMap::new(),
     });
     let mut samples = 0;
@@ -316,6 +326,7 @@ fn charge(
         samples += 1;
         total = total.saturating_add(value);
         let events = sample.value(events_index).max(0) as f64;
+        entry.events += events;
         let Some(frame) = first_application_frame(&sample, &opts.filter) else {
             continue;
         };
@@ -375,6 +386,12 @@ fn charge(
         total,
         samples,
     })
+}
+
+/// How fully the shares of the profile in `role` count: 1 from [`MIN_EVIDENCE`] events on.
+fn evidence(charged: &BTreeMap<&'static str, Charged>, role: &str) -> f64 {
+    let events = charged.get(role).map_or(0.0, |c| c.events);
+    (events / MIN_EVIDENCE).min(1.0)
 }
 
 fn cost(charged: &BTreeMap<&'static str, Charged>, role: &str, function: &str) -> Option<Cost> {
@@ -450,12 +467,16 @@ fn findings(
             let lock_waiting = cost(charged, "lock_waiting", function);
             let cpu = cost(charged, "cpu", function);
             let growth_share: f64 = growth.iter().map(|g| g.share).sum();
+            let weighed = |role: &str, cost: &Option<Cost>| {
+                cost.as_ref()
+                    .map_or(0.0, |c| c.share * evidence(charged, role))
+            };
             let score = [
-                allocation.as_ref().map_or(0.0, |c| c.share),
-                growth_share,
-                lock_holding.as_ref().map_or(0.0, |c| c.share),
-                cpu.as_ref().map_or(0.0, |c| c.share),
-                lock_waiting.as_ref().map_or(0.0, |c| c.share / 2.0),
+                weighed("allocation", &allocation),
+                growth_share * evidence(charged, "growth"),
+                weighed("lock_holding", &lock_holding),
+                weighed("cpu", &cpu),
+                weighed("lock_waiting", &lock_waiting) / 2.0,
             ]
             .into_iter()
             .fold(0.0, f64::max);
@@ -754,6 +775,52 @@ mod tests {
         assert_eq!(capacity("String", 3.0), Some(32));
         assert_eq!(capacity("realloc", 5.0), None);
         assert_eq!(capacity("HashMap", 0.2), None);
+    }
+
+    /// A profile of one stack per sample, each a synthetic application function.
+    fn profile_of(header: crate::builder::Header, samples: &[(&str, Vec<i64>)]) -> Profile {
+        let raw = samples
+            .iter()
+            .map(|(function, values)| crate::builder::RawSample {
+                stack: Vec::new(),
+                synthetic: Some((*function).to_owned()),
+                values: values.clone(),
+                labels: Vec::new(),
+            })
+            .collect();
+        let mut symbolizer = crate::symbolize::Symbolizer::new();
+        crate::builder::build(&header, raw, Default::default(), &mut symbolizer)
+    }
+
+    #[test]
+    fn a_profile_of_few_samples_counts_in_proportion() {
+        // `app::alloc` has 60% of an allocs profile of 20 objects; `app::hold` 100% of a mutex
+        // profile of `contentions` contentions.
+        let allocs = profile_of(
+            crate::heap::header(1, crate::heap::HeapView::Allocs),
+            &(0..20)
+                .map(|i| {
+                    (
+                        if i < 12 { "app::alloc" } else { "app::other" },
+                        vec![1, 100, 0, 0],
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        let leader = |contentions: usize| {
+            let mutex = profile_of(
+                crate::contention::header(),
+                &vec![("app::hold", vec![1, 1000]); contentions],
+            );
+            let inputs = [("allocs", &allocs), ("mutex", &mutex)];
+            let r = report(&inputs, &ReportOptions::default()).unwrap();
+            (r.findings[0].function.clone(), r.findings[0].score)
+        };
+        let (first, score) = leader(1);
+        assert_eq!(first, "app::alloc");
+        assert!((score - 0.6).abs() < 1e-9, "{score}");
+        // Positive control: with enough contentions the lock holder leads at its full share.
+        assert_eq!(leader(MIN_EVIDENCE as usize), ("app::hold".to_owned(), 1.0));
     }
 
     #[test]

@@ -6,10 +6,14 @@
 //! [`start`] arms `setitimer(ITIMER_PROF)`: the kernel then sends SIGPROF each 1/hz s of CPU
 //! time the process uses, to the thread that used it. The handler
 //! 1. returns at once unless a profile is being taken;
-//! 2. captures the interrupted stack: by default the instruction and the frame-pointer chain
-//!    saved in the signal's `ucontext_t`, read only inside the thread's known stack bounds
-//!    ([`crate::stack::capture_interrupted`]); with [`Unwinder::Dwarf`], libgcc's unwinder
-//!    from the handler through the signal frame, cut at the signal trampoline;
+//! 2. captures the interrupted stack. Interrupted in the executable (built with frame
+//!    pointers): the instruction and the frame-pointer chain saved in the signal's
+//!    `ucontext_t`, read only inside the thread's known stack bounds
+//!    ([`crate::stack::capture_interrupted`]). Interrupted in a shared library (glibc and
+//!    most system libraries are built without frame pointers, so the chain would skip or
+//!    invent callers): libgcc's unwinder from the handler through the signal frame, cut at the
+//!    signal trampoline, where it is async-signal-safe (below). [`Unwinder::Dwarf`] unwinds
+//!    every sample that way, [`Unwinder::FramePointer`] none;
 //! 3. reads the thread's label set id ([`crate::labels::signal_id`]);
 //! 4. adds one sample to the bucket of (stack, labels, period) in [`CPU_TABLE`], a stack table
 //!    of its own, fixed size, emptied after each profile.
@@ -26,7 +30,11 @@
 //!   to the table's lost bucket, or its labels to the overflow set, and counted;
 //! - reads only atomics, its own signal context and the interrupted thread's stack, inside the
 //!   bounds of that stack; has no panic path and only bounded loops;
-//! - keeps `errno` as it found it.
+//! - keeps `errno` as it found it;
+//! - unwinds with DWARF only where libgcc finds unwind tables with `_dl_find_object` (glibc >=
+//!   2.35 with GCC >= 12's libgcc: lock-free, documented async-signal-safe) instead of
+//!   `dl_iterate_phdr` (the loader's lock); its one-time set-up runs in [`start`]. On an older
+//!   glibc, `Unwinder::Auto` walks frame pointers only.
 //!
 //! The handler is installed at the first [`start`] and never removed: a SIGPROF still pending
 //! after the timer stops then finds the profile off and returns, where the default action
@@ -77,6 +85,11 @@ static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
 static TRAMPOLINE: AtomicUsize = AtomicUsize::new(0);
 /// Signals handled while recording.
 static SIGNALS: AtomicU64 = AtomicU64::new(0);
+/// The executable's code, `[lo, hi)`: samples interrupted there walk frame pointers.
+static EXECUTABLE_LO: AtomicUsize = AtomicUsize::new(0);
+static EXECUTABLE_HI: AtomicUsize = AtomicUsize::new(0);
+/// Whether DWARF unwinding is async-signal-safe here (see the module's invariants).
+static DWARF_SAFE: AtomicBool = AtomicBool::new(false);
 /// Samples whose stack could not be captured at all (no context, or a DWARF unwind that did
 /// not reach the signal frame).
 static NOT_UNWOUND: AtomicU64 = AtomicU64::new(0);
@@ -127,9 +140,12 @@ pub fn start(hz: u32) -> Result<Sampling, StartError> {
     install_handler()?;
     // The starting thread's bounds, and libgcc's one-time set-up, before the first signal.
     STATE.with(stack::stack_bounds);
-    if stack::unwinder() == Unwinder::Dwarf {
-        stack::walk_dwarf(&mut [0; MAX_DEPTH]);
+    DWARF_SAFE.store(lock_free_unwinder(glibc_version()), Relaxed);
+    if let Some((lo, hi)) = executable_code() {
+        EXECUTABLE_LO.store(lo, Relaxed);
+        EXECUTABLE_HI.store(hi, Relaxed);
     }
+    stack::walk_dwarf(&mut [0; MAX_DEPTH]);
     let hz = hz.clamp(1, 1000);
     PERIOD_NS.store(1_000_000_000 / u64::from(hz), Relaxed);
     SIGNALS.store(0, Relaxed);
@@ -285,9 +301,22 @@ fn record(context: *const libc::c_void) {
     SIGNALS.fetch_add(1, Relaxed);
     let mut frames: Frames = [0; MAX_DEPTH];
     let depth = STATE
-        .try_with(|state| match stack::unwinder() {
-            Unwinder::Dwarf => capture_dwarf(&mut frames),
-            _ => stack::capture_interrupted(state, context, &mut frames),
+        .try_with(|state| {
+            let by_dwarf = match stack::unwinder() {
+                Unwinder::Dwarf => true,
+                Unwinder::FramePointer => false,
+                Unwinder::Auto => {
+                    DWARF_SAFE.load(Relaxed)
+                        && stack::interrupted_pc(context).is_some_and(|pc| {
+                            !(EXECUTABLE_LO.load(Relaxed)..EXECUTABLE_HI.load(Relaxed))
+                                .contains(&pc)
+                        })
+                }
+            };
+            match by_dwarf.then(|| capture_dwarf(&mut frames)) {
+                Some(n) if n > 0 => n,
+                _ => stack::capture_interrupted(state, context, &mut frames),
+            }
         })
         .unwrap_or(0);
     if depth == 0 {
@@ -330,6 +359,57 @@ fn capture_dwarf(out: &mut Frames) -> usize {
     interrupted.len()
 }
 
+/// The running glibc's (major, minor) version, if it is glibc.
+fn glibc_version() -> Option<(u32, u32)> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `gnu_get_libc_version` returns a pointer to a static NUL-terminated string.
+        let version = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+        let mut parts = version.to_str().ok()?.split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
+/// Whether libgcc's unwinder finds unwind tables without the loader's lock: glibc >= 2.35
+/// (`_dl_find_object`, used by GCC >= 12's libgcc, which such a glibc ships with).
+fn lock_free_unwinder(glibc: Option<(u32, u32)>) -> bool {
+    glibc.is_some_and(|version| version >= (2, 35))
+}
+
+/// The main executable's code: the span of its executable `PT_LOAD` segments.
+fn executable_code() -> Option<(usize, usize)> {
+    let mut span: Option<(usize, usize)> = None;
+    unsafe extern "C" fn first_object(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `dl_phdr_info` whose `dlpi_phdr` points at
+        // `dlpi_phnum` program headers; `data` is the `span` passed below, alive meanwhile.
+        unsafe {
+            let info = &*info;
+            let span = &mut *data.cast::<Option<(usize, usize)>>();
+            for i in 0..usize::from(info.dlpi_phnum) {
+                let ph = &*info.dlpi_phdr.add(i);
+                if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                    let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
+                    let hi = lo + ph.p_memsz as usize;
+                    let (a, b) = span.unwrap_or((lo, hi));
+                    *span = Some((a.min(lo), b.max(hi)));
+                }
+            }
+        }
+        1 // The first object is the executable: stop.
+    }
+    // SAFETY: the callback matches `dl_iterate_phdr`'s contract and `span` outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(first_object), (&mut span as *mut Option<_>).cast()) };
+    span
+}
+
 /// `errno`, saved on entry to a signal handler and restored on exit, as POSIX asks of
 /// handlers that might change it.
 struct Errno(libc::c_int);
@@ -369,6 +449,23 @@ mod tests {
         // SAFETY: `t` is a valid out-pointer.
         unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
         t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+    }
+
+    #[test]
+    fn dwarf_unwinds_in_the_handler_only_with_the_lock_free_unwinder() {
+        assert!(lock_free_unwinder(Some((2, 36))));
+        assert!(lock_free_unwinder(Some((3, 0))));
+        assert!(!lock_free_unwinder(Some((2, 34))));
+        assert!(!lock_free_unwinder(None));
+    }
+
+    #[test]
+    fn the_executable_code_holds_this_function() {
+        let (lo, hi) = executable_code().expect("the executable's segments");
+        let here = the_executable_code_holds_this_function as fn() as usize;
+        assert!((lo..hi).contains(&here), "{lo:#x}..{hi:#x} {here:#x}");
+        let libc_getpid = libc::getpid as *const () as usize;
+        assert!(!(lo..hi).contains(&libc_getpid), "getpid is libc's");
     }
 
     /// One test for the process-wide timer, table and handler: samples arrive with stacks,

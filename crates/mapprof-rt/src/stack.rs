@@ -139,6 +139,11 @@ pub(crate) fn capture_interrupted(
     1 + walk_from(state, fp, &mut out[1..])
 }
 
+/// The instruction a signal interrupted, from its `ucontext_t`.
+pub(crate) fn interrupted_pc(context: *const libc::c_void) -> Option<usize> {
+    interrupted_registers(context).map(|(pc, _)| pc)
+}
+
 /// The (instruction pointer, frame pointer) saved in a signal's `ucontext_t`.
 fn interrupted_registers(context: *const libc::c_void) -> Option<(usize, usize)> {
     if context.is_null() {

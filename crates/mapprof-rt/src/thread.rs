@@ -47,7 +47,11 @@ thread_local! {
 /// and restored afterwards: the thread's sampling resumes where it stopped.
 pub fn ignore<R>(f: impl FnOnce() -> R) -> R {
     let saved = STATE
-        .try_with(|s| (s.busy.replace(true), s.countdown.replace(u64::MAX)))
+        .try_with(|s| {
+            // A thread that only ever allocates in here still gets walkable CPU samples.
+            crate::stack::stack_bounds(s);
+            (s.busy.replace(true), s.countdown.replace(u64::MAX))
+        })
         .ok();
     struct Restore(Option<(bool, u64)>);
     impl Drop for Restore {
