@@ -72,8 +72,12 @@ const CPU_FRAMES: usize = 1 << 19;
 /// frames, paged in only as samples arrive and handed back to the kernel after each profile.
 static CPU_TABLE: Table<MAX_CPU_BUCKETS, { 2 * MAX_CPU_BUCKETS }, CPU_FRAMES> = Table::new();
 
-/// Whether a [`Sampling`] exists: one profile at a time owns the timer and the table.
-static TAKEN: AtomicBool = AtomicBool::new(false);
+/// The id of the [`Sampling`] that owns the timer and the table (one profile at a time), or 0.
+static OWNER: AtomicU64 = AtomicU64::new(0);
+/// Ids for [`Sampling`]s: a child process forked during a profile frees the sampler (it has no
+/// timer), and the parent's `Sampling` copied into it, should it be dropped there, finds
+/// itself no longer the owner and leaves the child's own profile alone.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Whether the handler records: set while the timer runs.
 static RECORDING: AtomicBool = AtomicBool::new(false);
 /// Handlers between their check of [`RECORDING`] and their last write to the table.
@@ -109,7 +113,7 @@ pub enum StartError {
 #[derive(Debug)]
 #[must_use = "dropping it stops the sampling"]
 pub struct Sampling {
-    _owner: (),
+    id: u64,
 }
 
 /// What a finished profile recorded.
@@ -129,11 +133,14 @@ pub struct Samples {
 /// Starts sampling the whole process's CPU time at `hz` samples per CPU-second (1 to 1000;
 /// the caller checks the range). Fails with [`StartError::Busy`] while another profile runs.
 pub fn start(hz: u32) -> Result<Sampling, StartError> {
-    if TAKEN.swap(true, AcqRel) {
+    let id = NEXT_ID.fetch_add(1, Relaxed);
+    if OWNER.compare_exchange(0, id, AcqRel, Relaxed).is_err() {
         return Err(StartError::Busy);
     }
     // From here on, dropping `sampling` undoes what was done.
-    let sampling = Sampling { _owner: () };
+    let sampling = Sampling { id };
+    // A child forked during a profile inherited its samples.
+    CPU_TABLE.clear();
     if timer_armed().map_err(StartError::Io)? {
         return Err(StartError::Busy);
     }
@@ -161,8 +168,15 @@ pub fn start(hz: u32) -> Result<Sampling, StartError> {
 
 impl Sampling {
     /// Stops sampling and returns what was recorded; the table is emptied and its memory
-    /// handed back.
+    /// handed back. (Nothing, in a child process forked while it ran.)
     pub fn finish(self) -> Samples {
+        if OWNER.load(Acquire) != self.id {
+            return Samples {
+                records: Vec::new(),
+                signals: 0,
+                not_unwound: 0,
+            };
+        }
         stop();
         let samples = Samples {
             records: CPU_TABLE.snapshot_with(Kind::Cpu, |_| true),
@@ -176,10 +190,21 @@ impl Sampling {
 
 impl Drop for Sampling {
     fn drop(&mut self) {
-        stop();
-        CPU_TABLE.clear();
-        TAKEN.store(false, Release);
+        if OWNER.load(Acquire) == self.id {
+            stop();
+            CPU_TABLE.clear();
+            OWNER.store(0, Release);
+        }
     }
+}
+
+/// In a child process just forked: no timer runs there (interval timers are not inherited)
+/// and no other thread exists, so the sampler is free. Atomic stores only, as a child of a
+/// multithreaded process may do.
+extern "C" fn after_fork_in_child() {
+    RECORDING.store(false, Relaxed);
+    IN_HANDLER.store(0, Relaxed);
+    OWNER.store(0, Release);
 }
 
 /// Disarms the timer and waits for handlers still writing to the table. Their work is
@@ -244,6 +269,11 @@ fn install_handler() -> Result<(), StartError> {
     }
     if current.sa_sigaction != libc::SIG_DFL && current.sa_sigaction != libc::SIG_IGN {
         return Err(StartError::Busy);
+    }
+    // SAFETY: registers a child handler that only stores to atomics; no other arguments.
+    let r = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    if r != 0 {
+        return Err(StartError::Io(io::Error::from_raw_os_error(r)));
     }
     // SAFETY: a zeroed `sigaction` is a valid value (empty mask, no flags), filled in below.
     let mut action: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -495,5 +525,35 @@ mod tests {
         let samples = again.finish();
         assert!(samples.records.iter().all(|r| r.rate == 2_000_000));
         assert!(!timer_armed().unwrap());
+
+        // A child forked during a profile can take its own; the parent's goes on.
+        let running = start(1000).expect("start");
+        // SAFETY: the child profiles and leaves with `_exit`, running no destructor; the one
+        // allocation it makes (the records' copy) is glibc's malloc, which resets its locks in
+        // a forked child.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let ok = match start(1000) {
+                Ok(own) => {
+                    spin_until_sampled(3);
+                    own.finish().signals >= 3
+                }
+                Err(_) => false,
+            };
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child could not profile: {status}"
+        );
+        spin_until_sampled(3);
+        assert!(
+            running.finish().signals >= 3,
+            "the parent's profile went on"
+        );
     }
 }
