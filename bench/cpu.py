@@ -23,7 +23,7 @@ each weighted 1 ms); the six runs of a round in an order rotated each round.
 
 Figures:
   samples        SIGPROF ticks in the profile (sum of the samples' counts), per profile;
-  ns/sample      (CPU time of the workload threads at hz − the same binary's at 0 Hz in the same
+  Δ CPU/sample   (CPU time of the workload threads at hz − the same binary's at 0 Hz in the same
                  round) ÷ samples: each thread's `CLOCK_THREAD_CPUTIME_ID` over its whole life
                  (set-up and warm-up included, the kernel's signal delivery included), summed
                  over the threads and the 10 profiles. Every SIGPROF lands on these threads (the
@@ -32,6 +32,14 @@ Figures:
                  over rounds, min–max in brackets. A few µs per sample is a few thousandths of
                  the work's CPU time, within this machine's run-to-run spread: the bracket says
                  what the figure resolves;
+  handler µs     the SIGPROF handler's CPU time per call, timed inside the process
+                 (bench/cpu/src/handler_clock.rs wraps the profiler's handler once it is
+                 installed and reads the thread's CPU clock around it, the reads' cost
+                 subtracted): mean (total ÷ calls, what the samples cost the program in all)
+                 and median; page faults taken in the handler count (mapprof's CPU table is
+                 handed back after each profile, so a profile's first samples page it in
+                 again), the kernel's signal delivery does not. % CPU = mean × samples ÷ the
+                 workload's CPU time;
   Ir/sample      instructions of the SIGPROF handler (callgrind's inclusive cost of
                  `mapprof_rt::cpu::on_sigprof`, pprof-rs's `perf_signal_handler`) ÷ samples, one
                  run of 1 thread at 1000 Hz under `valgrind --tool=callgrind`: exact and
@@ -184,41 +192,55 @@ def report(runs, cg, mach, elapsed):
              f"{mach['load']}. {ROUNDS} rounds; per run {PROFILES} profiles, each over "
              f"{THREADS} threads × {OPS:,} hashmap operations; CPU part {elapsed / 60:.1f} min.")
     L.append("")
-    L.append("*samples* = SIGPROF ticks per profile (median); *CPU-s* = the workload threads' "
-             "CPU time over their lives, summed over threads and the run's profiles (median); "
-             "*ns/sample* = (CPU-s − the same binary's at 0 Hz, same round) ÷ the run's samples, "
-             "median over rounds [min–max]; *start* / *finish* = the main thread's CPU ms to "
-             "start a profile / to stop, collect and build it, first profile / median of the "
-             "others; *Ir/sample* = callgrind instructions in the handler per sample (1 "
-             f"thread, {CG_HZ} Hz).")
+    L.append("*samples* = SIGPROF ticks per profile (median). *handler µs*: the SIGPROF "
+             "handler's CPU time per call, timed inside the process (bench/cpu/src/"
+             "handler_clock.rs: the thread's CPU clock read around the profiler's handler, the "
+             "reads' own cost subtracted; page faults included, the kernel's delivery of the "
+             "signal not): *mean* = its total ÷ calls per run, median over rounds, min–max in "
+             "brackets; *median* = the median call over all runs. *% CPU* = handler mean × "
+             "samples ÷ the workload threads' CPU time. *Ir/sample* = callgrind instructions of "
+             f"the handler per sample (1 thread, {CG_HZ} Hz; no page-fault or cache-miss cost). "
+             "*Δ CPU/sample* = (the workload threads' CPU time − the same binary's at 0 Hz, same "
+             "round) ÷ samples, median [min–max]: everything a sample costs, kernel included, "
+             "but a few µs per sample is a few thousandths of the work, far inside this "
+             "machine's run-to-run spread (see the brackets). *start* / *finish* = the main "
+             "thread's CPU ms to start a profile / to stop, collect and build it: first profile "
+             "/ median of the others.")
     L.append("")
-    L.append("| profiler | Hz | samples | CPU-s | ns/sample | [min–max] | start ms | finish ms | "
-             "Ir/sample |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")  # start/finish: first / rest
+    L.append("| profiler | Hz | samples | handler µs mean | [min–max] | median | % CPU | "
+             "Ir/sample | Δ CPU/sample µs | [min–max] | start ms | finish ms |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for p in PROFILERS:
         base = runs[(p[0], 0)]
         for hz in RATES:
+            if not hz:
+                continue
             rs = runs[(p[0], hz)]
             cpu = [sum(x["thread_cpu_s"] for x in r["profiles"]) for r in rs]
             smp = [x["samples"] for r in rs for x in r["profiles"]]
-            if hz:
-                per = [(c - sum(x["thread_cpu_s"] for x in b["profiles"])) * 1e9
-                       / sum(x["samples"] for x in r["profiles"])
-                       for c, r, b in zip(cpu, rs, base)]
-                ns = f"{med(per):,.0f}"
-                rng = f"[{min(per):,.0f}–{max(per):,.0f}]"
-                st = (f"{med([r['profiles'][0]['start_cpu_s'] * 1e3 for r in rs]):.2f} / "
-                      f"{med([x['start_cpu_s'] * 1e3 for r in rs for x in r['profiles'][1:]] or [0]):.2f}")
-                fi = (f"{med([r['profiles'][0]['finish_cpu_s'] * 1e3 for r in rs]):.1f} / "
-                      f"{med([x['finish_cpu_s'] * 1e3 for r in rs for x in r['profiles'][1:]] or [0]):.1f}")
-                irs = "—"
-                if cg.get(p[0]) and hz == CG_HZ:
-                    ir, n, _ = cg[p[0]]
-                    irs = f"{ir / n:,.0f} ({n:,} samples)"
-            else:
-                ns = rng = st = fi = irs = "—"
-            L.append(f"| {p[0]} | {hz or 'none'} | {med(smp):,.0f} | {med(cpu):.3f} | {ns} | "
-                     f"{rng} | {st} | {fi} | {irs} |")
+            nsamp = [sum(x["samples"] for x in r["profiles"]) for r in rs]
+            per = [(c - sum(x["thread_cpu_s"] for x in b["profiles"])) * 1e6 / n
+                   for c, n, b in zip(cpu, nsamp, base)]
+            hmean = [sum(x["handler_mean_ns"] * x["handler_calls"] for x in r["profiles"])
+                     / max(1, sum(x["handler_calls"] for x in r["profiles"])) / 1e3 for r in rs]
+            hmed = med([x["handler_median_ns"] / 1e3 for r in rs for x in r["profiles"]])
+            share = med([m * 1e-6 * n / c * 100 for m, n, c in zip(hmean, nsamp, cpu)])
+            st = (f"{med([r['profiles'][0]['start_cpu_s'] * 1e3 for r in rs]):.2f} / "
+                  f"{med([x['start_cpu_s'] * 1e3 for r in rs for x in r['profiles'][1:]] or [0]):.2f}")
+            fi = (f"{med([r['profiles'][0]['finish_cpu_s'] * 1e3 for r in rs]):.1f} / "
+                  f"{med([x['finish_cpu_s'] * 1e3 for r in rs for x in r['profiles'][1:]] or [0]):.1f}")
+            irs = "—"
+            if cg.get(p[0]) and hz == CG_HZ:
+                ir, n, _ = cg[p[0]]
+                irs = f"{ir / n:,.0f} ({n:,} samples)"
+            L.append(f"| {p[0]} | {hz} | {med(smp):,.0f} | {med(hmean):.2f} | "
+                     f"[{min(hmean):.2f}–{max(hmean):.2f}] | {hmed:.2f} | {share:.3f} | {irs} | "
+                     f"{med(per):,.0f} | [{min(per):,.0f}–{max(per):,.0f}] | {st} | {fi} |")
+    L.append("")
+    for p in PROFILERS:
+        cpu0 = [sum(x["thread_cpu_s"] for x in r["profiles"]) for r in runs[(p[0], 0)]]
+        L.append(f"- {p[0]} without a profile: the workload threads' CPU time per run "
+                 f"{med(cpu0):.3f} s (median) [{min(cpu0):.3f}–{max(cpu0):.3f}].")
     L.append("")
     L.append(f"Memory after profile 1 and after profile {PROFILES} (MiB, median over rounds; "
              "*Δ anon* = RssAnon − the same binary's at 0 Hz at the same point, the profiler's "

@@ -389,9 +389,22 @@ pub fn rss() -> (u64, u64) {
 pub trait CpuProfiler {
     /// Starts sampling the process at `hz`.
     fn start(&mut self, hz: u32);
-    /// Stops it, builds the profile (as a scrape would) and returns the samples it holds
-    /// (SIGPROF ticks, not distinct stacks) and the distinct stacks.
-    fn finish(&mut self) -> (u64, u64);
+    /// Stops it, builds the profile (as a scrape would) and returns what it holds.
+    fn finish(&mut self) -> Finished;
+}
+
+/// What a finished CPU profile held, and how long its handler took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Finished {
+    /// SIGPROF ticks in the profile (the samples' counts summed, not distinct stacks).
+    pub samples: u64,
+    /// Distinct stacks.
+    pub stacks: u64,
+    /// Handler calls timed from inside the process (bench/cpu/src/handler_clock.rs).
+    pub handler_calls: u64,
+    /// Their mean and median duration, ns.
+    pub handler_mean_ns: f64,
+    pub handler_median_ns: f64,
 }
 
 /// The CPU profiler benchmark's `main`, shared by bench/cpu and bench/peers/pprof-cpu:
@@ -428,14 +441,16 @@ pub fn cpu_main(config: &str, profiler: &mut dyn CpuProfiler) {
         let m = run_threads(&workload, threads, ops);
         let c2 = cpu_time(CLOCK_PROCESS_CPUTIME);
         let t2 = cpu_time(CLOCK_THREAD_CPUTIME);
-        let (samples, stacks) = if hz > 0 { profiler.finish() } else { (0, 0) };
+        let f = if hz > 0 { profiler.finish() } else { Finished::default() };
+        let (samples, stacks) = (f.samples, f.stacks);
         let t3 = cpu_time(CLOCK_THREAD_CPUTIME);
         let (vm, anon) = rss();
         let line = format!(
             "{{\"i\":{i},\"samples\":{samples},\"stacks\":{stacks},\"cpu_s\":{:.6},\
              \"thread_cpu_s\":{:.9},\"measured_cpu_s\":{:.9},\"start_cpu_s\":{:.9},\
              \"finish_cpu_s\":{:.9},\"secs\":{:.6},\
-             \"done\":{},\"check\":{},\"rss\":{vm},\"anon\":{anon}}}",
+             \"done\":{},\"check\":{},\"rss\":{vm},\"anon\":{anon},\"handler_calls\":{},\
+             \"handler_mean_ns\":{:.1},\"handler_median_ns\":{:.1}}}",
             c2 - c1,
             m.thread_cpu_s,
             m.measured_cpu_s,
@@ -443,7 +458,10 @@ pub fn cpu_main(config: &str, profiler: &mut dyn CpuProfiler) {
             t3 - t2,
             m.secs,
             m.done,
-            m.check
+            m.check,
+            f.handler_calls,
+            f.handler_mean_ns,
+            f.handler_median_ns
         );
         println!("profile {line}");
         lines.push(line);
