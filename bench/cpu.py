@@ -51,10 +51,11 @@ Figures:
                  returned and its profile was dropped), and RssAnon minus the same binary's at
                  0 Hz at the same point (what the profiler holds; growth from 1 to 10).
 
-Environment (the same variables as bench/run.py, and BENCH_CPU_ROUNDS=7, BENCH_CPU_OPS=4000000
+Environment (the same variables as bench/run.py, and BENCH_CPU_ROUNDS=5, BENCH_CPU_OPS=4000000
 operations per thread per profile, BENCH_CPU_PROFILES=10); BENCH_QUICK=1: 2 rounds, 3 profiles,
 a tenth of the work, figures not written. Rewrites the `cpu:begin` / `cpu:end` section of
-BENCHMARKS.md. About 3 minutes with the defaults (plus the first build of pprof-rs).
+BENCHMARKS.md. About 1-1.5 minutes a round here (a smoke run of 3 rounds took 4.5 minutes on the
+shared machine): 5-8 minutes with the defaults, plus the first build of pprof-rs.
 """
 
 import json
@@ -67,7 +68,7 @@ import time
 from run import BENCH, JOBS, QUICK, RESULTS, log, machine, replace_section
 
 BEGIN, END = "<!-- cpu:begin -->", "<!-- cpu:end -->"
-ROUNDS = int(os.environ.get("BENCH_CPU_ROUNDS", "2" if QUICK else "7"))
+ROUNDS = int(os.environ.get("BENCH_CPU_ROUNDS", "2" if QUICK else "5"))
 OPS = int(os.environ.get("BENCH_CPU_OPS", "400000" if QUICK else "4000000"))
 PROFILES = int(os.environ.get("BENCH_CPU_PROFILES", "3" if QUICK else "10"))
 THREADS = 2
