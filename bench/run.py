@@ -18,6 +18,12 @@ Environment (all optional):
   BENCH_NO_SCRAPE=1       skip the scrape part (bench/scrape.py, run after the service part:
                           scrapes of /debug/pprof/heap with 10,000 distinct stacks, time and
                           memory; bench/scrape.sh runs it alone)
+  BENCH_NO_FOOTPRINT=1    skip the footprint part (bench/footprint.py, run after the scrape
+                          part: the service's VmRSS and RssAnon, bare and profiled, idle, under
+                          load, around scrapes and CPU profiles; bench/footprint.sh alone)
+  BENCH_NO_CPU=1          skip the CPU sampler part (bench/cpu.py, run last: CPU time and
+                          instructions per SIGPROF sample and memory, mapprof against pprof-rs;
+                          bench/cpu.sh alone)
 """
 
 import os
@@ -369,6 +375,12 @@ def main():
     if os.environ.get("BENCH_NO_SCRAPE") != "1":
         import scrape  # bench/scrape.py; builds bench-scrape itself
         scrape.main()
+    if os.environ.get("BENCH_NO_FOOTPRINT") != "1":
+        import footprint  # bench/footprint.py; the service part's builds (built if not yet)
+        footprint.main()
+    if os.environ.get("BENCH_NO_CPU") != "1":
+        import cpu  # bench/cpu.py; builds bench-cpu and bench/peers/pprof-cpu itself
+        cpu.main()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@
 # serves the incident's cache service built with and without mapprof under the same HTTP load and
 # rewrites the service figures. See bench/run.py, bench/locks.py and bench/service.py for the
 # BENCH_* environment variables (BENCH_NO_LOCKS=1 skips the lock part, BENCH_NO_SERVICE=1 the
-# service part). Needs: cargo, python3, valgrind.
+# service part). Then the scrape part (bench/scrape.py, BENCH_NO_SCRAPE=1), the footprint part
+# (bench/footprint.py, BENCH_NO_FOOTPRINT=1: the service's VmRSS and RssAnon, bare against
+# profiled, around scrapes and CPU profiles) and the CPU part (bench/cpu.py, BENCH_NO_CPU=1: the
+# CPU sampler's cost per sample and memory against pprof-rs's), each rewriting its figures.
+# Needs: cargo, python3, valgrind.
 set -eu
 exec python3 "$(dirname "$0")/run.py" "$@"

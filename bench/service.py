@@ -15,6 +15,9 @@ twice from one source,
             (`GET /debug/pprof/profile?seconds=<measured>`, sent when the warm-up ends), besides
             heap, locks and labels as above; the CPU profile must come back (HTTP 200, a
             decodable profile with samples) or the driver stops,
+  profiled-http  the profiled binary with the HTTP server on as in profiled-all but no CPU
+            profile: profiled-all ÷ profiled-http in the same round is the service's QPS with a
+            99 Hz CPU profile running ÷ without it (target >= 0.97),
 
 each copied to bench/results/ (cache-service-bare, cache-service-profiled). A run starts
 `cache-service serve --mode M --addr 127.0.0.1:0` as its own process, loads it with the bare
@@ -23,7 +26,8 @@ SIGTERM. Every round runs both modes with both builds, the two builds of a mode 
 the table gives per mode the median QPS of each build, the ratio of the medians, the median of
 the per-round ratios ("paired"), p99 latency, the server's and the client's CPU time per
 request, and a verdict against the issue's target (profiled and profiled-all QPS >= 0.95 x
-bare, both modes).
+bare, both modes), and against the CPU sampler's (profiled-all >= 0.97 x profiled-http: the
+same binary and settings, with and without a 99 Hz CPU profile running).
 Rewrites the service figures of BENCHMARKS.md (between its `service:begin` / `service:end`
 markers).
 
@@ -35,7 +39,7 @@ and if any timed run answers a request with a non-2xx status, has a connection e
 no requests.
 
 Environment (all optional; the same variables as bench/run.py):
-  BENCH_ROUNDS=7          timed rounds; each runs 2 modes x 3 builds, 5 s measured + 1 s warm-up
+  BENCH_ROUNDS=7          timed rounds; each runs 2 modes x 4 builds, 5 s measured + 1 s warm-up
   BENCH_QUICK=1           3 rounds of 2 s (a smoke test; figures not written)
   BENCH_NO_BUILD=1        use the binaries already in bench/results/
   BENCH_NO_WRITE=1        do not touch BENCHMARKS.md
@@ -64,10 +68,15 @@ from run import BENCH, JOBS, QUICK, RESULTS, ROOT, ROUNDS, log, machine, replace
 BEGIN, END = "<!-- service:begin -->", "<!-- service:end -->"
 
 MODES = ["regressed", "fixed"]
-BUILDS = ["bare", "profiled", "profiled-all"]
-# The binaries: profiled-all runs the profiled binary.
-BINARY = {"bare": "bare", "profiled": "profiled", "profiled-all": "profiled"}
-PROFILED = ["profiled", "profiled-all"]
+BUILDS = ["bare", "profiled", "profiled-http", "profiled-all"]
+# The binaries: profiled-http and profiled-all run the profiled binary.
+BINARY = {"bare": "bare", "profiled": "profiled", "profiled-http": "profiled",
+          "profiled-all": "profiled"}
+PROFILED = ["profiled", "profiled-http", "profiled-all"]
+# The HTTP server on (MAPPROF=http=...); a CPU profile over the window for profiled-all only.
+WITH_HTTP = ["profiled-http", "profiled-all"]
+# QPS with a CPU profile running ÷ without it (profiled-all ÷ profiled-http), same run.
+CPU_TARGET = 0.97
 DURATION_S = 2 if QUICK else 5
 WARMUP_S = 1
 TARGET = 0.95
@@ -81,13 +90,18 @@ def binary(build):
     return os.path.join(RESULTS, f"cache-service-{build}")
 
 
+BUILT = False  # set once build() ran in this process (bench/footprint.py reuses the builds)
+
+
 def build():
     """Both builds write target/release/cache-service: build one, copy it, build the other."""
+    global BUILT
     for b, features in (("bare", []), ("profiled", ["--features", "profiling"])):
         cmd = ["cargo", "build", "--release", f"-j{JOBS}", "-p", "cache-service"] + features
         log(f"== {' '.join(cmd)} (copied to bench/results/cache-service-{b})")
         subprocess.run(cmd, cwd=ROOT, check=True)
         shutil.copy2(os.path.join(ROOT, "target", "release", "cache-service"), binary(b))
+    BUILT = True
 
 
 def server_env(extra=None):
@@ -163,7 +177,7 @@ def serve_and_load(build, mode, duration, warmup, report, env_extra=None):
     to its exit (`wall_s`)."""
     what = f"{mode}/{build}"
     cpu = None
-    if build == "profiled-all":
+    if build in WITH_HTTP:
         port = free_port()
         env_extra = dict(env_extra or {}, MAPPROF=f"http=127.0.0.1:{port}")
     t0 = time.time()
@@ -364,8 +378,9 @@ def timed_rounds():
     os.makedirs(json_dir, exist_ok=True)
     for r in range(ROUNDS):
         # Modes alternate which goes first; the builds of a mode run back to back, their order
-        # rotating by one each round (bare, profiled, profiled-all; then profiled, profiled-all,
-        # bare; ...): over six rounds every (mode, build) takes every position in the round.
+        # rotating by one each round (bare, profiled, profiled-http, profiled-all; then
+        # profiled, profiled-http, profiled-all, bare; ...): over four rounds every build takes
+        # every position in its mode's sequence.
         modes = MODES[r % 2:] + MODES[:r % 2]
         k = r % len(BUILDS)
         builds = BUILDS[k:] + BUILDS[:k]
@@ -403,7 +418,7 @@ def report(res, checked, mach, dirty, elapsed):
     d = f" (with uncommitted changes in {', '.join(dirty)})" if dirty else ""
     L.append(f"Measured {mach['date']} at commit `{mach['commit']}`{d} on {mach['nproc']} CPUs "
              f"({mach['cpu']}), Linux {mach['kernel']}, {mach['rustc']}; load average at start "
-             f"{mach['load']}. {ROUNDS} rounds of 2 modes × 3 builds, each run "
+             f"{mach['load']}. {ROUNDS} rounds of 2 modes × {len(BUILDS)} builds, each run "
              f"{WARMUP_S} s warm-up + {DURATION_S} s measured, 16 connections, 5% writes, "
              f"2,000 keys; service part {elapsed / 60:.1f} min.")
     L.append("")
@@ -437,9 +452,9 @@ def report(res, checked, mach, dirty, elapsed):
              "QPS; *paired* = median over rounds of the ratio within a round (the builds of a "
              "mode run back to back), min–max in brackets; p99 and server CPU per request as "
              "ratios of medians. *profiled* = heap, mutex, block profiling and labels at "
-             "mapprof's defaults; *profiled-all* = the same binary with the /debug/pprof HTTP "
-             "server on (`MAPPROF=http=127.0.0.1:P`) and a 99 Hz CPU profile "
-             "(`/debug/pprof/profile?seconds=N`) covering each measured window.")
+             "mapprof's defaults; *profiled-http* = the same binary with the /debug/pprof HTTP "
+             "server on (`MAPPROF=http=127.0.0.1:P`); *profiled-all* = the same with a 99 Hz "
+             "CPU profile (`/debug/pprof/profile?seconds=N`) covering each measured window.")
     L.append("")
     L.append("| mode | build | QPS ratio | paired | [min–max] | p99 ratio | server CPU ratio |")
     L.append("|---|---|---:|---:|---:|---:|---:|")
@@ -465,6 +480,27 @@ def report(res, checked, mach, dirty, elapsed):
     for m, pb, ratio, paired in verdicts:
         L.append(f"- {m}, {pb}: ratio of medians {ratio:.3f} {verdict(ratio)}; paired "
                  f"{paired:.3f} {verdict(paired)}")
+    L.append("")
+    L.append("**With a CPU profile running ÷ without it**: profiled-all ÷ profiled-http (the same "
+             "binary and settings, HTTP server on in both; only the 99 Hz CPU profile over the "
+             "window differs), same rounds; columns as above.")
+    L.append("")
+    L.append("| mode | QPS ratio | paired | [min–max] | p99 ratio | server CPU ratio | verdict "
+             f"(≥ {CPU_TARGET}) |")
+    L.append("|---|---:|---:|---:|---:|---:|---|")
+    for m in MODES:
+        base, prof = res[(m, "profiled-http")], res[(m, "profiled-all")]
+        ratio = med([x["qps"] for x in prof]) / med([x["qps"] for x in base])
+        pairs = [p["qps"] / b["qps"] for b, p in zip(base, prof)]
+        paired = med(pairs)
+        p99 = med([x["p99_us"] for x in prof]) / med([x["p99_us"] for x in base])
+        cpu = (med([x["server_cpu_s"] / x["answered"] for x in prof])
+               / med([x["server_cpu_s"] / x["answered"] for x in base]))
+        ok = "met" if ratio >= CPU_TARGET and paired >= CPU_TARGET else (
+            "**MISSED**" if ratio < CPU_TARGET and paired < CPU_TARGET else
+            "**MISSED** on one of the two")
+        L.append(f"| {m} | {ratio:.3f} | {paired:.3f} | [{min(pairs):.3f}–{max(pairs):.3f}] | "
+                 f"{p99:.3f} | {cpu:.3f} | {ok} |")
     L.append("")
     cpu_runs = [x for m in MODES for x in res[(m, "profiled-all")]]
     if cpu_runs:

@@ -13,6 +13,14 @@
 //! (the HTTP server's thread and symbolization included: same process). jemalloc's
 //! `stats.allocated` before and after gives what the scrape kept (caches).
 //!
+//! Anonymous memory (the footprint targets: what mapprof holds above the program, its fixed
+//! tables as touched included, and what it gives back): a thread of its own (`rss-sampler`,
+//! under `mapprof::ignore`, allocating nothing in its loop) reads RssAnon and VmRSS from
+//! /proc/self/status every millisecond and keeps their maxima; per scrape, RssAnon just before
+//! it (`anon_before`), the sampled peak from then to the body's last byte (`anon_peak`), and
+//! RssAnon 1 s after the last byte (`anon_1s`, read before the answer is decoded, so the
+//! driver's own decoding is not counted).
+//!
 //! Output: one line `scrape i ms=... body=... peak_extra_rss=... allocated_delta=...` per
 //! scrape and a final JSON line starting with `result: `.
 
@@ -22,7 +30,8 @@ static ALLOC: mapprof::Alloc = mapprof::Alloc::jemalloc();
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 const DEPTH: u32 = 14;
 const STACKS: u32 = 10_000;
@@ -68,6 +77,67 @@ fn status_kib(key: &str) -> u64 {
         }
     }
     panic!("{key} missing from /proc/self/status");
+}
+
+/// (VmRSS, RssAnon) in KiB from /proc/self/status, read into a buffer on the stack: no
+/// allocation (std opens a short path through a stack buffer too), so the sampler thread
+/// changes nothing it measures.
+fn status_now() -> (u64, u64) {
+    let mut buf = [0u8; 4096];
+    let n = match std::fs::File::open("/proc/self/status") {
+        Ok(mut f) => {
+            let mut n = 0;
+            while n < buf.len() {
+                match f.read(&mut buf[n..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => n += k,
+                }
+            }
+            n
+        }
+        Err(_) => 0,
+    };
+    let text = &buf[..n];
+    let field = |key: &[u8]| -> u64 {
+        let Some(at) = text.windows(key.len()).position(|w| w == key) else {
+            return 0;
+        };
+        text[at + key.len()..]
+            .iter()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(|c| c.is_ascii_digit())
+            .fold(0, |v, &c| v * 10 + u64::from(c - b'0'))
+    };
+    (field(b"VmRSS:"), field(b"RssAnon:"))
+}
+
+static PEAK_RSS: AtomicU64 = AtomicU64::new(0);
+static PEAK_ANON: AtomicU64 = AtomicU64::new(0);
+static SAMPLING: AtomicBool = AtomicBool::new(true);
+
+/// The sampler: every millisecond, the maxima of VmRSS and RssAnon since the last reset.
+fn start_rss_sampler() -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("rss-sampler".into())
+        .spawn(|| {
+            mapprof::ignore(|| {
+                while SAMPLING.load(Relaxed) {
+                    let (rss, anon) = status_now();
+                    PEAK_RSS.fetch_max(rss, Relaxed);
+                    PEAK_ANON.fetch_max(anon, Relaxed);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        })
+        .expect("the sampler thread starts")
+}
+
+/// Resets the sampled maxima to the current values, which it returns (VmRSS, RssAnon in KiB).
+fn reset_sampled_peaks() -> (u64, u64) {
+    let (rss, anon) = status_now();
+    PEAK_RSS.store(rss, Relaxed);
+    PEAK_ANON.store(anon, Relaxed);
+    (rss, anon)
 }
 
 fn reset_peak_rss() -> bool {
@@ -132,6 +202,7 @@ fn main() {
     let alloc_ms = t.elapsed().as_secs_f64() * 1e3;
     assert_eq!(live.len(), STACKS as usize);
 
+    let sampler = start_rss_sampler();
     let hwm_resettable = reset_peak_rss();
     let (rss0, alloc0, resident0) = (status_kib("VmRSS"), jemalloc_allocated(), jemalloc_resident());
     println!(
@@ -145,13 +216,20 @@ fn main() {
         reset_peak_rss();
         let rss_before = status_kib("VmRSS");
         let alloc_before = jemalloc_allocated();
+        let (_, anon_before) = reset_sampled_peaks();
         let t = Instant::now();
         let (status, body) = get(addr, "/debug/pprof/heap");
         let ms = t.elapsed().as_secs_f64() * 1e3;
+        let done = Instant::now();
         let hwm = status_kib("VmHWM");
         let rss_after = status_kib("VmRSS");
+        let (rss_now, anon_now) = status_now();
+        let anon_peak = PEAK_ANON.load(Relaxed).max(anon_now);
+        let rss_peak = PEAK_RSS.load(Relaxed).max(rss_now);
         let alloc_after = jemalloc_allocated();
         let resident_after = jemalloc_resident();
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(done.elapsed()));
+        let (rss_1s, anon_1s) = status_now();
         assert_eq!(status, 200, "scrape {i}: status {status}: {}", String::from_utf8_lossy(&body));
         let profile = mapprof_profile::codec::decode(&body).expect("the heap profile decodes");
         let samples = profile.sample.len();
@@ -183,22 +261,32 @@ fn main() {
         let alloc_delta = alloc_after as i64 - alloc_before as i64;
         println!(
             "scrape {} ms={ms:.2} body={} samples={samples} distinct_stacks={} leaf_stacks={} \
-             peak_extra_rss={peak_extra} rss_after_delta={} allocated_delta={alloc_delta} resident={resident_after}",
+             peak_extra_rss={peak_extra} rss_after_delta={} allocated_delta={alloc_delta} resident={resident_after} \
+             anon_before={} anon_peak={} anon_1s={}",
             i + 1,
             body.len(),
             distinct.len(),
             leaf_stacks.len(),
             (rss_after as i64 - rss_before as i64) * 1024,
+            anon_before * 1024,
+            anon_peak * 1024,
+            anon_1s * 1024,
         );
         results.push(format!(
             "{{\"i\":{},\"ms\":{ms:.3},\"body\":{},\"samples\":{samples},\"distinct\":{},\"leaf_stacks\":{},\
              \"peak_extra_rss\":{peak_extra},\"allocated_delta\":{alloc_delta},\
-             \"rss_before\":{},\"allocated_before\":{alloc_before},\"resident_after\":{resident_after}}}",
+             \"rss_before\":{},\"allocated_before\":{alloc_before},\"resident_after\":{resident_after},\
+             \"anon_before\":{},\"anon_peak\":{},\"anon_1s\":{},\"rss_peak_sampled\":{},\"rss_1s\":{}}}",
             i + 1,
             body.len(),
             distinct.len(),
             leaf_stacks.len(),
-            rss_before * 1024
+            rss_before * 1024,
+            anon_before * 1024,
+            anon_peak * 1024,
+            anon_1s * 1024,
+            rss_peak * 1024,
+            rss_1s * 1024,
         ));
     }
     let rss_end = status_kib("VmRSS");
@@ -210,6 +298,8 @@ fn main() {
         rss_end * 1024,
         results.join(",")
     );
+    SAMPLING.store(false, Relaxed);
+    sampler.join().expect("the sampler thread");
     black_box(&live);
     drop(profiler);
 }

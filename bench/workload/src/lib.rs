@@ -289,3 +289,186 @@ pub fn main(config: &str, after: impl FnOnce() -> String) {
         println!("CHECK config={config} {}", after());
     }
 }
+
+/// What [`run_threads`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    /// Wall time of the slowest thread's measured part, in seconds.
+    pub secs: f64,
+    /// Operations done, all threads together.
+    pub done: u64,
+    /// The workload's checksum (so that the work is not optimised away).
+    pub check: u64,
+    /// CPU time (user + system, `CLOCK_THREAD_CPUTIME_ID`) of the workload threads over their
+    /// whole lives (set-up and warm-up included), summed, in seconds: what a signal handler
+    /// running on them adds to. Per-thread clocks are exact to the nanosecond; the process's
+    /// clock is not while a CPU timer is armed (the kernel then reads it from the group
+    /// timer's sums, updated at ticks: 4 ms steps).
+    pub thread_cpu_s: f64,
+    /// The same for the measured parts only.
+    pub measured_cpu_s: f64,
+}
+
+#[repr(C)]
+struct Timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+extern "C" {
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+}
+
+/// Linux's `CLOCK_PROCESS_CPUTIME_ID` and `CLOCK_THREAD_CPUTIME_ID`.
+pub const CLOCK_PROCESS_CPUTIME: i32 = 2;
+/// (the calling thread's)
+pub const CLOCK_THREAD_CPUTIME: i32 = 3;
+
+/// CPU time of `clock` ([`CLOCK_PROCESS_CPUTIME`] or the calling thread's), in seconds.
+pub fn cpu_time(clock: i32) -> f64 {
+    let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer for the duration of the call; the clock ids are
+    // Linux's constants.
+    let rc = unsafe { clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime({clock}) failed");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Runs `workload` (`mixed` or `hashmap`) on `threads` threads of its own (created for this
+/// call), `ops` operations each after an untimed warm-up of `ops / 10` (at most 200k), all
+/// threads starting the measured part together; for the CPU profiler benchmark (bench/cpu,
+/// bench/peers/pprof-cpu), which needs the same fixed work run again and again.
+pub fn run_threads(workload: &str, threads: usize, ops: u64) -> Measured {
+    let warm = (ops / 10).clamp(1, 200_000);
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let barrier = barrier.clone();
+            let workload = workload.to_owned();
+            std::thread::spawn(move || {
+                let mut w = Work::new(&workload, t);
+                w.warm_up(warm);
+                barrier.wait();
+                let start = Instant::now();
+                let cpu0 = cpu_time(CLOCK_THREAD_CPUTIME);
+                w.measured(ops);
+                let cpu = cpu_time(CLOCK_THREAD_CPUTIME) - cpu0;
+                let secs = start.elapsed().as_secs_f64();
+                let (done, check) = (w.done(ops), w.check());
+                drop(w);
+                (secs, done, check, cpu, cpu_time(CLOCK_THREAD_CPUTIME))
+            })
+        })
+        .collect();
+    barrier.wait();
+    let mut m = Measured { secs: 0.0, done: 0, check: 0, thread_cpu_s: 0.0, measured_cpu_s: 0.0 };
+    for h in handles {
+        let (s, d, c, cpu, whole) = h.join().expect("workload thread panicked");
+        m.secs = m.secs.max(s);
+        m.done += d;
+        m.check = m.check.wrapping_add(c);
+        m.measured_cpu_s += cpu;
+        m.thread_cpu_s += whole;
+    }
+    m
+}
+
+/// `VmRSS` and `RssAnon` of this process from /proc/self/status, in bytes.
+pub fn rss() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |key: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|r| r.trim_start_matches(':').trim().trim_end_matches("kB").trim().parse().ok())
+            .map_or(0, |kib: u64| kib * 1024)
+    };
+    (field("VmRSS"), field("RssAnon"))
+}
+
+/// A CPU profiler under test (bench/cpu: mapprof's; bench/peers/pprof-cpu: pprof-rs's).
+pub trait CpuProfiler {
+    /// Starts sampling the process at `hz`.
+    fn start(&mut self, hz: u32);
+    /// Stops it, builds the profile (as a scrape would) and returns what it holds.
+    fn finish(&mut self) -> Finished;
+}
+
+/// What a finished CPU profile held, and how long its handler took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Finished {
+    /// SIGPROF ticks in the profile (the samples' counts summed, not distinct stacks).
+    pub samples: u64,
+    /// Distinct stacks.
+    pub stacks: u64,
+    /// Handler calls timed from inside the process (bench/cpu/src/handler_clock.rs).
+    pub handler_calls: u64,
+    /// Their mean and median duration, ns.
+    pub handler_mean_ns: f64,
+    pub handler_median_ns: f64,
+}
+
+/// The CPU profiler benchmark's `main`, shared by bench/cpu and bench/peers/pprof-cpu:
+/// `<bin> <hz> <profiles> <threads> <ops-per-thread> [mixed|hashmap]`. Runs `profiles` times
+/// the same fixed work (a fresh [`run_threads`] of `ops` operations per thread, warm-up
+/// included), each under a CPU profile at `hz` (none when `hz` is 0) started just before the
+/// threads and finished just after them. Per profile it prints a line `profile i ...` with the
+/// workload threads' CPU time over their lives (`thread_cpu_s`, exact: every SIGPROF lands on
+/// them, the main thread sleeping in `join`), that of their measured parts, the process's CPU
+/// time while sampling (`cpu_s`: in 4 ms steps while the timer is armed), the main thread's
+/// CPU time to start and to finish the profile, the samples, and VmRSS / RssAnon after the
+/// finish; then `result: {json}`.
+pub fn cpu_main(config: &str, profiler: &mut dyn CpuProfiler) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = || -> ! {
+        eprintln!("usage: <bin> <hz> <profiles> <threads> <ops-per-thread> [mixed|hashmap]");
+        std::process::exit(2)
+    };
+    if args.len() < 4 {
+        usage();
+    }
+    let num = |i: usize| -> u64 { args[i].parse().unwrap_or_else(|_| usage()) };
+    let (hz, profiles, threads, ops) = (num(0) as u32, num(1), num(2) as usize, num(3));
+    let workload = args.get(4).map_or("hashmap", |s| s.as_str()).to_owned();
+    let (rss0, anon0) = rss();
+    let mut lines = Vec::new();
+    for i in 1..=profiles {
+        let t0 = cpu_time(CLOCK_THREAD_CPUTIME);
+        if hz > 0 {
+            profiler.start(hz);
+        }
+        let t1 = cpu_time(CLOCK_THREAD_CPUTIME);
+        let c1 = cpu_time(CLOCK_PROCESS_CPUTIME);
+        let m = run_threads(&workload, threads, ops);
+        let c2 = cpu_time(CLOCK_PROCESS_CPUTIME);
+        let t2 = cpu_time(CLOCK_THREAD_CPUTIME);
+        let f = if hz > 0 { profiler.finish() } else { Finished::default() };
+        let (samples, stacks) = (f.samples, f.stacks);
+        let t3 = cpu_time(CLOCK_THREAD_CPUTIME);
+        let (vm, anon) = rss();
+        let line = format!(
+            "{{\"i\":{i},\"samples\":{samples},\"stacks\":{stacks},\"cpu_s\":{:.6},\
+             \"thread_cpu_s\":{:.9},\"measured_cpu_s\":{:.9},\"start_cpu_s\":{:.9},\
+             \"finish_cpu_s\":{:.9},\"secs\":{:.6},\
+             \"done\":{},\"check\":{},\"rss\":{vm},\"anon\":{anon},\"handler_calls\":{},\
+             \"handler_mean_ns\":{:.1},\"handler_median_ns\":{:.1}}}",
+            c2 - c1,
+            m.thread_cpu_s,
+            m.measured_cpu_s,
+            t1 - t0,
+            t3 - t2,
+            m.secs,
+            m.done,
+            m.check,
+            f.handler_calls,
+            f.handler_mean_ns,
+            f.handler_median_ns
+        );
+        println!("profile {line}");
+        lines.push(line);
+    }
+    println!(
+        "result: {{\"config\":\"{config}\",\"workload\":\"{workload}\",\"hz\":{hz},\
+         \"threads\":{threads},\"ops\":{ops},\"rss0\":{rss0},\"anon0\":{anon0},\"profiles\":[{}]}}",
+        lines.join(",")
+    );
+}
