@@ -20,6 +20,7 @@
 //! crate records raw return addresses and counters; `mapprof-profile` symbolizes and encodes.
 
 pub mod cpu_labels;
+pub mod footprint;
 pub mod heap;
 pub mod labels;
 pub mod live;

@@ -285,6 +285,12 @@ pub fn usage() -> (usize, usize) {
     (BUCKET_COUNT.load(Relaxed) as usize, MAX_BUCKETS)
 }
 
+/// The stack table's static arrays (buckets, index, frame arena), for [`crate::footprint`].
+pub(crate) fn static_tables() -> [crate::footprint::Region; 3] {
+    use crate::footprint::region;
+    [region(&BUCKETS), region(&SLOT), region(&ARENA)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
