@@ -1,0 +1,337 @@
+//! mapprof's own memory: what its work allocates is kept apart from the host's and given back
+//! to the system after each profile, and [`self_memory`] says how much it holds.
+//!
+//! The profiler's work (building, encoding, serving profiles, the trace line) runs under
+//! [`profiler_work`]: `mapprof_rt::thread::as_profiler` marks the thread, which sends each of
+//! its allocations down `mapprof::Alloc`'s cold path, and that path routes them by inner
+//! allocator:
+//!
+//! - **jemalloc** ([`crate::Alloc::jemalloc`]): into an arena of mapprof's own (made once,
+//!   `arenas.create`), by `mallocx`/`rallocx` with `MALLOCX_ARENA` and `MALLOCX_TCACHE_NONE`, so
+//!   none of it lands in the host's arenas or thread caches. The arena's decay is 0 (freed pages
+//!   go back at once, however late the free) and [`release`] flushes the thread's cache and
+//!   purges the arena after each piece of work. Any thread may free or `realloc` a block of it
+//!   later: jemalloc finds a block's arena itself. A block freed on a host thread may wait in
+//!   that thread's cache (small sizes only, bounded by jemalloc's `tcache_max`) and be reused by
+//!   the host from there.
+//! - **system** ([`crate::Alloc::system`]): glibc has no arena to choose, so the blocks are the
+//!   host's heap's; [`release`] calls `malloc_trim(0)`, which returns the free pages of every
+//!   glibc arena (it walks them under their locks: a short stall for the host's `malloc`).
+//! - **any other** ([`crate::Alloc::new`]): nothing; its memory is that allocator's business.
+//!
+//! Frees are not routed: the free fast path stays a hash and one load.
+
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::Once;
+use tikv_jemalloc_ctl::raw;
+use tikv_jemalloc_sys as ffi;
+
+/// Which inner allocator `mapprof::Alloc` wraps, as its cold path last saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum InnerKind {
+    /// `mapprof::Alloc` has not allocated yet: it is not the global allocator.
+    Unknown = 0,
+    Jemalloc = 1,
+    System = 2,
+    Custom = 3,
+}
+
+static INNER: AtomicU8 = AtomicU8::new(InnerKind::Unknown as u8);
+
+/// Called on `mapprof::Alloc`'s cold path: a load, and a store only the first time.
+#[inline]
+pub(crate) fn note_inner(kind: InnerKind) {
+    if INNER.load(Relaxed) != kind as u8 {
+        INNER.store(kind as u8, Relaxed);
+    }
+}
+
+fn inner() -> InnerKind {
+    match INNER.load(Relaxed) {
+        1 => InnerKind::Jemalloc,
+        2 => InnerKind::System,
+        3 => InnerKind::Custom,
+        _ => InnerKind::Unknown,
+    }
+}
+
+/// mapprof's own jemalloc arena, its index + 1; 0 until made (or if jemalloc refused).
+static OWN_ARENA: AtomicU32 = AtomicU32::new(0);
+static MAKE_OWN_ARENA: Once = Once::new();
+
+fn own_arena() -> Option<u32> {
+    OWN_ARENA.load(Relaxed).checked_sub(1)
+}
+
+/// Makes mapprof's arena, once, with decay 0: its freed pages go back to the system at once.
+fn make_own_arena() {
+    MAKE_OWN_ARENA.call_once(|| {
+        // SAFETY: `arenas.create` is a read of a `u32` (the new arena's index).
+        let Ok(arena) = (unsafe { raw::read::<u32>(b"arenas.create\0") }) else {
+            return;
+        };
+        for name in [
+            &b"arena.0.dirty_decay_ms\0"[..],
+            b"arena.0.muzzy_decay_ms\0",
+        ] {
+            if let Some((mib, len)) = arena_mib(name, 1, Some(arena)) {
+                let mut zero: isize = 0;
+                // SAFETY: both settings are `ssize_t`s, written from an `isize` we own.
+                unsafe {
+                    ffi::mallctlbymib(
+                        mib.as_ptr(),
+                        len,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        (&mut zero as *mut isize).cast(),
+                        std::mem::size_of::<isize>(),
+                    )
+                };
+            }
+        }
+        OWN_ARENA.store(arena + 1, Relaxed);
+    });
+}
+
+/// Runs `f` as the profiler's own work (`mapprof_rt::thread::as_profiler`), then gives back
+/// to the system what it freed ([`release`]). Every facade site that builds, encodes or serves
+/// a profile runs under it.
+pub(crate) fn profiler_work<R>(f: impl FnOnce() -> R) -> R {
+    if inner() == InnerKind::Jemalloc {
+        make_own_arena();
+    }
+    let result = mapprof_rt::thread::as_profiler(f);
+    release();
+    result
+}
+
+/// The `mallocx` flags that put an allocation of `layout` into mapprof's arena, bypassing the
+/// thread's cache (whose blocks would be reused by the host), as `tikv-jemallocator` computes
+/// alignment flags.
+fn own_flags(align: usize, size: usize) -> i32 {
+    // tikv-jemallocator's rule: malloc's alignment (16 on x86_64 and aarch64) needs no flag.
+    const MIN_ALIGN: usize = 16;
+    let align_flag = if align <= MIN_ALIGN && align <= size {
+        0
+    } else {
+        ffi::MALLOCX_ALIGN(align)
+    };
+    let arena = match own_arena() {
+        Some(arena) => ffi::MALLOCX_ARENA(arena as usize),
+        None => 0,
+    };
+    align_flag | arena | ffi::MALLOCX_TCACHE_NONE
+}
+
+/// Allocates `layout` for the profiler's work in mapprof's arena.
+///
+/// # Safety
+/// As `GlobalAlloc::alloc`: `layout` has a non-zero size.
+pub(crate) unsafe fn own_alloc(layout: std::alloc::Layout, zeroed: bool) -> *mut u8 {
+    let zero = if zeroed { ffi::MALLOCX_ZERO } else { 0 };
+    let flags = own_flags(layout.align(), layout.size()) | zero;
+    // SAFETY: a non-zero size (the caller's contract) and flags built from a valid alignment and
+    // an arena jemalloc made.
+    unsafe { ffi::mallocx(layout.size(), flags).cast() }
+}
+
+/// Reallocates, for the profiler's work, a block of any arena; a block that moves moves into
+/// mapprof's arena.
+///
+/// # Safety
+/// As `GlobalAlloc::realloc`: `ptr` was allocated by jemalloc with `layout`, `new_size` is
+/// non-zero.
+pub(crate) unsafe fn own_realloc(
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+    new_size: usize,
+) -> *mut u8 {
+    let flags = own_flags(layout.align(), new_size);
+    // SAFETY: `ptr` is a live jemalloc block (the caller's contract); jemalloc accepts blocks of
+    // any arena whatever the arena flag says.
+    unsafe { ffi::rallocx(ptr.cast(), new_size, flags).cast() }
+}
+
+/// Gives back to the system the memory the profiler's work freed: with jemalloc, flushes the
+/// calling thread's cache and purges mapprof's arena; with the system allocator,
+/// `malloc_trim(0)`; otherwise nothing. Notes the peak first ([`self_memory`]).
+pub(crate) fn release() {
+    match inner() {
+        InnerKind::Jemalloc => {
+            observe();
+            void_ctl(b"thread.tcache.flush\0", None);
+            if let Some(arena) = own_arena() {
+                void_ctl(b"arena.0.purge\0", Some(arena));
+            }
+        }
+        InnerKind::System => {
+            observe();
+            // SAFETY: malloc_trim only returns free memory of glibc's arenas to the system.
+            unsafe { libc::malloc_trim(0) };
+        }
+        InnerKind::Custom | InnerKind::Unknown => {}
+    }
+}
+
+/// The MIB of the jemalloc control `name` (NUL-terminated), with `arena` as its component
+/// `at` (the `0` of `arena.0.*` or `stats.arenas.0.*`): (components, their count).
+fn arena_mib(name: &[u8], at: usize, arena: Option<u32>) -> Option<([usize; 6], usize)> {
+    let mut mib = [0usize; 6];
+    let mut len = mib.len();
+    // SAFETY: `name` is NUL-terminated, `mib` has room for `len` components.
+    let failed =
+        unsafe { ffi::mallctlnametomib(name.as_ptr().cast(), mib.as_mut_ptr(), &mut len) } != 0;
+    if failed || at >= len {
+        return None;
+    }
+    if let Some(arena) = arena {
+        mib[at] = arena as usize;
+    }
+    Some((mib, len))
+}
+
+/// Calls a jemalloc control that takes and gives nothing, as `thread.tcache.flush` and
+/// `arena.<i>.purge` are.
+fn void_ctl(name: &[u8], arena: Option<u32>) {
+    let Some((mib, len)) = arena_mib(name, 1, arena) else {
+        return;
+    };
+    // SAFETY: the control reads and writes nothing: null pointers, zero length.
+    unsafe {
+        ffi::mallctlbymib(
+            mib.as_ptr(),
+            len,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+}
+
+/// What mapprof itself holds ([`self_memory`]), in bytes: Go's
+/// `/memory/classes/profiling/buckets:bytes`, and the profiler's heap besides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SelfMemory {
+    /// Size of the hot path's fixed tables (stack table buckets, index and frame arena; the
+    /// sampled-block set; the label table): a constant, the most they can ever hold.
+    pub tables_reserved: usize,
+    /// The part of them that is resident, asked of the kernel (`mincore`); grows with use up
+    /// to `tables_reserved`, never beyond. Pages only read (they map the kernel's shared zero
+    /// page) count too: an upper bound.
+    pub tables_resident: usize,
+    /// Bytes allocated in the profiler's heap now: with [`crate::Alloc::jemalloc`], its own
+    /// arena's (`stats.arenas.<i>.{small,large}.allocated`), profiles handed to the caller and
+    /// the symbol cache included. `None` where its blocks cannot be told from the host's: the
+    /// system allocator (glibc has no arena to choose; counting frees would slow every free)
+    /// or any other inner allocator.
+    pub heap_allocated: Option<usize>,
+    /// Resident bytes of the profiler's heap (jemalloc: the arena's `resident`, its metadata
+    /// included); `None` as for `heap_allocated`.
+    pub heap_resident: Option<usize>,
+    /// `tables_resident` + `heap_resident`: what mapprof costs in memory now, as far as it can
+    /// tell.
+    pub total: usize,
+    /// The highest `total` seen: at each call of [`self_memory`] and at the end of each piece
+    /// of profiler work before its memory is given back. Allocations between two looks are not
+    /// seen, so the true peak can be higher.
+    pub peak: usize,
+}
+
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// What mapprof itself holds now: its fixed tables and its own heap. Allocates nothing; with
+/// jemalloc it refreshes jemalloc's statistics (`epoch`).
+pub fn self_memory() -> SelfMemory {
+    let (tables_reserved, tables_resident) = mapprof_rt::footprint::tables();
+    let (heap_allocated, heap_resident) = match inner() {
+        InnerKind::Jemalloc => {
+            let (allocated, resident) = own_arena_stats();
+            (Some(allocated), Some(resident))
+        }
+        _ => (None, None),
+    };
+    let total = tables_resident + heap_resident.unwrap_or(0);
+    let peak = PEAK.fetch_max(total, Relaxed).max(total);
+    SelfMemory {
+        tables_reserved,
+        tables_resident,
+        heap_allocated,
+        heap_resident,
+        total,
+        peak,
+    }
+}
+
+fn observe() {
+    let _ = self_memory();
+}
+
+/// mapprof's arena: (allocated, resident) bytes, (0, 0) before it exists.
+fn own_arena_stats() -> (usize, usize) {
+    let Some(arena) = own_arena() else {
+        return (0, 0);
+    };
+    // Statistics are cached by jemalloc until the epoch advances.
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let read = |name: &[u8]| -> usize {
+        let Some((mib, len)) = arena_mib(name, 2, Some(arena)) else {
+            return 0;
+        };
+        let mut value: usize = 0;
+        let mut size = std::mem::size_of::<usize>();
+        // SAFETY: these statistics are `size_t`s, read into a `usize` we own.
+        let failed = unsafe {
+            ffi::mallctlbymib(
+                mib.as_ptr(),
+                len,
+                (&mut value as *mut usize).cast(),
+                &mut size,
+                std::ptr::null_mut(),
+                0,
+            )
+        } != 0;
+        if failed {
+            0
+        } else {
+            value
+        }
+    };
+    let allocated =
+        read(b"stats.arenas.0.small.allocated\0") + read(b"stats.arenas.0.large.allocated\0");
+    (allocated, read(b"stats.arenas.0.resident\0"))
+}
+
+/// One line on mapprof's own memory, for every profile's comments (and the `/debug/pprof/`
+/// index), e.g. `mapprof's own memory: 9.1 MiB (peak 14.0 MiB): fixed tables 4.6 MiB resident
+/// of 18.6 MiB; own jemalloc arena 4.5 MiB resident, 3.9 MiB allocated`.
+pub fn self_memory_comment() -> String {
+    let m = self_memory();
+    let mib = |bytes: usize| format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64);
+    let heap = match (inner(), m.heap_resident, m.heap_allocated) {
+        (InnerKind::Jemalloc, Some(resident), Some(allocated)) => format!(
+            "own jemalloc arena {} resident, {} allocated",
+            mib(resident),
+            mib(allocated)
+        ),
+        (InnerKind::System, ..) => {
+            "heap not told apart from the host's (system allocator; malloc_trim after each \
+             profile)"
+                .to_owned()
+        }
+        (InnerKind::Custom, ..) => {
+            "heap not told apart from the host's (custom allocator)".to_owned()
+        }
+        _ => "heap not told apart from the host's (mapprof::Alloc is not the global allocator)"
+            .to_owned(),
+    };
+    format!(
+        "mapprof's own memory: {} (peak {}): fixed tables {} resident of {}; {heap}",
+        mib(m.total),
+        mib(m.peak),
+        mib(m.tables_resident),
+        mib(m.tables_reserved),
+    )
+}
