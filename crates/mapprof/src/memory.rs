@@ -100,10 +100,42 @@ fn make_own_arena() {
 pub(crate) fn profiler_work<R>(f: impl FnOnce() -> R) -> R {
     if inner() == InnerKind::Jemalloc {
         make_own_arena();
+        restart_peak_watch();
     }
     let result = mapprof_rt::thread::as_profiler(f);
     release();
     result
+}
+
+std::thread_local! {
+    /// [`SelfMemory::total`] when this thread last reset jemalloc's `thread.peak`: its peak
+    /// since then, on top of this, estimates the peak of the total while its work ran.
+    static TOTAL_AT_PEAK_RESET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Notes the peak this thread's work reached since its last reset ([`TOTAL_AT_PEAK_RESET`] +
+/// `thread.peak.read`: the most it had allocated on top), then starts watching anew from the
+/// total now. Called when profiler work starts and ends, so nested work splits the watch.
+fn restart_peak_watch() {
+    let mut peak: u64 = 0;
+    let mut size = std::mem::size_of::<u64>();
+    // SAFETY: `thread.peak.read` is a `uint64_t`, read into a `u64` we own.
+    let read = unsafe {
+        ffi::mallctl(
+            c"thread.peak.read".as_ptr(),
+            (&mut peak as *mut u64).cast(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        )
+    } == 0;
+    let since = TOTAL_AT_PEAK_RESET.try_with(|t| t.get()).unwrap_or(0);
+    if read && since > 0 {
+        PEAK.fetch_max(since.saturating_add(peak as usize), Relaxed);
+    }
+    void_ctl(b"thread.peak.reset\0", None);
+    let total = self_memory().total;
+    let _ = TOTAL_AT_PEAK_RESET.try_with(|t| t.set(total));
 }
 
 /// The `mallocx` flags that put an allocation of `layout` into mapprof's arena, bypassing the
@@ -159,7 +191,7 @@ pub(crate) unsafe fn own_realloc(
 pub(crate) fn release() {
     match inner() {
         InnerKind::Jemalloc => {
-            observe();
+            restart_peak_watch();
             void_ctl(b"thread.tcache.flush\0", None);
             if let Some(arena) = own_arena() {
                 void_ctl(b"arena.0.purge\0", Some(arena));
@@ -234,9 +266,11 @@ pub struct SelfMemory {
     /// `tables_resident` + `heap_resident`: what mapprof costs in memory now, as far as it can
     /// tell.
     pub total: usize,
-    /// The highest `total` seen: at each call of [`self_memory`] and at the end of each piece
-    /// of profiler work before its memory is given back. Allocations between two looks are not
-    /// seen, so the true peak can be higher.
+    /// The highest `total` seen: at each call of [`self_memory`], and with jemalloc, for each
+    /// piece of profiler work, the total when it started plus the most its thread had
+    /// allocated on top (jemalloc's `thread.peak`). An estimate: works running at the same
+    /// time on several threads are not added up, and with the system allocator only the looks
+    /// count.
     pub peak: usize,
 }
 
