@@ -43,5 +43,7 @@ pub use memory::{self_memory, self_memory_comment, SelfMemory};
 pub use profiler::{start_from_env, Profiler, ProfilerBuilder};
 pub use profiles::{dump, profile, write_profile, write_profile_to_path, ProfileKind};
 
-/// Runs `f` without sampling the current thread's allocations.
+/// Runs `f` without sampling the current thread's allocations; they stay the host's (same heap,
+/// same arenas), e.g. a load generator sharing the process with the service it loads. The
+/// profiler's own work runs differently, in a heap of its own ([`self_memory`]).
 pub use mapprof_rt::thread::ignore;

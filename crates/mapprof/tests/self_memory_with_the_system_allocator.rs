@@ -32,7 +32,10 @@ fn the_system_allocator_reports_tables_and_no_heap_guess() {
 
     let m = mapprof::self_memory();
     assert_eq!((m.heap_allocated, m.heap_resident), (None, None), "{m:?}");
-    assert!(m.tables_resident > 0 && m.tables_resident <= m.tables_reserved, "{m:?}");
+    assert!(
+        m.tables_resident > 0 && m.tables_resident <= m.tables_reserved,
+        "{m:?}"
+    );
     assert_eq!(m.total, m.tables_resident);
     assert!(m.peak >= m.total);
     drop(keep);

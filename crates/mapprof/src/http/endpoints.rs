@@ -694,7 +694,12 @@ fn respond(
     body: Bytes,
     slot: Option<OwnedSemaphorePermit>,
 ) -> Reply {
-    let mut reply = Response::new(Payload { rest: body, slot });
+    let big = body.len() > CHUNK;
+    let mut reply = Response::new(Payload {
+        rest: body,
+        slot,
+        big,
+    });
     *reply.status_mut() = status;
     let headers = reply.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -721,11 +726,15 @@ fn error(status: StatusCode, text: impl Display) -> Reply {
 
 /// A response body handed over in [`CHUNK`]-byte copies, holding its response slot until the
 /// last one is taken: the connection never holds more than a chunk of it, however slowly the
-/// client reads, and the whole body is freed with the slot. When it is done with, the memory it
-/// and its connection's work freed goes back to the system ([`crate::memory::release`]).
+/// client reads, and the whole body is freed with the slot. When a large one is done with, the
+/// memory it and its connection's work freed goes back to the system
+/// ([`crate::memory::release`]).
 pub(super) struct Payload {
     rest: Bytes,
     slot: Option<OwnedSemaphorePermit>,
+    /// Larger than a chunk (a profile or a graph): worth a release when dropped; small answers
+    /// (errors, the index) are not, with `malloc_trim` walking all of glibc's heap.
+    big: bool,
 }
 
 /// Bytes of a body handed to the connection at a time.
@@ -734,7 +743,9 @@ const CHUNK: usize = 16 << 10;
 impl Drop for Payload {
     fn drop(&mut self) {
         self.rest = Bytes::new();
-        crate::memory::release();
+        if self.big {
+            crate::memory::release();
+        }
     }
 }
 
@@ -869,6 +880,7 @@ mod tests {
         let mut payload = Payload {
             rest: Bytes::from(body.clone()),
             slot: Some(slot),
+            big: true,
         };
         assert_eq!(payload.size_hint().exact(), Some(body.len() as u64));
         let waker = std::task::Waker::noop();
