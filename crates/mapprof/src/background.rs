@@ -7,7 +7,7 @@
 //! - **dumps on a signal** (`dump_signal=SIGUSR2`) into `dump_dir`. The handler only writes to a
 //!   pipe (signal-hook's self-pipe); the dump itself happens on the listening thread.
 //!
-//! Both threads run as the profiler's own work ([`crate::memory::profiler_work`]): their
+//! Both threads run as the profiler's own work ([`crate::memory::profiler_thread`]): their
 //! allocations are not profiled, and go to the profiler's own heap, given back after each line
 //! and dump. They never hold a lock that the allocator or lock hooks take.
 
@@ -25,7 +25,7 @@ use mapprof_rt::table::{self, BucketId, Kind, FLAG_REALLOC};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::config::Config;
-use crate::memory::{profiler_work, release, self_memory, SelfMemory};
+use crate::memory::{profiler_thread, release, self_memory, SelfMemory};
 use crate::profiles::{dump_and_report, with_symbolizer};
 use crate::Error;
 
@@ -53,7 +53,7 @@ pub(crate) fn start(config: &Config) -> Result<Option<Background>, Error> {
         Some(
             std::thread::Builder::new()
                 .name("mapprof-background".into())
-                .spawn(move || profiler_work(|| tick(&stop, trace, dump_every)))
+                .spawn(move || profiler_thread(|| tick(&stop, trace, dump_every)))
                 .map_err(Error::Io)?,
         )
     } else {
@@ -88,9 +88,10 @@ fn listen(signal: i32, dir: PathBuf) -> Result<(Handle, JoinHandle<()>), Error> 
     let thread = std::thread::Builder::new()
         .name("mapprof-dump-signal".into())
         .spawn(move || {
-            profiler_work(|| {
+            profiler_thread(|| {
                 for _ in signals.forever() {
                     dump_and_report(&dir);
+                    release();
                 }
             })
         })
@@ -137,6 +138,7 @@ fn tick(
         if let (Some(at), Some((every, dir))) = (next_dump, &dump_every) {
             if now >= at {
                 dump_and_report(dir);
+                release();
                 next_dump = Some(later(at, *every, now));
             }
         }

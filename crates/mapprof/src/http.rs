@@ -57,7 +57,7 @@
 //!   profile at a time (more is 500, as Go), `seconds` at most [`HttpOptions::max_seconds`].
 //!
 //! The server thread and the workers run as the profiler's own work
-//! ([`crate::memory::profiler_work`]): their allocations are not profiled and go to the
+//! ([`crate::memory::profiler_thread`], [`crate::memory::profiler_work`]): their allocations are not profiled and go to the
 //! profiler's own heap, given back to the system after each job and each response; they never
 //! hold a lock that the allocator or lock hooks take (profiles are read with `table::snapshot`,
 //! which copies the tables without locking).
@@ -214,7 +214,7 @@ pub fn serve_with(addr: impl ToSocketAddrs, options: &HttpOptions) -> Result<Htt
     let thread = std::thread::Builder::new()
         .name("mapprof-http".into())
         .spawn(move || {
-            crate::memory::profiler_work(|| {
+            crate::memory::profiler_thread(|| {
                 runtime.block_on(accept_loop(listener, state, max_connections, stopped));
                 // Workers still building are left to finish on their own.
                 runtime.shutdown_timeout(Duration::from_millis(100));

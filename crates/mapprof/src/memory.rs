@@ -8,9 +8,10 @@
 //!
 //! - **jemalloc** ([`crate::Alloc::jemalloc`]): into an arena of mapprof's own (made once,
 //!   `arenas.create`), by `mallocx`/`rallocx` with `MALLOCX_ARENA` and `MALLOCX_TCACHE_NONE`, so
-//!   none of it lands in the host's arenas or thread caches. The arena's decay is 0 (freed pages
-//!   go back at once, however late the free) and [`release`] flushes the thread's cache and
-//!   purges the arena after each piece of work. Any thread may free or `realloc` a block of it
+//!   none of it lands in the host's arenas or thread caches. Between works the arena's decay is
+//!   0 (freed pages go back at once, however late the free: a profile handed to the host and
+//!   dropped later); during works it keeps them ([`WORKS_RUNNING`]), and [`release`] flushes
+//!   the thread's cache and purges the arena after each piece of work. Any thread may free or `realloc` a block of it
 //!   later: jemalloc finds a block's arena itself. A block freed on a host thread may wait in
 //!   that thread's cache (small sizes only, bounded by jemalloc's `tcache_max`) and be reused by
 //!   the host from there.
@@ -22,7 +23,7 @@
 //! Frees are not routed: the free fast path stays a hash and one load.
 
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
-use std::sync::Once;
+use std::sync::{Mutex, Once, PoisonError};
 use tikv_jemalloc_ctl::raw;
 use tikv_jemalloc_sys as ffi;
 
@@ -71,36 +72,88 @@ fn make_own_arena() {
         let Ok(arena) = (unsafe { raw::read::<u32>(b"arenas.create\0") }) else {
             return;
         };
-        for name in [
-            &b"arena.0.dirty_decay_ms\0"[..],
-            b"arena.0.muzzy_decay_ms\0",
-        ] {
-            if let Some((mib, len)) = arena_mib(name, 1, Some(arena)) {
-                let mut zero: isize = 0;
-                // SAFETY: both settings are `ssize_t`s, written from an `isize` we own.
-                unsafe {
-                    ffi::mallctlbymib(
-                        mib.as_ptr(),
-                        len,
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                        (&mut zero as *mut isize).cast(),
-                        std::mem::size_of::<isize>(),
-                    )
-                };
-            }
-        }
+        set_decay(arena, b"arena.0.muzzy_decay_ms\0", 0);
+        set_decay(arena, b"arena.0.dirty_decay_ms\0", 0);
         OWN_ARENA.store(arena + 1, Relaxed);
     });
 }
 
+/// Sets a decay time of `arena` (`arena.<i>.{dirty,muzzy}_decay_ms`): 0 purges freed pages at
+/// once, -1 never (until [`release`] purges).
+fn set_decay(arena: u32, name: &[u8], ms: isize) {
+    let Some((mib, len)) = arena_mib(name, 1, Some(arena)) else {
+        return;
+    };
+    let mut ms = ms;
+    // SAFETY: the setting is an `ssize_t`, written from an `isize` we own.
+    unsafe {
+        ffi::mallctlbymib(
+            mib.as_ptr(),
+            len,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            (&mut ms as *mut isize).cast(),
+            std::mem::size_of::<isize>(),
+        )
+    };
+}
+
+/// Pieces of profiler work running now ([`profiler_work`], outermost ones). While there are
+/// some, the arena keeps its freed pages (dirty decay -1), so that a build reuses them instead
+/// of faulting fresh ones in after each purge (measured: most of the kernel time the routing
+/// cost); when the last ends, decay goes back to 0 and the arena is purged. Threads that are
+/// profiler work for their whole life ([`profiler_thread`]) are not counted.
+static WORKS_RUNNING: Mutex<usize> = Mutex::new(0);
+
+/// Counts a piece of work in (`+1`) or out (`-1`), switching the arena's decay at 0.
+fn count_work(starting: bool) {
+    let Some(arena) = own_arena() else {
+        return;
+    };
+    let mut running = WORKS_RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+    if starting {
+        *running += 1;
+        if *running == 1 {
+            set_decay(arena, b"arena.0.dirty_decay_ms\0", -1);
+        }
+    } else {
+        *running = running.saturating_sub(1);
+        if *running == 0 {
+            set_decay(arena, b"arena.0.dirty_decay_ms\0", 0);
+        }
+    }
+}
+
 /// Runs `f` as the profiler's own work (`mapprof_rt::thread::as_profiler`), then gives back
 /// to the system what it freed ([`release`]). Every facade site that builds, encodes or serves
-/// a profile runs under it.
+/// a profile runs under it. Nested work is released (and its peak watched) by the outermost:
+/// purging in the middle of a build would only make the rest of it fault the pages in again.
 pub(crate) fn profiler_work<R>(f: impl FnOnce() -> R) -> R {
+    if mapprof_rt::thread::is_profiler_work() {
+        return mapprof_rt::thread::as_profiler(f);
+    }
+    let jemalloc = inner() == InnerKind::Jemalloc;
+    if jemalloc {
+        make_own_arena();
+        count_work(true);
+        start_peak_watch();
+    }
+    let result = mapprof_rt::thread::as_profiler(f);
+    if jemalloc {
+        end_peak_watch();
+        count_work(false);
+    }
+    release();
+    result
+}
+
+/// Runs `f`, the whole life of one of mapprof's threads (the HTTP server, the background
+/// threads), as profiler work. Such a thread calls [`release`] after each piece of its work
+/// (a response, a trace line, a dump); the pieces it hands to [`profiler_work`] are nested, so
+/// they are not counted in [`WORKS_RUNNING`].
+pub(crate) fn profiler_thread<R>(f: impl FnOnce() -> R) -> R {
     if inner() == InnerKind::Jemalloc {
         make_own_arena();
-        restart_peak_watch();
     }
     let result = mapprof_rt::thread::as_profiler(f);
     release();
@@ -108,15 +161,24 @@ pub(crate) fn profiler_work<R>(f: impl FnOnce() -> R) -> R {
 }
 
 std::thread_local! {
-    /// [`SelfMemory::total`] when this thread last reset jemalloc's `thread.peak`: its peak
-    /// since then, on top of this, estimates the peak of the total while its work ran.
+    /// [`SelfMemory::total`] when this thread last reset jemalloc's `thread.peak` (0: not
+    /// watching): its peak since then, on top of this, estimates the peak of the total while
+    /// its work ran.
     static TOTAL_AT_PEAK_RESET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Notes the peak this thread's work reached since its last reset ([`TOTAL_AT_PEAK_RESET`] +
-/// `thread.peak.read`: the most it had allocated on top), then starts watching anew from the
-/// total now. Called when profiler work starts and ends, so nested work splits the watch.
-fn restart_peak_watch() {
+/// Starts watching the peak of this thread's work: resets jemalloc's `thread.peak` and keeps
+/// the total now.
+fn start_peak_watch() {
+    void_ctl(b"thread.peak.reset\0", None);
+    let total = self_memory().total;
+    let _ = TOTAL_AT_PEAK_RESET.try_with(|t| t.set(total));
+}
+
+/// Notes the peak this thread's work reached since [`start_peak_watch`]: the total then plus
+/// the most the thread had allocated on top (`thread.peak.read`).
+fn end_peak_watch() {
+    let since = TOTAL_AT_PEAK_RESET.try_with(|t| t.replace(0)).unwrap_or(0);
     let mut peak: u64 = 0;
     let mut size = std::mem::size_of::<u64>();
     // SAFETY: `thread.peak.read` is a `uint64_t`, read into a `u64` we own.
@@ -129,13 +191,9 @@ fn restart_peak_watch() {
             0,
         )
     } == 0;
-    let since = TOTAL_AT_PEAK_RESET.try_with(|t| t.get()).unwrap_or(0);
     if read && since > 0 {
         PEAK.fetch_max(since.saturating_add(peak as usize), Relaxed);
     }
-    void_ctl(b"thread.peak.reset\0", None);
-    let total = self_memory().total;
-    let _ = TOTAL_AT_PEAK_RESET.try_with(|t| t.set(total));
 }
 
 /// The `mallocx` flags that put an allocation of `layout` into mapprof's arena, bypassing the
@@ -185,13 +243,14 @@ pub(crate) unsafe fn own_realloc(
     unsafe { ffi::rallocx(ptr.cast(), new_size, flags).cast() }
 }
 
-/// Gives back to the system the memory the profiler's work freed: with jemalloc, flushes the
+/// Gives back to the system the memory the profiler's work freed (after each outermost
+/// [`profiler_work`], and where a thread that is profiler work for life finishes a piece of
+/// it): with jemalloc, flushes the
 /// calling thread's cache and purges mapprof's arena; with the system allocator,
-/// `malloc_trim(0)`; otherwise nothing. Notes the peak first ([`self_memory`]).
+/// `malloc_trim(0)` (after a look at [`self_memory`], for the peak); otherwise nothing.
 pub(crate) fn release() {
     match inner() {
         InnerKind::Jemalloc => {
-            restart_peak_watch();
             void_ctl(b"thread.tcache.flush\0", None);
             if let Some(arena) = own_arena() {
                 void_ctl(b"arena.0.purge\0", Some(arena));
@@ -267,8 +326,8 @@ pub struct SelfMemory {
     /// tell.
     pub total: usize,
     /// The highest `total` seen: at each call of [`self_memory`], and with jemalloc, for each
-    /// piece of profiler work, the total when it started plus the most its thread had
-    /// allocated on top (jemalloc's `thread.peak`). An estimate: works running at the same
+    /// piece of profiler work (the outermost, when nested), the total when it started plus the
+    /// most its thread had allocated on top (jemalloc's `thread.peak`). An estimate: works running at the same
     /// time on several threads are not added up, and with the system allocator only the looks
     /// count.
     pub peak: usize,
