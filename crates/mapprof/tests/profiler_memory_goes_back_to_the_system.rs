@@ -189,7 +189,10 @@ fn profiles_and_scrapes_give_their_memory_back_and_stay_out_of_the_hosts_arenas(
     // (near) zero after each round.
     let profiler = start(false);
     for n in 0..4 {
-        let (_, after) = round(&profiler, n);
+        let (during, after) = round(&profiler, n);
+        // The footprint's bound on transient memory: 16 MiB while a profile is made ...
+        assert!(own_heap(&during) < 16 * MIB, "round {n}: {during:?}");
+        // ... and next to nothing once it is done.
         assert!(own_heap(&after) < MIB, "round {n}: {after:?}");
         assert!(
             after.heap_resident.unwrap() < 4 * MIB,
