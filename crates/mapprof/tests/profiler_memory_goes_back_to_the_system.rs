@@ -249,7 +249,8 @@ fn host_allocations_under_ignore_stay_in_the_hosts_arenas() {
     );
 
     // The same under as_profiler is the profiler's, and a host block it grows moves there;
-    // freed by the host outside, it leaves the profiler's arena.
+    // freed by the host outside, it leaves the profiler's arena. (16 MiB in all; 15 allow for
+    // small blocks that jemalloc's cache flushes return meanwhile.)
     let mut grown = vec![1u8; 4096];
     let profilers = mapprof_rt::thread::as_profiler(|| {
         grown.resize(8 * MIB, 2);
@@ -257,13 +258,13 @@ fn host_allocations_under_ignore_stay_in_the_hosts_arenas() {
     });
     let own_profiler = own();
     assert!(
-        own_profiler >= own_ignored + 16 * MIB,
+        own_profiler >= own_ignored + 15 * MIB,
         "under as_profiler: own {own_ignored} → {own_profiler}"
     );
     drop((grown, profilers, ignored));
     let own_freed = own();
     assert!(
-        own_freed + 16 * MIB <= own_profiler,
+        own_freed + 15 * MIB <= own_profiler,
         "freed by the host: own {own_profiler} → {own_freed}"
     );
 }
