@@ -11,8 +11,8 @@
 //!   none of it lands in the host's arenas or thread caches. Between works the arena's decay is
 //!   0 (freed pages go back at once, however late the free: a profile handed to the host and
 //!   dropped later); during works it keeps them ([`WORKS_RUNNING`]), and [`release`] flushes
-//!   the thread's cache and purges the arena after each piece of work. Any thread may free or `realloc` a block of it
-//!   later: jemalloc finds a block's arena itself. A block freed on a host thread may wait in
+//!   the thread's cache and purges the arena after each piece of work. Any thread may free or
+//!   `realloc` a block of it later: jemalloc finds a block's arena itself. A block freed on a host thread may wait in
 //!   that thread's cache (small sizes only, bounded by jemalloc's `tcache_max`) and be reused by
 //!   the host from there.
 //! - **system** ([`crate::Alloc::system`]): glibc has no arena to choose, so the blocks are the
@@ -138,13 +138,20 @@ pub(crate) fn profiler_work<R>(f: impl FnOnce() -> R) -> R {
         count_work(true);
         start_peak_watch();
     }
-    let result = mapprof_rt::thread::as_profiler(f);
-    if jemalloc {
-        end_peak_watch();
-        count_work(false);
+    /// Ends the work even if `f` unwinds (an HTTP job's panic is caught by tokio), so that the
+    /// count of works running and the decay it switches stay right.
+    struct End(bool);
+    impl Drop for End {
+        fn drop(&mut self) {
+            if self.0 {
+                end_peak_watch();
+                count_work(false);
+            }
+            release();
+        }
     }
-    release();
-    result
+    let _end = End(jemalloc);
+    mapprof_rt::thread::as_profiler(f)
 }
 
 /// Runs `f`, the whole life of one of mapprof's threads (the HTTP server, the background
@@ -200,8 +207,16 @@ fn end_peak_watch() {
 /// thread's cache (whose blocks would be reused by the host), as `tikv-jemallocator` computes
 /// alignment flags.
 fn own_flags(align: usize, size: usize) -> i32 {
-    // tikv-jemallocator's rule: malloc's alignment (16 on x86_64 and aarch64) needs no flag.
-    const MIN_ALIGN: usize = 16;
+    // tikv-jemallocator's rule: malloc's own alignment (`_Alignof(max_align_t)`) needs no flag.
+    const MIN_ALIGN: usize = if cfg!(any(
+        target_arch = "arm",
+        target_arch = "mips",
+        target_arch = "powerpc"
+    )) {
+        8
+    } else {
+        16
+    };
     let align_flag = if align <= MIN_ALIGN && align <= size {
         0
     } else {
@@ -245,9 +260,9 @@ pub(crate) unsafe fn own_realloc(
 
 /// Gives back to the system the memory the profiler's work freed (after each outermost
 /// [`profiler_work`], and where a thread that is profiler work for life finishes a piece of
-/// it): with jemalloc, flushes the
-/// calling thread's cache and purges mapprof's arena; with the system allocator,
-/// `malloc_trim(0)` (after a look at [`self_memory`], for the peak); otherwise nothing.
+/// it): with jemalloc, flushes the calling thread's cache and purges mapprof's arena; with the
+/// system allocator, `malloc_trim(0)` (after a look at [`self_memory`], for the peak);
+/// otherwise nothing.
 pub(crate) fn release() {
     match inner() {
         InnerKind::Jemalloc => {
