@@ -236,8 +236,15 @@ fn profiles_and_scrapes_give_their_memory_back_and_stay_out_of_the_hosts_arenas(
 #[test]
 fn host_allocations_under_ignore_stay_in_the_hosts_arenas() {
     let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    // Make mapprof's arena exist.
-    mapprof::write_profile(ProfileKind::Mutex, &mut std::io::sink()).expect("write");
+    // Makes mapprof's arena exist; every profile says what mapprof holds.
+    let mut out = Vec::new();
+    mapprof::write_profile(ProfileKind::Mutex, &mut out).expect("write");
+    let profile = mapprof_profile::codec::decode(&out).expect("decode");
+    let says = profile.comment.iter().any(|&i| {
+        let c = &profile.string_table[i as usize];
+        c.starts_with("mapprof's own memory: ") && c.contains("own jemalloc arena")
+    });
+    assert!(says, "{:?}", profile.comment);
     let own = || own_heap(&mapprof::self_memory());
 
     let (own_before, host_before) = (own(), host_allocated());
