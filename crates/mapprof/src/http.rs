@@ -56,9 +56,9 @@
 //!   [`MAX_DELTAS`] delta profiles waiting out their `seconds` at a time (more is 503), one CPU
 //!   profile at a time (more is 500, as Go), `seconds` at most [`HttpOptions::max_seconds`].
 //!
-//! The server thread and the workers run as the profiler's own work
-//! ([`crate::memory::profiler_thread`], [`crate::memory::profiler_work`]): their allocations
-//! are not profiled and go to the profiler's own heap, given back to the system after each job
+//! The server thread and the workers run as the profiler's own work (`memory::profiler_thread`,
+//! `memory::profiler_work`): their allocations are not profiled and go to the profiler's own
+//! heap ([`crate::self_memory`]), given back to the system after each job
 //! and each response; they never hold a lock that the allocator or lock hooks take (profiles
 //! are read with `table::snapshot`, which copies the tables without locking).
 
