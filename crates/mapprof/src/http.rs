@@ -58,9 +58,9 @@
 //!
 //! The server thread and the workers run as the profiler's own work (`memory::profiler_thread`,
 //! `memory::profiler_work`): their allocations are not profiled and go to the profiler's own
-//! heap ([`crate::self_memory`]), given back to the system after each job
-//! and each response; they never hold a lock that the allocator or lock hooks take (profiles
-//! are read with `table::snapshot`, which copies the tables without locking).
+//! heap ([`crate::self_memory`]), given back to the system after each job and each response;
+//! they never hold a lock that the allocator or lock hooks take (profiles are read with
+//! `table::snapshot`, which copies the tables without locking).
 
 mod endpoints;
 
