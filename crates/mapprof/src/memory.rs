@@ -351,7 +351,9 @@ pub struct SelfMemory {
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// What mapprof itself holds now: its fixed tables and its own heap. Allocates nothing; with
-/// jemalloc it refreshes jemalloc's statistics (`epoch`).
+/// jemalloc it refreshes jemalloc's statistics (`epoch`, which merges every arena's). Costs
+/// tens of microseconds (measured: 64 µs, 41 of them `mincore` over the tables): fine per
+/// profile or trace line, not per request of the host.
 pub fn self_memory() -> SelfMemory {
     let (tables_reserved, tables_resident) = mapprof_rt::footprint::tables();
     let (heap_allocated, heap_resident) = match inner() {
