@@ -228,6 +228,11 @@ pub fn period_ns() -> u64 {
     PERIOD_NS.load(Relaxed)
 }
 
+/// The CPU table's memory, for [`crate::footprint`].
+pub(crate) fn table_region() -> crate::footprint::Region {
+    crate::footprint::region(&CPU_TABLE)
+}
+
 /// (buckets used, capacity) of the CPU table.
 pub fn usage() -> (usize, usize) {
     CPU_TABLE.usage()

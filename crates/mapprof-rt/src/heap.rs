@@ -43,6 +43,24 @@ pub fn sample_alloc(ptr: *mut u8, size: usize, flags: u8) {
     });
 }
 
+/// Whether this allocation, whose countdown ran out, is the profiler's own work
+/// ([`crate::thread::as_profiler`]): then the wrapper gives it to the profiler's own heap
+/// instead of sampling it. The thread's countdown is parked at 0 again (the subtraction wrapped
+/// it around), so that its next allocation takes the cold path too. Cold: only allocations
+/// that already left the fast path call it.
+#[inline]
+pub fn for_the_profiler() -> bool {
+    STATE
+        .try_with(|state| {
+            let profiler = state.profiler.get();
+            if profiler {
+                state.countdown.set(0);
+            }
+            profiler
+        })
+        .unwrap_or(false)
+}
+
 /// Whether `ptr` may be a sampled block still being tracked: a hash and one load. When true,
 /// free it through [`on_tracked_dealloc`] (or [`before_realloc`]).
 #[inline(always)]
@@ -129,7 +147,8 @@ fn freed(bucket: BucketId, size: usize) {
 
 fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
     if state.busy.get() {
-        // Inside the profiler: look again at the next allocation.
+        // Inside the profiler (or its own work, whose countdown stays parked at 0): look again
+        // at the next allocation.
         state.countdown.set(0);
         return;
     }

@@ -606,6 +606,19 @@ pub fn usage() -> (usize, usize) {
     (SET_COUNT.load(Relaxed) as usize, MAX_SETS)
 }
 
+/// The label table's static arrays, for [`crate::footprint`].
+pub(crate) fn static_tables() -> [crate::footprint::Region; 6] {
+    use crate::footprint::region;
+    [
+        region(&SETS),
+        region(&SLOT),
+        region(&ARENA),
+        region(&KEY_HASH),
+        region(&KEY_VALUES),
+        region(&PAIR_HASH),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,12 +14,15 @@
 //!    loop has a fixed bound (stack depth, probe length, spin count).
 //! 4. **No reentrancy.** A const-initialised thread-local flag makes nested calls (from the
 //!    profiler itself, from [`thread::ignore`], or from a signal handler that allocates) pass
-//!    straight through. Thread-local state has no destructor, so it stays usable while a thread exits.
+//!    straight through; those of the profiler's own work ([`thread::as_profiler`]) take the
+//!    cold path only to be routed, never sampled. Thread-local state has no destructor, so it
+//!    stays usable while a thread exits.
 //!
 //! Collection is kept apart from encoding, as in Go (`runtime/mprof.go` vs `runtime/pprof`): this
 //! crate records raw return addresses and counters; `mapprof-profile` symbolizes and encodes.
 
 pub mod cpu;
+pub mod footprint;
 pub mod heap;
 pub mod labels;
 pub mod live;

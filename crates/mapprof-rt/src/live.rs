@@ -98,6 +98,12 @@ pub fn overflow() -> u64 {
     OVERFLOW.load(Relaxed)
 }
 
+/// The set's static arrays, for [`crate::footprint`].
+pub(crate) fn static_tables() -> [crate::footprint::Region; 3] {
+    use crate::footprint::region;
+    [region(&ADDR), region(&BUCKET), region(&OCCUPIED)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

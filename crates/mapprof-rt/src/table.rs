@@ -379,6 +379,11 @@ pub fn usage() -> (usize, usize) {
     MAIN.usage()
 }
 
+/// The stack tables (the main one and the CPU samples'), for [`crate::footprint`].
+pub(crate) fn static_tables() -> [crate::footprint::Region; 2] {
+    [crate::footprint::region(&MAIN), crate::cpu::table_region()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

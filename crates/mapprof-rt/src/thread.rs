@@ -13,8 +13,11 @@ pub(crate) struct ThreadState {
     pub(crate) counting: Cell<bool>,
     /// xorshift64* state; 0 until first used (heap or lock sampling).
     pub(crate) rng: Cell<u64>,
-    /// Set while this thread is inside the profiler.
+    /// Set while this thread is inside the profiler (sampling, [`ignore`], [`as_profiler`]).
     pub(crate) busy: Cell<bool>,
+    /// Set while this thread does the profiler's own work ([`as_profiler`]): its allocations
+    /// are the profiler's, and `mapprof::Alloc` puts them in a heap of the profiler's own.
+    pub(crate) profiler: Cell<bool>,
     /// The thread's stack range `[lo, hi)`, bounding frame-pointer walks; `hi == 0` until known.
     pub(crate) stack_lo: Cell<usize>,
     pub(crate) stack_hi: Cell<usize>,
@@ -31,6 +34,7 @@ thread_local! {
             counting: Cell::new(false),
             rng: Cell::new(0),
             busy: Cell::new(false),
+            profiler: Cell::new(false),
             stack_lo: Cell::new(0),
             stack_hi: Cell::new(0),
             labels: AtomicU32::new(0),
@@ -39,31 +43,105 @@ thread_local! {
 }
 
 /// Runs `f` without profiling the current thread: its allocations pass straight through to the
-/// inner allocator. Used by the profiler's own reporting code (snapshots, symbolization,
-/// encoding) so that it does not profile itself; usable by hosts for the same purpose, e.g. a
-/// load generator sharing the process with the service it loads.
+/// inner allocator, and stay the host's (same heap, same arenas). For hosts, e.g. a load
+/// generator sharing the process with the service it loads; the profiler's own work runs under
+/// [`as_profiler`] instead.
 ///
 /// The countdown is parked at `u64::MAX` meanwhile, so `f`'s allocations stay on the fast path,
-/// and restored afterwards: the thread's sampling resumes where it stopped.
+/// and restored afterwards: the thread's sampling resumes where it stopped. Inside
+/// [`as_profiler`] it stays parked at 0: the work is still the profiler's.
 pub fn ignore<R>(f: impl FnOnce() -> R) -> R {
     let saved = STATE
         .try_with(|s| {
             // A thread that only ever allocates in here still gets walkable CPU samples.
             crate::stack::stack_bounds(s);
-            (s.busy.replace(true), s.countdown.replace(u64::MAX))
+            let park = if s.profiler.get() { 0 } else { u64::MAX };
+            (
+                s.busy.replace(true),
+                s.profiler.get(),
+                s.countdown.replace(park),
+            )
         })
         .ok();
-    struct Restore(Option<(bool, u64)>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            if let Some((busy, countdown)) = self.0 {
-                let _ = STATE.try_with(|s| {
-                    s.busy.set(busy);
-                    s.countdown.set(countdown);
-                });
-            }
-        }
-    }
     let _restore = Restore(saved);
     f()
+}
+
+/// Runs `f` as the profiler's own work (building, encoding, serving profiles): unsampled like
+/// [`ignore`], and its allocations are the profiler's, so that `mapprof::Alloc` can keep them
+/// apart from the host's and give their memory back to the system afterwards (with jemalloc: an
+/// arena of mapprof's own). Nests, inside itself and [`ignore`] alike; the state before is
+/// restored when `f` returns or unwinds.
+///
+/// The countdown is parked at 0 meanwhile, so that every allocation of `f` fails the
+/// countdown's test and takes the wrapper's cold path, which routes it: the fast paths of
+/// everyone else stay as they are. (The wrapped-around countdown is parked at 0 again by
+/// [`crate::heap::for_the_profiler`] on each of them.)
+pub fn as_profiler<R>(f: impl FnOnce() -> R) -> R {
+    let saved = STATE
+        .try_with(|s| {
+            (
+                s.busy.replace(true),
+                s.profiler.replace(true),
+                s.countdown.replace(0),
+            )
+        })
+        .ok();
+    let _restore = Restore(saved);
+    f()
+}
+
+/// Whether the current thread is doing the profiler's own work ([`as_profiler`]).
+pub fn is_profiler_work() -> bool {
+    STATE.try_with(|s| s.profiler.get()).unwrap_or(false)
+}
+
+/// Puts back the state [`ignore`] and [`as_profiler`] changed: (busy, profiler, countdown).
+struct Restore(Option<(bool, bool, u64)>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Some((busy, profiler, countdown)) = self.0 {
+            let _ = STATE.try_with(|s| {
+                s.busy.set(busy);
+                s.profiler.set(profiler);
+                s.countdown.set(countdown);
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn countdown() -> u64 {
+        STATE.with(|s| s.countdown.get())
+    }
+
+    #[test]
+    fn profiler_work_nests_and_ignore_inside_it_stays_the_profilers() {
+        assert!(!is_profiler_work());
+        as_profiler(|| {
+            // Parked at 0: every allocation takes the cold path, which routes it.
+            assert!(is_profiler_work());
+            assert_eq!(countdown(), 0);
+            ignore(|| {
+                assert!(is_profiler_work());
+                assert_eq!(countdown(), 0);
+            });
+            as_profiler(|| assert!(is_profiler_work()));
+            assert!(is_profiler_work());
+        });
+        assert!(!is_profiler_work());
+        ignore(|| {
+            // The host's unsampled work stays on the fast path, and the host's.
+            assert!(!is_profiler_work());
+            assert_eq!(countdown(), u64::MAX);
+            as_profiler(|| assert!(is_profiler_work()));
+            assert!(!is_profiler_work());
+            assert_eq!(countdown(), u64::MAX);
+        });
+        assert!(!is_profiler_work());
+    }
 }

@@ -1,6 +1,9 @@
 //! `mapprof::Alloc`: the global allocator wrapper. It forwards every call to an inner allocator
 //! and tells the hot path (`mapprof_rt::heap`) about it; see that crate for the rules it keeps.
+//! The profiler's own work reaches the cold paths on every allocation, which hand it to the
+//! profiler's own heap ([`crate::memory`]).
 
+use crate::memory::{self, InnerKind};
 use mapprof_rt::heap;
 use std::alloc::{GlobalAlloc, Layout, System};
 use tikv_jemallocator::Jemalloc;
@@ -36,22 +39,37 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+impl Inner {
+    fn kind(self) -> InnerKind {
+        match self {
+            Inner::Jemalloc => InnerKind::Jemalloc,
+            Inner::System => InnerKind::System,
+            Inner::Custom(_) => InnerKind::Custom,
+        }
+    }
+}
+
 impl Alloc {
-    /// Wraps jemalloc (`tikv-jemallocator`), the recommended inner allocator.
+    /// Wraps jemalloc (`tikv-jemallocator`), the recommended inner allocator. The profiler's
+    /// own work allocates in a jemalloc arena of its own, purged after each profile, so that
+    /// its memory goes back to the system (see [`crate::self_memory`]).
     pub const fn jemalloc() -> Alloc {
         Alloc {
             inner: Inner::Jemalloc,
         }
     }
 
-    /// Wraps the system allocator (`std::alloc::System`).
+    /// Wraps the system allocator (`std::alloc::System`). The profiler's own work allocates
+    /// from the host's heap (glibc has no arena to choose) and calls `malloc_trim(0)` after
+    /// each profile.
     pub const fn system() -> Alloc {
         Alloc {
             inner: Inner::System,
         }
     }
 
-    /// Wraps any allocator, for example a counting one in tests, or mimalloc.
+    /// Wraps any allocator, for example a counting one in tests, or mimalloc. The profiler's
+    /// own work allocates from it too, and mapprof does nothing to give that memory back.
     pub const fn new(inner: &'static (dyn GlobalAlloc + Sync)) -> Alloc {
         Alloc {
             inner: Inner::Custom(inner),
@@ -123,10 +141,16 @@ unsafe impl GlobalAlloc for Alloc {
 // The slow paths take the wrapper last, so that the fast paths reach them with their own
 // arguments still in place (no register shuffling before the test).
 
-/// An allocation whose countdown ran out.
+/// An allocation whose countdown ran out, or one of the profiler's own work (whose countdown
+/// is parked at 0 so that each comes here).
 #[cold]
 #[inline(never)]
 unsafe fn alloc_sampled(layout: Layout, zeroed: bool, this: &Alloc) -> *mut u8 {
+    memory::note_inner(this.inner.kind());
+    if let (true, Inner::Jemalloc) = (heap::for_the_profiler(), this.inner) {
+        // SAFETY: forwarded from `alloc`/`alloc_zeroed`, whose callers uphold the contract.
+        return unsafe { memory::own_alloc(layout, zeroed) };
+    }
     // SAFETY: forwarded from `alloc`/`alloc_zeroed`, whose callers uphold the contract.
     let ptr = unsafe {
         if zeroed {
@@ -160,8 +184,13 @@ unsafe fn realloc_sampled(
     this: &Alloc,
 ) -> *mut u8 {
     let tracked = heap::before_realloc(ptr);
-    // SAFETY: forwarded from `realloc`, whose caller upholds the contract.
-    let new = unsafe { inner!(this.realloc(ptr, layout, new_size)) };
+    let new = if let (true, Inner::Jemalloc) = (heap::for_the_profiler(), this.inner) {
+        // SAFETY: forwarded from `realloc`, whose caller upholds the contract.
+        unsafe { memory::own_realloc(ptr, layout, new_size) }
+    } else {
+        // SAFETY: as above.
+        unsafe { inner!(this.realloc(ptr, layout, new_size)) }
+    };
     heap::after_realloc(tracked, ptr, layout.size(), new, new_size, sample);
     new
 }

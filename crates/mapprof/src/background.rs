@@ -7,8 +7,9 @@
 //! - **dumps on a signal** (`dump_signal=SIGUSR2`) into `dump_dir`. The handler only writes to a
 //!   pipe (signal-hook's self-pipe); the dump itself happens on the listening thread.
 //!
-//! Both threads run under [`mapprof_rt::thread::ignore`]: their own allocations are not
-//! profiled. They never hold a lock that the allocator or lock hooks take.
+//! Both threads run as the profiler's own work ([`crate::memory::profiler_thread`]): their
+//! allocations are not profiled, and go to the profiler's own heap, given back after each line
+//! and dump. They never hold a lock that the allocator or lock hooks take.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -21,10 +22,10 @@ use mapprof_profile::growth;
 use mapprof_profile::symbolize::strip_profiler_frames;
 use mapprof_rt::heap::COUNT_UNIT;
 use mapprof_rt::table::{self, BucketId, Kind, FLAG_REALLOC};
-use mapprof_rt::thread::ignore;
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::config::Config;
+use crate::memory::{profiler_thread, release, self_memory, SelfMemory};
 use crate::profiles::{dump_and_report, with_symbolizer};
 use crate::Error;
 
@@ -52,7 +53,7 @@ pub(crate) fn start(config: &Config) -> Result<Option<Background>, Error> {
         Some(
             std::thread::Builder::new()
                 .name("mapprof-background".into())
-                .spawn(move || ignore(|| tick(&stop, trace, dump_every)))
+                .spawn(move || profiler_thread(|| tick(&stop, trace, dump_every)))
                 .map_err(Error::Io)?,
         )
     } else {
@@ -87,9 +88,10 @@ fn listen(signal: i32, dir: PathBuf) -> Result<(Handle, JoinHandle<()>), Error> 
     let thread = std::thread::Builder::new()
         .name("mapprof-dump-signal".into())
         .spawn(move || {
-            ignore(|| {
+            profiler_thread(|| {
                 for _ in signals.forever() {
                     dump_and_report(&dir);
+                    release();
                 }
             })
         })
@@ -129,12 +131,14 @@ fn tick(
         if let (Some(at), Some(every)) = (next_trace, trace) {
             if now >= at {
                 eprintln!("{}", tracer.line());
+                release();
                 next_trace = Some(later(at, every, now));
             }
         }
         if let (Some(at), Some((every, dir))) = (next_dump, &dump_every) {
             if now >= at {
                 dump_and_report(dir);
+                release();
                 next_dump = Some(later(at, *every, now));
             }
         }
@@ -218,6 +222,7 @@ impl Tracer {
         let line = trace_line(
             now.duration_since(self.start),
             jemalloc_stats(),
+            self_memory(),
             &totals,
             &self.last,
             seconds,
@@ -269,11 +274,15 @@ fn jemalloc_stats() -> [Option<usize>; 5] {
 /// One trace line, `key=value` fields separated by spaces, so that it greps and splits:
 ///
 /// ```text
-/// mapprof: t=12.0s allocated=118.3MiB active=121.0MiB resident=130.5MiB mapped=160.2MiB retained=12.0MiB alloc=45.6MiB/s objects=12034/s growth=120/s growth_space=3.4MiB/s lock_delay=12.3ms/s contentions=45/s
+/// mapprof: t=12.0s allocated=118.3MiB active=121.0MiB resident=130.5MiB mapped=160.2MiB retained=12.0MiB self=9.1MiB self_peak=14.0MiB alloc=45.6MiB/s objects=12034/s growth=120/s growth_space=3.4MiB/s lock_delay=12.3ms/s contentions=45/s
 /// ```
 ///
 /// - `t`: seconds since the profiler started;
-/// - `allocated` ... `retained`: jemalloc's `stats.*` now (`?` when unavailable);
+/// - `allocated` ... `retained`: jemalloc's `stats.*` now (`?` when unavailable), the whole
+///   process's;
+/// - `self`, `self_peak`: what mapprof itself holds now and its peak ([`crate::self_memory`]'s
+///   `total` and `peak`: its fixed tables' resident pages, plus its own heap where it can be
+///   told apart, i.e. with `Alloc::jemalloc()`);
 /// - `alloc`, `objects`: bytes and objects allocated per second over the interval, estimated
 ///   from the heap samples (0 when heap sampling is off);
 /// - `growth`, `growth_space`: container growths (as in the resize profile) per second and
@@ -283,6 +292,7 @@ fn jemalloc_stats() -> [Option<usize>; 5] {
 fn trace_line(
     elapsed: Duration,
     jemalloc: [Option<usize>; 5],
+    own: SelfMemory,
     now: &Totals,
     before: &Totals,
     seconds: f64,
@@ -295,6 +305,12 @@ fn trace_line(
         let value = value.map_or("?".to_owned(), |v| mib(v as f64));
         let _ = write!(line, " {name}={value}");
     }
+    let _ = write!(
+        line,
+        " self={} self_peak={}",
+        mib(own.total as f64),
+        mib(own.peak as f64)
+    );
     let _ = write!(
         line,
         " alloc={}/s objects={:.0}/s growth={:.0}/s growth_space={}/s lock_delay={:.1}ms/s \
@@ -331,11 +347,19 @@ mod tests {
             contentions: 6.0,
         };
         let jemalloc = [Some(1 << 20), Some(2 << 20), None, Some(8 << 20), Some(0)];
-        let line = trace_line(Duration::from_secs(4), jemalloc, &now, &before, 2.0);
+        let own = SelfMemory {
+            tables_reserved: 18 << 20,
+            tables_resident: 1 << 20,
+            heap_allocated: Some(1 << 20),
+            heap_resident: Some(2 << 20),
+            total: 3 << 20,
+            peak: 5 << 20,
+        };
+        let line = trace_line(Duration::from_secs(4), jemalloc, own, &now, &before, 2.0);
         assert_eq!(
             line,
             "mapprof: t=4.0s allocated=1.0MiB active=2.0MiB resident=? mapped=8.0MiB \
-             retained=0.0MiB alloc=2.0MiB/s objects=500/s growth=10/s growth_space=0.5MiB/s \
+             retained=0.0MiB self=3.0MiB self_peak=5.0MiB alloc=2.0MiB/s objects=500/s growth=10/s growth_space=0.5MiB/s \
              lock_delay=15.0ms/s contentions=3/s"
         );
     }

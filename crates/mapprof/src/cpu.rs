@@ -13,12 +13,12 @@
 //! libgcc (as pprof-rs did) for binaries built without frame pointers.
 
 use crate::config::config_error;
+use crate::memory::{profiler_work, self_memory_comment};
 use crate::profiles::{self, label_pairs, labels_comment, unix_nanos};
 use crate::Error;
 use mapprof_profile::builder::{Header, RawSample, LOST_FRAME};
 use mapprof_profile::proto::Profile;
 use mapprof_rt::cpu::{self as rt_cpu, Sampling, StartError};
-use mapprof_rt::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The default sampling frequency of CPU profiles, in Hz: 99 rather than Go's 100 so that the
@@ -76,9 +76,9 @@ impl CpuProfiler {
     /// Stops sampling and returns the profile.
     pub fn finish(self) -> Result<Profile, Error> {
         let duration = self.started.elapsed();
-        let samples = self.sampling.finish();
-        Ok(thread::ignore(|| {
-            encode(samples, self.hz, self.start_time, duration)
+        let (sampling, hz, start) = (self.sampling, self.hz, self.start_time);
+        Ok(profiler_work(|| {
+            encode(sampling.finish(), hz, start, duration)
         }))
     }
 }
@@ -125,6 +125,7 @@ fn encode(samples: rt_cpu::Samples, hz: u32, start: SystemTime, duration: Durati
         ),
     ];
     header.comments.extend(labels_comment());
+    header.comments.push(self_memory_comment());
     profiles::build(&header, raw)
 }
 

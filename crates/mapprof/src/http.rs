@@ -56,9 +56,11 @@
 //!   [`MAX_DELTAS`] delta profiles waiting out their `seconds` at a time (more is 503), one CPU
 //!   profile at a time (more is 500, as Go), `seconds` at most [`HttpOptions::max_seconds`].
 //!
-//! The server thread and the workers run under [`mapprof_rt::thread::ignore`]: their own
-//! allocations are not profiled, and they never hold a lock that the allocator or lock hooks
-//! take (profiles are read with `table::snapshot`, which copies the tables without locking).
+//! The server thread and the workers run as the profiler's own work (`memory::profiler_thread`,
+//! `memory::profiler_work`): their allocations are not profiled and go to the profiler's own
+//! heap ([`crate::self_memory`]), given back to the system after each job and each response;
+//! they never hold a lock that the allocator or lock hooks take (profiles are read with
+//! `table::snapshot`, which copies the tables without locking).
 
 mod endpoints;
 
@@ -197,20 +199,22 @@ pub fn serve_with(addr: impl ToSocketAddrs, options: &HttpOptions) -> Result<Htt
         .local_addr()
         .and_then(|a| listener.set_nonblocking(true).map(|()| a))
         .map_err(http_error(first.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .max_blocking_threads(WORKER_THREADS)
-        .thread_name("mapprof-http-worker")
-        .build()
-        .map_err(http_error(local.to_string()))?;
+    let runtime = crate::memory::profiler_work(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .max_blocking_threads(WORKER_THREADS)
+            .thread_name("mapprof-http-worker")
+            .build()
+    })
+    .map_err(http_error(local.to_string()))?;
     let state = Arc::new(endpoints::State::new(options));
     let max_connections = options.max_connections.max(1);
     let (shutdown, stopped) = oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("mapprof-http".into())
         .spawn(move || {
-            mapprof_rt::thread::ignore(|| {
+            crate::memory::profiler_thread(|| {
                 runtime.block_on(accept_loop(listener, state, max_connections, stopped));
                 // Workers still building are left to finish on their own.
                 runtime.shutdown_timeout(Duration::from_millis(100));

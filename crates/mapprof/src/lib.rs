@@ -25,6 +25,7 @@ mod error;
 #[cfg(feature = "http")]
 pub mod http;
 mod labels;
+mod memory;
 mod profiler;
 mod profiles;
 pub mod sync;
@@ -38,8 +39,11 @@ pub use labels::{
     MAX_LABEL_BYTES, MAX_LABEL_KEYS, MAX_LABEL_PAIRS, MAX_LABEL_SETS, MAX_LABEL_VALUES,
 };
 pub use mapprof_rt::stack::Unwinder;
+pub use memory::{self_memory, self_memory_comment, SelfMemory};
 pub use profiler::{start_from_env, Profiler, ProfilerBuilder};
 pub use profiles::{dump, profile, write_profile, write_profile_to_path, ProfileKind};
 
-/// Runs `f` without sampling the current thread's allocations.
+/// Runs `f` without sampling the current thread's allocations; they stay the host's (same heap,
+/// same arenas), e.g. a load generator sharing the process with the service it loads. The
+/// profiler's own work runs differently, in a heap of its own ([`self_memory`]).
 pub use mapprof_rt::thread::ignore;

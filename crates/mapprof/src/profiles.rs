@@ -1,5 +1,6 @@
 //! Turning what the hot path collected into profiles, and writing them.
 
+use crate::memory::{profiler_work, self_memory_comment};
 use crate::Error;
 use mapprof_profile::builder::{self, BuildOptions, Header, LabelValue, RawSample};
 use mapprof_profile::contention::{self, ContentionRecord};
@@ -9,7 +10,7 @@ use mapprof_profile::resize::resize_profile;
 use mapprof_profile::symbolize::Symbolizer;
 use mapprof_rt::heap::COUNT_UNIT;
 use mapprof_rt::labels as rt_labels;
-use mapprof_rt::{lock, sampler, table, thread, Kind};
+use mapprof_rt::{lock, sampler, table, Kind};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -80,8 +81,8 @@ pub(crate) fn build(header: &Header, samples: Vec<RawSample>) -> Profile {
 
 /// Builds the current profile of `kind`, symbolized or not per the configuration.
 pub fn profile(kind: ProfileKind) -> Profile {
-    // The profiler's own allocations here are not sampled.
-    thread::ignore(|| {
+    // The profiler's own work: not sampled, allocated apart from the host's and given back.
+    profiler_work(|| {
         let rate = sampler::heap_rate();
         let (header, samples) = match kind {
             ProfileKind::Heap => heap_samples(rate, HeapView::Heap),
@@ -131,6 +132,7 @@ fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
         ),
     ];
     header.comments.extend(labels_comment());
+    header.comments.push(self_memory_comment());
     (header, labelled(records, heap::samples))
 }
 
@@ -165,6 +167,7 @@ fn contention_samples(table_kind: Kind, kind: ProfileKind) -> (Header, Vec<RawSa
         },
     ];
     header.comments.extend(labels_comment());
+    header.comments.push(self_memory_comment());
     (header, labelled(records, contention::samples))
 }
 
@@ -226,16 +229,15 @@ pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
 
 /// Writes the current profile of `kind`, gzip-compressed `profile.proto`, to `out`.
 pub fn write_profile(kind: ProfileKind, out: &mut impl Write) -> Result<(), Error> {
-    let profile = profile(kind);
-    thread::ignore(|| mapprof_profile::codec::encode_gzip(&profile, out)).map_err(Error::Io)
+    // The profile is dropped inside the work too, so its blocks go back with it.
+    profiler_work(|| mapprof_profile::codec::encode_gzip(&profile(kind), out)).map_err(Error::Io)
 }
 
 /// Writes the current profile of `kind` to `path`, replacing it. The file appears whole or not
 /// at all: it is written beside the target and renamed.
 pub fn write_profile_to_path(kind: ProfileKind, path: impl AsRef<Path>) -> Result<(), Error> {
     let path = path.as_ref();
-    let profile = profile(kind);
-    thread::ignore(|| write_atomically(&profile, path, true))
+    profiler_work(|| write_atomically(&profile(kind), path, true))
         .map(|_| ())
         .map_err(|source| Error::Write {
             path: path.to_owned(),
@@ -280,15 +282,19 @@ fn write_atomically(profile: &Profile, path: &Path, replace: bool) -> std::io::R
 /// existing file is overwritten. Returns the paths written.
 pub fn dump(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
     let dir = dir.as_ref();
+    profiler_work(|| dump_into(dir))
+}
+
+fn dump_into(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut written = Vec::new();
     // The resize profile is derived from the allocs profile written alongside, not rebuilt.
     let mut allocs = None;
     for kind in ProfileKind::ALL {
         let profile = match (kind, &allocs) {
-            (ProfileKind::Resize, Some(allocs)) => thread::ignore(|| resize_profile(allocs)),
+            (ProfileKind::Resize, Some(allocs)) => resize_profile(allocs),
             _ => profile(kind),
         };
-        let path = thread::ignore(|| -> Result<PathBuf, Error> {
+        let path = (|| -> Result<PathBuf, Error> {
             let mut n = 0u64;
             loop {
                 let path = dir.join(format!("{}.{}.{n}.pb.gz", kind.name(), std::process::id()));
@@ -298,7 +304,7 @@ pub fn dump(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
                     Err(source) => return Err(Error::Write { path, source }),
                 }
             }
-        })?;
+        })()?;
         written.push(path);
         if kind == ProfileKind::Allocs {
             allocs = Some(profile);

@@ -63,8 +63,9 @@ impl State {
         }
     }
 
-    /// Runs `job` on the blocking pool, unprofiled, once one of [`MAX_BUILDS`] slots is free;
-    /// the slot is held until the job ends, even if the client has gone.
+    /// Runs `job` on the blocking pool as the profiler's own work (unprofiled, its memory given
+    /// back when it ends), once one of [`MAX_BUILDS`] slots is free; the slot is held until the
+    /// job ends, even if the client has gone.
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
@@ -72,7 +73,7 @@ impl State {
         let slot = self.builds.clone().acquire_owned().await.map_err(closing)?;
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            mapprof_rt::thread::ignore(job)
+            crate::memory::profiler_work(job)
         })
         .await
         .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, format!("failed: {e}")))
@@ -669,7 +670,11 @@ fn index() -> Reply {
          <td>The command line invocation of the current program.</td></tr>\n\
          <tr><td><a href='symbol'>symbol</a></td><td></td>\
          <td>Function names of code addresses (POST <code>0xADDR+0xADDR</code>).</td></tr>\n\
-         </table>\n<p>\nAdd <code>?seconds=N</code> to heap, allocs, mutex, block or resize (and \
+         </table>\n<p>\n",
+    );
+    let _ = writeln!(html, "{}.\n</p>\n<p>", crate::memory::self_memory_comment());
+    html.push_str(
+        "Add <code>?seconds=N</code> to heap, allocs, mutex, block or resize (and \
          their flame graphs) for what changed over the next N seconds; \
          <code>go tool pprof http://HOST/debug/pprof/heap</code> reads every profile.\n</p>\n\
          </body>\n</html>\n",
@@ -689,7 +694,12 @@ fn respond(
     body: Bytes,
     slot: Option<OwnedSemaphorePermit>,
 ) -> Reply {
-    let mut reply = Response::new(Payload { rest: body, slot });
+    let big = body.len() > CHUNK;
+    let mut reply = Response::new(Payload {
+        rest: body,
+        slot,
+        big,
+    });
     *reply.status_mut() = status;
     let headers = reply.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -716,14 +726,28 @@ fn error(status: StatusCode, text: impl Display) -> Reply {
 
 /// A response body handed over in [`CHUNK`]-byte copies, holding its response slot until the
 /// last one is taken: the connection never holds more than a chunk of it, however slowly the
-/// client reads, and the whole body is freed with the slot.
+/// client reads, and the whole body is freed with the slot. When a large one is done with, the
+/// memory it and its connection's work freed goes back to the system
+/// ([`crate::memory::release`]).
 pub(super) struct Payload {
     rest: Bytes,
     slot: Option<OwnedSemaphorePermit>,
+    /// Larger than a chunk (a profile or a graph): worth a release when dropped; small answers
+    /// (errors, the index) are not, with `malloc_trim` walking all of glibc's heap.
+    big: bool,
 }
 
 /// Bytes of a body handed to the connection at a time.
 const CHUNK: usize = 16 << 10;
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        self.rest = Bytes::new();
+        if self.big {
+            crate::memory::release();
+        }
+    }
+}
 
 impl Body for Payload {
     type Data = Bytes;
@@ -856,6 +880,7 @@ mod tests {
         let mut payload = Payload {
             rest: Bytes::from(body.clone()),
             slot: Some(slot),
+            big: true,
         };
         assert_eq!(payload.size_hint().exact(), Some(body.len() as u64));
         let waker = std::task::Waker::noop();
