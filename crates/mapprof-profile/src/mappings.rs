@@ -89,7 +89,9 @@ impl ElfFacts {
         const PF_X: u32 = 1;
         let exec_segment_offsets = object
             .segments()
-            .filter(|s| matches!(s.flags(), SegmentFlags::Elf { p_flags } if p_flags & PF_X != 0))
+            .filter(
+                |s| matches!(s.flags(), SegmentFlags::Elf { p_flags, .. } if p_flags.0 & PF_X != 0),
+            )
             .map(|s| s.file_range().0)
             .collect();
         ElfFacts {
