@@ -90,23 +90,29 @@ impl Symbolizer {
         symbolizer.source = Mappings::Recorded {
             main_binary: main_binary.to_owned(),
         };
-        let recorded = mappings.first().map(|m| m.build_id.clone());
-        symbolizer.mappings = mappings;
-        let info = dwarf::DebugInfo::open(main_binary)?;
-        match recorded {
-            Some(id) if !id.is_empty() && id != info.build_id() => {
-                return Err(format!(
-                    "{main_binary} has build id {}, but the profile was taken from a binary \
-                     with build id {id}",
-                    if info.build_id().is_empty() {
-                        "(none)"
-                    } else {
-                        info.build_id()
-                    },
-                ))
-            }
-            _ => {}
+        let Some(main) = mappings.first() else {
+            return Err("no mappings were recorded: nothing to symbolize".to_owned());
+        };
+        if main.build_id.is_empty() {
+            return Err(format!(
+                "no build id was recorded for {}: nothing tells whether {main_binary} is the \
+                 binary the addresses were taken in",
+                main.path
+            ));
         }
+        let info = dwarf::DebugInfo::open(main_binary)?;
+        if info.build_id() != main.build_id {
+            let found = match info.build_id() {
+                "" => "no build id",
+                id => id,
+            };
+            return Err(format!(
+                "{main_binary} has build id {found}, but the profile was taken from {} with \
+                 build id {}",
+                main.path, main.build_id,
+            ));
+        }
+        symbolizer.mappings = mappings;
         symbolizer.debug_info = Some(Ok(info));
         Ok(symbolizer)
     }
