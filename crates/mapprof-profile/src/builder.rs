@@ -141,18 +141,22 @@ pub fn build(
     b.finish(&header, merged)
 }
 
-/// The profile comment on the symbolizer's cache: what the profiler keeps of symbolization.
+/// The profile comment on the symbolizer: what the profiler keeps of symbolization.
 fn cache_comment(symbolizer: &Symbolizer) -> String {
     let s = symbolizer.stats();
+    let c = s.cache;
     format!(
-        "symbol cache: {} addresses, {} KiB of {} KiB (at most {} addresses); {} evicted, {} hits, {} misses",
-        s.entries,
-        s.estimated_bytes.div_ceil(1024),
-        s.max_bytes / 1024,
-        s.max_entries,
-        s.evictions,
-        s.hits,
-        s.misses
+        "symbol cache: {} addresses, {} KiB of {} KiB (at most {}); {} evicted, {} hits, {} \
+         misses; debug info opened {} times, parsed state over budget {} times",
+        c.entries,
+        c.estimated_bytes.div_ceil(1024),
+        c.max_bytes / 1024,
+        c.max_entries,
+        c.evictions,
+        c.hits,
+        c.misses,
+        s.debug_info_opens,
+        s.parse_resets,
     )
 }
 
