@@ -96,6 +96,19 @@ pub fn build(
 ) -> Profile {
     let mut b = Encoder::new(symbolizer.mappings(), options.symbolize);
     b.trim = !header.keep_profiler_frames;
+    if options.symbolize {
+        // In address order, so that each compilation unit's DWARF is parsed about once, even
+        // when its parsed state is capped (`symbolize::PARSE_BUDGET`).
+        let mut pcs: Vec<u64> = samples
+            .iter()
+            .flat_map(|s| s.stack.iter().map(|ret| ret.saturating_sub(1)))
+            .collect();
+        pcs.sort_unstable();
+        pcs.dedup();
+        for pc in pcs {
+            b.address(pc, symbolizer);
+        }
+    }
     let mut keyed: Vec<Keyed> = Vec::with_capacity(samples.len());
     for mut sample in samples {
         let stack = b.stack(&sample, symbolizer);

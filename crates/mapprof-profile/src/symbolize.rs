@@ -464,4 +464,30 @@ mod tests {
         symbolizer.resolve(*addresses.last().unwrap());
         assert_eq!(symbolizer.stats().cache.hits, 1);
     }
+
+    /// Over the whole executable the parsed DWARF goes past its budget and starts again (the
+    /// answers stay right: `the_executable_resolves_as_backtrace_did` crosses such resets), and
+    /// once released nothing parsed is held until an address not cached asks again.
+    #[test]
+    fn parsed_debug_information_is_capped_and_released() {
+        let addresses = addresses_of_this_binary(997);
+        let mut symbolizer = Symbolizer::new();
+        for &pc in &addresses {
+            symbolizer.resolve(pc);
+        }
+        let stats = symbolizer.stats();
+        assert!(stats.parse_resets > 0, "{stats:?}");
+        assert!(stats.parsed_debug_info_bytes > 0, "{stats:?}");
+        symbolizer.release_debug_info();
+        let stats = symbolizer.stats();
+        assert_eq!(
+            (stats.parsed_debug_info_bytes, stats.debug_info_opens),
+            (0, 1)
+        );
+        // A cached address needs no DWARF; the first one not cached opens it again.
+        symbolizer.resolve(*addresses.last().unwrap());
+        assert_eq!(symbolizer.stats().debug_info_opens, 1);
+        symbolizer.resolve(addresses[0] + 1);
+        assert_eq!(symbolizer.stats().debug_info_opens, 2);
+    }
 }

@@ -2,12 +2,19 @@
 //! the kernel can drop, not heap), and `addr2line` parses it lazily, one compilation unit's line
 //! table and functions at a time, as addresses ask for them.
 //!
-//! What `addr2line` parses stays in its context, about 3.6 bytes of heap per byte of the
-//! units' `.debug_info` and `.debug_line` (measured: 34 MiB for the 9.5 MiB of a test binary
-//! whose every unit was asked for). So the parsed units are counted by those section bytes, and
-//! past [`PARSE_BUDGET`] the context is dropped and made again, empty; and the symbolizer drops
-//! it all after each build (`Symbolizer::release_debug_info`). Builds resolve addresses in
-//! address order, so that a unit is parsed once per build however many stacks ask for it.
+//! Measured on a test binary of 1,393 units (9.5 MiB of `.debug_info` and `.debug_line`,
+//! `examples/symbolizer_footprint.rs`): making the context parses every unit's header,
+//! abbreviations and line program header, 11.6 MiB of heap once abbreviation tables are shared
+//! between units (19.9 MiB when each unit parsed its own); each unit then parsed takes about 3.6
+//! bytes of heap per byte of its sections (all of them: 34 MiB more). So the parsed units are
+//! counted by those section bytes and past [`PARSE_BUDGET`] the context is dropped and made
+//! again, empty; the symbolizer drops it after each build (`Symbolizer::release_debug_info`);
+//! and builds resolve addresses in address order, so that a unit is parsed about once per
+//! build however many stacks ask for it.
+//!
+//! A context per unit would not parse the others at all, but rustc's units refer to each
+//! other (`DW_FORM_ref_addr`: functions inlined from another codegen unit name it there), which
+//! `addr2line` resolves only among the units of its own context.
 //!
 //! Compressed debug sections (`SHF_COMPRESSED`, `.zdebug_*`) would have to be inflated into the
 //! heap whole, which is what this module exists to avoid: they are treated as absent, and the
@@ -22,8 +29,9 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 /// At most this many bytes of `.debug_info` and `.debug_line` (of the units parsed) are held
-/// parsed at a time: about 7 MiB of heap (see the module's comment), plus the unit being read.
-pub const PARSE_BUDGET: usize = 2 << 20;
+/// parsed at a time: about 3.6 MiB of heap (see the module's comment), plus the unit being
+/// read.
+pub const PARSE_BUDGET: usize = 1 << 20;
 
 /// The mapped bytes of a file, shared by every section reader that points into them.
 #[derive(Clone, Debug)]
@@ -54,7 +62,8 @@ pub(super) struct DwarfFrame {
 
 /// An ELF file's DWARF, parsed as it is asked.
 pub(super) struct DebugInfo {
-    context: addr2line::Context<Reader>,
+    /// `None` only while it is being made again.
+    context: Option<addr2line::Context<Reader>>,
     /// Where the DWARF sections are, to make the context again.
     sections: Sections,
     /// The units the context has parsed (by offset) and their section bytes in total.
@@ -140,23 +149,27 @@ impl DebugInfo {
     /// empty when DWARF does not cover it.
     pub(super) fn frames(&mut self, address: u64) -> Vec<DwarfFrame> {
         let out = self.lookup(address);
-        if self.parsed_bytes > PARSE_BUDGET {
-            // Past the budget: start again empty (the units' ranges are read again, a few
-            // milliseconds). A context that cannot be made again keeps the old one.
-            if let Ok(context) = self.sections.context() {
-                self.context = context;
-                self.parsed_units.clear();
-                self.parsed_bytes = 0;
-                self.resets += 1;
-            }
+        // Past the budget with more than the unit just parsed (one unit over it alone is kept:
+        // the next addresses, in address order, are likely in it): start again empty, the
+        // old context dropped first so that the two are never held at once (the units' ranges
+        // are read again: tens of milliseconds).
+        if self.parsed_bytes > PARSE_BUDGET && self.parsed_units.len() > 1 {
+            self.context = None;
+            self.context = self.sections.context().ok();
+            self.parsed_units.clear();
+            self.parsed_bytes = 0;
+            self.resets += 1;
         }
         out
     }
 
     fn lookup(&mut self, address: u64) -> Vec<DwarfFrame> {
         let mut out = Vec::new();
+        let Some(context) = &self.context else {
+            return out;
+        };
         // The unit that answers, counted the first time it is parsed.
-        if let Some(unit) = self.context.find_dwarf_and_unit(address).skip_all_loads() {
+        if let Some(unit) = context.find_dwarf_and_unit(address).skip_all_loads() {
             if self.parsed_units.insert(unit.header.offset().0 as u64) {
                 let lines = unit
                     .line_program
@@ -166,7 +179,7 @@ impl DebugInfo {
             }
         }
         // No split DWARF (`.dwo`): what is not in the file is not looked for.
-        let Ok(mut frames) = self.context.find_frames(address).skip_all_loads() else {
+        let Ok(mut frames) = context.find_frames(address).skip_all_loads() else {
             return out;
         };
         while let Ok(Some(frame)) = frames.next() {
@@ -277,7 +290,7 @@ impl Mapped {
             ranges,
         };
         Ok(DebugInfo {
-            context: sections.context()?,
+            context: Some(sections.context()?),
             sections,
             parsed_units: HashSet::new(),
             parsed_bytes: 0,
