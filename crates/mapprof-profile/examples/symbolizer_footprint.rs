@@ -10,6 +10,8 @@
 //! `new` is mapprof's symbolizer (cold pass, warm pass, after `release_debug_info`);
 //! `backtrace` is `backtrace::resolve`, the symbolizer before it, for comparison. Run each in
 //! a process of its own: `backtrace` keeps what it loaded for the life of the process.
+//! `build` builds heap profiles of 10,000 stacks of 30 of those addresses (a scrape), with and
+//! without symbolization, twice, and measures the same.
 
 use mapprof_profile::mappings;
 use mapprof_profile::symbolize::{SourceFrame, Symbolizer};
@@ -118,6 +120,7 @@ fn main() {
     );
     report("before", base);
     match mode.as_str() {
+        "build" => build_profiles(&addresses, base),
         "backtrace" => {
             // As the old symbolizer did: backtrace::resolve, every answer kept.
             let mut cache: HashMap<u64, Vec<SourceFrame>> = HashMap::new();
@@ -181,4 +184,73 @@ fn main() {
             report("symbolizer dropped", base);
         }
     }
+}
+
+/// Heap profiles of 10,000 stacks, as a scrape of a large heap profile builds them.
+fn build_profiles(addresses: &[u64], base: usize) {
+    use mapprof_profile::builder::{build, BuildOptions};
+    use mapprof_profile::heap::{self, HeapRecord, HeapView};
+    // xorshift: the same stacks at every run.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    // Stacks share their outer frames, as real ones do: 2,000 distinct leaves and callers,
+    // 200 distinct outer frames.
+    let leaves: Vec<u64> = (0..2000)
+        .map(|_| addresses[next() as usize % addresses.len()])
+        .collect();
+    let outer: Vec<u64> = (0..200)
+        .map(|_| addresses[next() as usize % addresses.len()])
+        .collect();
+    let records: Vec<HeapRecord> = (0..10_000)
+        .map(|_| {
+            let mut stack: Vec<u64> = (0..10)
+                .map(|_| leaves[next() as usize % leaves.len()] + 1)
+                .collect();
+            stack.extend((0..20).map(|_| outer[next() as usize % outer.len()] + 1));
+            HeapRecord {
+                stack,
+                alloc_objects: 3.0,
+                alloc_bytes: 3.0 * 4096.0,
+                free_objects: 1.0,
+                free_bytes: 4096.0,
+                lost: false,
+                realloc: false,
+            }
+        })
+        .collect();
+    let header = heap::header(4096, HeapView::Heap);
+    let samples = heap::samples(&records);
+    drop(records);
+    report("10,000 stacks of 30 frames", base);
+    let mut symbolizer = Symbolizer::new();
+    for (what, symbolize) in [
+        ("symbolized, cold", true),
+        ("symbolized, warm", true),
+        ("unsymbolized", false),
+    ] {
+        let t = Instant::now();
+        let profile = build(
+            &header,
+            samples.clone(),
+            BuildOptions { symbolize },
+            &mut symbolizer,
+        );
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut encoded = Vec::new();
+        mapprof_profile::codec::encode_gzip(&profile, &mut encoded).unwrap();
+        println!(
+            "build {what}: {ms:.0} ms, {} locations, {} functions, {:.2} MiB encoded",
+            profile.location.len(),
+            profile.function.len(),
+            mib(encoded.len())
+        );
+        drop(profile);
+        report("  after the build, profile dropped", base);
+    }
+    println!("{:#?}", symbolizer.stats());
 }
