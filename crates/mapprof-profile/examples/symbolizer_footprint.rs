@@ -108,7 +108,10 @@ fn backtrace_frames(pc: u64) -> Vec<SourceFrame> {
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "new".to_owned());
-    let step: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(64);
+    let step: u64 = match mode.as_str() {
+        "open" => 64,
+        _ => args.next().and_then(|s| s.parse().ok()).unwrap_or(64),
+    };
     let main = &mappings::current()[0];
     let addresses: Vec<u64> = (main.start..main.limit).step_by(step as usize).collect();
     let base = LIVE.load(Relaxed);
@@ -121,6 +124,25 @@ fn main() {
     report("before", base);
     match mode.as_str() {
         "build" => build_profiles(&addresses, base),
+        "open" => {
+            // `open PATH BUILD_ID`: the cost of opening another binary's DWARF.
+            let path = args.next().expect("open PATH BUILD_ID");
+            let build_id = args.next().expect("open PATH BUILD_ID");
+            // Addresses are file offsets: the first one asked opens the DWARF.
+            let mapping = mappings::ObjectMapping {
+                start: 0,
+                limit: u64::MAX,
+                file_offset: 0,
+                path: path.clone(),
+                build_id,
+            };
+            let t = Instant::now();
+            let mut opened = Symbolizer::offline(vec![mapping], &path).expect("the binary");
+            opened.resolve(0x1000);
+            println!("open {path}: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+            report("debug info opened", base);
+            drop(opened);
+        }
         "backtrace" => {
             // As the old symbolizer did: backtrace::resolve, every answer kept.
             let mut cache: HashMap<u64, Vec<SourceFrame>> = HashMap::new();

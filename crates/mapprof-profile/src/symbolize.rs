@@ -106,8 +106,9 @@ impl Symbolizer {
     }
 
     /// A symbolizer of addresses recorded with `mappings` (the main binary first, as in a
-    /// profile), reading the main binary from `main_binary`. Fails when it cannot be read or its
-    /// build id is not the one recorded.
+    /// profile), reading the main binary from `main_binary`, as the process would have read
+    /// itself. Fails when it cannot be read or its build id is not the one recorded. Libraries
+    /// are read from their recorded paths, when the file there has the recorded build id.
     pub fn offline(mappings: Vec<ObjectMapping>, main_binary: &str) -> Result<Symbolizer, String> {
         let mut symbolizer = Symbolizer::new();
         symbolizer.source = Mappings::Recorded {
@@ -123,11 +124,12 @@ impl Symbolizer {
                 main.path
             ));
         }
-        let info = dwarf::DebugInfo::open(main_binary)?;
-        if info.build_id() != main.build_id {
-            let found = match info.build_id() {
-                "" => "no build id",
-                id => id,
+        let found = mappings::build_id_of(main_binary)?;
+        if found != main.build_id {
+            let found = if found.is_empty() {
+                "no build id"
+            } else {
+                &found
             };
             return Err(format!(
                 "{main_binary} has build id {found}, but the profile was taken from {} with \
@@ -136,8 +138,6 @@ impl Symbolizer {
             ));
         }
         symbolizer.mappings = mappings;
-        symbolizer.debug_info = Some(Ok(info));
-        symbolizer.debug_info_opens = 1;
         Ok(symbolizer)
     }
 

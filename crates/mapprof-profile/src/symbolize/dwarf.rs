@@ -129,11 +129,6 @@ impl DebugInfo {
         }
     }
 
-    /// The GNU build id of the file, lowercase hex, or empty.
-    pub(super) fn build_id(&self) -> &str {
-        &self.build_id
-    }
-
     /// The file's virtual address of the byte at `offset` in the file.
     pub(super) fn address_of(&self, offset: u64) -> Option<u64> {
         self.segments.address_of(offset)

@@ -50,14 +50,26 @@ pub(super) struct SymbolTable {
 
 impl SymbolTable {
     /// Reads the file's tables and those of its separate debug file, found by `build_id` (lowercase
-    /// hex, as the mappings read it); empty when unreadable.
+    /// hex, as the mappings read it); empty when unreadable, or when the file is not the one
+    /// with that build id (offline, a library may have been upgraded since).
     pub(super) fn read(path: &str, build_id: &str) -> SymbolTable {
         let mut table = SymbolTable::default();
         let mut functions = Vec::new();
+        let mut same_file = true;
         with_object(path, |object| {
-            table.segments = Segments::of(object);
-            add_functions(object, &mut functions);
+            let found = match object.build_id() {
+                Ok(Some(id)) => id.iter().map(|b| format!("{b:02x}")).collect(),
+                _ => String::new(),
+            };
+            same_file = build_id.is_empty() || found == build_id;
+            if same_file {
+                table.segments = Segments::of(object);
+                add_functions(object, &mut functions);
+            }
         });
+        if !same_file {
+            return table;
+        }
         if let Some(debug) = debug_file_path(build_id) {
             with_object(&debug, |object| add_functions(object, &mut functions));
         }
