@@ -1,13 +1,14 @@
 //! Symbolization: code addresses to inlined chains of (function, file, line), cached per
 //! address within a cap.
 //!
-//! The main executable is read from its DWARF (`dwarf`: the file mapped, parsed lazily per
-//! compilation unit by `addr2line`, dropped after each build by [`Symbolizer::release_debug_info`]
-//! so that nothing of it stays in the heap between profiles); shared libraries from their ELF
-//! symbol tables (`symtab`: function names only), so that a library's debug information is
-//! never loaded. Addresses are translated through the mapping that contains them: in process
-//! the running process's (`/proc/self/maps`), offline those a profile recorded
-//! ([`Symbolizer::offline`]), so both symbolize with the same code.
+//! The main executable is read from its DWARF (`dwarf`: the file mapped, `addr2line` parsing
+//! each compilation unit's lines and functions as addresses ask, within `PARSE_BUDGET`; all of
+//! it dropped after each build by [`Symbolizer::release_debug_info`], so that nothing of it
+//! stays in the heap between profiles); shared libraries from their ELF symbol tables
+//! (`symtab`: function names only), so that a library's debug information is never loaded.
+//! Addresses are translated through the mapping that contains them: in process the running
+//! process's (`/proc/self/maps`), offline those a profile recorded ([`Symbolizer::offline`]),
+//! so both symbolize with the same code.
 
 mod cache;
 mod dwarf;
