@@ -578,6 +578,26 @@ mod tests {
     }
 
     #[test]
+    fn unsymbolized_profiles_trim_the_profilers_leaves_by_symbol_table() {
+        let profiler = backtrace::Backtrace::new as fn() -> backtrace::Backtrace;
+        let marker = marker_function as *const () as usize as u64;
+        let stack = [profiler as *const () as usize as u64 + 1, marker + 1];
+        let options = BuildOptions { symbolize: false };
+        let p = build(
+            &header(),
+            vec![sample(&stack, 1, "/")],
+            options,
+            &mut Symbolizer::new(),
+        );
+        // Only the marker's address is left, without frames, for offline symbolizers.
+        let ids = &p.sample[0].location_id;
+        assert_eq!(ids.len(), 1, "{p:?}");
+        let location = &p.location[ids[0] as usize - 1];
+        assert_eq!((location.address, location.line.len()), (marker, 0));
+        assert!(p.function.is_empty());
+    }
+
+    #[test]
     fn lost_samples_get_a_frame_of_their_own() {
         let mut s = sample(&[], 3, "/");
         s.synthetic = Some(LOST_FRAME.into());
