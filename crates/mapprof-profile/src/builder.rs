@@ -160,7 +160,8 @@ fn cache_comment(symbolizer: &Symbolizer) -> String {
     let c = s.cache;
     format!(
         "symbol cache: {} addresses, {} KiB of {} KiB (at most {}); {} evicted, {} hits, {} \
-         misses; debug info opened {} times, parsed state over budget {} times",
+         misses; debug info opened {} times, parsed state over budget {} times; {} symbol \
+         tables, {} KiB",
         c.entries,
         c.estimated_bytes.div_ceil(1024),
         c.max_bytes / 1024,
@@ -170,6 +171,8 @@ fn cache_comment(symbolizer: &Symbolizer) -> String {
         c.misses,
         s.debug_info_opens,
         s.parse_resets,
+        s.symbol_tables,
+        s.symbol_table_bytes.div_ceil(1024),
     )
 }
 

@@ -77,6 +77,10 @@ pub struct SymbolizerStats {
     pub debug_info_opens: u64,
     /// Times its parsed state was dropped for being over [`PARSE_BUDGET`].
     pub parse_resets: u64,
+    /// Symbol tables held (the libraries', kept; the main binary's until released).
+    pub symbol_tables: usize,
+    /// Their estimated heap bytes.
+    pub symbol_table_bytes: usize,
 }
 
 impl Default for Symbolizer {
@@ -203,6 +207,8 @@ impl Symbolizer {
             parsed_debug_info_bytes: parsed,
             debug_info_opens: self.debug_info_opens,
             parse_resets: self.released_parse_resets + resets,
+            symbol_tables: self.tables.len(),
+            symbol_table_bytes: self.tables.values().map(|t| t.estimated_bytes()).sum(),
         }
     }
 

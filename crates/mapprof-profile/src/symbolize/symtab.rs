@@ -89,6 +89,13 @@ impl SymbolTable {
         table
     }
 
+    /// The heap the table takes: its entries and names.
+    pub(super) fn estimated_bytes(&self) -> usize {
+        let entries = self.functions.capacity() * std::mem::size_of::<(u64, u64, String)>();
+        let names: usize = self.functions.iter().map(|f| f.2.capacity()).sum();
+        entries + names + self.segments.ranges.capacity() * std::mem::size_of::<(u64, u64, u64)>()
+    }
+
     /// The raw name of the function at `offset` in the file.
     pub(super) fn name_at(&self, offset: u64) -> Option<&str> {
         self.name_at_address(self.segments.address_of(offset)?)
