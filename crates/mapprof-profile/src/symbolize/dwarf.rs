@@ -62,7 +62,7 @@ pub(super) struct DwarfFrame {
 
 /// An ELF file's DWARF, parsed as it is asked.
 pub(super) struct DebugInfo {
-    /// `None` only while it is being made again.
+    /// `None` while it is being made again (and after, if that failed: no DWARF frames then).
     context: Option<addr2line::Context<Reader>>,
     /// Where the DWARF sections are, to make the context again.
     sections: Sections,
