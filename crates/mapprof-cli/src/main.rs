@@ -8,6 +8,7 @@
 //! mapprof diff BASE NEW -o OUT.svg [--sample-index NAME] [--title T] [--no-normalize]
 //!              [--base-label L] [--new-label L]
 //! mapprof report FILE... [--json] [-n N] [--library CRATE]...
+//! mapprof symbolize IN OUT --binary PATH
 //! ```
 //!
 //! `top --app` ranks *application* functions instead of leaf functions: each sample is charged
@@ -17,7 +18,9 @@
 //! total unless `--no-normalize`. `report` reads the profiles of one run (heap or allocs,
 //! resize, mutex, block, cpu; a resize profile is derived from the heap profile when none is
 //! given) and says which application functions to fix and how, with the figures behind each
-//! statement (see `mapprof_profile::report`).
+//! statement (see `mapprof_profile::report`). `symbolize` turns a profile taken with
+//! `symbolize=false` into the one the process would have written had it symbolized, from the
+//! binary it was taken from (same build id), as `mapprof_profile::offline` does.
 //!
 //! Errors are printed as `mapprof: <message>: <cause>...` with exit code 1; a closed stdout (as
 //! in `mapprof top f | head`) ends the program quietly with exit code 0.
@@ -30,7 +33,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use mapprof_profile::view::ProfileView;
-use mapprof_profile::{app, codec, flame, report, top};
+use mapprof_profile::{app, codec, flame, offline, report, top};
 
 /// Top tables and flame graphs from pprof profiles.
 #[derive(Debug, Parser)]
@@ -121,6 +124,17 @@ enum Command {
         #[arg(long = "library", value_name = "CRATE")]
         libraries: Vec<String>,
     },
+    /// Symbolize a profile taken with symbolize=false, from the binary it was taken from.
+    Symbolize {
+        /// The unsymbolized profile (.pb.gz or raw profile.proto).
+        input: PathBuf,
+        /// Where to write the symbolized profile (.pb.gz); `-` for standard output.
+        output: PathBuf,
+        /// The program's executable, with its debug information; its build id must be the
+        /// one the profile recorded.
+        #[arg(long, value_name = "PATH")]
+        binary: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -210,6 +224,23 @@ fn run(cli: Cli) -> Result<()> {
             out.write_all(text.as_bytes())?;
             out.flush()?;
             Ok(())
+        }
+        Command::Symbolize {
+            input,
+            output,
+            binary,
+        } => {
+            let profile = codec::read_file(&input)?;
+            let symbolized = offline::symbolize(&profile, &binary).with_context(|| {
+                format!(
+                    "cannot symbolize {} from {}",
+                    input.display(),
+                    binary.display()
+                )
+            })?;
+            let mut bytes = Vec::new();
+            codec::encode_gzip(&symbolized, &mut bytes)?;
+            write_output(&output, &bytes)
         }
         Command::Flame {
             file,

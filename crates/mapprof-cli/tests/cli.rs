@@ -459,3 +459,219 @@ fn report_names_the_profile_it_cannot_read() {
     ]);
     assert!(stderr.contains("report-garbage.pb.gz"), "{stderr}");
 }
+
+/// The return addresses of the calling stack, innermost first (`backtrace`'s own frames, which
+/// count as the profiler's, at the leaf).
+#[inline(never)]
+fn stack_here() -> Vec<u64> {
+    let mut stack = Vec::new();
+    backtrace::trace(|frame| {
+        stack.push(frame.ip() as u64);
+        true
+    });
+    stack
+}
+
+#[inline(never)]
+fn allocates_through_a_deep_stack(depth: u32) -> Vec<u64> {
+    if depth == 0 {
+        return stack_here();
+    }
+    let stack = allocates_through_a_deep_stack(depth - 1);
+    std::hint::black_box(stack)
+}
+
+#[inline(never)]
+fn allocates_at_the_top() -> Vec<u64> {
+    std::hint::black_box(stack_here())
+}
+
+/// A heap profile of this test binary's own stacks, built in process with and without
+/// symbolization: (symbolized, unsymbolized).
+fn heap_profiles_of_this_process() -> (
+    mapprof_profile::proto::Profile,
+    mapprof_profile::proto::Profile,
+) {
+    use mapprof_profile::builder::{build, BuildOptions};
+    use mapprof_profile::heap::{self, HeapRecord, HeapView};
+    use mapprof_profile::symbolize::Symbolizer;
+    let record = |stack: Vec<u64>, n: f64| HeapRecord {
+        stack,
+        alloc_objects: n,
+        alloc_bytes: n * 4096.0,
+        free_objects: n / 2.0,
+        free_bytes: n * 2048.0,
+        lost: false,
+        realloc: false,
+    };
+    let mut records: Vec<HeapRecord> = (0..20)
+        .map(|depth| record(allocates_through_a_deep_stack(depth), f64::from(depth + 1)))
+        .collect();
+    records.push(record(allocates_at_the_top(), 100.0));
+    let header = heap::header(4096, HeapView::Heap);
+    let samples = heap::samples(&records);
+    let with = |symbolize| {
+        build(
+            &header,
+            samples.clone(),
+            BuildOptions { symbolize },
+            &mut Symbolizer::new(),
+        )
+    };
+    (with(true), with(false))
+}
+
+fn write_profile(profile: &mapprof_profile::proto::Profile, path: &Path) {
+    let mut bytes = Vec::new();
+    mapprof_profile::codec::encode_gzip(profile, &mut bytes).unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// stdout of `mapprof ARGS` run in `dir`, which must succeed.
+fn output_in(dir: &Path, args: &[&str]) -> String {
+    let out = mapprof().current_dir(dir).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "mapprof {args:?}: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A profile of this process built without symbolization and symbolized by `mapprof
+/// symbolize` from this binary is the one built with symbolization in process: same
+/// Locations with Lines, Functions, mapping flags and samples, so the same `top` and `report`.
+#[test]
+fn symbolize_gives_the_profile_the_process_would_have_written() {
+    let (in_process, unsymbolized) = heap_profiles_of_this_process();
+    assert!(unsymbolized.function.is_empty() && !unsymbolized.mapping[0].has_functions);
+    let dir = tmp("symbolize-same");
+    let (a, b) = (dir.join("in-process"), dir.join("offline"));
+    std::fs::create_dir_all(&b).unwrap();
+    write_profile(&in_process, &a.join("heap.pb.gz"));
+    write_profile(&unsymbolized, &dir.join("unsymbolized.pb.gz"));
+    let binary = std::env::current_exe().unwrap();
+    output_in(
+        &dir,
+        &[
+            "symbolize",
+            "unsymbolized.pb.gz",
+            "offline/heap.pb.gz",
+            "--binary",
+            binary.to_str().unwrap(),
+        ],
+    );
+
+    let offline = mapprof_profile::codec::read_file(b.join("heap.pb.gz")).unwrap();
+    assert!(offline.mapping[0].has_functions && offline.mapping[0].has_line_numbers);
+    assert!(offline.mapping[0].has_filenames && offline.mapping[0].has_inline_frames);
+    // Everything but the comments, which end with the cache's hits and misses.
+    let without_comments = |p: &mapprof_profile::proto::Profile| {
+        let mut p = p.clone();
+        p.comment.clear();
+        p.string_table.clear();
+        p
+    };
+    assert_eq!(without_comments(&offline), without_comments(&in_process));
+    let names = |p: &mapprof_profile::proto::Profile| {
+        let mut names: Vec<String> = p
+            .function
+            .iter()
+            .map(|f| {
+                let s = |i: i64| p.string_table[i as usize].clone();
+                format!("{} {} {}", s(f.name), s(f.system_name), s(f.filename))
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&offline), names(&in_process));
+    assert!(
+        names(&offline)
+            .iter()
+            .any(|n| n.contains("allocates_through_a_deep_stack") && n.contains("cli.rs")),
+        "{:?}",
+        names(&offline)
+    );
+
+    for args in [
+        &["top", "heap.pb.gz"][..],
+        &[
+            "top",
+            "--lines",
+            "--sample-index",
+            "alloc_space",
+            "heap.pb.gz",
+        ],
+        &["report", "heap.pb.gz"],
+        &["report", "--json", "heap.pb.gz"],
+    ] {
+        let (want, got) = (output_in(&a, args), output_in(&b, args));
+        assert_eq!(got, want, "mapprof {args:?}");
+    }
+    // `backtrace`'s frames (the profiler's, by the rule) are trimmed from the leaf: flat lands
+    // on the function that captured the stack.
+    let top = output_in(&b, &["top", "heap.pb.gz"]);
+    let first_row = top
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("flat"))
+        .nth(1)
+        .unwrap();
+    assert!(first_row.ends_with("  cli::stack_here"), "{top}");
+    assert!(top.contains("  cli::allocates_at_the_top"), "{top}");
+}
+
+#[test]
+fn symbolize_refuses_a_binary_with_another_build_id() {
+    let (_, unsymbolized) = heap_profiles_of_this_process();
+    let input = tmp("symbolize-other/unsymbolized.pb.gz");
+    write_profile(&unsymbolized, &input);
+    let output = tmp("symbolize-other/out.pb.gz");
+    let _ = std::fs::remove_file(&output);
+    let other = env!("CARGO_BIN_EXE_mapprof");
+    let stderr = failure(&[
+        "symbolize".as_ref(),
+        input.as_os_str(),
+        output.as_os_str(),
+        "--binary".as_ref(),
+        other.as_ref(),
+    ]);
+    assert!(
+        stderr.contains("build id") && stderr.contains(other),
+        "{stderr}"
+    );
+    assert!(!output.exists());
+}
+
+#[test]
+fn symbolize_says_what_is_wrong_with_its_inputs() {
+    let (in_process, unsymbolized) = heap_profiles_of_this_process();
+    let dir = tmp("symbolize-bad");
+    let input = dir.join("unsymbolized.pb.gz");
+    write_profile(&unsymbolized, &input);
+    let symbolized = dir.join("symbolized.pb.gz");
+    write_profile(&in_process, &symbolized);
+    let not_elf = dir.join("not-an-elf");
+    std::fs::write(&not_elf, b"#!/bin/sh\necho not a binary\n").unwrap();
+    let out = dir.join("out.pb.gz");
+    let binary = std::env::current_exe().unwrap();
+    let run = |input: &Path, binary: &Path| {
+        failure(&[
+            "symbolize".as_ref(),
+            input.as_os_str(),
+            out.as_os_str(),
+            "--binary".as_ref(),
+            binary.as_os_str(),
+        ])
+    };
+    let missing = dir.join("no-such-binary");
+    let stderr = run(&input, &missing);
+    assert!(
+        stderr.contains("cannot open") && stderr.contains("no-such-binary"),
+        "{stderr}"
+    );
+    let stderr = run(&input, &not_elf);
+    assert!(stderr.contains("not an ELF file"), "{stderr}");
+    let stderr = run(&symbolized, &binary);
+    assert!(stderr.contains("already symbolized"), "{stderr}");
+    let stderr = run(&data("go-heap.pb.gz"), &binary);
+    assert!(stderr.contains("cannot symbolize"), "{stderr}");
+}

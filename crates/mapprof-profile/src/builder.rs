@@ -2,11 +2,11 @@
 //! trims the profiler's own frames, attaches mappings, merges equal samples and sorts, so that the
 //! same samples always encode to the same bytes.
 
-use crate::mappings::{self, ObjectMapping};
+use crate::mappings::ObjectMapping;
 use crate::proto::{
     Function, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType,
 };
-use crate::symbolize::{strip_profiler_frames, SourceFrame, Symbolizer};
+use crate::symbolize::{is_profiler_frame, strip_profiler_frames, SourceFrame, Symbolizer};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -76,7 +76,13 @@ impl Default for BuildOptions {
     }
 }
 
-/// Builds the profile. `symbolizer` caches across calls.
+/// Builds the profile. `symbolizer` caches resolved addresses across calls (within its cap) and
+/// gives the mappings; its parsed debug information is released at the end
+/// ([`Symbolizer::release_debug_info`]), so nothing but the cache stays between builds.
+///
+/// Without symbolization the profiler's own leaf frames are still trimmed, by the name of the
+/// function each leaf address is in (ELF symbol tables, no DWARF), so that offline symbolizers
+/// (`go tool pprof`, `mapprof symbolize`) do not charge every sample to the allocator hooks.
 ///
 /// Cost: each distinct address is symbolized (and, at a stack's leaf, trimmed) once per call;
 /// every (address, frames) pair is interned as a small integer, so that merging and sorting
@@ -88,8 +94,21 @@ pub fn build(
     options: BuildOptions,
     symbolizer: &mut Symbolizer,
 ) -> Profile {
-    let mut b = Encoder::new(mappings::current(), options.symbolize);
+    let mut b = Encoder::new(symbolizer.mappings(), options.symbolize);
     b.trim = !header.keep_profiler_frames;
+    if options.symbolize {
+        // In address order, so that each compilation unit's DWARF is parsed about once, even
+        // when its parsed state is capped (`symbolize::PARSE_BUDGET`).
+        let mut pcs: Vec<u64> = samples
+            .iter()
+            .flat_map(|s| s.stack.iter().map(|ret| ret.saturating_sub(1)))
+            .collect();
+        pcs.sort_unstable();
+        pcs.dedup();
+        for pc in pcs {
+            b.address(pc, symbolizer);
+        }
+    }
     let mut keyed: Vec<Keyed> = Vec::with_capacity(samples.len());
     for mut sample in samples {
         let stack = b.stack(&sample, symbolizer);
@@ -127,7 +146,34 @@ pub fn build(
         .iter()
         .map(|&id| b.keys[id as usize].clone())
         .collect();
-    b.finish(header, merged)
+    symbolizer.release_debug_info();
+    let mut header = header.clone();
+    if options.symbolize {
+        header.comments.push(cache_comment(symbolizer));
+    }
+    b.finish(&header, merged)
+}
+
+/// The profile comment on the symbolizer: what the profiler keeps of symbolization.
+fn cache_comment(symbolizer: &Symbolizer) -> String {
+    let s = symbolizer.stats();
+    let c = s.cache;
+    format!(
+        "symbol cache: {} addresses, {} KiB of {} KiB (at most {}); {} evicted, {} hits, {} \
+         misses; debug info opened {} times, parsed state over budget {} times; {} symbol \
+         tables, {} KiB",
+        c.entries,
+        c.estimated_bytes.div_ceil(1024),
+        c.max_bytes / 1024,
+        c.max_entries,
+        c.evictions,
+        c.hits,
+        c.misses,
+        s.debug_info_opens,
+        s.parse_resets,
+        s.symbol_tables,
+        s.symbol_table_bytes.div_ceil(1024),
+    )
 }
 
 /// A sample keyed by its stack (location keys, by id) and sorted labels, with its values.
@@ -200,7 +246,7 @@ impl Encoder {
             let pc = ret.saturating_sub(1);
             let full = self.address(pc, symbolizer);
             if leading {
-                let Some(id) = self.leading(pc, full) else {
+                let Some(id) = self.leading(pc, full, symbolizer) else {
                     continue;
                 };
                 out.push(id);
@@ -235,7 +281,7 @@ impl Encoder {
 
     /// The key id of `pc` at a stack's leaf end, trimmed; `None` when it is all the
     /// profiler's. `full` is what [`Encoder::address`] returned for `pc`.
-    fn leading(&mut self, pc: u64, full: u32) -> Option<u32> {
+    fn leading(&mut self, pc: u64, full: u32, symbolizer: &mut Symbolizer) -> Option<u32> {
         if let Some(leading) = self.addresses[&pc].leading {
             return leading;
         }
@@ -243,13 +289,21 @@ impl Encoder {
             unreachable!("address keys are addresses")
         };
         let n = frames.len();
-        let leading = strip_profiler_frames(frames.clone()).map(|rest| {
-            if rest.len() == n {
-                full
-            } else {
-                self.intern(LocKey::Address(pc, rest))
-            }
-        });
+        let leading = if self.symbolize {
+            strip_profiler_frames(frames.clone()).map(|rest| {
+                if rest.len() == n {
+                    full
+                } else {
+                    self.intern(LocKey::Address(pc, rest))
+                }
+            })
+        } else {
+            // No frames: the function the address is in decides, by the same rule.
+            let profiler = symbolizer
+                .function_name(pc)
+                .is_some_and(|name| is_profiler_frame(&name));
+            (!profiler).then_some(full)
+        };
         self.addresses
             .get_mut(&pc)
             .expect("`address` added it")
@@ -524,6 +578,26 @@ mod tests {
         assert_eq!(build_one(&h).sample[0].location_id.len(), 1);
         h.keep_profiler_frames = true;
         assert_eq!(build_one(&h).sample[0].location_id.len(), 2);
+    }
+
+    #[test]
+    fn unsymbolized_profiles_trim_the_profilers_leaves_by_symbol_table() {
+        let profiler = backtrace::Backtrace::new as fn() -> backtrace::Backtrace;
+        let marker = marker_function as *const () as usize as u64;
+        let stack = [profiler as *const () as usize as u64 + 1, marker + 1];
+        let options = BuildOptions { symbolize: false };
+        let p = build(
+            &header(),
+            vec![sample(&stack, 1, "/")],
+            options,
+            &mut Symbolizer::new(),
+        );
+        // Only the marker's address is left, without frames, for offline symbolizers.
+        let ids = &p.sample[0].location_id;
+        assert_eq!(ids.len(), 1, "{p:?}");
+        let location = &p.location[ids[0] as usize - 1];
+        assert_eq!((location.address, location.line.len()), (marker, 0));
+        assert!(p.function.is_empty());
     }
 
     #[test]

@@ -68,6 +68,16 @@ pub const ALLOCATION_PLUMBING: &[&str] = &[
     r"<?hashbrown::raw::.*",
     r"<?hashbrown::map::HashMap<.*>>?::(insert|reserve|find_or_find_insert_index|with_capacity.*)",
     r"<?std::collections::hash::map::HashMap<.*>>?::(insert|reserve|with_capacity.*)",
+    // The same functions as `go tool pprof` names them when it symbolizes an unsymbolized
+    // profile itself: its built-in symbolizer (cmd/pprof) takes DWARF's `DW_AT_name` of the
+    // function an address is in, so names have no path and, once pprof drops the generics,
+    // no parameters (`finish_grow<alloc::alloc::Global>` becomes `finish_grow`); inlined
+    // frames are not reported. Only names no application function is likely to have:
+    // `insert`, `push`, `clone` or `reserve` stay, since the application's own would go too.
+    r"try_allocate_in|allocate_in|finish_grow|grow_one|grow_amortized|grow_exact",
+    r"do_reserve_and_handle|reserve_rehash|reserve_rehash_inner|resize_inner|prepare_resize",
+    r"fallible_with_capacity|new_uninitialized|exchange_malloc|from_elem|to_vec|to_vec_in",
+    r"with_capacity_in",
 ];
 
 /// The header of a heap profile sampled at `rate` bytes.
@@ -139,6 +149,12 @@ mod tests {
             "<[u8]>::to_vec_in::<alloc::alloc::Global>",
             "<alloc::string::String as core::clone::Clone>::clone",
             "alloc::alloc::exchange_malloc",
+            // As go tool pprof's own symbolizer names them.
+            "finish_grow",
+            "try_allocate_in",
+            "reserve_rehash",
+            "grow_one",
+            "from_elem",
         ] {
             assert!(rx.is_match(plumbing), "{plumbing}");
         }
@@ -148,6 +164,12 @@ mod tests {
             "<alloc::boxed::Box<dyn core::ops::function::FnOnce<()>> as core::ops::function::FnOnce<()>>::call_once",
             "std::thread::lifecycle::spawn_unchecked::{{closure}}",
             "alloc::vec::Vec<T,A>::extend_desugared",
+            // Bare names an application function may have too.
+            "insert",
+            "update",
+            "clone",
+            "push",
+            "cache::Cache::finish_growing",
         ] {
             assert!(!rx.is_match(user), "{user}");
         }

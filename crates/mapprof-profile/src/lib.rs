@@ -14,6 +14,7 @@ pub mod flame;
 pub mod growth;
 pub mod heap;
 pub mod mappings;
+pub mod offline;
 pub mod proto;
 pub mod report;
 pub mod resize;

@@ -72,6 +72,23 @@ struct ElfFacts {
     exec_segment_offsets: Vec<u64>,
 }
 
+/// The GNU build id of the ELF file at `path`, lowercase hex (empty when it has none); errors
+/// say what is wrong with the file.
+pub fn build_id_of(path: &str) -> Result<String, String> {
+    let file = File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+    let cache = object::ReadCache::new(file);
+    let object =
+        object::File::parse(&cache).map_err(|e| format!("{path} is not an ELF file: {e}"))?;
+    Ok(build_id(&object))
+}
+
+fn build_id<'d>(object: &impl object::Object<'d>) -> String {
+    match object.build_id() {
+        Ok(Some(id)) => id.iter().map(|b| format!("{b:02x}")).collect(),
+        _ => String::new(),
+    }
+}
+
 impl ElfFacts {
     fn read(path: &str) -> ElfFacts {
         use object::{Object, ObjectSegment, SegmentFlags};
@@ -82,14 +99,13 @@ impl ElfFacts {
         let Ok(object) = object::File::parse(&cache) else {
             return ElfFacts::default();
         };
-        let build_id = match object.build_id() {
-            Ok(Some(id)) => id.iter().map(|b| format!("{b:02x}")).collect(),
-            _ => String::new(),
-        };
+        let build_id = build_id(&object);
         const PF_X: u32 = 1;
         let exec_segment_offsets = object
             .segments()
-            .filter(|s| matches!(s.flags(), SegmentFlags::Elf { p_flags } if p_flags & PF_X != 0))
+            .filter(
+                |s| matches!(s.flags(), SegmentFlags::Elf { p_flags, .. } if p_flags.0 & PF_X != 0),
+            )
             .map(|s| s.file_range().0)
             .collect();
         ElfFacts {

@@ -1,13 +1,24 @@
-//! In-process symbolization: return addresses to inlined chains of (function, file, line),
-//! cached per address. The main executable's addresses go through the `backtrace` crate (its
-//! DWARF debug info: inlined frames, files, lines); shared libraries' through their ELF symbol
-//! tables (`symtab`: function names only), which keeps a first scrape from loading a
-//! library's whole debug information, as `backtrace` would.
+//! Symbolization: code addresses to inlined chains of (function, file, line), cached per
+//! address within a cap.
+//!
+//! The main executable is read from its DWARF (`dwarf`: the file mapped, `addr2line` parsing
+//! each compilation unit's lines and functions as addresses ask, within `PARSE_BUDGET`; all of
+//! it dropped after each build by [`Symbolizer::release_debug_info`], so that nothing of it
+//! stays in the heap between profiles); shared libraries from their ELF symbol tables
+//! (`symtab`: function names only), so that a library's debug information is never loaded.
+//! Addresses are translated through the mapping that contains them: in process the running
+//! process's (`/proc/self/maps`), offline those a profile recorded ([`Symbolizer::offline`]),
+//! so both symbolize with the same code.
 
+mod cache;
+mod dwarf;
 mod symtab;
 
+pub use cache::{CacheStats, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES};
+pub use dwarf::PARSE_BUDGET;
+
+use crate::mappings::{self, ObjectMapping};
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::sync::Arc;
 
 /// One source-level frame; several of them share an address when functions were inlined.
@@ -23,65 +34,275 @@ pub struct SourceFrame {
     pub line: u32,
 }
 
-/// Resolves addresses of the running process, remembering every answer.
-#[derive(Debug, Default)]
+/// Where the symbolizer's mappings come from.
+#[derive(Debug)]
+enum Mappings {
+    /// The running process's, read again when an address falls outside all of them (a library
+    /// loaded since).
+    Process,
+    /// A profile's, with the file to read for the main binary (the first mapping).
+    Recorded { main_binary: String },
+}
+
+/// Resolves code addresses, remembering answers within a cap (see [`CacheStats`]).
+#[derive(Debug)]
 pub struct Symbolizer {
-    cache: HashMap<u64, Arc<[SourceFrame]>>,
-    libraries: symtab::Libraries,
+    cache: cache::AddressCache,
+    source: Mappings,
+    /// Executable file mappings, the main binary first.
+    mappings: Vec<ObjectMapping>,
+    /// Symbol tables of the files mapped, by path, read on first use. Libraries' are kept;
+    /// the main binary's goes with its debug information.
+    tables: HashMap<String, symtab::SymbolTable>,
+    /// The main binary's DWARF, opened on first use (`Err`: why there is none, not retried
+    /// until released), dropped by [`Symbolizer::release_debug_info`].
+    debug_info: Option<Result<dwarf::DebugInfo, String>>,
+    /// Times the DWARF was opened, and its parsed state dropped for being over the budget
+    /// in the debug information released so far.
+    debug_info_opens: u64,
+    released_parse_resets: u64,
+}
+
+/// What the symbolizer holds and has done, for the profile's comments and the profiler's
+/// accounting of its own memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SymbolizerStats {
+    /// The cache of resolved addresses.
+    pub cache: CacheStats,
+    /// Section bytes (`.debug_info`, `.debug_line`) of the compilation units parsed now, at
+    /// most about [`PARSE_BUDGET`]; zero once released. The heap they take is about 3.6 times
+    /// as much.
+    pub parsed_debug_info_bytes: usize,
+    /// Times the main binary's DWARF was opened (once per build that needed it).
+    pub debug_info_opens: u64,
+    /// Times its parsed state was dropped for being over [`PARSE_BUDGET`].
+    pub parse_resets: u64,
+    /// Symbol tables held (the libraries', kept; the main binary's until released).
+    pub symbol_tables: usize,
+    /// Their estimated heap bytes.
+    pub symbol_table_bytes: usize,
+}
+
+impl Default for Symbolizer {
+    fn default() -> Self {
+        Symbolizer::new()
+    }
 }
 
 impl Symbolizer {
-    /// A symbolizer with an empty cache.
+    /// A symbolizer of the running process's addresses, with an empty cache of the default cap
+    /// ([`DEFAULT_MAX_ENTRIES`], [`DEFAULT_MAX_BYTES`]).
     pub fn new() -> Symbolizer {
-        Symbolizer::default()
+        Symbolizer::with_cache_cap(DEFAULT_MAX_ENTRIES, DEFAULT_MAX_BYTES)
+    }
+
+    /// A symbolizer of the running process's addresses whose cache holds at most `max_entries`
+    /// addresses and `max_bytes` estimated bytes.
+    pub fn with_cache_cap(max_entries: usize, max_bytes: usize) -> Symbolizer {
+        Symbolizer {
+            cache: cache::AddressCache::new(max_entries, max_bytes),
+            source: Mappings::Process,
+            mappings: Vec::new(),
+            tables: HashMap::new(),
+            debug_info: None,
+            debug_info_opens: 0,
+            released_parse_resets: 0,
+        }
+    }
+
+    /// A symbolizer of addresses recorded with `mappings` (the main binary first, as in a
+    /// profile), reading the main binary from `main_binary`, as the process would have read
+    /// itself. Fails when it cannot be read or its build id is not the one recorded. Libraries
+    /// are read from their recorded paths, when the file there has the recorded build id.
+    pub fn offline(mappings: Vec<ObjectMapping>, main_binary: &str) -> Result<Symbolizer, String> {
+        let mut symbolizer = Symbolizer::new();
+        symbolizer.source = Mappings::Recorded {
+            main_binary: main_binary.to_owned(),
+        };
+        let Some(main) = mappings.first() else {
+            return Err("no mappings were recorded: nothing to symbolize".to_owned());
+        };
+        if main.build_id.is_empty() {
+            return Err(format!(
+                "no build id was recorded for {}: nothing tells whether {main_binary} is the \
+                 binary the addresses were taken in",
+                main.path
+            ));
+        }
+        let found = mappings::build_id_of(main_binary)?;
+        if found != main.build_id {
+            let found = if found.is_empty() {
+                "no build id"
+            } else {
+                &found
+            };
+            return Err(format!(
+                "{main_binary} has build id {found}, but the profile was taken from {} with \
+                 build id {}",
+                main.path, main.build_id,
+            ));
+        }
+        symbolizer.mappings = mappings;
+        Ok(symbolizer)
+    }
+
+    /// The executable mappings addresses are resolved through, the main binary first: in
+    /// process, read again now (profiles record them as they are when built).
+    pub fn mappings(&mut self) -> Vec<ObjectMapping> {
+        if matches!(self.source, Mappings::Process) {
+            self.mappings = mappings::current();
+        }
+        self.mappings.clone()
     }
 
     /// The frames at code address `pc` (an address inside the instruction, so for a return
     /// address pass `ret - 1`), innermost inlined frame first; empty when nothing is known.
     pub fn resolve(&mut self, pc: u64) -> Arc<[SourceFrame]> {
-        if let Some(frames) = self.cache.get(&pc) {
-            return frames.clone();
+        if let Some(frames) = self.cache.get(pc) {
+            return frames;
         }
-        let frames: Arc<[SourceFrame]> = match self.libraries.lookup(pc) {
-            symtab::Lookup::Library(name) => name.map(library_frame).into_iter().collect(),
-            symtab::Lookup::Elsewhere => resolve_with_debug_info(pc).into(),
+        let frames: Arc<[SourceFrame]> = match self.mapping_of(pc) {
+            Some((0, offset)) => self.main_binary_frames(offset).into(),
+            Some((i, offset)) => self
+                .table(i)
+                .name_at(offset)
+                .map(|raw| name_only_frame(raw.to_owned()))
+                .into_iter()
+                .collect(),
+            None => Arc::from([]),
         };
         self.cache.insert(pc, frames.clone());
         frames
     }
+
+    /// The demangled name of the function that contains `pc`, from the symbol tables alone (no
+    /// DWARF; for an inlined call, the function it was inlined into). Not cached.
+    pub fn function_name(&mut self, pc: u64) -> Option<String> {
+        let (i, offset) = self.mapping_of(pc)?;
+        let raw = self.table(i).name_at(offset)?;
+        Some(demangle(raw))
+    }
+
+    /// Drops the main binary's parsed DWARF, its mapping and its symbol table: all that
+    /// resolving new addresses needs and resolved ones do not. Builds call it when done
+    /// (`builder::build`), as should anyone else who resolved a batch of addresses; the
+    /// next address not in the cache opens them again.
+    pub fn release_debug_info(&mut self) {
+        if let Some(Ok(info)) = self.debug_info.take() {
+            self.released_parse_resets += info.parsed().1;
+        }
+        if let Some(main) = self.mappings.first() {
+            self.tables.remove(&main.path);
+        }
+    }
+
+    /// What the symbolizer holds and has done.
+    pub fn stats(&self) -> SymbolizerStats {
+        let (parsed, resets) = match &self.debug_info {
+            Some(Ok(info)) => info.parsed(),
+            _ => (0, 0),
+        };
+        SymbolizerStats {
+            cache: self.cache.stats(),
+            parsed_debug_info_bytes: parsed,
+            debug_info_opens: self.debug_info_opens,
+            parse_resets: self.released_parse_resets + resets,
+            symbol_tables: self.tables.len(),
+            symbol_table_bytes: self.tables.values().map(|t| t.estimated_bytes()).sum(),
+        }
+    }
+
+    /// The index of the mapping that contains `pc` and the offset in its file.
+    fn mapping_of(&mut self, pc: u64) -> Option<(usize, u64)> {
+        let find = |mappings: &[ObjectMapping]| {
+            mappings
+                .iter()
+                .position(|m| (m.start..m.limit).contains(&pc))
+        };
+        let i = find(&self.mappings).or_else(|| match self.source {
+            Mappings::Process => {
+                self.mappings = mappings::current();
+                find(&self.mappings)
+            }
+            Mappings::Recorded { .. } => None,
+        })?;
+        let m = &self.mappings[i];
+        Some((i, pc - m.start + m.file_offset))
+    }
+
+    /// The path to read for mapping `i`.
+    fn file_of(&self, i: usize) -> &str {
+        match &self.source {
+            Mappings::Recorded { main_binary } if i == 0 => main_binary,
+            _ => &self.mappings[i].path,
+        }
+    }
+
+    /// The symbol table of mapping `i`'s file, read on first use.
+    fn table(&mut self, i: usize) -> &symtab::SymbolTable {
+        let m = &self.mappings[i];
+        let (path, build_id) = (self.file_of(i).to_owned(), m.build_id.clone());
+        self.tables
+            .entry(m.path.clone())
+            .or_insert_with(|| symtab::SymbolTable::read(&path, &build_id))
+    }
+
+    /// The main binary's frames at `offset` in its file: DWARF's inlined chain, or the
+    /// function's name from the symbol table where DWARF has none.
+    fn main_binary_frames(&mut self, offset: u64) -> Vec<SourceFrame> {
+        if self.debug_info.is_none() {
+            self.debug_info = Some(dwarf::DebugInfo::open(self.file_of(0)));
+            self.debug_info_opens += 1;
+        }
+        let mut frames = Vec::new();
+        if let Some(Ok(info)) = &mut self.debug_info {
+            if let Some(address) = info.address_of(offset) {
+                frames = info.frames(address);
+            }
+        }
+        // Frames without a name of their own take the function's from the symbol table, as
+        // `backtrace` does; nameless frames that remain are left out.
+        let mut fallback = None;
+        let mut out = Vec::with_capacity(frames.len().max(1));
+        for frame in frames {
+            let raw = match frame.raw_name {
+                Some(raw) => raw,
+                None => match fallback
+                    .get_or_insert_with(|| self.table(0).name_at(offset).map(str::to_owned))
+                {
+                    Some(raw) => raw.clone(),
+                    None => continue,
+                },
+            };
+            out.push(SourceFrame {
+                name: demangle(&raw),
+                system_name: raw,
+                file: frame.file,
+                line: frame.line,
+            });
+        }
+        if out.is_empty() {
+            if let Some(raw) = self.table(0).name_at(offset) {
+                out.push(name_only_frame(raw.to_owned()));
+            }
+        }
+        out
+    }
 }
 
-/// A library function's frame: its demangled name, no file or line.
-fn library_frame(raw: String) -> SourceFrame {
+/// `raw` demangled without the hash suffix (`{:#}`); a name that is not a Rust symbol as is.
+fn demangle(raw: &str) -> String {
+    format!("{:#}", rustc_demangle::demangle(raw))
+}
+
+/// A frame named from a symbol table: its demangled name, no file or line.
+fn name_only_frame(raw: String) -> SourceFrame {
     SourceFrame {
-        name: format!("{:#}", backtrace::SymbolName::new(raw.as_bytes())),
+        name: demangle(&raw),
         system_name: raw,
         file: String::new(),
         line: 0,
     }
-}
-
-fn resolve_with_debug_info(pc: u64) -> Vec<SourceFrame> {
-    let mut frames = Vec::new();
-    // `backtrace::resolve` takes a return address and looks up the byte before it.
-    let ret = pc.wrapping_add(1) as usize;
-    backtrace::resolve(ret as *mut c_void, |symbol| {
-        let Some(name) = symbol.name() else { return };
-        let demangled = format!("{name:#}");
-        let system_name = name
-            .as_str()
-            .map_or_else(|| demangled.clone(), str::to_owned);
-        frames.push(SourceFrame {
-            name: demangled,
-            system_name,
-            file: symbol
-                .filename()
-                .map(|f| f.display().to_string())
-                .unwrap_or_default(),
-            line: symbol.lineno().unwrap_or(0),
-        });
-    });
-    frames
 }
 
 /// The frames of a leaf location that are not the profiler's: those outside its outermost
@@ -161,5 +382,119 @@ mod tests {
         );
         assert_eq!((frames[0].file.as_str(), frames[0].line), ("", 0));
         assert!(Arc::ptr_eq(&frames, &symbolizer.resolve(getpid + 1)));
+    }
+
+    /// Every `step`-th byte of the test binary's text, as in-process addresses.
+    fn addresses_of_this_binary(step: u64) -> Vec<u64> {
+        let main = &mappings::current()[0];
+        (main.start..main.limit).step_by(step as usize).collect()
+    }
+
+    /// What `backtrace::resolve`, the symbolizer before this one (it loads the whole DWARF),
+    /// says about `pc`, as `SourceFrame`s.
+    fn as_backtrace_resolves(pc: u64) -> Vec<SourceFrame> {
+        let mut frames = Vec::new();
+        let ret = pc.wrapping_add(1) as usize as *mut std::ffi::c_void;
+        backtrace::resolve(ret, |symbol| {
+            let Some(name) = symbol.name() else { return };
+            let demangled = format!("{name:#}");
+            frames.push(SourceFrame {
+                system_name: name
+                    .as_str()
+                    .map_or_else(|| demangled.clone(), str::to_owned),
+                name: demangled,
+                file: symbol
+                    .filename()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default(),
+                line: symbol.lineno().unwrap_or(0),
+            });
+        });
+        frames
+    }
+
+    /// Thousands of addresses across the whole executable resolve to the same inlined chains,
+    /// names, raw symbols, files and lines as `backtrace` gave, with the debug information
+    /// released halfway (it is opened again).
+    #[test]
+    fn the_executable_resolves_as_backtrace_did() {
+        let addresses = addresses_of_this_binary(997);
+        assert!(addresses.len() > 2000, "{}", addresses.len());
+        let mut symbolizer = Symbolizer::new();
+        let (mut inlined, mut dwarf) = (0, 0);
+        for (i, &pc) in addresses.iter().enumerate() {
+            if i == addresses.len() / 2 {
+                symbolizer.release_debug_info();
+            }
+            let ours = symbolizer.resolve(pc);
+            let theirs = as_backtrace_resolves(pc);
+            // Where DWARF has nothing, both name the address from a symbol table, with
+            // different edge rules (`backtrace` gives the byte past a function's end to it, and
+            // an unsized symbol only its first byte): outside functions, never at a call.
+            let from_dwarf = |frames: &[SourceFrame]| frames.iter().any(|f| !f.file.is_empty());
+            if from_dwarf(&ours) || from_dwarf(&theirs) {
+                assert_eq!(&ours[..], &theirs[..], "at {pc:#x}");
+                dwarf += 1;
+            }
+            inlined += usize::from(ours.len() > 1);
+        }
+        assert!(
+            dwarf > addresses.len() / 2,
+            "{dwarf} of {}",
+            addresses.len()
+        );
+        assert!(inlined > 100, "inlined chains are kept: {inlined}");
+    }
+
+    /// Over more distinct addresses than its cap, the cache stays within it, counts what it
+    /// evicted, and still answers every address correctly.
+    #[test]
+    fn the_cache_stays_within_its_cap_over_many_addresses() {
+        let addresses = addresses_of_this_binary(4093);
+        let cap = 256;
+        assert!(addresses.len() > 2 * cap);
+        let mut symbolizer = Symbolizer::with_cache_cap(cap, 64 << 10);
+        let mut reference = Symbolizer::new();
+        for &pc in &addresses {
+            assert_eq!(symbolizer.resolve(pc), reference.resolve(pc));
+            let stats = symbolizer.stats().cache;
+            assert!(stats.entries <= cap, "{stats:?}");
+            assert!(stats.estimated_bytes <= 64 << 10, "{stats:?}");
+        }
+        let stats = symbolizer.stats().cache;
+        assert_eq!(stats.misses, addresses.len() as u64);
+        assert_eq!(
+            stats.evictions,
+            addresses.len() as u64 - stats.entries as u64
+        );
+        // Asked again, a recent address is a hit.
+        symbolizer.resolve(*addresses.last().unwrap());
+        assert_eq!(symbolizer.stats().cache.hits, 1);
+    }
+
+    /// Over the whole executable the parsed DWARF goes past its budget and starts again (the
+    /// answers stay right: `the_executable_resolves_as_backtrace_did` crosses such resets), and
+    /// once released nothing parsed is held until an address not cached asks again.
+    #[test]
+    fn parsed_debug_information_is_capped_and_released() {
+        let addresses = addresses_of_this_binary(997);
+        let mut symbolizer = Symbolizer::new();
+        for &pc in &addresses {
+            symbolizer.resolve(pc);
+        }
+        let stats = symbolizer.stats();
+        assert!(stats.parse_resets > 0, "{stats:?}");
+        assert!(stats.parsed_debug_info_bytes > 0, "{stats:?}");
+        symbolizer.release_debug_info();
+        let stats = symbolizer.stats();
+        assert_eq!(
+            (stats.parsed_debug_info_bytes, stats.debug_info_opens),
+            (0, 1)
+        );
+        // A cached address needs no DWARF; the first one not cached opens it again.
+        symbolizer.resolve(*addresses.last().unwrap());
+        assert_eq!(symbolizer.stats().debug_info_opens, 1);
+        symbolizer.resolve(addresses[0] + 1);
+        assert_eq!(symbolizer.stats().debug_info_opens, 2);
     }
 }

@@ -338,6 +338,55 @@ fn errors_are_the_ones_go_gives() {
     assert_profile(&answer, "profile");
 }
 
+/// Always inlined: its instructions are at its caller's addresses.
+#[inline(always)]
+fn inlined_into_its_caller(x: u64) -> u64 {
+    std::hint::black_box(x).wrapping_mul(31)
+}
+
+#[inline(never)]
+fn calls_an_inlined_function(x: u64) -> u64 {
+    inlined_into_its_caller(std::hint::black_box(x)).wrapping_add(1)
+}
+
+/// symbolz has one name per address: for an address inside an inlined call it is the function
+/// the address is in (the outermost frame), so that the caller does not vanish behind what it
+/// inlined.
+#[test]
+fn symbol_names_the_function_an_inlined_call_is_in() {
+    let addr = server();
+    assert_eq!(calls_an_inlined_function(1), 32);
+    let start = calls_an_inlined_function as *const () as usize as u64;
+    let mut symbolizer = mapprof_profile::symbolize::Symbolizer::new();
+    let inside_inlined_call = (start..start + 256)
+        .find(|&pc| {
+            let frames = symbolizer.resolve(pc);
+            let inlined = &frames[..frames.len().saturating_sub(1)];
+            inlined
+                .iter()
+                .any(|f| f.name.ends_with("::inlined_into_its_caller"))
+        })
+        .expect("the inlined call has addresses of its own in its caller");
+    let frames = symbolizer.resolve(inside_inlined_call);
+    assert!(
+        frames
+            .last()
+            .unwrap()
+            .name
+            .ends_with("::calls_an_inlined_function"),
+        "{frames:?}"
+    );
+
+    let answer = get(
+        addr,
+        &format!("/debug/pprof/symbol?{inside_inlined_call:#x}"),
+    );
+    assert_eq!(answer.status, 200);
+    let text = answer.text();
+    let (_, name) = text.lines().nth(1).unwrap().split_once(' ').unwrap();
+    assert!(name.ends_with("::calls_an_inlined_function"), "{text}");
+}
+
 #[test]
 fn symbol_and_cmdline_answer_as_go_does() {
     let addr = server();

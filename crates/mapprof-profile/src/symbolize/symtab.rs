@@ -1,68 +1,48 @@
-//! Function names of shared libraries from their ELF symbol tables, without their DWARF.
+//! Function names from ELF symbol tables, without DWARF.
 //!
-//! The `backtrace` crate symbolizes through DWARF, and loads a file's debug information whole on
-//! first use: for glibc with Debian's `libc6-dbg` (which valgrind pulls in) that is a 38 MiB
-//! decompression and parse, more than the rest of a scrape. A library frame needs its function's
-//! name, rarely its line, so libraries are read here instead: the `.symtab` and `.dynsym` of the
-//! file, plus the `.symtab` of its separate debug file when one is installed under
-//! `/usr/lib/debug/.build-id/` (where `start_thread` or `__memmove_avx_unaligned_erms` live),
-//! through `object`'s read cache, which reads only the section headers and tables.
+//! A shared library's frame needs its function's name, rarely its line, and a library's debug
+//! file can be large (glibc's `libc6-dbg`: 38 MiB), so libraries are named from here: the
+//! `.symtab` and `.dynsym` of the file, plus the `.symtab` of its separate debug file when one
+//! is installed under `/usr/lib/debug/.build-id/` (where `start_thread` or
+//! `__memmove_avx_unaligned_erms` live), read through `object`'s read cache, which reads only
+//! the section headers and tables. The main executable's table names the addresses its DWARF
+//! does not cover, and the leaves of unsymbolized profiles (to trim the profiler's frames).
 
-use crate::mappings::{self, ObjectMapping};
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
-use std::collections::HashMap;
 use std::fs::File;
 
-/// The process's library mappings and their symbol tables, read as addresses ask for them.
+/// The loadable segments of an ELF file: how a file offset becomes an address in the file's
+/// own address space (the one its symbols and DWARF use).
 #[derive(Debug, Default)]
-pub(super) struct Libraries {
-    /// Executable file mappings, the main executable first; read on first use, again when an
-    /// address falls outside all of them (a library loaded since).
-    mappings: Vec<ObjectMapping>,
-    tables: HashMap<String, SymbolTable>,
+pub(super) struct Segments {
+    /// (file offset, file size, virtual address) of each `PT_LOAD` segment.
+    ranges: Vec<(u64, u64, u64)>,
 }
 
-/// What [`Libraries::lookup`] found for an address.
-pub(super) enum Lookup {
-    /// The address is in a library: its function's raw symbol, if the tables cover it.
-    Library(Option<String>),
-    /// The address is in the main executable, or in no file (the vDSO): not for this module.
-    Elsewhere,
-}
+impl Segments {
+    pub(super) fn of<'d>(object: &impl Object<'d>) -> Segments {
+        let ranges = object
+            .segments()
+            .map(|s| (s.file_range().0, s.file_range().1, s.address()))
+            .collect();
+        Segments { ranges }
+    }
 
-impl Libraries {
-    pub(super) fn lookup(&mut self, pc: u64) -> Lookup {
-        let find = |mappings: &[ObjectMapping]| {
-            mappings
-                .iter()
-                .position(|m| (m.start..m.limit).contains(&pc))
-        };
-        let at = find(&self.mappings).or_else(|| {
-            self.mappings = mappings::current();
-            find(&self.mappings)
-        });
-        // `mappings::current` puts the main executable first.
-        let Some(i @ 1..) = at else {
-            return Lookup::Elsewhere;
-        };
-        let m = &self.mappings[i];
-        let table = self
-            .tables
-            .entry(m.path.clone())
-            .or_insert_with(|| SymbolTable::read(&m.path, &m.build_id));
-        Lookup::Library(
-            table
-                .name_at(pc - m.start + m.file_offset)
-                .map(str::to_owned),
-        )
+    /// The file's virtual address of the byte at `offset` in the file.
+    pub(super) fn address_of(&self, offset: u64) -> Option<u64> {
+        let &(file_start, _, vaddr) = self
+            .ranges
+            .iter()
+            .find(|&&(start, size, _)| (start..start.saturating_add(size)).contains(&offset))?;
+        // The values come from the file: no overflow panics on a corrupt one.
+        Some(vaddr.wrapping_add(offset - file_start))
     }
 }
 
 /// A file's loadable segments and functions.
 #[derive(Debug, Default)]
-struct SymbolTable {
-    /// (file offset, file size, virtual address) of each `PT_LOAD` segment.
-    segments: Vec<(u64, u64, u64)>,
+pub(super) struct SymbolTable {
+    segments: Segments,
     /// (start, end, raw name) of each function, by start; `end` is the next start when the
     /// symbol has no size.
     functions: Vec<(u64, u64, String)>,
@@ -70,20 +50,27 @@ struct SymbolTable {
 
 impl SymbolTable {
     /// Reads the file's tables and those of its separate debug file, found by `build_id` (lowercase
-    /// hex, as the mappings read it); empty when unreadable.
-    fn read(path: &str, build_id: &str) -> SymbolTable {
+    /// hex, as the mappings read it); empty when unreadable, or when the file is not the one
+    /// with that build id (offline, a library may have been upgraded since).
+    pub(super) fn read(path: &str, build_id: &str) -> SymbolTable {
         let mut table = SymbolTable::default();
         let mut functions = Vec::new();
+        let mut same_file = true;
         with_object(path, |object| {
-            table.segments = object
-                .segments()
-                .map(|s| (s.file_range().0, s.file_range().1, s.address()))
-                .collect();
-            add_functions(object, &mut functions);
+            let found = match object.build_id() {
+                Ok(Some(id)) => id.iter().map(|b| format!("{b:02x}")).collect(),
+                _ => String::new(),
+            };
+            same_file = build_id.is_empty() || found == build_id;
+            if same_file {
+                table.segments = Segments::of(object);
+                add_functions(object, &mut functions);
+            }
         });
-        if build_id.len() > 2 {
-            let (dir, file) = build_id.split_at(2);
-            let debug = format!("/usr/lib/debug/.build-id/{dir}/{file}.debug");
+        if !same_file {
+            return table;
+        }
+        if let Some(debug) = debug_file_path(build_id) {
             with_object(&debug, |object| add_functions(object, &mut functions));
         }
         functions.sort_by_key(|f| f.0);
@@ -102,14 +89,20 @@ impl SymbolTable {
         table
     }
 
+    /// The heap the table takes: its entries and names.
+    pub(super) fn estimated_bytes(&self) -> usize {
+        let entries = self.functions.capacity() * std::mem::size_of::<(u64, u64, String)>();
+        let names: usize = self.functions.iter().map(|f| f.2.capacity()).sum();
+        entries + names + self.segments.ranges.capacity() * std::mem::size_of::<(u64, u64, u64)>()
+    }
+
     /// The raw name of the function at `offset` in the file.
-    fn name_at(&self, offset: u64) -> Option<&str> {
-        let &(file_start, _, vaddr) = self
-            .segments
-            .iter()
-            .find(|&&(start, size, _)| (start..start.saturating_add(size)).contains(&offset))?;
-        // The values come from the file: no overflow panics on a corrupt one.
-        let address = vaddr.wrapping_add(offset - file_start);
+    pub(super) fn name_at(&self, offset: u64) -> Option<&str> {
+        self.name_at_address(self.segments.address_of(offset)?)
+    }
+
+    /// The raw name of the function at `address`, an address of the file's own.
+    pub(super) fn name_at_address(&self, address: u64) -> Option<&str> {
         let i = self
             .functions
             .partition_point(|f| f.0 <= address)
@@ -117,6 +110,15 @@ impl SymbolTable {
         let (_, end, name) = &self.functions[i];
         (address < *end).then_some(name.as_str())
     }
+}
+
+/// Where a separate debug file with this build id (lowercase hex) is installed, if anywhere.
+pub(super) fn debug_file_path(build_id: &str) -> Option<String> {
+    if build_id.len() <= 2 || !build_id.is_ascii() {
+        return None;
+    }
+    let (dir, file) = build_id.split_at(2);
+    Some(format!("/usr/lib/debug/.build-id/{dir}/{file}.debug"))
 }
 
 /// Runs `f` on the parsed ELF file at `path`, read through a cache: only what `f` asks for is

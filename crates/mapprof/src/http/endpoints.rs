@@ -506,8 +506,10 @@ async fn flame_graph(
 /// `symbol`: Go's answer to `pprof`'s symbolz protocol. `num_symbols: 1` says symbols are
 /// available; then, for each address of the request (the query of a GET, the body of a POST,
 /// `+`-separated, hex with `0x`, octal with `0`, or decimal, as Go's `ParseUint(s, 0, 64)`),
-/// `0xADDR name` when the address is in a known function (the innermost of an inlined chain,
-/// as Go's `runtime.FuncForPC`).
+/// `0xADDR name` when the address is in a known function: the function the address is in, the
+/// outermost frame of an inlined chain. (Go's `runtime.FuncForPC` names the innermost one, but
+/// symbolz has one name per address: `HashMap::insert` inlined into `Cache::update` would hide
+/// `Cache::update`, and the profile's `drop_frames` then drops the location altogether.)
 async fn symbol(request: Request<Incoming>, state: &Arc<State>) -> Result<Reply, Problem> {
     let input: Bytes = if request.method() == Method::POST {
         let too_large = || {
@@ -547,10 +549,11 @@ async fn symbol(request: Request<Incoming>, state: &Arc<State>) -> Result<Reply,
                     let Some(pc) = std::str::from_utf8(word).ok().and_then(parse_address) else {
                         continue;
                     };
-                    if let Some(frame) = symbolizer.resolve(pc).first() {
-                        let _ = writeln!(out, "{pc:#x} {}", frame.name);
+                    if let Some(function) = symbolizer.resolve(pc).last() {
+                        let _ = writeln!(out, "{pc:#x} {}", function.name);
                     }
                 }
+                symbolizer.release_debug_info();
             });
             out
         })
