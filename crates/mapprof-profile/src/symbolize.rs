@@ -61,6 +61,16 @@ pub struct Symbolizer {
     /// in the debug information released so far.
     debug_info_opens: u64,
     released_parse_resets: u64,
+    /// Runs the cache's allocations ([`Symbolizer::set_keeper`]).
+    keeper: Keeper,
+}
+
+/// Runs a closure that allocates what the symbolizer keeps (its cache's entries and maps), so
+/// that the caller can put those allocations apart from a build's temporaries.
+pub type Keeper = fn(&mut dyn FnMut());
+
+fn run_here(f: &mut dyn FnMut()) {
+    f()
 }
 
 /// What the symbolizer holds and has done, for the profile's comments and the profiler's
@@ -107,6 +117,7 @@ impl Symbolizer {
             debug_info: None,
             debug_info_opens: 0,
             released_parse_resets: 0,
+            keeper: run_here,
         }
     }
 
@@ -158,7 +169,10 @@ impl Symbolizer {
     /// The frames at code address `pc` (an address inside the instruction, so for a return
     /// address pass `ret - 1`), innermost inlined frame first; empty when nothing is known.
     pub fn resolve(&mut self, pc: u64) -> Arc<[SourceFrame]> {
-        if let Some(frames) = self.cache.get(pc) {
+        let (keeper, cache) = (self.keeper, &mut self.cache);
+        let mut hit = None;
+        keeper(&mut || hit = cache.get(pc));
+        if let Some(frames) = hit {
             return frames;
         }
         let frames: Arc<[SourceFrame]> = match self.mapping_of(pc) {
@@ -171,8 +185,22 @@ impl Symbolizer {
                 .collect(),
             None => Arc::from([]),
         };
-        self.cache.insert(pc, frames.clone());
-        frames
+        // The entry is copied under the keeper: `frames` were made among the work's
+        // temporaries (DWARF parsing), the copy is what stays.
+        let (keeper, cache) = (self.keeper, &mut self.cache);
+        let mut kept = frames.clone();
+        keeper(&mut || {
+            kept = frames.iter().cloned().collect();
+            cache.insert(pc, kept.clone());
+        });
+        kept
+    }
+
+    /// Has `keeper` run every allocation of the cache (its entries, its maps' growth): the
+    /// profiler puts them in a heap of their own, apart from a build's temporaries. Default:
+    /// run them as they come.
+    pub fn set_keeper(&mut self, keeper: Keeper) {
+        self.keeper = keeper;
     }
 
     /// The demangled name of the function that contains `pc`, from the symbol tables alone (no
@@ -242,9 +270,15 @@ impl Symbolizer {
     fn table(&mut self, i: usize) -> &symtab::SymbolTable {
         let m = &self.mappings[i];
         let (path, build_id) = (self.file_of(i).to_owned(), m.build_id.clone());
-        self.tables
-            .entry(m.path.clone())
-            .or_insert_with(|| symtab::SymbolTable::read(&path, &build_id))
+        if !self.tables.contains_key(&m.path) {
+            // A library's table is kept: read it under the keeper (see `set_keeper`).
+            let (keeper, tables, key) = (self.keeper, &mut self.tables, m.path.clone());
+            keeper(&mut || {
+                let table = symtab::SymbolTable::read(&path, &build_id);
+                tables.insert(key.clone(), table);
+            });
+        }
+        &self.tables[&m.path]
     }
 
     /// The main binary's frames at `offset` in its file: DWARF's inlined chain, or the
@@ -343,6 +377,33 @@ mod tests {
     extern "C" {
         /// glibc's, exported in its `.dynsym` whether or not its debug file is installed.
         fn getpid() -> i32;
+    }
+
+    /// Every cache access runs under the keeper, and what is served afterwards is the copy
+    /// made there: a miss costs a look and an insert, a hit a look.
+    #[test]
+    #[inline(never)]
+    fn the_cache_is_kept_under_the_keeper() {
+        use std::cell::Cell;
+        thread_local! {
+            static CALLS: Cell<u32> = const { Cell::new(0) };
+        }
+        fn keeper(f: &mut dyn FnMut()) {
+            CALLS.with(|c| c.set(c.get() + 1));
+            f();
+        }
+        let mut symbolizer = Symbolizer::new();
+        symbolizer.set_keeper(keeper);
+        let pc = Symbolizer::new as fn() -> Symbolizer as u64 + 1;
+        let first = symbolizer.resolve(pc);
+        assert!(!first.is_empty(), "resolved");
+        assert_eq!(CALLS.with(Cell::get), 2, "a look and an insert");
+        let again = symbolizer.resolve(pc);
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the kept copy is what is served"
+        );
+        assert_eq!(CALLS.with(Cell::get), 3, "a look");
     }
 
     /// Resolves this function's own return address and glibc's `getpid`: the executable's

@@ -18,6 +18,11 @@ pub(crate) struct ThreadState {
     /// Set while this thread does the profiler's own work ([`as_profiler`]): its allocations
     /// are the profiler's, and `mapprof::Alloc` puts them in a heap of the profiler's own.
     pub(crate) profiler: Cell<bool>,
+    /// Set while the profiler's work allocates what it keeps from one profile to the next (its
+    /// symbol cache: [`keeping`]), which `mapprof::Alloc` puts in a heap apart from the work's
+    /// temporaries, so that those, freed when the work ends, leave no page pinned by a cache
+    /// entry beside them.
+    pub(crate) keeping: Cell<bool>,
     /// The thread's stack range `[lo, hi)`, bounding frame-pointer walks; `hi == 0` until known.
     pub(crate) stack_lo: Cell<usize>,
     pub(crate) stack_hi: Cell<usize>,
@@ -35,6 +40,7 @@ thread_local! {
             rng: Cell::new(0),
             busy: Cell::new(false),
             profiler: Cell::new(false),
+            keeping: Cell::new(false),
             stack_lo: Cell::new(0),
             stack_hi: Cell::new(0),
             labels: AtomicU32::new(0),
@@ -91,6 +97,27 @@ pub fn as_profiler<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f`, part of the profiler's work, allocating what the profiler keeps across profiles
+/// (see `ThreadState::keeping`). Outside [`as_profiler`] it changes nothing.
+pub fn keeping<R>(f: impl FnOnce() -> R) -> R {
+    let saved = STATE.try_with(|s| s.keeping.replace(true)).ok();
+    struct Restore(Option<bool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(keeping) = self.0 {
+                let _ = STATE.try_with(|s| s.keeping.set(keeping));
+            }
+        }
+    }
+    let _restore = Restore(saved);
+    f()
+}
+
+/// Whether the current thread's profiler work allocates what it keeps ([`keeping`]).
+pub fn is_keeping() -> bool {
+    STATE.try_with(|s| s.keeping.get()).unwrap_or(false)
+}
+
 /// Whether the current thread is doing the profiler's own work ([`as_profiler`]).
 pub fn is_profiler_work() -> bool {
     STATE.try_with(|s| s.profiler.get()).unwrap_or(false)
@@ -132,6 +159,9 @@ mod tests {
             });
             as_profiler(|| assert!(is_profiler_work()));
             assert!(is_profiler_work());
+            assert!(!is_keeping());
+            keeping(|| assert!(is_keeping() && is_profiler_work()));
+            assert!(!is_keeping());
         });
         assert!(!is_profiler_work());
         ignore(|| {

@@ -59,22 +59,39 @@ fn inner() -> InnerKind {
 
 /// mapprof's own jemalloc arena, its index + 1; 0 until made (or if jemalloc refused).
 static OWN_ARENA: AtomicU32 = AtomicU32::new(0);
+/// The arena of what the profiler keeps across profiles (its symbol cache:
+/// `mapprof_rt::thread::keeping`), apart from the work's temporaries: a cache entry allocated
+/// among them would pin their slab's page after they are freed (measured on the fixture
+/// service: 1.0 MiB allocated kept 2.8 MiB resident after one scrape, 5.3 MiB after a few CPU
+/// profiles, in one arena). Index + 1, as `OWN_ARENA`.
+static KEPT_ARENA: AtomicU32 = AtomicU32::new(0);
 static MAKE_OWN_ARENA: Once = Once::new();
 
 fn own_arena() -> Option<u32> {
     OWN_ARENA.load(Relaxed).checked_sub(1)
 }
 
-/// Makes mapprof's arena, once, with decay 0: its freed pages go back to the system at once.
+fn kept_arena() -> Option<u32> {
+    KEPT_ARENA.load(Relaxed).checked_sub(1)
+}
+
+/// mapprof's arenas that exist.
+fn arenas() -> impl Iterator<Item = u32> {
+    own_arena().into_iter().chain(kept_arena())
+}
+
+/// Makes mapprof's arenas, once, with decay 0: their freed pages go back to the system at once.
 fn make_own_arena() {
     MAKE_OWN_ARENA.call_once(|| {
-        // SAFETY: `arenas.create` is a read of a `u32` (the new arena's index).
-        let Ok(arena) = (unsafe { raw::read::<u32>(b"arenas.create\0") }) else {
-            return;
-        };
-        set_decay(arena, b"arena.0.muzzy_decay_ms\0", 0);
-        set_decay(arena, b"arena.0.dirty_decay_ms\0", 0);
-        OWN_ARENA.store(arena + 1, Relaxed);
+        for slot in [&OWN_ARENA, &KEPT_ARENA] {
+            // SAFETY: `arenas.create` is a read of a `u32` (the new arena's index).
+            let Ok(arena) = (unsafe { raw::read::<u32>(b"arenas.create\0") }) else {
+                return;
+            };
+            set_decay(arena, b"arena.0.muzzy_decay_ms\0", 0);
+            set_decay(arena, b"arena.0.dirty_decay_ms\0", 0);
+            slot.store(arena + 1, Relaxed);
+        }
     });
 }
 
@@ -222,7 +239,12 @@ fn own_flags(align: usize, size: usize) -> i32 {
     } else {
         ffi::MALLOCX_ALIGN(align)
     };
-    let arena = match own_arena() {
+    let arena = if mapprof_rt::thread::is_keeping() {
+        kept_arena()
+    } else {
+        own_arena()
+    };
+    let arena = match arena {
         Some(arena) => ffi::MALLOCX_ARENA(arena as usize),
         None => 0,
     };
@@ -267,7 +289,7 @@ pub(crate) fn release() {
     match inner() {
         InnerKind::Jemalloc => {
             void_ctl(b"thread.tcache.flush\0", None);
-            if let Some(arena) = own_arena() {
+            for arena in arenas() {
                 void_ctl(b"arena.0.purge\0", Some(arena));
             }
         }
@@ -379,13 +401,18 @@ fn observe() {
     let _ = self_memory();
 }
 
-/// mapprof's arena: (allocated, resident) bytes, (0, 0) before it exists.
+/// mapprof's arenas together: (allocated, resident) bytes, (0, 0) before they exist.
 fn own_arena_stats() -> (usize, usize) {
-    let Some(arena) = own_arena() else {
-        return (0, 0);
-    };
     // Statistics are cached by jemalloc until the epoch advances.
     let _ = tikv_jemalloc_ctl::epoch::advance();
+    arenas().fold((0, 0), |(allocated, resident), arena| {
+        let (a, r) = arena_stats(arena);
+        (allocated + a, resident + r)
+    })
+}
+
+/// One arena's (allocated, resident) bytes.
+fn arena_stats(arena: u32) -> (usize, usize) {
     let read = |name: &[u8]| -> usize {
         let Some((mib, len)) = arena_mib(name, 2, Some(arena)) else {
             return 0;
@@ -416,13 +443,13 @@ fn own_arena_stats() -> (usize, usize) {
 
 /// One line on mapprof's own memory, for every profile's comments (and the `/debug/pprof/`
 /// index), e.g. `mapprof's own memory: 9.1 MiB (peak 14.0 MiB): fixed tables 4.6 MiB resident
-/// of 18.6 MiB; own jemalloc arena 4.5 MiB resident, 3.9 MiB allocated`.
+/// of 18.6 MiB; own jemalloc arenas 4.5 MiB resident, 3.9 MiB allocated`.
 pub fn self_memory_comment() -> String {
     let m = self_memory();
     let mib = |bytes: usize| format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64);
     let heap = match (inner(), m.heap_resident, m.heap_allocated) {
         (InnerKind::Jemalloc, Some(resident), Some(allocated)) => format!(
-            "own jemalloc arena {} resident, {} allocated",
+            "own jemalloc arenas {} resident, {} allocated",
             mib(resident),
             mib(allocated)
         ),

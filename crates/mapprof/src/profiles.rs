@@ -68,7 +68,12 @@ static SYMBOLIZER: Mutex<Option<Symbolizer>> = Mutex::new(None);
 /// Runs `f` with the process's symbolizer, made on first use.
 pub(crate) fn with_symbolizer<R>(f: impl FnOnce(&mut Symbolizer) -> R) -> R {
     let mut cache = SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner);
-    f(cache.get_or_insert_with(Symbolizer::new))
+    f(cache.get_or_insert_with(|| {
+        let mut symbolizer = Symbolizer::new();
+        // Its cache lives from profile to profile: in the arena of what mapprof keeps.
+        symbolizer.set_keeper(|allocate| mapprof_rt::thread::keeping(allocate));
+        symbolizer
+    }))
 }
 
 /// Builds a profile from raw samples, symbolized or not per the configuration.
