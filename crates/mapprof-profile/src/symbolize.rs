@@ -394,7 +394,7 @@ mod tests {
         }
         let mut symbolizer = Symbolizer::new();
         symbolizer.set_keeper(keeper);
-        let pc = Symbolizer::new as fn() -> Symbolizer as u64 + 1;
+        let pc = Symbolizer::new as fn() -> Symbolizer as usize as u64 + 1;
         let first = symbolizer.resolve(pc);
         assert!(!first.is_empty(), "resolved");
         assert_eq!(CALLS.with(Cell::get), 2, "a look and an insert");
