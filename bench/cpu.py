@@ -65,7 +65,7 @@ import subprocess
 import sys
 import time
 
-from run import BENCH, JOBS, QUICK, RESULTS, log, machine, replace_section
+from run import BENCH, JOBS, QUICK, RESULTS, log, machine, publish
 
 BEGIN, END = "<!-- cpu:begin -->", "<!-- cpu:end -->"
 ROUNDS = int(os.environ.get("BENCH_CPU_ROUNDS", "2" if QUICK else "5"))
@@ -295,11 +295,7 @@ def main():
             log(f"   callgrind {p[0]}: {ir / n:,.0f} Ir/sample over {n} samples "
                 f"({time.time() - t:.0f} s)")
     figures = report(runs, cg, mach, time.time() - t0)
-    print(figures)
-    with open(os.path.join(RESULTS, "cpu.md"), "w") as f:
-        f.write(figures + "\n")
-    if not QUICK and os.environ.get("BENCH_NO_WRITE") != "1":
-        replace_section(BEGIN, END, figures, "bench/cpu.py", "CPU figures")
+    publish(figures, "cpu.md", BEGIN, END, "bench/cpu.py", "CPU figures")
 
 
 if __name__ == "__main__":

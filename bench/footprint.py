@@ -61,7 +61,7 @@ import threading
 import time
 import urllib.request
 
-from run import BENCH, QUICK, RESULTS, log, machine, replace_section
+from run import BENCH, QUICK, RESULTS, log, machine, publish
 
 BEGIN, END = "<!-- footprint:begin -->", "<!-- footprint:end -->"
 CPU_S = int(os.environ.get("BENCH_FOOTPRINT_CPU_S", "3" if QUICK else "30"))
@@ -434,11 +434,7 @@ def main():
             for t, ph, vm, anon in res[b]["samples"]:
                 f.write(f"{b}\t{t:.3f}\t{ph}\t{vm}\t{anon}\n")
     figures = report(res, mach, time.time() - t0)
-    print(figures)
-    with open(os.path.join(RESULTS, "footprint.md"), "w") as f:
-        f.write(figures + "\n")
-    if not QUICK and os.environ.get("BENCH_NO_WRITE") != "1":
-        replace_section(BEGIN, END, figures, "bench/footprint.py", "footprint figures")
+    publish(figures, "footprint.md", BEGIN, END, "bench/footprint.py", "footprint figures")
 
 
 if __name__ == "__main__":

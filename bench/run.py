@@ -339,6 +339,16 @@ def replace_section(begin, end, figures, writer, what):
     log(f"== wrote the {what} of {DOC}")
 
 
+def publish(figures, results_name, begin, end, writer, what):
+    """Prints `figures`, keeps them in bench/results/`results_name` and, unless the run is quick
+    or BENCH_NO_WRITE=1, rewrites their section of BENCHMARKS.md."""
+    print(figures)
+    with open(os.path.join(RESULTS, results_name), "w") as f:
+        f.write(figures + "\n")
+    if not QUICK and os.environ.get("BENCH_NO_WRITE") != "1":
+        replace_section(begin, end, figures, writer, what)
+
+
 def write_doc(figures):
     replace_section(BEGIN, END, figures, "bench/run.py", "figures section")
 

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-from run import BENCH, JOBS, QUICK, RESULTS, log, machine, replace_section
+from run import BENCH, JOBS, QUICK, RESULTS, log, machine, publish
 
 BEGIN, END = "<!-- scrape:begin -->", "<!-- scrape:end -->"
 SCRAPES = int(os.environ.get("BENCH_SCRAPES", "5"))
@@ -161,11 +161,7 @@ def main():
     log(f"== scrape: {RUNS} processes x {SCRAPES} scrapes of /debug/pprof/heap, {STACKS} stacks")
     runs = [one_run(i) for i in range(RUNS)]
     figures = report(runs, mach, time.time() - t0)
-    print(figures)
-    with open(os.path.join(RESULTS, "scrape.md"), "w") as f:
-        f.write(figures + "\n")
-    if not QUICK and os.environ.get("BENCH_NO_WRITE") != "1":
-        replace_section(BEGIN, END, figures, "bench/scrape.py", "scrape figures")
+    publish(figures, "scrape.md", BEGIN, END, "bench/scrape.py", "scrape figures")
 
 
 if __name__ == "__main__":
