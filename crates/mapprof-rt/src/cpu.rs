@@ -125,8 +125,8 @@ pub struct Samples {
     pub records: Vec<Record>,
     /// Signals the handler took while recording.
     pub signals: u64,
-    /// Samples without any frame (see [`NOT_UNWOUND`]); they are in `records` as a one-frame
-    /// or lost sample nonetheless, never dropped.
+    /// Samples without any frame (see [`NOT_UNWOUND`]); they are counted in the lost record,
+    /// never dropped.
     pub not_unwound: u64,
 }
 
@@ -223,19 +223,9 @@ fn stop() {
     }
 }
 
-/// The sampling period in ns of the profile being taken (or the last one).
-pub fn period_ns() -> u64 {
-    PERIOD_NS.load(Relaxed)
-}
-
 /// The CPU table's memory, for [`crate::footprint`].
 pub(crate) fn table_region() -> crate::footprint::Region {
     crate::footprint::region(&CPU_TABLE)
-}
-
-/// (buckets used, capacity) of the CPU table.
-pub fn usage() -> (usize, usize) {
-    CPU_TABLE.usage()
 }
 
 fn timer_armed() -> io::Result<bool> {

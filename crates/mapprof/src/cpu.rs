@@ -97,24 +97,19 @@ fn encode(samples: rt_cpu::Samples, hz: u32, start: SystemTime, duration: Durati
             if r.lost {
                 lost += count;
             }
-            // Each bucket keeps the period its samples were taken at.
-            let period = if r.rate > 0 {
-                r.rate
-            } else {
-                header.period as u64
-            };
+            // One profile, one period: the table is emptied between profiles.
             let count = count as i64;
             RawSample {
                 synthetic: r.lost.then(|| LOST_FRAME.to_owned()),
                 stack: r.stack.iter().map(|&a| a as u64).collect(),
-                values: vec![count, count.saturating_mul(period as i64)],
+                values: vec![count, count.saturating_mul(header.period)],
                 labels: label_pairs(r.labels),
             }
         })
         .collect();
     header.time_nanos = unix_nanos(start);
     header.duration_nanos = duration.as_nanos() as i64;
-    let (_, capacity) = rt_cpu::usage();
+    let capacity = rt_cpu::MAX_CPU_BUCKETS;
     header.comments = vec![
         "mapprof cpu profile".to_owned(),
         format!(
