@@ -265,10 +265,16 @@ fn install_handler() -> Result<(), StartError> {
     if current.sa_sigaction != libc::SIG_DFL && current.sa_sigaction != libc::SIG_IGN {
         return Err(StartError::Busy);
     }
-    // SAFETY: registers a child handler that only stores to atomics; no other arguments.
-    let r = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-    if r != 0 {
-        return Err(StartError::Io(io::Error::from_raw_os_error(r)));
+    // Once per process: a host that resets SIGPROF makes this run again, and atfork handlers
+    // cannot be removed.
+    static AT_FORK: AtomicBool = AtomicBool::new(false);
+    if !AT_FORK.load(Acquire) {
+        // SAFETY: registers a child handler that only stores to atomics; no other arguments.
+        let r = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        if r != 0 {
+            return Err(StartError::Io(io::Error::from_raw_os_error(r)));
+        }
+        AT_FORK.store(true, Release);
     }
     // SAFETY: a zeroed `sigaction` is a valid value (empty mask, no flags), filled in below.
     let mut action: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
