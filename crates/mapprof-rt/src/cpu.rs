@@ -97,6 +97,8 @@ static DWARF_SAFE: AtomicBool = AtomicBool::new(false);
 /// Samples whose stack could not be captured at all (no context, or a DWARF unwind that did
 /// not reach the signal frame).
 static NOT_UNWOUND: AtomicU64 = AtomicU64::new(0);
+/// SIGPROFs not sent by the timer, ignored (see [`from_the_kernel`]).
+static NOT_FROM_THE_TIMER: AtomicU64 = AtomicU64::new(0);
 
 /// Why [`start`] did not start.
 #[derive(Debug)]
@@ -128,6 +130,9 @@ pub struct Samples {
     /// Samples without any frame (see [`NOT_UNWOUND`]); they are counted in the lost record,
     /// never dropped.
     pub not_unwound: u64,
+    /// SIGPROFs sent by a process (`kill`, `tgkill`, `sigqueue`) rather than the timer while
+    /// recording: not CPU time, so not samples.
+    pub not_from_the_timer: u64,
 }
 
 /// Starts sampling the whole process's CPU time at `hz` samples per CPU-second (1 to 1000;
@@ -157,10 +162,13 @@ pub fn start(hz: u32) -> Result<Sampling, StartError> {
     PERIOD_NS.store(1_000_000_000 / u64::from(hz), Relaxed);
     SIGNALS.store(0, Relaxed);
     NOT_UNWOUND.store(0, Relaxed);
+    NOT_FROM_THE_TIMER.store(0, Relaxed);
     RECORDING.store(true, Release);
+    // At 1 Hz the period is a whole second, which `tv_usec` may not hold (EINVAL).
+    let period_us = 1_000_000 / hz;
     let interval = libc::timeval {
-        tv_sec: 0,
-        tv_usec: (1_000_000 / hz) as libc::suseconds_t,
+        tv_sec: (period_us / 1_000_000) as libc::time_t,
+        tv_usec: (period_us % 1_000_000) as libc::suseconds_t,
     };
     set_timer(interval).map_err(StartError::Io)?;
     Ok(sampling)
@@ -175,6 +183,7 @@ impl Sampling {
                 records: Vec::new(),
                 signals: 0,
                 not_unwound: 0,
+                not_from_the_timer: 0,
             };
         }
         stop();
@@ -182,6 +191,7 @@ impl Sampling {
             records: CPU_TABLE.snapshot_with(Kind::Cpu, |_| true),
             signals: SIGNALS.load(Relaxed),
             not_unwound: NOT_UNWOUND.load(Relaxed),
+            not_from_the_timer: NOT_FROM_THE_TIMER.load(Relaxed),
         };
         drop(self);
         samples
@@ -198,13 +208,13 @@ impl Drop for Sampling {
     }
 }
 
-/// In a child process just forked: no timer runs there (interval timers are not inherited)
-/// and no other thread exists, so the sampler is free. Atomic stores only, as a child of a
-/// multithreaded process may do.
-extern "C" fn after_fork_in_child() {
+/// In a child process just forked (see `crate::fork`): no timer runs there (interval timers
+/// are not inherited) and no other thread exists, so the sampler and its table are free.
+pub(crate) fn after_fork_in_child() {
     RECORDING.store(false, Relaxed);
     IN_HANDLER.store(0, Relaxed);
     OWNER.store(0, Release);
+    CPU_TABLE.after_fork_in_child();
 }
 
 /// Disarms the timer and waits for handlers still writing to the table. Their work is
@@ -265,17 +275,6 @@ fn install_handler() -> Result<(), StartError> {
     if current.sa_sigaction != libc::SIG_DFL && current.sa_sigaction != libc::SIG_IGN {
         return Err(StartError::Busy);
     }
-    // Once per process: a host that resets SIGPROF makes this run again, and atfork handlers
-    // cannot be removed.
-    static AT_FORK: AtomicBool = AtomicBool::new(false);
-    if !AT_FORK.load(Acquire) {
-        // SAFETY: registers a child handler that only stores to atomics; no other arguments.
-        let r = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-        if r != 0 {
-            return Err(StartError::Io(io::Error::from_raw_os_error(r)));
-        }
-        AT_FORK.store(true, Release);
-    }
     // SAFETY: a zeroed `sigaction` is a valid value (empty mask, no flags), filled in below.
     let mut action: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
     action.sa_sigaction = ours;
@@ -316,16 +315,27 @@ fn trampoline_of(_action: &libc::sigaction) -> usize {
 /// The SIGPROF handler (see the module's invariants).
 extern "C" fn on_sigprof(
     _sig: libc::c_int,
-    _info: *mut libc::siginfo_t,
+    info: *mut libc::siginfo_t,
     context: *mut libc::c_void,
 ) {
     IN_HANDLER.fetch_add(1, AcqRel);
     if RECORDING.load(Acquire) {
-        let errno = Errno::save();
-        record(context);
-        errno.restore();
+        if from_the_kernel(info) {
+            let errno = Errno::save();
+            record(context);
+            errno.restore();
+        } else {
+            NOT_FROM_THE_TIMER.fetch_add(1, Relaxed);
+        }
     }
     IN_HANDLER.fetch_sub(1, Release);
+}
+
+/// Whether the signal is the timer's: the kernel sends it (`SI_KERNEL`); a SIGPROF from `kill`,
+/// `tgkill` or `sigqueue` (`si_code` ≤ 0) is no CPU time and would be counted as such.
+fn from_the_kernel(info: *const libc::siginfo_t) -> bool {
+    // SAFETY: with `SA_SIGINFO` the kernel passes a valid `siginfo_t`; only its code is read.
+    !info.is_null() && unsafe { (*info).si_code } > 0
 }
 
 fn record(context: *const libc::c_void) {
@@ -528,6 +538,12 @@ mod tests {
         assert!(!timer_armed().unwrap());
 
         // A child forked during a profile can take its own; the parent's goes on.
+        extern "C" fn in_child() {
+            crate::fork::after_fork_in_child();
+        }
+        // SAFETY: registers a child handler of atomic stores (the facade registers the same).
+        let registered = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+        assert_eq!(registered, 0);
         let running = start(1000).expect("start");
         // SAFETY: the child profiles and leaves with `_exit`, running no destructor; the one
         // allocation it makes (the records' copy) is glibc's malloc, which resets its locks in
@@ -556,5 +572,16 @@ mod tests {
             running.finish().signals >= 3,
             "the parent's profile went on"
         );
+
+        // A SIGPROF that a process sends is not CPU time (at 1 Hz, the timer's first tick
+        // is a second of CPU time away).
+        let sampling = start(1).expect("start");
+        for _ in 0..100 {
+            // SAFETY: sends SIGPROF to this thread, handled before `raise` returns.
+            assert_eq!(unsafe { libc::raise(libc::SIGPROF) }, 0);
+        }
+        let samples = sampling.finish();
+        assert_eq!(samples.not_from_the_timer, 100, "the handler saw each");
+        assert_eq!(samples.signals, 0, "and counted none as a sample");
     }
 }

@@ -364,6 +364,12 @@ static PAIR_HASH: [AtomicU64; PAIR_SLOTS] = [const { AtomicU64::new(0) }; PAIR_S
 /// Times a value was replaced by [`OVERFLOW_VALUE`] because its key had too many.
 static VALUES_CAPPED: AtomicU64 = AtomicU64::new(0);
 
+/// In a child just forked: the insert lock, which another thread of the parent may have held
+/// (see `crate::fork`).
+pub(crate) fn after_fork_in_child() {
+    INSERT_LOCK.release_in_child();
+}
+
 enum Interned {
     Id(u32),
     /// The insert lock stayed busy.

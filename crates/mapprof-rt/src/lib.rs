@@ -23,6 +23,7 @@
 
 pub mod cpu;
 pub mod footprint;
+pub mod fork;
 pub mod heap;
 pub mod labels;
 pub mod live;

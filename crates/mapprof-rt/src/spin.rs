@@ -76,6 +76,14 @@ impl SpinLock {
     }
 }
 
+impl SpinLock {
+    /// Releases the lock whoever holds it: only in a child just forked, where the holder was
+    /// another thread of the parent and does not exist (see `crate::fork`).
+    pub(crate) fn release_in_child(&self) {
+        self.0.store(false, Release);
+    }
+}
+
 impl Drop for SpinGuard<'_> {
     fn drop(&mut self) {
         self.0 .0.store(false, Release);

@@ -159,6 +159,12 @@ impl<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> Table<BUCKET
         }
     }
 
+    /// In a child just forked: the insert lock, which another thread of the parent may have
+    /// held (see `crate::fork`).
+    pub(crate) fn after_fork_in_child(&self) {
+        self.insert_lock.release_in_child();
+    }
+
     fn bucket(&self, id: BucketId) -> &Bucket {
         &self.buckets[id as usize % BUCKETS]
     }
@@ -362,6 +368,11 @@ pub struct Record {
     pub lost: bool,
 }
 
+/// In a child just forked (see `crate::fork`).
+pub(crate) fn after_fork_in_child() {
+    MAIN.after_fork_in_child();
+}
+
 /// Copies out every non-empty bucket of `kind` (heap, mutex or block). Allocates; never call
 /// it from the hot path.
 pub fn snapshot(kind: Kind) -> Vec<Record> {
@@ -432,5 +443,37 @@ mod tests {
             seen.insert((r.rate, r.stack), [r.counters[0], r.counters[1]]);
         }
         assert_eq!(seen, reference);
+    }
+
+    #[test]
+    fn a_child_forked_during_an_insert_can_insert() {
+        static TABLE: Table<64, 128, 1024> = Table::new();
+        let key = Key {
+            kind: Kind::Block,
+            rate: 1,
+            flags: 0,
+            size_class: 0,
+            labels: 0,
+            frames: &[0x5000, 0x6000],
+        };
+        // Another thread of the parent is inside an insert when the fork happens.
+        let held = TABLE.insert_lock.try_lock().expect("free");
+        // SAFETY: the child only touches atomics and leaves with `_exit`.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let lost_before = TABLE.bucket_for(&key, Caller::Thread) < KINDS as BucketId;
+            TABLE.after_fork_in_child();
+            let kept_after = TABLE.bucket_for(&key, Caller::Thread) >= KINDS as BucketId;
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(if lost_before && kept_after { 0 } else { 1 }) };
+        }
+        drop(held);
+        let mut status = 0;
+        // SAFETY: waits for the child just forked; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "in the child, the held lock lost the sample and releasing it kept the next: {status}"
+        );
     }
 }

@@ -35,6 +35,8 @@ pub(crate) struct Background {
     stop: Arc<(Mutex<bool>, Condvar)>,
     ticker: Option<JoinHandle<()>>,
     signals: Option<(Handle, JoinHandle<()>)>,
+    /// The process that started the threads (see `crate::fork`).
+    pid: u32,
 }
 
 /// Starts what `config` asks for: nothing when it asks for nothing.
@@ -63,11 +65,18 @@ pub(crate) fn start(config: &Config) -> Result<Option<Background>, Error> {
         stop,
         ticker,
         signals,
+        pid: std::process::id(),
     }))
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            // In a forked child the threads do not exist: joining them would wait forever.
+            std::mem::forget(self.ticker.take());
+            std::mem::forget(self.signals.take());
+            return;
+        }
         let (stopped, wake) = &*self.stop;
         *stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
         wake.notify_all();

@@ -56,6 +56,7 @@ impl CpuProfiler {
     /// Starts sampling every thread of the process at `hz` (1 to [`MAX_CPU_HZ`]).
     pub fn start(hz: u32) -> Result<CpuProfiler, Error> {
         check_hz(hz)?;
+        crate::fork::register();
         let sampling = rt_cpu::start(hz).map_err(|e| match e {
             StartError::Busy => Error::CpuProfileBusy,
             StartError::Io(e) => Error::Cpu(e),
@@ -115,8 +116,8 @@ fn encode(samples: rt_cpu::Samples, hz: u32, start: SystemTime, duration: Durati
         format!(
             "sampling: {hz} Hz of CPU time (each sample stands for {} ns); samples: {total}; \
              lost (table of {capacity} stacks full, or its insert lock busy): {lost}; \
-             without any frame: {}",
-            header.period, samples.not_unwound
+             without any frame: {}; SIGPROFs from kill, not the timer, ignored: {}",
+            header.period, samples.not_unwound, samples.not_from_the_timer
         ),
     ];
     header.comments.extend(labels_comment());

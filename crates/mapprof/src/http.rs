@@ -71,7 +71,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI32, Ordering::AcqRel, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -138,6 +140,10 @@ pub struct HttpServer {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// The listening socket's descriptor, closed in a forked child ([`close_listeners_in_child`]).
+    listener_fd: i32,
+    /// The process that started the server.
+    pid: u32,
 }
 
 impl HttpServer {
@@ -152,6 +158,15 @@ impl HttpServer {
     }
 
     fn stop_now(&mut self) {
+        // Before the listener is closed, so that a child forked meanwhile never closes a
+        // descriptor number the host has reused.
+        forget_listener(self.listener_fd);
+        if self.pid != std::process::id() {
+            // In a forked child the server's thread does not exist: joining it would wait
+            // forever (see `crate::fork`).
+            std::mem::forget(self.thread.take());
+            return;
+        }
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -199,6 +214,7 @@ pub fn serve_with(addr: impl ToSocketAddrs, options: &HttpOptions) -> Result<Htt
         .local_addr()
         .and_then(|a| listener.set_nonblocking(true).map(|()| a))
         .map_err(http_error(first.to_string()))?;
+    let listener_fd = listener.as_raw_fd();
     let runtime = crate::memory::profiler_work(|| {
         tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -221,11 +237,44 @@ pub fn serve_with(addr: impl ToSocketAddrs, options: &HttpOptions) -> Result<Htt
             })
         })
         .map_err(http_error(local.to_string()))?;
+    remember_listener(listener_fd);
     Ok(HttpServer {
         addr: local,
         shutdown: Some(shutdown),
         thread: Some(thread),
+        listener_fd,
+        pid: std::process::id(),
     })
+}
+
+/// The listening sockets of the servers running, -1 for a free slot: a child forked without
+/// exec inherits them, and would keep the port bound after the parent is gone without ever
+/// answering on it. A server past the slots is not closed in children.
+static LISTENERS: [AtomicI32; 8] = [const { AtomicI32::new(-1) }; 8];
+
+fn remember_listener(fd: i32) {
+    let _ = LISTENERS
+        .iter()
+        .find(|slot| slot.compare_exchange(-1, fd, AcqRel, Relaxed).is_ok());
+}
+
+fn forget_listener(fd: i32) {
+    let _ = LISTENERS
+        .iter()
+        .find(|slot| slot.compare_exchange(fd, -1, AcqRel, Relaxed).is_ok());
+}
+
+/// In a child just forked (see `crate::fork`): closes the inherited listening sockets.
+/// Atomics and `close` only.
+pub(crate) fn close_listeners_in_child() {
+    for slot in &LISTENERS {
+        let fd = slot.swap(-1, AcqRel);
+        if fd >= 0 {
+            // SAFETY: `fd` is a listening socket this process inherited and owns no other
+            // way: the server that opened it has no thread here to use it.
+            unsafe { libc::close(fd) };
+        }
+    }
 }
 
 fn is_loopback(ip: IpAddr) -> bool {

@@ -22,6 +22,7 @@ mod background;
 mod config;
 mod cpu;
 mod error;
+mod fork;
 #[cfg(feature = "http")]
 pub mod http;
 mod labels;

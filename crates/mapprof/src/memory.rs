@@ -23,7 +23,7 @@
 //! Frees are not routed: the free fast path stays a hash and one load.
 
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Mutex, Once, PoisonError};
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 use tikv_jemalloc_ctl::raw;
 use tikv_jemalloc_sys as ffi;
 
@@ -121,6 +121,18 @@ fn set_decay(arena: u32, name: &[u8], ms: isize) {
 /// cost); when the last ends, decay goes back to 0 and the arena is purged. Threads that are
 /// profiler work for their whole life ([`profiler_thread`]) are not counted.
 static WORKS_RUNNING: Mutex<usize> = Mutex::new(0);
+
+/// The count of works running, held across a fork (`crate::fork`).
+pub(crate) type WorksGuard = MutexGuard<'static, usize>;
+
+/// Takes the count for a fork; makes the arenas first, so that the child does not inherit
+/// their `Once` half run by another thread.
+pub(crate) fn lock_works() -> WorksGuard {
+    if inner() == InnerKind::Jemalloc {
+        make_own_arena();
+    }
+    WORKS_RUNNING.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Counts a piece of work in (`+1`) or out (`-1`), switching the arena's decay at 0.
 fn count_work(starting: bool) {

@@ -8,12 +8,25 @@ use mapprof_rt::stack::{self, Unwinder};
 use mapprof_rt::{lock, sampler};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Whether a [`Profiler`] is running; only one at a time.
 static RUNNING: AtomicBool = AtomicBool::new(false);
 /// Where to dump when the running profiler stops or the process exits.
 static DUMP_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// The dump directory, held across a fork (`crate::fork`).
+pub(crate) type DumpDirGuard = MutexGuard<'static, Option<PathBuf>>;
+
+pub(crate) fn lock_dump_dir() -> DumpDirGuard {
+    DUMP_DIR.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// In a child just forked: the parent's profiler is not running here, so the child may
+/// start one.
+pub(crate) fn after_fork_in_child() {
+    RUNNING.store(false, SeqCst);
+}
 
 /// The running profiler. Dropping it writes the dumps (if a dump directory is set) and ends
 /// it; heap sampling itself goes on at the configured rate, as in Go.
@@ -25,6 +38,8 @@ pub struct Profiler {
     _background: Option<Background>,
     /// The `/debug/pprof` server (`http`); stopped when the profiler is dropped.
     http: Option<HttpServer>,
+    /// The process that started it: in a child forked since, dropping it does nothing.
+    pid: u32,
 }
 
 /// Configures a [`Profiler`]; see [`Config`] for every setting and its default.
@@ -146,6 +161,7 @@ impl ProfilerBuilder {
                 "dumps need a directory: set dump_dir too, e.g. dump_dir=/tmp/prof",
             ));
         }
+        crate::fork::register();
         if RUNNING.swap(true, SeqCst) {
             return Err(Error::AlreadyStarted);
         }
@@ -163,7 +179,7 @@ impl ProfilerBuilder {
         lock::set_block_rate(config.block_rate);
         stack::set_unwinder(config.unwinder);
         SYMBOLIZE.store(config.symbolize, Relaxed);
-        *DUMP_DIR.lock().unwrap_or_else(PoisonError::into_inner) = config.dump_dir.clone();
+        *lock_dump_dir() = config.dump_dir.clone();
         if config.dump_dir.is_some() {
             register_exit_dump();
         }
@@ -171,6 +187,7 @@ impl ProfilerBuilder {
             config,
             _background: background,
             http,
+            pid: std::process::id(),
         })
     }
 }
@@ -190,6 +207,11 @@ pub fn start_from_env() -> Option<Profiler> {
 
 impl Drop for Profiler {
     fn drop(&mut self) {
+        // A forked child's copy was not started there (`crate::fork`); the background threads
+        // and the server see to themselves.
+        if self.pid != std::process::id() {
+            return;
+        }
         dump_once();
         RUNNING.store(false, SeqCst);
     }
@@ -211,10 +233,7 @@ fn check_dump_dir(dir: &Path) -> Result<(), Error> {
 /// Writes the dumps if a dump directory is set and they have not been written yet. Errors go
 /// to stderr: at exit there is no caller to return them to.
 fn dump_once() {
-    let dir = DUMP_DIR
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
+    let dir = lock_dump_dir().take();
     if let Some(dir) = dir {
         dump_and_report(&dir);
     }

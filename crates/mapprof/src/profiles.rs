@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The profiles mapprof writes.
@@ -65,9 +65,17 @@ pub(crate) static SYMBOLIZE: AtomicBool = AtomicBool::new(true);
 /// Symbolization results, kept for the life of the process: code addresses do not change.
 static SYMBOLIZER: Mutex<Option<Symbolizer>> = Mutex::new(None);
 
+/// The symbolizer, held: by profile building, and across a fork (`crate::fork`).
+pub(crate) type SymbolizerGuard = MutexGuard<'static, Option<Symbolizer>>;
+
+pub(crate) fn lock_symbolizer() -> SymbolizerGuard {
+    SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Runs `f` with the process's symbolizer, made on first use.
 pub(crate) fn with_symbolizer<R>(f: impl FnOnce(&mut Symbolizer) -> R) -> R {
-    let mut cache = SYMBOLIZER.lock().unwrap_or_else(PoisonError::into_inner);
+    crate::fork::register();
+    let mut cache = lock_symbolizer();
     f(cache.get_or_insert_with(|| {
         let mut symbolizer = Symbolizer::new();
         // Its cache lives from profile to profile: in the arena of what mapprof keeps.
