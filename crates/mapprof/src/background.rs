@@ -7,12 +7,14 @@
 //! - **dumps on a signal** (`dump_signal=SIGUSR2`) into `dump_dir`. The handler only writes to a
 //!   pipe (signal-hook's self-pipe); the dump itself happens on the listening thread.
 //!
-//! Both threads run as the profiler's own work ([`crate::memory::profiler_thread`]): their
+//! Each schedule has a thread of its own (a slow dump does not delay the trace line), and a
+//! job that panics is reported and made again ([`every`]). The threads run as the profiler's own work ([`crate::memory::profiler_thread`]): their
 //! allocations are not profiled, and go to the profiler's own heap, given back after each line
 //! and dump. They never hold a lock that the allocator or lock hooks take.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -24,7 +26,7 @@ use mapprof_rt::heap::COUNT_UNIT;
 use mapprof_rt::table::{self, BucketId, Kind, FLAG_REALLOC};
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::config::Config;
+use crate::config::{Config, MIN_INTERVAL};
 use crate::memory::{profiler_thread, release, self_memory, SelfMemory};
 use crate::profiles::{dump_and_report, with_symbolizer};
 use crate::Error;
@@ -33,7 +35,9 @@ use crate::Error;
 #[derive(Debug)]
 pub(crate) struct Background {
     stop: Arc<(Mutex<bool>, Condvar)>,
-    ticker: Option<JoinHandle<()>>,
+    /// One thread per schedule (trace line, periodic dumps), so that a slow dump does not
+    /// delay the trace line.
+    schedules: Vec<JoinHandle<()>>,
     signals: Option<(Handle, JoinHandle<()>)>,
     /// The process that started the threads (see `crate::fork`).
     pid: u32,
@@ -45,43 +49,47 @@ pub(crate) fn start(config: &Config) -> Result<Option<Background>, Error> {
     if config.trace.is_none() && dump_every.is_none() && config.dump_signal.is_none() {
         return Ok(None);
     }
-    let stop = Arc::new((Mutex::new(false), Condvar::new()));
-    let signals = match (config.dump_signal, &config.dump_dir) {
-        (Some(signal), Some(dir)) => Some(listen(signal, dir.clone())?),
-        _ => None,
-    };
-    let ticker = if config.trace.is_some() || dump_every.is_some() {
-        let (stop, trace) = (stop.clone(), config.trace);
-        Some(
-            std::thread::Builder::new()
-                .name("mapprof-background".into())
-                .spawn(move || profiler_thread(|| tick(&stop, trace, dump_every)))
-                .map_err(Error::Io)?,
-        )
-    } else {
-        None
-    };
-    Ok(Some(Background {
-        stop,
-        ticker,
-        signals,
+    // From here on, dropping `background` stops what was started.
+    let mut background = Background {
+        stop: Arc::new((Mutex::new(false), Condvar::new())),
+        schedules: Vec::new(),
+        signals: None,
         pid: std::process::id(),
-    }))
+    };
+    if let (Some(signal), Some(dir)) = (config.dump_signal, &config.dump_dir) {
+        background.signals = Some(listen(signal, dir.clone())?);
+    }
+    if let Some(interval) = config.trace {
+        let start = Instant::now();
+        let thread = every("mapprof-trace", interval, &background.stop, move || {
+            let mut tracer = Tracer::new(start);
+            move || eprintln!("{}", tracer.line())
+        })?;
+        background.schedules.push(thread);
+    }
+    if let Some((interval, dir)) = dump_every {
+        let thread = every("mapprof-dump", interval, &background.stop, move || {
+            let dir = dir.clone();
+            move || dump_and_report(&dir)
+        })?;
+        background.schedules.push(thread);
+    }
+    Ok(Some(background))
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
         if self.pid != std::process::id() {
             // In a forked child the threads do not exist: joining them would wait forever.
-            std::mem::forget(self.ticker.take());
+            std::mem::forget(std::mem::take(&mut self.schedules));
             std::mem::forget(self.signals.take());
             return;
         }
         let (stopped, wake) = &*self.stop;
         *stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
         wake.notify_all();
-        if let Some(ticker) = self.ticker.take() {
-            let _ = ticker.join();
+        for thread in self.schedules.drain(..) {
+            let _ = thread.join();
         }
         if let Some((handle, thread)) = self.signals.take() {
             handle.close();
@@ -108,59 +116,86 @@ fn listen(signal: i32, dir: PathBuf) -> Result<(Handle, JoinHandle<()>), Error> 
     Ok((handle, thread))
 }
 
-/// Wakes for each trace line and periodic dump until told to stop.
-fn tick(
-    stop: &(Mutex<bool>, Condvar),
-    trace: Option<Duration>,
-    dump_every: Option<(Duration, PathBuf)>,
-) {
-    let start = Instant::now();
-    let mut tracer = Tracer::new(start);
-    let mut next_trace = trace.map(|t| start + t);
-    let mut next_dump = dump_every.as_ref().map(|(every, _)| start + *every);
-    let (stopped, wake) = stop;
-    loop {
-        let Some(due) = next_trace.into_iter().chain(next_dump).min() else {
-            return;
+/// Runs a job every `interval` on a thread named `name` until `stop`. The job is made by
+/// `make` when the thread starts; one that panics is reported on stderr and made again, to
+/// run from the next interval on (never silently gone; with `panic = "abort"` the host
+/// aborts, as it would for a panic of its own).
+fn every<J: FnMut()>(
+    name: &'static str,
+    interval: Duration,
+    stop: &Arc<(Mutex<bool>, Condvar)>,
+    make: impl Fn() -> J + Send + 'static,
+) -> Result<JoinHandle<()>, Error> {
+    let stop = stop.clone();
+    let run = move || {
+        let report = |what: &str, panic: Box<dyn std::any::Any + Send>| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|m| m.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            eprintln!(
+                "mapprof: {name} panicked {what} ({message}); it goes on at the next interval"
+            );
         };
-        {
-            let mut stopped = stopped.lock().unwrap_or_else(PoisonError::into_inner);
-            while !*stopped && Instant::now() < due {
-                let wait = due.saturating_duration_since(Instant::now());
-                stopped = wake
-                    .wait_timeout(stopped, wait)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
+        let fresh = || {
+            catch_unwind(AssertUnwindSafe(&make))
+                .map_err(|p| report("starting", p))
+                .ok()
+        };
+        let mut job = fresh();
+        let mut due = Instant::now().checked_add(interval);
+        while wait_until(&stop, due) {
+            match job.as_mut() {
+                Some(job_now) => {
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(&mut *job_now)) {
+                        report("", panic);
+                        job = None;
+                    }
+                }
+                None => job = fresh(),
             }
-            if *stopped {
-                return;
-            }
+            release();
+            due = due.and_then(|at| later(at, interval, Instant::now()));
+        }
+    };
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || profiler_thread(run))
+        .map_err(Error::Io)
+}
+
+/// Waits until `due` (forever when `None`) or until told to stop; whether it is still to go on.
+fn wait_until(stop: &(Mutex<bool>, Condvar), due: Option<Instant>) -> bool {
+    let (stopped, wake) = stop;
+    let mut stopped = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        if *stopped {
+            return false;
         }
         let now = Instant::now();
-        if let (Some(at), Some(every)) = (next_trace, trace) {
-            if now >= at {
-                eprintln!("{}", tracer.line());
-                release();
-                next_trace = Some(later(at, every, now));
+        stopped = match due {
+            Some(due) if now >= due => return true,
+            Some(due) => {
+                wake.wait_timeout(stopped, due - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
             }
-        }
-        if let (Some(at), Some((every, dir))) = (next_dump, &dump_every) {
-            if now >= at {
-                dump_and_report(dir);
-                release();
-                next_dump = Some(later(at, *every, now));
-            }
-        }
+            None => wake.wait(stopped).unwrap_or_else(PoisonError::into_inner),
+        };
     }
 }
 
-/// The first `at + k * every` after `now`: a slow interval skips ticks instead of bunching.
-fn later(at: Instant, every: Duration, now: Instant) -> Instant {
-    let mut next = at + every;
-    while next <= now {
-        next += every;
+/// The first `at + k * every` (k ≥ 1) after `now`: a slow interval skips ticks instead of
+/// bunching. `None` past what the clock can hold. Never more often than `MIN_INTERVAL`.
+fn later(at: Instant, every: Duration, now: Instant) -> Option<Instant> {
+    let every = every.max(MIN_INTERVAL);
+    let next = at.checked_add(every)?;
+    if next > now {
+        return Some(next);
     }
-    next
+    let ticks = now.duration_since(at).as_nanos() / every.as_nanos() + 1;
+    at.checked_add(every.checked_mul(u32::try_from(ticks).ok()?)?)
 }
 
 /// Totals since the start, read from the stack table and jemalloc.
@@ -380,10 +415,39 @@ mod tests {
     fn late_ticks_are_skipped_not_bunched() {
         let at = Instant::now();
         let every = Duration::from_millis(100);
-        assert_eq!(later(at, every, at), at + every);
+        assert_eq!(later(at, every, at), Some(at + every));
         assert_eq!(
             later(at, every, at + Duration::from_millis(350)),
-            at + 4 * every
+            Some(at + 4 * every)
         );
+        assert_eq!(later(at, Duration::MAX, at), None, "past the clock: never");
+        let never_faster = later(at, Duration::ZERO, at + every);
+        assert_eq!(never_faster, Some(at + 11 * MIN_INTERVAL));
+    }
+
+    #[test]
+    fn a_job_that_panics_is_made_again_and_goes_on() {
+        use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        static RAN: AtomicU32 = AtomicU32::new(0);
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let thread = every("mapprof-test", Duration::from_millis(10), &stop, || {
+            let made = MADE.fetch_add(1, Relaxed);
+            move || {
+                RAN.fetch_add(1, Relaxed);
+                // The first job panics at its first run; the one made after it does not.
+                assert!(made > 0, "a job's panic");
+            }
+        })
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while RAN.load(Relaxed) < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        *stop.0.lock().unwrap() = true;
+        stop.1.notify_all();
+        thread.join().expect("the thread survived the panic");
+        assert_eq!(MADE.load(Relaxed), 2, "made again once, after the panic");
+        assert!(RAN.load(Relaxed) >= 3, "and it went on running");
     }
 }

@@ -70,22 +70,35 @@ impl Default for Config {
     }
 }
 
+/// The shortest interval of the trace line and of periodic dumps: shorter, the profiler's
+/// own work would be most of what the process does.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// The longest (about 115 days): a clock cannot always add more.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(10_000_000);
+/// The largest `heap_rate` (1 TiB between samples, nearly off): one sample's weight in fixed
+/// point (objects × `COUNT_UNIT`, about rate ÷ size) must leave a counter room to add.
+pub const MAX_HEAP_RATE: u64 = 1 << 40;
+/// The largest `mutex_fraction`, for the same reason (each event recorded counts N times).
+pub const MAX_MUTEX_FRACTION: u64 = 1 << 32;
+/// The largest `block_rate`, one hour in nanoseconds (a wait of `w` ns counts `rate ÷ w`).
+pub const MAX_BLOCK_RATE_NS: u64 = 3_600_000_000_000;
+
 /// The keys `MAPPROF` accepts, with what each takes.
 const KEYS: &[(&str, &str)] = &[
     (
         "heap_rate",
-        "a byte count: mean bytes between heap samples (0 = off, 1 = every allocation), \
-         e.g. heap_rate=524288 or heap_rate=512k",
+        "a byte count up to 1 TiB: mean bytes between heap samples (0 = off, 1 = every \
+         allocation), e.g. heap_rate=524288 or heap_rate=512k",
     ),
     (
         "mutex_fraction",
-        "a whole number N: record 1 in N lock contention events (0 = off, 1 = all), \
-         e.g. mutex_fraction=10",
+        "a whole number N up to 2^32: record 1 in N lock contention events (0 = off, \
+         1 = all), e.g. mutex_fraction=10",
     ),
     (
         "block_rate",
-        "nanoseconds: always record waits at least this long, shorter ones in proportion \
-         (0 = off, 1 = all), e.g. block_rate=10000",
+        "nanoseconds up to an hour: always record waits at least this long, shorter ones in \
+         proportion (0 = off, 1 = all), e.g. block_rate=10000",
     ),
     (
         "dump_dir",
@@ -95,12 +108,13 @@ const KEYS: &[(&str, &str)] = &[
     ("unwinder", "auto, fp or dwarf"),
     (
         "trace",
-        "an interval for the memory trace line on stderr, at least 10ms, or off, \
+        "an interval for the memory trace line on stderr, from 10ms to 10000000s, or off, \
          e.g. trace=1s or trace=500ms",
     ),
     (
         "dump_every",
-        "an interval between dumps into dump_dir, at least 10ms, or off, e.g. dump_every=60s",
+        "an interval between dumps into dump_dir, from 10ms to 10000000s, or off, \
+         e.g. dump_every=60s",
     ),
     (
         "dump_signal",
@@ -121,30 +135,37 @@ const KEYS: &[(&str, &str)] = &[
     ),
 ];
 
-/// A `MAPPROF` entry that was not understood.
+/// A setting refused: a `MAPPROF` entry not understood, or a value out of its range.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
-    /// The entry as written.
+    /// The entry as written in `MAPPROF`, or `key=value` for a value set in code.
     pub entry: String,
     /// What was wrong and what is accepted.
     pub problem: String,
+    /// Where the setting came from.
+    pub origin: Origin,
+}
+
+/// Where a setting came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The `MAPPROF` environment variable (or [`Config::parse`]).
+    Mapprof,
+    /// The program: [`crate::ProfilerBuilder`], [`Config`]'s fields, a function's argument.
+    Code,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MAPPROF entry `{}`: {}", self.entry, self.problem)
+        let origin = match self.origin {
+            Origin::Mapprof => "MAPPROF entry",
+            Origin::Code => "setting",
+        };
+        write!(f, "{origin} `{}`: {}", self.entry, self.problem)
     }
 }
 
 impl std::error::Error for ConfigError {}
-
-/// A setting refused: `entry` as written, and what was wrong with it and what is accepted.
-pub(crate) fn config_error(entry: impl Into<String>, problem: impl Into<String>) -> crate::Error {
-    crate::Error::Config(ConfigError {
-        entry: entry.into(),
-        problem: problem.into(),
-    })
-}
 
 impl Config {
     /// Applies `MAPPROF`-style settings (`key=value,key=value`) on top of `self`. Stops at the
@@ -164,14 +185,79 @@ impl Config {
             Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError {
                 entry: "MAPPROF".into(),
                 problem: "the variable is not valid UTF-8".into(),
+                origin: Origin::Mapprof,
             }),
         }
+    }
+
+    /// Checks every setting against its range, and the settings that need another (dumps
+    /// need `dump_dir`): the same rules and messages as `MAPPROF`'s, for values set in code.
+    /// [`crate::ProfilerBuilder::start`] refuses to start with an invalid configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for &(key, accepts) in KEYS {
+            if !self.in_range(key) {
+                return Err(ConfigError {
+                    entry: self.entry(key),
+                    problem: format!("`{key}` takes {accepts}"),
+                    origin: Origin::Code,
+                });
+            }
+        }
+        if self.dump_dir.is_none() && (self.dump_every.is_some() || self.dump_signal.is_some()) {
+            return Err(ConfigError {
+                entry: "dump_every / dump_signal".into(),
+                problem: "dumps need a directory: set dump_dir too, e.g. dump_dir=/tmp/prof".into(),
+                origin: Origin::Code,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the setting of `key` is one its key accepts (see [`KEYS`]).
+    fn in_range(&self, key: &str) -> bool {
+        let interval =
+            |i: Option<Duration>| i.is_none_or(|i| (MIN_INTERVAL..=MAX_INTERVAL).contains(&i));
+        match key {
+            "heap_rate" => self.heap_rate <= MAX_HEAP_RATE,
+            "mutex_fraction" => self.mutex_fraction <= MAX_MUTEX_FRACTION,
+            "block_rate" => self.block_rate <= MAX_BLOCK_RATE_NS,
+            "dump_dir" => self
+                .dump_dir
+                .as_ref()
+                .is_none_or(|d| !d.as_os_str().is_empty()),
+            "cpu_hz" => (1..=crate::MAX_CPU_HZ).contains(&self.cpu_hz),
+            "trace" => interval(self.trace),
+            "dump_every" => interval(self.dump_every),
+            "dump_signal" => self
+                .dump_signal
+                .is_none_or(|s| s == libc::SIGUSR1 || s == libc::SIGUSR2),
+            "http" => self.http.as_deref().is_none_or(is_host_port),
+            _ => true,
+        }
+    }
+
+    /// The setting of `key` as `key=value`, for messages.
+    fn entry(&self, key: &str) -> String {
+        let value = match key {
+            "heap_rate" => self.heap_rate.to_string(),
+            "mutex_fraction" => self.mutex_fraction.to_string(),
+            "block_rate" => self.block_rate.to_string(),
+            "dump_dir" => format!("{:?}", self.dump_dir),
+            "cpu_hz" => self.cpu_hz.to_string(),
+            "trace" => format!("{:?}", self.trace),
+            "dump_every" => format!("{:?}", self.dump_every),
+            "dump_signal" => format!("{:?}", self.dump_signal),
+            "http" => format!("{:?}", self.http),
+            _ => String::new(),
+        };
+        format!("{key}={value}")
     }
 
     fn apply(&mut self, entry: &str) -> Result<(), ConfigError> {
         let fail = |problem: String| ConfigError {
             entry: entry.to_owned(),
             problem,
+            origin: Origin::Mapprof,
         };
         let Some((key, value)) = entry.split_once('=') else {
             return Err(fail(format!(
@@ -202,13 +288,7 @@ impl Config {
                     _ => return Err(bad()),
                 }
             }
-            "cpu_hz" => {
-                self.cpu_hz = value
-                    .parse()
-                    .ok()
-                    .filter(|hz| (1..=crate::MAX_CPU_HZ).contains(hz))
-                    .ok_or_else(bad)?
-            }
+            "cpu_hz" => self.cpu_hz = value.parse().map_err(|_| bad())?,
             "trace" => self.trace = parse_interval(value).ok_or_else(bad)?,
             "dump_every" => self.dump_every = parse_interval(value).ok_or_else(bad)?,
             "dump_signal" => {
@@ -220,21 +300,23 @@ impl Config {
                 }
             }
             "http" if value == "off" => self.http = None,
-            "http" => {
-                // host:port, the host possibly a bracketed IPv6 address; resolved at start.
-                let valid = value
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-                if !valid {
-                    return Err(bad());
-                }
-                self.http = Some(value.to_owned());
-            }
+            "http" => self.http = Some(value.to_owned()),
             "http_public" => self.http_public = parse_bool(value).ok_or_else(bad)?,
             _ => unreachable!("every key in KEYS is handled"),
         }
+        // Parsed: now the range, by the rule values set in code meet too.
+        if !self.in_range(key) {
+            return Err(bad());
+        }
         Ok(())
     }
+}
+
+/// `host:port`, the host possibly a bracketed IPv6 address; resolved at start.
+fn is_host_port(value: &str) -> bool {
+    value
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 fn key_list() -> String {
@@ -250,7 +332,8 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-/// Parses `off` (None) or an interval of at least 10 ms: `1s`, `500ms`, `2m`, or plain seconds.
+/// Parses `off` (None) or an interval: `1s`, `500ms`, `2m`, or plain seconds (its range is
+/// checked apart, as for values set in code).
 fn parse_interval(value: &str) -> Option<Option<Duration>> {
     if value == "off" || value == "0" {
         return Some(None);
@@ -260,8 +343,7 @@ fn parse_interval(value: &str) -> Option<Option<Duration>> {
         .find_map(|(suffix, unit)| value.strip_suffix(suffix).map(|n| (n, *unit)))
         .unwrap_or((value, 1.0));
     let seconds = number.trim().parse::<f64>().ok()? * unit;
-    (seconds.is_finite() && (0.01..=1e7).contains(&seconds))
-        .then(|| Some(Duration::from_secs_f64(seconds)))
+    Duration::try_from_secs_f64(seconds).ok().map(Some)
 }
 
 /// Parses `524288`, `512k`, `512KiB`, `1m`, `1MiB`.

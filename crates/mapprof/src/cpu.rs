@@ -12,9 +12,9 @@
 //! rules are at the top of `mapprof_rt::cpu`. `Unwinder::Dwarf` still unwinds CPU samples with
 //! libgcc (as pprof-rs did) for binaries built without frame pointers.
 
-use crate::config::config_error;
 use crate::memory::{profiler_work, self_memory_comment};
 use crate::profiles::{self, label_pairs, labels_comment, unix_nanos};
+use crate::Config;
 use crate::Error;
 use mapprof_profile::builder::{Header, RawSample, LOST_FRAME};
 use mapprof_profile::proto::Profile;
@@ -139,17 +139,13 @@ fn header(hz: u32) -> Header {
     }
 }
 
+/// `hz` checked by the configuration's rule for `cpu_hz`.
 fn check_hz(hz: u32) -> Result<(), Error> {
-    if (1..=MAX_CPU_HZ).contains(&hz) {
-        Ok(())
-    } else {
-        Err(config_error(
-            format!("cpu_hz={hz}"),
-            format!(
-                "`cpu_hz` takes a sampling frequency in Hz from 1 to {MAX_CPU_HZ}, e.g. cpu_hz=99"
-            ),
-        ))
-    }
+    let config = Config {
+        cpu_hz: hz,
+        ..Config::default()
+    };
+    config.validate().map_err(Error::Config)
 }
 
 #[cfg(test)]

@@ -32,7 +32,10 @@ mod profiles;
 pub mod sync;
 
 pub use alloc::Alloc;
-pub use config::{Config, ConfigError};
+pub use config::{
+    Config, ConfigError, Origin, MAX_BLOCK_RATE_NS, MAX_HEAP_RATE, MAX_INTERVAL,
+    MAX_MUTEX_FRACTION, MIN_INTERVAL,
+};
 pub use cpu::{cpu_profile, CpuProfiler, DEFAULT_CPU_HZ, MAX_CPU_HZ};
 pub use error::Error;
 pub use labels::{

@@ -1,7 +1,7 @@
 //! Starting and stopping the profiler: builder → `start()` → guard.
 
 use crate::background::{self, Background};
-use crate::config::{config_error, Config};
+use crate::config::Config;
 use crate::profiles::{dump_and_report, SYMBOLIZE};
 use crate::Error;
 use mapprof_rt::stack::{self, Unwinder};
@@ -145,21 +145,9 @@ impl ProfilerBuilder {
     /// dump directory cannot be created or a setting is refused; a failed start changes nothing.
     pub fn start(self) -> Result<Profiler, Error> {
         let config = self.config;
-        if let Some(signal) = config.dump_signal {
-            if signal != libc::SIGUSR1 && signal != libc::SIGUSR2 {
-                return Err(config_error(
-                    format!("dump_signal={signal}"),
-                    "the dump signal is SIGUSR1 or SIGUSR2: the others belong to the program",
-                ));
-            }
-        }
+        config.validate().map_err(Error::Config)?;
         if let Some(dir) = &config.dump_dir {
             check_dump_dir(dir)?;
-        } else if config.dump_every.is_some() || config.dump_signal.is_some() {
-            return Err(config_error(
-                "dump_every / dump_signal",
-                "dumps need a directory: set dump_dir too, e.g. dump_dir=/tmp/prof",
-            ));
         }
         crate::fork::register();
         if RUNNING.swap(true, SeqCst) {
@@ -227,6 +215,7 @@ fn check_dump_dir(dir: &Path) -> Result<(), Error> {
     let probe = dir.join(format!(".mapprof-probe-{}", std::process::id()));
     std::fs::File::create(&probe).map_err(fail)?;
     let _ = std::fs::remove_file(probe);
+    crate::profiles::remove_stale_temp_files(dir);
     Ok(())
 }
 

@@ -250,7 +250,7 @@ pub fn write_profile(kind: ProfileKind, out: &mut impl Write) -> Result<(), Erro
 /// at all: it is written beside the target and renamed.
 pub fn write_profile_to_path(kind: ProfileKind, path: impl AsRef<Path>) -> Result<(), Error> {
     let path = path.as_ref();
-    profiler_work(|| write_atomically(&profile(kind), path, true))
+    profiler_work(|| write_atomically(&profile(kind), path))
         .map(|_| ())
         .map_err(|source| Error::Write {
             path: path.to_owned(),
@@ -258,9 +258,39 @@ pub fn write_profile_to_path(kind: ProfileKind, path: impl AsRef<Path>) -> Resul
         })
 }
 
-/// Writes `profile` through a temporary file beside `path`; with `replace` false an existing
-/// file is kept and `AlreadyExists` returned.
-fn write_atomically(profile: &Profile, path: &Path, replace: bool) -> std::io::Result<()> {
+/// Writes `profile` through a temporary file beside `path` (see [`temp_path`]) and renames it
+/// over `path`.
+fn write_atomically(profile: &Profile, path: &Path) -> std::io::Result<()> {
+    let tmp = write_temp(profile, path)?;
+    let result = std::fs::rename(&tmp, path);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes `profile`, encoded and synced, into a new temporary file beside `path`; returns its
+/// path. The caller renames or links it into place.
+fn write_temp(profile: &Profile, path: &Path) -> std::io::Result<PathBuf> {
+    let tmp = temp_path(path)?;
+    let written = (|| {
+        let mut out = BufWriter::new(File::create(&tmp)?);
+        mapprof_profile::codec::encode_gzip(profile, &mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })();
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// `.<file name>.<pid>.<n>.tmp` beside `path`: hidden, unique in the process, and naming the
+/// process that writes it, so that one left by a process killed mid-write can be told and
+/// removed ([`remove_stale_temp_files`]).
+fn temp_path(path: &Path) -> std::io::Result<PathBuf> {
     static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
     let file_name = path.file_name().ok_or_else(|| {
         std::io::Error::new(
@@ -275,30 +305,52 @@ fn write_atomically(profile: &Profile, path: &Path, replace: bool) -> std::io::R
         std::process::id(),
         TMP_SEQ.fetch_add(1, Relaxed)
     ));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut out = BufWriter::new(File::create(&tmp)?);
-        mapprof_profile::codec::encode_gzip(profile, &mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        if replace {
-            std::fs::rename(&tmp, path)
-        } else {
-            // A hard link fails instead of overwriting when `path` exists.
-            std::fs::hard_link(&tmp, path)
-        }
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    result
+    Ok(path.with_file_name(tmp_name))
 }
 
-/// Writes every profile into `dir` as `<kind>.<pid>.<n>.pb.gz`, with `n` chosen so that no
-/// existing file is overwritten. Returns the paths written.
+/// Removes from `dir` the temporary files ([`temp_path`]) of processes that no longer run:
+/// what a process killed while writing a profile left. Those of running processes, this one
+/// included, are theirs.
+pub(crate) fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with('.') && name.ends_with(".tmp")) {
+            continue;
+        }
+        let writer = name
+            .rsplit('.')
+            .nth(2)
+            .and_then(|pid| pid.parse::<i32>().ok());
+        let Some(pid) = writer.filter(|&pid| pid > 0) else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes every profile into `dir` as `<kind>.<pid>.<n>.pb.gz`, one `n` per dump, counted up
+/// through the process's life, so that no existing file is overwritten. Returns the paths
+/// written.
 pub fn dump(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
     let dir = dir.as_ref();
     profiler_work(|| dump_into(dir))
 }
 
+/// The `n` of the next dump of this process (see [`dump`]).
+static NEXT_DUMP: AtomicU64 = AtomicU64::new(0);
+
 fn dump_into(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let pid = std::process::id();
+    let n = NEXT_DUMP.fetch_add(1, Relaxed);
     let mut written = Vec::new();
     // The resize profile is derived from the allocs profile written alongside, not rebuilt.
     let mut allocs = None;
@@ -307,23 +359,47 @@ fn dump_into(dir: &Path) -> Result<Vec<PathBuf>, Error> {
             (ProfileKind::Resize, Some(allocs)) => resize_profile(allocs),
             _ => profile(kind),
         };
-        let path = (|| -> Result<PathBuf, Error> {
-            let mut n = 0u64;
-            loop {
-                let path = dir.join(format!("{}.{}.{n}.pb.gz", kind.name(), std::process::id()));
-                match write_atomically(&profile, &path, false) {
-                    Ok(()) => return Ok(path),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
-                    Err(source) => return Err(Error::Write { path, source }),
-                }
-            }
-        })()?;
-        written.push(path);
+        let path = dir.join(format!("{}.{pid}.{n}.pb.gz", kind.name()));
+        // Written once; linked under its name, which fails rather than overwrite.
+        let linked = write_temp(&profile, &path).and_then(|tmp| {
+            let linked = link_unused(&tmp, dir, kind, n);
+            let _ = std::fs::remove_file(&tmp);
+            linked
+        });
+        written.push(linked.map_err(|source| Error::Write { path, source })?);
         if kind == ProfileKind::Allocs {
             allocs = Some(profile);
         }
     }
     Ok(written)
+}
+
+/// Links `tmp` as `<kind>.<pid>.<n>.pb.gz` in `dir`, or, when a file has that name (an
+/// earlier process with the same pid: a restarted container's pid 1), under the next number
+/// after every one this pid has used there (one directory read) — which later dumps then go
+/// on from.
+fn link_unused(tmp: &Path, dir: &Path, kind: ProfileKind, n: u64) -> std::io::Result<PathBuf> {
+    let pid = std::process::id();
+    let name = |n: u64| dir.join(format!("{}.{pid}.{n}.pb.gz", kind.name()));
+    match std::fs::hard_link(tmp, name(n)) {
+        Ok(()) => return Ok(name(n)),
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        Err(_) => {}
+    }
+    let prefix = format!(".{pid}.");
+    let used = std::fs::read_dir(dir)?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let rest = name.strip_suffix(".pb.gz")?;
+            let (_, number) = rest.split_once(&prefix)?;
+            number.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap_or(0);
+    let next = used.max(n) + 1;
+    NEXT_DUMP.fetch_max(next + 1, Relaxed);
+    std::fs::hard_link(tmp, name(next)).map(|()| name(next))
 }
 
 /// [`dump`]s into `dir` and says on stderr what was written, or why not: for dumps that have no
