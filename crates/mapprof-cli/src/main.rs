@@ -2,14 +2,17 @@
 //! (mapprof's own or Go's).
 //!
 //! ```text
-//! mapprof top FILE [--sample-index NAME] [-n N] [--lines]
-//! mapprof top FILE --app [--library CRATE]... [--sample-index NAME] [-n N]
-//! mapprof flame FILE -o OUT.svg [--sample-index NAME] [--title T]
+//! mapprof top FILE [--sample-index NAME] [-n N] [--lines] [TAGS]
+//! mapprof top FILE --app [--library CRATE]... [--sample-index NAME] [-n N] [TAGS]
+//! mapprof flame FILE -o OUT.svg [--sample-index NAME] [--title T] [TAGS]
 //! mapprof diff BASE NEW -o OUT.svg [--sample-index NAME] [--title T] [--no-normalize]
 //!              [--base-label L] [--new-label L]
-//! mapprof report FILE... [--json] [-n N] [--library CRATE]...
+//! mapprof report FILE... [--json] [-n N] [--library CRATE]... [TAGS]
 //! mapprof symbolize IN OUT --binary PATH
 //! ```
+//!
+//! TAGS: `--tagfocus KEY=VALUE` keeps only samples with that label, `--tagignore KEY=VALUE`
+//! drops them (both repeatable; exact values, where pprof takes a regular expression).
 //!
 //! `top --app` ranks *application* functions instead of leaf functions: each sample is charged
 //! to its first frame, from the leaf, outside std, the async runtime and HTTP stack, Go's
@@ -31,7 +34,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use mapprof_profile::proto::Profile;
+use mapprof_profile::tags::TagFilter;
 use mapprof_profile::view::ProfileView;
 use mapprof_profile::{app, codec, flame, offline, report, top};
 
@@ -41,6 +46,17 @@ use mapprof_profile::{app, codec, flame, offline, report, top};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Samples kept by their labels, as `go tool pprof -tagfocus/-tagignore` (exact values).
+#[derive(Debug, Args)]
+struct Tags {
+    /// Keep only samples labelled KEY=VALUE (one of them, when repeated).
+    #[arg(long = "tagfocus", value_name = "KEY=VALUE")]
+    focus: Vec<String>,
+    /// Drop samples labelled KEY=VALUE, e.g. role=load-generator. Repeatable.
+    #[arg(long = "tagignore", value_name = "KEY=VALUE")]
+    ignore: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +82,8 @@ enum Command {
         /// matches a prefix. Repeatable.
         #[arg(long = "library", value_name = "CRATE", requires = "app")]
         libraries: Vec<String>,
+        #[command(flatten)]
+        tags: Tags,
     },
     /// Render an inferno flame graph as SVG.
     Flame {
@@ -80,6 +98,8 @@ enum Command {
         /// The graph's title [default: "<kind> profile — <sample type> (<unit>)"].
         #[arg(long)]
         title: Option<String>,
+        #[command(flatten)]
+        tags: Tags,
     },
     /// Render NEW's flame graph coloured by the change from BASE: red grew, blue shrank.
     Diff {
@@ -123,6 +143,8 @@ enum Command {
         /// `name*` matches a prefix. Repeatable.
         #[arg(long = "library", value_name = "CRATE")]
         libraries: Vec<String>,
+        #[command(flatten)]
+        tags: Tags,
     },
     /// Symbolize a profile taken with symbolize=false, from the binary it was taken from.
     Symbolize {
@@ -165,9 +187,10 @@ fn run(cli: Cli) -> Result<()> {
             max_rows,
             app: true,
             libraries,
+            tags,
             ..
         } => {
-            let profile = codec::read_file(&file)?;
+            let profile = read(&file, &tags)?;
             // Unpruned: the filter skips the frames `drop_frames` names (allocator plumbing)
             // anyway, and pruning could only take frames away from the ranking.
             let view = ProfileView::unpruned(&profile)
@@ -185,9 +208,10 @@ fn run(cli: Cli) -> Result<()> {
             sample_index,
             max_rows,
             lines,
+            tags,
             ..
         } => {
-            let profile = codec::read_file(&file)?;
+            let profile = read(&file, &tags)?;
             let view = view_of(&profile, &file)?;
             let index = sample_index_of(&view, sample_index.as_deref())?;
             let mut opts = top::TopOptions::default();
@@ -204,11 +228,12 @@ fn run(cli: Cli) -> Result<()> {
             json,
             max_findings,
             libraries,
+            tags,
         } => {
             let profiles = files
                 .iter()
-                .map(codec::read_file)
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|f| read(f, &tags))
+                .collect::<Result<Vec<_>>>()?;
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             let inputs: Vec<_> = names.iter().map(String::as_str).zip(&profiles).collect();
             let mut opts = report::ReportOptions::default();
@@ -247,8 +272,9 @@ fn run(cli: Cli) -> Result<()> {
             output,
             sample_index,
             title,
+            tags,
         } => {
-            let profile = codec::read_file(&file)?;
+            let profile = read(&file, &tags)?;
             // Flame graphs keep the frames `drop_frames` would prune (container growth,
             // allocation plumbing): widths stay the same and the leaves show why memory was
             // taken. `top` prunes, like `go tool pprof -top`, so flat lands on the caller.
@@ -303,10 +329,14 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn view_of<'a>(
-    profile: &'a mapprof_profile::proto::Profile,
-    file: &Path,
-) -> Result<ProfileView<'a>> {
+/// Reads the profile in `file`, keeping the samples `tags` keep.
+fn read(file: &Path, tags: &Tags) -> Result<Profile> {
+    let mut profile = codec::read_file(file)?;
+    TagFilter::new(&tags.focus, &tags.ignore)?.apply(&mut profile);
+    Ok(profile)
+}
+
+fn view_of<'a>(profile: &'a Profile, file: &Path) -> Result<ProfileView<'a>> {
     ProfileView::new(profile).with_context(|| format!("cannot read profile {}", file.display()))
 }
 
@@ -358,7 +388,9 @@ mod tests {
                 lines,
                 app,
                 libraries,
+                tags,
             } => {
+                assert!(tags.focus.is_empty() && tags.ignore.is_empty());
                 assert_eq!(file, PathBuf::from("heap.pb.gz"));
                 assert_eq!(sample_index.as_deref(), Some("alloc_space"));
                 assert_eq!(max_rows, Some(5));
@@ -386,6 +418,7 @@ mod tests {
                 output,
                 sample_index,
                 title,
+                ..
             } => {
                 assert_eq!(file, PathBuf::from("mutex.pb.gz"));
                 assert_eq!(output, PathBuf::from("out.svg"));

@@ -675,3 +675,96 @@ fn symbolize_says_what_is_wrong_with_its_inputs() {
     let stderr = run(&data("go-heap.pb.gz"), &binary);
     assert!(stderr.contains("cannot symbolize"), "{stderr}");
 }
+
+/// `--tagfocus` and `--tagignore` keep and drop samples by label, in `top` and `report` (the
+/// command that reproduces `make flame`'s report drops the load generator this way).
+#[test]
+fn tags_focus_and_ignore_samples_by_label() {
+    let (mut profile, _) = heap_profiles_of_this_process();
+    let key = profile.string_table.len() as i64;
+    profile.string_table.push("role".into());
+    profile.string_table.push("load-generator".into());
+    let top_function = profile
+        .function
+        .iter()
+        .find(|f| profile.string_table[f.name as usize].contains("allocates_at_the_top"))
+        .map(|f| f.id)
+        .expect("the top allocating function");
+    let at_the_top = |s: &mapprof_profile::proto::Sample| {
+        s.location_id.iter().any(|l| {
+            profile.location[*l as usize - 1]
+                .line
+                .iter()
+                .any(|line| line.function_id == top_function)
+        })
+    };
+    let deep: Vec<bool> = profile.sample.iter().map(|s| !at_the_top(s)).collect();
+    for (sample, deep) in profile.sample.iter_mut().zip(deep) {
+        if deep {
+            sample.label.push(mapprof_profile::proto::Label {
+                key,
+                str: key + 1,
+                ..Default::default()
+            });
+        }
+    }
+    let dir = tmp("tags");
+    write_profile(&profile, &dir.join("heap.pb.gz"));
+    let top = |extra: &[&str]| {
+        let mut args = vec!["top", "heap.pb.gz", "-n", "100"];
+        args.extend_from_slice(extra);
+        output_in(&dir, &args)
+    };
+    let (all, ignored, focused) = (
+        top(&[]),
+        top(&["--tagignore", "role=load-generator"]),
+        top(&["--tagfocus", "role=load-generator"]),
+    );
+    assert!(all.contains("allocates_at_the_top") && all.contains("allocates_through_a_deep_stack"));
+    assert!(ignored.contains("allocates_at_the_top"), "{ignored}");
+    assert!(
+        !ignored.contains("allocates_through_a_deep_stack"),
+        "{ignored}"
+    );
+    assert!(!focused.contains("allocates_at_the_top"), "{focused}");
+    assert!(
+        focused.contains("allocates_through_a_deep_stack"),
+        "{focused}"
+    );
+
+    let report = output_in(
+        &dir,
+        &["report", "heap.pb.gz", "--tagignore", "role=load-generator"],
+    );
+    assert!(
+        !report.contains("allocates_through_a_deep_stack"),
+        "{report}"
+    );
+    let bad = failure(&[
+        "top".as_ref(),
+        dir.join("heap.pb.gz").as_os_str(),
+        "--tagfocus".as_ref(),
+        "role".as_ref(),
+    ]);
+    assert!(bad.contains("`role`: a tag filter is key=value"), "{bad}");
+}
+
+/// `report` reads one run: two profiles of a kind (or heap and allocs, the same samples) are
+/// refused, naming both, rather than added up or one silently dropped.
+#[test]
+fn report_refuses_two_profiles_of_one_kind() {
+    let (profile, _) = heap_profiles_of_this_process();
+    let dir = tmp("report-two");
+    write_profile(&profile, &dir.join("a-heap.pb.gz"));
+    write_profile(&profile, &dir.join("b-heap.pb.gz"));
+    let e = failure(&[
+        "report".as_ref(),
+        dir.join("a-heap.pb.gz").as_os_str(),
+        dir.join("b-heap.pb.gz").as_os_str(),
+    ]);
+    assert!(e.contains("b-heap.pb.gz: a heap profile, and"), "{e}");
+    assert!(e.contains("a-heap.pb.gz is a heap profile"), "{e}");
+    assert!(e.contains("one of each kind"), "{e}");
+    // One of them alone is read.
+    output_in(&dir, &["report", "a-heap.pb.gz"]);
+}

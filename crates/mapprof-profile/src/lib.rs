@@ -19,5 +19,6 @@ pub mod proto;
 pub mod report;
 pub mod resize;
 pub mod symbolize;
+pub mod tags;
 pub mod top;
 pub mod view;

@@ -215,15 +215,28 @@ pub fn report(inputs: &[Input<'_>], opts: &ReportOptions) -> Result<Report, Repo
             reason: format!("not a valid profile: {e}"),
         })
     };
-    let mut views = Vec::with_capacity(inputs.len());
+    let is_heap = |k: &str| k == "heap" || k == "allocs";
+    let mut views: Vec<(ProfileView<'_>, &'static str)> = Vec::with_capacity(inputs.len());
     for &(name, profile) in inputs {
         let view = view_of(name, profile)?;
         let kind = kind_of(&view, name)?;
+        // One run, one profile of each kind: two would be added up as if they were one, and
+        // heap and allocs are the same samples.
+        let same = |k: &str| k == kind || (is_heap(k) && is_heap(kind));
+        if let Some(j) = views.iter().position(|&(_, k)| same(k)) {
+            return Err(ReportError {
+                name: name.to_owned(),
+                reason: format!(
+                    "a {kind} profile, and {} is a {} profile: the report reads one run's \
+                     profiles, one of each kind (heap and allocs hold the same samples: give \
+                     one of them)",
+                    inputs[j].0, views[j].1
+                ),
+            });
+        }
         views.push((view, kind));
     }
-    // heap and allocs hold the same data: the first one counts. Without a resize profile, one
-    // is derived from it.
-    let is_heap = |k: &str| k == "heap" || k == "allocs";
+    // Without a resize profile, one is derived from the heap profile.
     let first_heap = views.iter().position(|(_, kind)| is_heap(kind));
     let derived = match first_heap {
         Some(i) if !views.iter().any(|&(_, kind)| kind == "resize") => Some((
@@ -239,9 +252,7 @@ pub fn report(inputs: &[Input<'_>], opts: &ReportOptions) -> Result<Report, Repo
     let sources = inputs
         .iter()
         .zip(&views)
-        .enumerate()
-        .filter(|&(i, (_, (_, kind)))| !is_heap(kind) || Some(i) == first_heap)
-        .map(|(_, (&(name, _), (view, kind)))| (name, view, *kind))
+        .map(|(&(name, _), (view, kind))| (name, view, *kind))
         .chain(
             derived_view
                 .iter()
