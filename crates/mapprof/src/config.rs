@@ -118,7 +118,8 @@ const KEYS: &[(&str, &str)] = &[
     ),
     (
         "dump_signal",
-        "the signal that dumps into dump_dir: SIGUSR1, SIGUSR2 or off, e.g. dump_signal=SIGUSR2",
+        "the signal that dumps into dump_dir: SIGUSR1 or SIGUSR2 (the others belong to the \
+         program), or off, e.g. dump_signal=SIGUSR2",
     ),
     (
         "cpu_hz",
@@ -238,16 +239,21 @@ impl Config {
 
     /// The setting of `key` as `key=value`, for messages.
     fn entry(&self, key: &str) -> String {
+        let off = || "off".to_owned();
+        let interval = |i: Option<Duration>| i.map_or_else(off, |i| format!("{i:?}"));
         let value = match key {
             "heap_rate" => self.heap_rate.to_string(),
             "mutex_fraction" => self.mutex_fraction.to_string(),
             "block_rate" => self.block_rate.to_string(),
-            "dump_dir" => format!("{:?}", self.dump_dir),
+            "dump_dir" => self
+                .dump_dir
+                .as_ref()
+                .map_or_else(off, |d| d.display().to_string()),
             "cpu_hz" => self.cpu_hz.to_string(),
-            "trace" => format!("{:?}", self.trace),
-            "dump_every" => format!("{:?}", self.dump_every),
-            "dump_signal" => format!("{:?}", self.dump_signal),
-            "http" => format!("{:?}", self.http),
+            "trace" => interval(self.trace),
+            "dump_every" => interval(self.dump_every),
+            "dump_signal" => self.dump_signal.map_or_else(off, |s| s.to_string()),
+            "http" => self.http.clone().unwrap_or_else(off),
             _ => String::new(),
         };
         format!("{key}={value}")
