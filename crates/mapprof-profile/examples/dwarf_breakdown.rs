@@ -158,8 +158,42 @@ fn main() {
         units
     });
     measure("  the units dropped (abbreviations cache stays)", || ());
-    let context = measure("addr2line::Context::from_dwarf (shared abbreviations)", || {
-        addr2line::Context::from_dwarf(dwarf).unwrap()
-    });
+    let context = measure(
+        "addr2line::Context::from_dwarf (shared abbreviations)",
+        || addr2line::Context::from_dwarf(dwarf).unwrap(),
+    );
     measure("  the context dropped", || drop(context));
+
+    // mapprof's reader: addresses are file offsets (one mapping from 0).
+    use mapprof_profile::{mappings, symbolize::Symbolizer};
+    let (text_start, text_size) = object
+        .section_by_name(".text")
+        .and_then(|s| s.file_range())
+        .expect("a .text section");
+    let mapping = mappings::ObjectMapping {
+        start: 0,
+        limit: u64::MAX,
+        file_offset: 0,
+        path: path.clone(),
+        build_id: mappings::build_id_of(&path).expect("a build id"),
+    };
+    let mut symbolizer = measure("mapprof: open, one address", || {
+        let mut s = Symbolizer::offline(vec![mapping], &path).unwrap();
+        s.resolve(text_start + text_size / 2);
+        s
+    });
+    println!("  {:?}", symbolizer.stats());
+    let step = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
+    measure(&format!("mapprof: every {step}th byte of .text"), || {
+        for pc in (text_start..text_start + text_size).step_by(step) {
+            symbolizer.resolve(pc);
+        }
+    });
+    println!("  {:?}", symbolizer.stats());
+    measure("mapprof: released (the cache stays)", || {
+        symbolizer.release_debug_info()
+    });
 }
