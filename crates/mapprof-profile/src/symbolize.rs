@@ -1,8 +1,9 @@
 //! Symbolization: code addresses to inlined chains of (function, file, line), cached per
 //! address within a cap.
 //!
-//! The main executable is read from its DWARF (`dwarf`: the file mapped, `addr2line` parsing
-//! each compilation unit's lines and functions as addresses ask, within `PARSE_BUDGET`; all of
+//! The main executable is read from its DWARF (`dwarf`: the file mapped, an index of its
+//! compilation units read when opened, each unit's lines and functions parsed with gimli as
+//! addresses ask, within `PARSE_BUDGET`; all of
 //! it dropped after each build by [`Symbolizer::release_debug_info`], so that nothing of it
 //! stays in the heap between profiles); shared libraries from their ELF symbol tables
 //! (`symtab`: function names only), so that a library's debug information is never loaded.
@@ -80,9 +81,19 @@ pub struct SymbolizerStats {
     /// The cache of resolved addresses.
     pub cache: CacheStats,
     /// Section bytes (`.debug_info`, `.debug_line`) of the compilation units parsed now, at
-    /// most about [`PARSE_BUDGET`]; zero once released. The heap they take is about 3.6 times
-    /// as much.
+    /// most about [`PARSE_BUDGET`]; zero once released.
     pub parsed_debug_info_bytes: usize,
+    /// Compilation units parsed now for their lines and functions; zero once released.
+    pub parsed_units: usize,
+    /// Compilation units read now only for names they hold (functions another unit inlined:
+    /// their headers and abbreviations); zero once released.
+    pub referenced_units: usize,
+    /// Compilation units in the open DWARF's index; zero once released.
+    pub indexed_units: usize,
+    /// Estimated heap bytes of that index.
+    pub debug_info_index_bytes: usize,
+    /// Estimated heap bytes of what is parsed now (units, abbreviations).
+    pub parsed_debug_info_heap_bytes: usize,
     /// Times the main binary's DWARF was opened (once per build that needed it).
     pub debug_info_opens: u64,
     /// Times its parsed state was dropped for being over [`PARSE_BUDGET`].
@@ -217,7 +228,7 @@ impl Symbolizer {
     /// next address not in the cache opens them again.
     pub fn release_debug_info(&mut self) {
         if let Some(Ok(info)) = self.debug_info.take() {
-            self.released_parse_resets += info.parsed().1;
+            self.released_parse_resets += info.parsed().resets;
         }
         if let Some(main) = self.mappings.first() {
             self.tables.remove(&main.path);
@@ -226,15 +237,20 @@ impl Symbolizer {
 
     /// What the symbolizer holds and has done.
     pub fn stats(&self) -> SymbolizerStats {
-        let (parsed, resets) = match &self.debug_info {
+        let parsed = match &self.debug_info {
             Some(Ok(info)) => info.parsed(),
-            _ => (0, 0),
+            _ => dwarf::Parsed::default(),
         };
         SymbolizerStats {
             cache: self.cache.stats(),
-            parsed_debug_info_bytes: parsed,
+            parsed_debug_info_bytes: parsed.bytes,
+            parsed_units: parsed.units,
+            referenced_units: parsed.referenced_units,
+            indexed_units: parsed.indexed_units,
+            debug_info_index_bytes: parsed.index_heap_bytes,
+            parsed_debug_info_heap_bytes: parsed.parsed_heap_bytes,
             debug_info_opens: self.debug_info_opens,
-            parse_resets: self.released_parse_resets + resets,
+            parse_resets: self.released_parse_resets + parsed.resets,
             symbol_tables: self.tables.len(),
             symbol_table_bytes: self.tables.values().map(|t| t.estimated_bytes()).sum(),
         }
@@ -531,6 +547,34 @@ mod tests {
         // Asked again, a recent address is a hit.
         symbolizer.resolve(*addresses.last().unwrap());
         assert_eq!(symbolizer.stats().cache.hits, 1);
+    }
+
+    /// Opening the DWARF reads only an index of the units: one address parses the unit it is
+    /// in (and reads the headers of the few its inlined functions are named in), not all of
+    /// them, as `addr2line`'s context did (every unit's header, abbreviations and line program
+    /// header: 7.6 MiB of heap for this test binary).
+    #[test]
+    #[inline(never)]
+    fn one_address_parses_one_unit_not_all() {
+        let mut symbolizer = Symbolizer::new();
+        let pc = one_address_parses_one_unit_not_all as fn() as usize as u64 + 1;
+        let frames = symbolizer.resolve(pc);
+        assert!(
+            frames.iter().any(|f| f.file.ends_with("symbolize.rs")),
+            "{frames:?}"
+        );
+        let stats = symbolizer.stats();
+        assert!(stats.indexed_units > 100, "{stats:?}");
+        assert!(
+            (1..=2).contains(&stats.parsed_units) && stats.referenced_units <= 16,
+            "{stats:?}"
+        );
+        // The index: tens of bytes a unit (its offset and ranges), not kilobytes.
+        assert!(stats.debug_info_index_bytes < 1 << 20, "{stats:?}");
+        assert!(
+            stats.parsed_debug_info_bytes <= 2 * PARSE_BUDGET,
+            "{stats:?}"
+        );
     }
 
     /// Over the whole executable the parsed DWARF goes past its budget and starts again (the
