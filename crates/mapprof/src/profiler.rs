@@ -57,6 +57,13 @@ impl ProfilerBuilder {
         self
     }
 
+    /// Seeds the samplers (see [`Config::seed`]): another seed, other samples with the same
+    /// expectations; the default is fixed, so that runs repeat.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
     /// Records 1 in `n` lock contention events for the mutex profile: 0 = off, 1 = all.
     pub fn mutex_fraction(mut self, n: u64) -> Self {
         self.config.mutex_fraction = n;
@@ -120,7 +127,10 @@ impl ProfilerBuilder {
         self
     }
 
-    /// Applies the `MAPPROF` environment variable on top of what was set in code.
+    /// Applies the `MAPPROF` environment variable on top of what was set in code. (Its
+    /// `heap_rate` and `seed` already apply from the process's first allocation, so that what
+    /// is allocated before the profiler starts is sampled at that rate too; see
+    /// `mapprof_rt::sampler`.)
     pub fn env(mut self) -> Result<Self, Error> {
         self.config = self.config.from_env()?;
         Ok(self)
@@ -159,6 +169,7 @@ impl ProfilerBuilder {
             }
         };
         sampler::set_heap_rate(config.heap_rate);
+        sampler::set_seed(config.seed);
         lock::set_mutex_fraction(config.mutex_fraction);
         lock::set_block_rate(config.block_rate);
         stack::set_unwinder(config.unwinder);
@@ -177,9 +188,16 @@ impl ProfilerBuilder {
 
 /// Starts a profiler configured by `MAPPROF` alone. A bad `MAPPROF` is reported on stderr,
 /// naming the entry and what it accepts, and nothing is started; the program goes on, with
-/// heap sampling at its default rate.
+/// heap sampling at its default rate and seed (undoing the `heap_rate` and `seed` that the
+/// sampler took from `MAPPROF` at the first allocation).
 pub fn start_from_env() -> Option<Profiler> {
-    match Profiler::builder().env().and_then(ProfilerBuilder::start) {
+    let builder = Profiler::builder().env().inspect_err(|_| {
+        if !RUNNING.load(SeqCst) {
+            sampler::set_heap_rate(sampler::DEFAULT_HEAP_RATE);
+            sampler::set_seed(sampler::DEFAULT_SEED);
+        }
+    });
+    match builder.and_then(ProfilerBuilder::start) {
         Ok(profiler) => Some(profiler),
         Err(e) => {
             eprintln!("mapprof: {e}");
