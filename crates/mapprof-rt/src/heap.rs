@@ -178,7 +178,7 @@ fn decide(state: &ThreadState, size: usize) -> Step {
         // sampled only if it reaches past that step, like any other.
         state.generation.set(generation);
         state.step_rate.set(heap_rate());
-        rng = sampler::thread_rng(state, sampler::seed());
+        rng = sampler::thread_rng(state);
         left = next_step(state.step_rate.get(), &mut rng);
     }
     let rate = state.step_rate.get();
@@ -190,7 +190,7 @@ fn decide(state: &ThreadState, size: usize) -> Step {
         Step::Carry
     } else {
         if rng == 0 {
-            rng = sampler::thread_rng(state, sampler::seed());
+            rng = sampler::thread_rng(state);
         }
         let next = next_step(rate, &mut rng);
         Step::Sample { rate, next }

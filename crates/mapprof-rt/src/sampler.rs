@@ -64,6 +64,9 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 /// the `k`-th stream of the seed.
 static NEXT_THREAD: AtomicU32 = AtomicU32::new(0);
 
+/// The [`generation`] of the last [`set_seed`]: a thread seeded before it reseeds.
+static SEEDED: AtomicU64 = AtomicU64::new(0);
+
 /// Whether `MAPPROF` was read, or a setting made in code supersedes it.
 static ENV_DONE: AtomicBool = AtomicBool::new(false);
 
@@ -81,14 +84,15 @@ pub fn heap_rate() -> u64 {
     HEAP_RATE.load(Relaxed)
 }
 
-/// Sets the seed of the sampler: every thread's generator is seeded from it and the thread's
-/// ordinal (threads in the order they first draw), so that two seeds give two different sets of
-/// samples, and one seed the same samples of a deterministic program. Reaches the running
-/// threads as [`set_heap_rate`] does; lock sampling draws from the same per-thread generators.
+/// Sets the seed of the sampler: every thread's generator is seeded again from it and the
+/// thread's ordinal (threads in the order they first draw), so that two seeds give two
+/// different sets of samples, and one seed the same samples of a deterministic program (each
+/// call starts the streams over, the same seed included). Reaches the running threads as
+/// [`set_heap_rate`] does; lock sampling draws from the same per-thread generators.
 pub fn set_seed(seed: u64) {
     ENV_DONE.store(true, Relaxed);
     SEED.store(seed, Relaxed);
-    changed();
+    SEEDED.store(changed(), Release);
 }
 
 /// The current seed.
@@ -101,9 +105,10 @@ pub fn generation() -> u64 {
     GENERATION.load(Acquire)
 }
 
-fn changed() {
+/// Bumps the generation and returns the new one.
+fn changed() -> u64 {
     // Release: a thread that sees the new generation sees the rate and seed stored before it.
-    GENERATION.fetch_add(1, Release);
+    let generation = GENERATION.fetch_add(1, Release) + 1;
     // The calling thread's own countdown may be long and stale: restart it now (unless it is
     // inside `ignore` or the profiler's work, whose parked countdown is restored afterwards).
     let _ = STATE.try_with(|s| {
@@ -112,6 +117,7 @@ fn changed() {
             s.pending.set(0);
         }
     });
+    generation
 }
 
 /// Applies `MAPPROF`'s `heap_rate` and `seed`, once per process, unless code set them first.
@@ -136,7 +142,10 @@ pub(crate) fn apply_env_once() {
         SEED.store(seed, Relaxed);
     }
     if settings != EnvSettings::default() {
-        GENERATION.fetch_add(1, Release);
+        let generation = GENERATION.fetch_add(1, Release) + 1;
+        if settings.seed.is_some() {
+            SEEDED.store(generation, Release);
+        }
     }
 }
 
@@ -210,11 +219,13 @@ pub(crate) fn thread_seed(seed: u64, ordinal: u32) -> u64 {
     (z ^ (z >> 31)) | 1
 }
 
-/// The thread's generator state, seeded from `seed` and the thread's ordinal if it is not
-/// seeded yet or was seeded from another seed. Store it back with `state.rng.set`.
-pub(crate) fn thread_rng(state: &ThreadState, seed: u64) -> u64 {
+/// The thread's generator state, seeded from the current seed and the thread's ordinal if it
+/// is not seeded yet or was seeded before the last [`set_seed`]. Store it back with
+/// `state.rng.set`.
+pub(crate) fn thread_rng(state: &ThreadState) -> u64 {
     let rng = state.rng.get();
-    if rng != 0 && state.seed.get() == seed {
+    let seeded = SEEDED.load(Acquire);
+    if rng != 0 && state.seeded.get() >= seeded {
         return rng;
     }
     let mut ordinal = state.ordinal.get();
@@ -222,8 +233,9 @@ pub(crate) fn thread_rng(state: &ThreadState, seed: u64) -> u64 {
         ordinal = NEXT_THREAD.fetch_add(1, Relaxed).wrapping_add(1).max(1);
         state.ordinal.set(ordinal);
     }
-    state.seed.set(seed);
-    thread_seed(seed, ordinal - 1)
+    // The seed stored before SEEDED (acquired above), or a later one.
+    state.seeded.set(seeded.max(1));
+    thread_seed(seed(), ordinal - 1)
 }
 
 /// Advances an xorshift64* generator and returns its next output.

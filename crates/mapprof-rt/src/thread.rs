@@ -20,8 +20,8 @@ pub(crate) struct ThreadState {
     pub(crate) step_rate: Cell<u64>,
     /// xorshift64* state; 0 until first used (heap or lock sampling).
     pub(crate) rng: Cell<u64>,
-    /// The seed `rng` was seeded from (`sampler::thread_rng`).
-    pub(crate) seed: Cell<u64>,
+    /// The `sampler::generation` at which `rng` was seeded (`sampler::thread_rng`).
+    pub(crate) seeded: Cell<u64>,
     /// The thread's ordinal + 1 among the threads that drew (0 = none yet): which of the
     /// seed's streams is the thread's.
     pub(crate) ordinal: Cell<u32>,
@@ -52,7 +52,7 @@ thread_local! {
             generation: Cell::new(0),
             step_rate: Cell::new(0),
             rng: Cell::new(0),
-            seed: Cell::new(0),
+            seeded: Cell::new(0),
             ordinal: Cell::new(0),
             busy: Cell::new(false),
             profiler: Cell::new(false),
