@@ -161,7 +161,8 @@ fn decide(state: &ThreadState, size: usize) -> Step {
     // look them up) walk its stack only once they are known.
     stack::stack_bounds(state);
     let size = size as u64;
-    if state.generation.get() == 0 {
+    let mine = state.generation.get();
+    if mine == 0 {
         sampler::apply_env_once();
     }
     let generation = sampler::generation();
@@ -172,16 +173,34 @@ fn decide(state: &ThreadState, size: usize) -> Step {
         .get()
         .wrapping_add(size)
         .saturating_add(state.pending.get());
+    let mut rate = state.step_rate.get();
     let mut rng = 0;
-    if state.generation.get() != generation {
-        // Start afresh: a step drawn at the current rate from this allocation on, which is
-        // sampled only if it reaches past that step, like any other.
+    if mine != generation {
+        // The rate or the seed changed since the step was drawn (or the thread looks for the
+        // first time): the next step is drawn at the current rate and seed.
         state.generation.set(generation);
-        state.step_rate.set(heap_rate());
+        let current = heap_rate();
+        state.step_rate.set(current);
         rng = sampler::thread_rng(state);
-        left = next_step(state.step_rate.get(), &mut rng);
+        if mine != 0 && rate != 0 {
+            // A step drawn at `rate` is running: it decides this allocation, which is sampled
+            // and unbiased at that rate if it reaches past the step, and the current rate's
+            // first step starts after it. Unbiased: every allocation is decided by the step
+            // running when it starts, and counted at that step's rate.
+            let next = next_step(current, &mut rng);
+            state.rng.set(rng);
+            if size > left {
+                return Step::Sample { rate, next };
+            }
+            set_countdown(state, if current == 0 { MAX_COUNTDOWN } else { next });
+            return Step::Carry;
+        }
+        // No step is running (first look, restarted by `sampler::set_heap_rate`, or sampling
+        // was off): one starts at this allocation, which is sampled only if it reaches past
+        // the step, like any other.
+        rate = current;
+        left = next_step(rate, &mut rng);
     }
-    let rate = state.step_rate.get();
     let step = if rate == 0 {
         // Off: look at the generation again after one piece.
         Step::Carry

@@ -12,17 +12,21 @@
 //! change reaches every thread without adding anything to the allocation fast path (one
 //! thread-local subtraction and a branch), every change of the rate or the seed bumps a global
 //! [generation](generation), which a thread compares with its own on its cold path (where its
-//! countdown ran out); on a change it throws its countdown away and starts afresh at that
-//! allocation with the current rate and seed. Memorylessness makes that restart unbiased:
-//! the allocation is sampled with probability `1 - exp(-size/rate)` at the new rate, and every
-//! sample is unbiased at the rate its step was drawn at.
+//! countdown ran out). On a change, the step running still decides the allocation at hand
+//! (sampled if it reaches past the step, and then counted at the rate the step was drawn at),
+//! and the next step is drawn at the current rate and seed. Nothing is biased by the switch:
+//! every allocation is decided by the step running when it starts (memorylessness: an
+//! allocation of `size` bytes is sampled with probability `1 - exp(-size/rate)` of that
+//! step's rate) and its sample is unbiased at that rate. A thread's first look, or one
+//! restarted by a change it made itself, starts a step at the allocation at hand instead.
 //!
 //! A stale countdown drawn at 512 KiB would still take up to that (and, being exponential,
 //! sometimes several times that) before its thread looks at the generation. So a thread never
 //! counts down more than [`MAX_COUNTDOWN`] bytes at once: a longer step is run in pieces of at
 //! most 64 KiB, the rest kept aside (`ThreadState::pending`) and carried on, without sampling,
 //! when a piece runs out and the generation has not changed. One piece is the most a thread
-//! that was already running can allocate at the old rate after a change; it costs one
+//! that was already running can allocate at the old rate after a change (unbiased, at that
+//! rate's variance; `heap_rate=1` is exact on it from the next piece); it costs one
 //! cold-path call per 64 KiB allocated (about 20 ns, against the 64 KiB of allocations), and
 //! allocations larger than 64 KiB always take the cold path (they cost microseconds anyway).
 //! The thread that changes the rate ([`set_heap_rate`], [`set_seed`]) restarts its own
@@ -111,10 +115,12 @@ fn changed() -> u64 {
     let generation = GENERATION.fetch_add(1, Release) + 1;
     // The calling thread's own countdown may be long and stale: restart it now (unless it is
     // inside `ignore` or the profiler's work, whose parked countdown is restored afterwards).
+    // Its next allocation starts a step at the new rate (generation 0: no step running).
     let _ = STATE.try_with(|s| {
         if !s.busy.get() {
             s.countdown.set(0);
             s.pending.set(0);
+            s.generation.set(0);
         }
     });
     generation
