@@ -2,6 +2,7 @@
 
 use crate::background::{self, Background};
 use crate::config::{config_error, Config};
+use crate::memory::profiler_work;
 use crate::profiles::{dump_and_report, SYMBOLIZE};
 use crate::Error;
 use mapprof_rt::stack::{self, Unwinder};
@@ -148,36 +149,46 @@ impl ProfilerBuilder {
                 ));
             }
         }
-        if let Some(dir) = &config.dump_dir {
-            check_dump_dir(dir)?;
-        } else if config.dump_every.is_some() || config.dump_signal.is_some() {
+        if config.dump_dir.is_none()
+            && (config.dump_every.is_some() || config.dump_signal.is_some())
+        {
             return Err(config_error(
                 "dump_every / dump_signal",
                 "dumps need a directory: set dump_dir too, e.g. dump_dir=/tmp/prof",
             ));
         }
-        if RUNNING.swap(true, SeqCst) {
-            return Err(Error::AlreadyStarted);
-        }
-        // What can fail comes before any setting is applied.
-        let started = start_http(&config).and_then(|http| Ok((http, background::start(&config)?)));
-        let (http, background) = match started {
-            Ok(started) => started,
-            Err(e) => {
-                RUNNING.store(false, SeqCst);
-                return Err(e);
-            }
-        };
+        // The profiler's own work (its threads, its server, its copy of the dump directory):
+        // never sampled as the host's, and kept apart, as what it keeps across profiles.
+        let (http, background) = profiler_work(|| {
+            mapprof_rt::thread::keeping(|| -> Result<_, Error> {
+                if let Some(dir) = &config.dump_dir {
+                    check_dump_dir(dir)?;
+                }
+                if RUNNING.swap(true, SeqCst) {
+                    return Err(Error::AlreadyStarted);
+                }
+                // What can fail comes before any setting is applied.
+                let started =
+                    start_http(&config).and_then(|http| Ok((http, background::start(&config)?)));
+                if started.is_err() {
+                    RUNNING.store(false, SeqCst);
+                    return started;
+                }
+                *DUMP_DIR.lock().unwrap_or_else(PoisonError::into_inner) = config.dump_dir.clone();
+                if config.dump_dir.is_some() {
+                    register_exit_dump();
+                }
+                started
+            })
+        })?;
+        // Outside the work, so that the calling thread's own countdown restarts at the new
+        // rate at once (`mapprof_rt::sampler::set_heap_rate`).
         sampler::set_heap_rate(config.heap_rate);
         sampler::set_seed(config.seed);
         lock::set_mutex_fraction(config.mutex_fraction);
         lock::set_block_rate(config.block_rate);
         stack::set_unwinder(config.unwinder);
         SYMBOLIZE.store(config.symbolize, Relaxed);
-        *DUMP_DIR.lock().unwrap_or_else(PoisonError::into_inner) = config.dump_dir.clone();
-        if config.dump_dir.is_some() {
-            register_exit_dump();
-        }
         Ok(Profiler {
             config,
             _background: background,
