@@ -344,7 +344,7 @@ impl<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> Table<BUCKET
         let len = std::mem::size_of::<Self>();
         // SAFETY: `sysconf` has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let aligned = page > 0 && std::mem::align_of::<Self>() % page as usize == 0;
+        let aligned = page > 0 && std::mem::align_of::<Self>().is_multiple_of(page as usize);
         // SAFETY: `Self` is page-aligned (checked) and its size a multiple of its alignment,
         // so `[start, start + len)` are whole pages holding this table and nothing else; they
         // are private anonymous memory (`.bss`), which MADV_DONTNEED refills with zeros, the
