@@ -28,9 +28,10 @@ pub fn count_down(size: usize) -> bool {
         .unwrap_or(false)
 }
 
-/// The countdown of the allocation of `ptr` (`size` bytes) ran out: sample it, or, on the
-/// thread's first look or when sampling is off, only start the next countdown. A null `ptr`
-/// (the inner allocator failed) records nothing and passes the sample on to the next call.
+/// The countdown ran out at the allocation of `ptr` (`size` bytes): sample it, or only carry
+/// the step on (a piece of a longer step ended, the thread's first look, sampling off; see
+/// `crate::sampler`). A null `ptr` (the inner allocator failed) records nothing and passes the
+/// sample on to the next call.
 #[cold]
 #[inline(never)]
 pub fn sample_alloc(ptr: *mut u8, size: usize, flags: u8) {
@@ -147,9 +148,11 @@ enum Step {
     Sample { rate: u64, next: u64 },
 }
 
-/// The countdown piece of `size` bytes ran out (see `crate::sampler`): carry the step on, or
-/// sample this allocation, or, when the rate or the seed changed since the thread's step was
-/// drawn (or on the thread's first look), start afresh at this allocation.
+/// The countdown piece ran out at an allocation of `size` bytes (see `crate::sampler`): carry
+/// the step on, or sample this allocation. When the rate or the seed changed since the step was
+/// drawn, the step still decides this allocation (at the rate it was drawn at) and the next one
+/// is drawn at the current rate; on the thread's first look, or after it changed the rate
+/// itself, a step at the current rate starts at this allocation.
 fn decide(state: &ThreadState, size: usize) -> Step {
     if state.busy.get() {
         // Inside the profiler (or its own work, whose countdown stays parked at 0): look again
