@@ -10,7 +10,7 @@ BIN   := target/release
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: setup setup-bench test flame bench lint
+.PHONY: setup setup-bench test flame bench lint msrv
 
 ## setup: install Go (for `go tool pprof`, used by tests and to open profiles)
 setup:
@@ -48,3 +48,9 @@ bench: setup-bench
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## msrv: check the workspace with the Rust it declares as its minimum (`rust-version`, 1.88)
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+msrv:
+	rustup toolchain install $(MSRV) --profile minimal
+	$(CARGO) +$(MSRV) check --workspace --all-targets --features cache-service/profiling

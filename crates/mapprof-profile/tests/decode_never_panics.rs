@@ -96,7 +96,7 @@ fn corrupted_and_random_bytes_never_panic() {
         let len = (rng.next() % 512) as usize;
         let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         // Half of them look like gzip, to reach the decompressor.
-        if len >= 2 && rng.next() % 2 == 0 {
+        if len >= 2 && rng.next().is_multiple_of(2) {
             bytes[0] = 0x1f;
             bytes[1] = 0x8b;
         }

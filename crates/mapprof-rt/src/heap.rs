@@ -6,7 +6,7 @@
 //! to the inner allocator.
 
 use crate::live;
-use crate::sampler::{self, heap_rate, next_step, OFF_RECHECK_BYTES};
+use crate::sampler::{self, heap_rate, next_step, MAX_COUNTDOWN};
 use crate::stack::{self, MAX_DEPTH};
 use crate::table::{self, BucketId, Key, Kind, FLAG_REALLOC};
 use crate::thread::{ThreadState, STATE};
@@ -28,19 +28,14 @@ pub fn count_down(size: usize) -> bool {
         .unwrap_or(false)
 }
 
-/// The countdown of the allocation of `ptr` (`size` bytes) ran out: sample it, or, on the
-/// thread's first look or when sampling is off, only start the next countdown. A null `ptr`
-/// (the inner allocator failed) records nothing and passes the sample on to the next call.
+/// The countdown ran out at the allocation of `ptr` (`size` bytes): sample it, or only carry
+/// the step on (a piece of a longer step ended, the thread's first look, sampling off; see
+/// `crate::sampler`). A null `ptr` (the inner allocator failed) records nothing and passes the
+/// sample on to the next call.
 #[cold]
 #[inline(never)]
 pub fn sample_alloc(ptr: *mut u8, size: usize, flags: u8) {
-    let _ = STATE.try_with(|state| {
-        if ptr.is_null() {
-            state.countdown.set(0);
-        } else {
-            maybe_sample(state, ptr, size, flags);
-        }
-    });
+    let _ = STATE.try_with(|state| maybe_sample(state, ptr, size, flags));
 }
 
 /// Whether this allocation, whose countdown ran out, is the profiler's own work
@@ -145,42 +140,115 @@ fn freed(bucket: BucketId, size: usize) {
     table::add(bucket, [0, 0, objects, bytes]);
 }
 
-fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
+/// What the cold path decided for an allocation whose countdown piece ran out.
+enum Step {
+    /// Not sampled: the step carries on (or sampling is off, or the thread is busy).
+    Carry,
+    /// Sampled at this rate; the next step is already drawn and waits in `next`.
+    Sample { rate: u64, next: u64 },
+}
+
+/// The countdown piece ran out at an allocation of `size` bytes (see `crate::sampler`): carry
+/// the step on, or sample this allocation. When the rate or the seed changed since the step was
+/// drawn, the step still decides this allocation (at the rate it was drawn at) and the next one
+/// is drawn at the current rate; on the thread's first look, or after it changed the rate
+/// itself, a step at the current rate starts at this allocation.
+fn decide(state: &ThreadState, size: usize) -> Step {
     if state.busy.get() {
         // Inside the profiler (or its own work, whose countdown stays parked at 0): look again
         // at the next allocation.
         state.countdown.set(0);
-        return;
+        return Step::Carry;
     }
     // Once per thread, at its first allocation: CPU samples (signal handlers, which cannot
     // look them up) walk its stack only once they are known.
     stack::stack_bounds(state);
-    let rate = heap_rate();
-    if rate == 0 {
-        state.countdown.set(OFF_RECHECK_BYTES);
+    let size = size as u64;
+    let mine = state.generation.get();
+    if mine == 0 {
+        sampler::apply_env_once();
+    }
+    let generation = sampler::generation();
+    // What was left of the step before this allocation: the wrapped-around piece plus the
+    // rest kept aside (0 when the countdown was reset to pass a sample on).
+    let mut left = state
+        .countdown
+        .get()
+        .wrapping_add(size)
+        .saturating_add(state.pending.get());
+    let mut rate = state.step_rate.get();
+    let mut rng = 0;
+    if mine != generation {
+        // The rate or the seed changed since the step was drawn (or the thread looks for the
+        // first time): the next step is drawn at the current rate and seed.
+        state.generation.set(generation);
+        let current = heap_rate();
+        state.step_rate.set(current);
+        rng = sampler::thread_rng(state);
+        if mine != 0 && rate != 0 {
+            // A step drawn at `rate` is running: it decides this allocation, which is sampled
+            // and unbiased at that rate if it reaches past the step, and the current rate's
+            // first step starts after it. Unbiased: every allocation is decided by the step
+            // running when it starts, and counted at that step's rate.
+            let next = next_step(current, &mut rng);
+            state.rng.set(rng);
+            if size > left {
+                return Step::Sample { rate, next };
+            }
+            set_countdown(state, if current == 0 { MAX_COUNTDOWN } else { next });
+            return Step::Carry;
+        }
+        // No step is running (first look, restarted by `sampler::set_heap_rate`, or sampling
+        // was off): one starts at this allocation, which is sampled only if it reaches past
+        // the step, like any other.
+        rate = current;
+        left = next_step(rate, &mut rng);
+    }
+    let step = if rate == 0 {
+        // Off: look at the generation again after one piece.
+        Step::Carry
+    } else if left >= size {
+        left -= size;
+        Step::Carry
+    } else {
+        if rng == 0 {
+            rng = sampler::thread_rng(state);
+        }
+        let next = next_step(rate, &mut rng);
+        Step::Sample { rate, next }
+    };
+    if rng != 0 {
+        state.rng.set(rng);
+    }
+    if let Step::Carry = step {
+        set_countdown(state, if rate == 0 { MAX_COUNTDOWN } else { left });
+    }
+    step
+}
+
+/// Starts counting down `bytes`, in pieces of at most [`MAX_COUNTDOWN`].
+fn set_countdown(state: &ThreadState, bytes: u64) {
+    let piece = bytes.min(MAX_COUNTDOWN);
+    state.countdown.set(piece);
+    state.pending.set(bytes - piece);
+}
+
+fn maybe_sample(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8) {
+    let Step::Sample { rate, next } = decide(state, size) else {
+        return;
+    };
+    if ptr.is_null() {
+        // The inner allocator failed: pass the sample on to the next allocation.
+        state.countdown.set(0);
+        state.pending.set(0);
         return;
     }
-    let mut rng = state.rng.get();
-    if rng == 0 {
-        rng = sampler::new_seed();
-    }
-    let first_look = !state.counting.replace(true);
-    let mut step = next_step(rate, &mut rng);
-    if first_look {
-        // The thread's first countdown starts here; this allocation is sampled only if it
-        // reaches past the first step, like any other.
-        if step > size as u64 {
-            state.countdown.set(step - size as u64);
-            state.rng.set(rng);
-            return;
-        }
-        step = next_step(rate, &mut rng);
-    }
-    state.countdown.set(step);
-    state.rng.set(rng);
     state.busy.set(true);
     record(state, ptr, size, flags, rate);
     state.busy.set(false);
+    // Set after `record`: what it allocates itself (the DWARF unwinder may) counts down the
+    // wrapped-around countdown and takes no cold path.
+    set_countdown(state, next);
 }
 
 fn record(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8, rate: u64) {

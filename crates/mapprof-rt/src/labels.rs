@@ -682,7 +682,7 @@ mod tests {
                     let mut stack: Vec<(Saved, Set)> = Vec::new();
                     for _ in 0..20_000 {
                         let r = crate::sampler::next_u64(&mut rng);
-                        if r % 3 == 0 && !stack.is_empty() || stack.len() == 6 {
+                        if r.is_multiple_of(3) && !stack.is_empty() || stack.len() == 6 {
                             leave(stack.pop().unwrap().0);
                         } else {
                             let new: Vec<(&str, &str)> = (0..(r >> 8) as usize % 3)
@@ -697,7 +697,7 @@ mod tests {
                         }
                         let expected = stack.last().map(|e| e.1.clone()).unwrap_or_default();
                         assert_eq!(current_pairs(), expected);
-                        if r % 5 == 0 {
+                        if r.is_multiple_of(5) {
                             continue; // not every state is sampled
                         }
                         let id = sample_id();

@@ -173,10 +173,7 @@ fn add(kind: Kind, frames: &[usize], labels: u32, weight: f64, delay_ns: u64) {
 fn keep_with_probability(p: f64) -> bool {
     STATE
         .try_with(|state| {
-            let mut rng = state.rng.get();
-            if rng == 0 {
-                rng = crate::sampler::new_seed();
-            }
+            let mut rng = crate::sampler::thread_rng(state);
             let draw = (next_u64(&mut rng) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
             state.rng.set(rng);
             draw < p

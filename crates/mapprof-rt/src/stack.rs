@@ -95,7 +95,7 @@ fn walk_from(state: &ThreadState, mut fp: usize, out: &mut [usize]) -> usize {
     let mut n = 0;
     while n < out.len() {
         // Both words of the frame record must lie inside this thread's stack.
-        if fp < lo || fp % word != 0 || fp.saturating_add(2 * word) > hi {
+        if fp < lo || !fp.is_multiple_of(word) || fp.saturating_add(2 * word) > hi {
             break;
         }
         // SAFETY: `fp` and `fp + word` are aligned and inside [lo, hi), this thread's mapped

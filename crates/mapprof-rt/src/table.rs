@@ -179,12 +179,13 @@ impl<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> Table<BUCKET
             .unwrap_or(key.kind as BucketId)
     }
 
-    /// Adds to a bucket's counters.
+    /// Adds to a bucket's counters. Release: a snapshot that reads a free (acquire) sees the
+    /// allocation that happened before it (the same instruction as a relaxed add on x86).
     pub(crate) fn add(&self, id: BucketId, counters: [u64; 4]) {
         let b = self.bucket(id);
         for (c, v) in b.counters.iter().zip(counters) {
             if v != 0 {
-                c.fetch_add(v, Relaxed);
+                c.fetch_add(v, Release);
             }
         }
     }
@@ -258,30 +259,58 @@ impl<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> Table<BUCKET
 
     /// Copies out every non-empty bucket of `kind`, copying the stacks only of the buckets
     /// `with_stack` names. Allocates; never call it from the hot path.
+    ///
+    /// In use (allocated minus freed) never reads less than what stayed live throughout, also
+    /// when a structure is replaced meanwhile: a map rebuilt into buckets of its own (new
+    /// stacks, new labels) and the old one freed from its buckets. So the frees of every bucket
+    /// are read before the allocations of any: a block whose free is seen was allocated before,
+    /// into a bucket that existed before, whose allocations are read after. (Each bucket's
+    /// frees and then its allocations, one bucket after the other, saw the old map's frees but
+    /// not the new map's buckets, made after the count of buckets was read: in use 0 with the
+    /// map live.) A block allocated and freed during the snapshot may count as in use; none
+    /// that was live throughout is missed.
     pub(crate) fn snapshot_with(
         &self,
         kind: Kind,
         with_stack: impl Fn(BucketId) -> bool,
     ) -> Vec<Record> {
-        let count = KINDS + self.used.load(Acquire) as usize;
-        let mut out = Vec::new();
-        for (id, b) in self.buckets[..count.min(BUCKETS)].iter().enumerate() {
-            let lost = id < KINDS;
-            let meta = b.meta.load(Relaxed);
-            let bucket_kind = if lost {
+        let kind_of = |id: usize, meta: u32| {
+            if id < KINDS {
                 ALL_KINDS[id]
             } else {
                 ALL_KINDS[(meta & 0xff) as usize % KINDS]
-            };
-            if bucket_kind != kind {
+            }
+        };
+        let frees_of = |b: &Bucket| [b.counters[2].load(Acquire), b.counters[3].load(Acquire)];
+        // First the frees of the buckets there are now...
+        let known = (KINDS + self.used.load(Acquire) as usize).min(BUCKETS);
+        let frees: Vec<(usize, [u64; 2])> = self.buckets[..known]
+            .iter()
+            .enumerate()
+            .filter(|(id, b)| kind_of(*id, b.meta.load(Relaxed)) == kind)
+            .map(|(id, b)| (id, frees_of(b)))
+            .collect();
+        let mut frees = frees.into_iter().peekable();
+        // ... then the allocations of every bucket there is by then.
+        let count = (KINDS + self.used.load(Acquire) as usize).min(BUCKETS);
+        let mut out = Vec::new();
+        for (id, b) in self.buckets[..count].iter().enumerate() {
+            let lost = id < KINDS;
+            let meta = b.meta.load(Relaxed);
+            if kind_of(id, meta) != kind {
                 continue;
             }
-            // Frees are read before allocations so that a concurrent alloc-then-free is never
-            // seen as more frees than allocations.
-            let mut counters = [0; 4];
-            for i in [3, 2, 1, 0] {
-                counters[i] = b.counters[i].load(Acquire);
-            }
+            // A bucket made since the frees were read: its frees now, before its allocations.
+            let [freed_objects, freed_bytes] = match frees.next_if(|(at, _)| *at == id) {
+                Some((_, read)) => read,
+                None => frees_of(b),
+            };
+            let counters = [
+                b.counters[0].load(Acquire),
+                b.counters[1].load(Acquire),
+                freed_objects,
+                freed_bytes,
+            ];
             if counters == [0; 4] {
                 continue;
             }
@@ -321,7 +350,7 @@ impl<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> Table<BUCKET
         let len = std::mem::size_of::<Self>();
         // SAFETY: `sysconf` has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let aligned = page > 0 && std::mem::align_of::<Self>() % page as usize == 0;
+        let aligned = page > 0 && std::mem::align_of::<Self>().is_multiple_of(page as usize);
         // SAFETY: `Self` is page-aligned (checked) and its size a multiple of its alignment,
         // so `[start, start + len)` are whole pages holding this table and nothing else; they
         // are private anonymous memory (`.bss`), which MADV_DONTNEED refills with zeros, the

@@ -7,12 +7,24 @@ use std::sync::atomic::AtomicU32;
 /// access never allocates, never registers a destructor and still works during thread exit.
 #[derive(Debug)]
 pub(crate) struct ThreadState {
-    /// Bytes left until the next heap sample; an allocation larger than this is sampled.
+    /// Bytes left of the current piece of the heap countdown; an allocation larger than this
+    /// takes the cold path (`crate::heap`), which samples it or carries on with `pending`.
     pub(crate) countdown: Cell<u64>,
-    /// Whether this thread's heap countdown has started (its first look at the rate).
-    pub(crate) counting: Cell<bool>,
+    /// Bytes of the current step beyond `countdown`: steps are counted down in pieces of at
+    /// most `sampler::MAX_COUNTDOWN`, so that the cold path looks at the generation often.
+    pub(crate) pending: Cell<u64>,
+    /// The `sampler::generation` the current step was drawn in; 0 before the thread's first
+    /// look at the rate.
+    pub(crate) generation: Cell<u64>,
+    /// The rate the current step was drawn at: what its sample is unbiased with.
+    pub(crate) step_rate: Cell<u64>,
     /// xorshift64* state; 0 until first used (heap or lock sampling).
     pub(crate) rng: Cell<u64>,
+    /// The `sampler::generation` at which `rng` was seeded (`sampler::thread_rng`).
+    pub(crate) seeded: Cell<u64>,
+    /// The thread's ordinal + 1 among the threads that drew (0 = none yet): which of the
+    /// seed's streams is the thread's.
+    pub(crate) ordinal: Cell<u32>,
     /// Set while this thread is inside the profiler (sampling, [`ignore`], [`as_profiler`]).
     pub(crate) busy: Cell<bool>,
     /// Set while this thread does the profiler's own work ([`as_profiler`]): its allocations
@@ -36,8 +48,12 @@ thread_local! {
     pub(crate) static STATE: ThreadState = const {
         ThreadState {
             countdown: Cell::new(0),
-            counting: Cell::new(false),
+            pending: Cell::new(0),
+            generation: Cell::new(0),
+            step_rate: Cell::new(0),
             rng: Cell::new(0),
+            seeded: Cell::new(0),
+            ordinal: Cell::new(0),
             busy: Cell::new(false),
             profiler: Cell::new(false),
             keeping: Cell::new(false),

@@ -15,8 +15,9 @@ use tikv_jemallocator::Jemalloc;
 /// static ALLOC: mapprof::Alloc = mapprof::Alloc::jemalloc();
 /// ```
 ///
-/// Sampling starts with the first allocation at the default rate (one sample per 512 KiB
-/// allocated on average, as in Go); [`crate::Profiler`] changes the rate and writes profiles.
+/// Sampling starts with the first allocation, at the rate and seed `MAPPROF` sets
+/// (`heap_rate`, `seed`), else at the default rate (one sample per 512 KiB allocated on average,
+/// as in Go); [`crate::Profiler`] changes them and writes profiles.
 #[derive(Debug)]
 pub struct Alloc {
     inner: Inner,

@@ -1,7 +1,7 @@
 //! Configuration, from code or from the `MAPPROF` environment variable (`key=value,...`).
 
 use mapprof_rt::lock::{DEFAULT_BLOCK_RATE_NS, DEFAULT_MUTEX_FRACTION};
-use mapprof_rt::sampler::DEFAULT_HEAP_RATE;
+use mapprof_rt::sampler::{DEFAULT_HEAP_RATE, DEFAULT_SEED};
 use mapprof_rt::stack::Unwinder;
 use std::fmt;
 use std::path::PathBuf;
@@ -15,6 +15,12 @@ pub struct Config {
     /// Mean bytes between heap samples (`heap_rate`). Default 524288 (512 KiB, as Go);
     /// 0 turns heap profiling off; 1 samples every allocation.
     pub heap_rate: u64,
+    /// Seeds the samplers' generators (`seed`): every thread's heap sampling steps and lock
+    /// sampling draws come from a stream of this seed (the thread's own: threads are numbered
+    /// in the order they first draw). Default [`DEFAULT_SEED`], fixed, so that a deterministic
+    /// program samples the same allocations in every run; another seed samples others, with
+    /// the same expectations, which is how the spread of the estimates can be checked.
+    pub seed: u64,
     /// Record 1 in this many lock contention events for the mutex profile (`mutex_fraction`,
     /// Go's `SetMutexProfileFraction`). Default 10; 0 turns it off; 1 records every event.
     pub mutex_fraction: u64,
@@ -55,6 +61,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             heap_rate: DEFAULT_HEAP_RATE,
+            seed: DEFAULT_SEED,
             mutex_fraction: DEFAULT_MUTEX_FRACTION,
             block_rate: DEFAULT_BLOCK_RATE_NS,
             dump_dir: None,
@@ -89,6 +96,11 @@ const KEYS: &[(&str, &str)] = &[
         "heap_rate",
         "a byte count up to 1 TiB: mean bytes between heap samples (0 = off, 1 = every \
          allocation), e.g. heap_rate=524288 or heap_rate=512k",
+    ),
+    (
+        "seed",
+        "a whole number from 0 to 18446744073709551615 that seeds the samplers \
+         (default: a fixed seed, the same samples in every run), e.g. seed=42",
     ),
     (
         "mutex_fraction",
@@ -281,6 +293,7 @@ impl Config {
         let bad = || fail(format!("`{key}` takes {accepts}"));
         match key {
             "heap_rate" => self.heap_rate = parse_bytes(value).ok_or_else(bad)?,
+            "seed" => self.seed = value.parse().map_err(|_| bad())?,
             "mutex_fraction" => self.mutex_fraction = value.parse().map_err(|_| bad())?,
             "block_rate" => self.block_rate = value.parse().map_err(|_| bad())?,
             "dump_dir" if value.is_empty() => return Err(bad()),
@@ -389,6 +402,31 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_seed_as_the_sampler_reads_it_at_the_first_allocation() {
+        assert_eq!(Config::default().seed, DEFAULT_SEED);
+        assert_eq!(Config::default().parse("seed=42").unwrap().seed, 42);
+        assert_eq!(Config::default().parse("seed=0").unwrap().seed, 0);
+        // mapprof_rt reads `heap_rate` and `seed` from MAPPROF before the profiler starts
+        // (without allocating): it must read them as the profiler will.
+        for settings in [
+            "heap_rate=64k,seed=7",
+            "seed = 18446744073709551615, heap_rate=1",
+            "heap_rate=512KiB,heap_rate=2m",
+            "dump_dir=/tmp/x,heap_rate=1MiB,seed=+3",
+            "heap_rate=4096, seed=1, seed=2",
+        ] {
+            let config = Config::default().parse(settings).unwrap();
+            let early = mapprof_rt::sampler::env_settings(settings.as_bytes());
+            assert_eq!(early.heap_rate, Some(config.heap_rate), "{settings}");
+            assert_eq!(
+                early.seed.unwrap_or(DEFAULT_SEED),
+                config.seed,
+                "{settings}"
+            );
+        }
+    }
+
+    #[test]
     fn parses_background_intervals_and_the_dump_signal() {
         let c = Config::default()
             .parse("trace=500ms,dump_every=2m,dump_signal=SIGUSR2")
@@ -419,7 +457,9 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("unknown key `heap_rtae`"), "{msg}");
         assert!(
-            msg.contains("heap_rate, mutex_fraction, block_rate, dump_dir, symbolize, unwinder"),
+            msg.contains(
+                "heap_rate, seed, mutex_fraction, block_rate, dump_dir, symbolize, unwinder"
+            ),
             "{msg}"
         );
     }
@@ -434,6 +474,12 @@ mod tests {
                 "`heap_rate` takes a byte count",
             ),
             ("symbolize=maybe", "`symbolize` takes true or false"),
+            (
+                "seed=-1",
+                "`seed` takes a whole number from 0 to 18446744073709551615",
+            ),
+            ("seed=0x2a", "`seed` takes a whole number"),
+            ("seed=18446744073709551616", "e.g. seed=42"),
             (
                 "mutex_fraction=0.5",
                 "`mutex_fraction` takes a whole number",

@@ -2,6 +2,7 @@
 
 use crate::background::{self, Background};
 use crate::config::Config;
+use crate::memory::profiler_work;
 use crate::profiles::{dump_and_report, SYMBOLIZE};
 use crate::Error;
 use mapprof_rt::stack::{self, Unwinder};
@@ -72,6 +73,13 @@ impl ProfilerBuilder {
         self
     }
 
+    /// Seeds the samplers (see [`Config::seed`]): another seed, other samples with the same
+    /// expectations; the default is fixed, so that runs repeat.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
     /// Records 1 in `n` lock contention events for the mutex profile: 0 = off, 1 = all.
     pub fn mutex_fraction(mut self, n: u64) -> Self {
         self.config.mutex_fraction = n;
@@ -135,7 +143,10 @@ impl ProfilerBuilder {
         self
     }
 
-    /// Applies the `MAPPROF` environment variable on top of what was set in code.
+    /// Applies the `MAPPROF` environment variable on top of what was set in code. (Its
+    /// `heap_rate` and `seed` already apply from the process's first allocation, so that what
+    /// is allocated before the profiler starts is sampled at that rate too; see
+    /// `mapprof_rt::sampler`.)
     pub fn env(mut self) -> Result<Self, Error> {
         self.config = self.config.from_env()?;
         Ok(self)
@@ -146,31 +157,39 @@ impl ProfilerBuilder {
     pub fn start(self) -> Result<Profiler, Error> {
         let config = self.config;
         config.validate().map_err(Error::Config)?;
-        if let Some(dir) = &config.dump_dir {
-            check_dump_dir(dir)?;
-        }
         crate::fork::register();
-        if RUNNING.swap(true, SeqCst) {
-            return Err(Error::AlreadyStarted);
-        }
-        // What can fail comes before any setting is applied.
-        let started = start_http(&config).and_then(|http| Ok((http, background::start(&config)?)));
-        let (http, background) = match started {
-            Ok(started) => started,
-            Err(e) => {
-                RUNNING.store(false, SeqCst);
-                return Err(e);
-            }
-        };
+        // The profiler's own work (its threads, its server, its copy of the dump directory):
+        // never sampled as the host's, and kept apart, as what it keeps across profiles.
+        let (http, background) = profiler_work(|| {
+            mapprof_rt::thread::keeping(|| -> Result<_, Error> {
+                if let Some(dir) = &config.dump_dir {
+                    check_dump_dir(dir)?;
+                }
+                if RUNNING.swap(true, SeqCst) {
+                    return Err(Error::AlreadyStarted);
+                }
+                // What can fail comes before any setting is applied.
+                let started =
+                    start_http(&config).and_then(|http| Ok((http, background::start(&config)?)));
+                if started.is_err() {
+                    RUNNING.store(false, SeqCst);
+                    return started;
+                }
+                *lock_dump_dir() = config.dump_dir.clone();
+                if config.dump_dir.is_some() {
+                    register_exit_dump();
+                }
+                started
+            })
+        })?;
+        // Outside the work, so that the calling thread's own countdown restarts at the new
+        // rate at once (`mapprof_rt::sampler::set_heap_rate`).
         sampler::set_heap_rate(config.heap_rate);
+        sampler::set_seed(config.seed);
         lock::set_mutex_fraction(config.mutex_fraction);
         lock::set_block_rate(config.block_rate);
         stack::set_unwinder(config.unwinder);
         SYMBOLIZE.store(config.symbolize, Relaxed);
-        *lock_dump_dir() = config.dump_dir.clone();
-        if config.dump_dir.is_some() {
-            register_exit_dump();
-        }
         Ok(Profiler {
             config,
             _background: background,
@@ -182,9 +201,16 @@ impl ProfilerBuilder {
 
 /// Starts a profiler configured by `MAPPROF` alone. A bad `MAPPROF` is reported on stderr,
 /// naming the entry and what it accepts, and nothing is started; the program goes on, with
-/// heap sampling at its default rate.
+/// heap sampling at its default rate and seed (undoing the `heap_rate` and `seed` that the
+/// sampler took from `MAPPROF` at the first allocation).
 pub fn start_from_env() -> Option<Profiler> {
-    match Profiler::builder().env().and_then(ProfilerBuilder::start) {
+    let builder = Profiler::builder().env().inspect_err(|_| {
+        if !RUNNING.load(SeqCst) {
+            sampler::set_heap_rate(sampler::DEFAULT_HEAP_RATE);
+            sampler::set_seed(sampler::DEFAULT_SEED);
+        }
+    });
+    match builder.and_then(ProfilerBuilder::start) {
         Ok(profiler) => Some(profiler),
         Err(e) => {
             eprintln!("mapprof: {e}");

@@ -405,12 +405,14 @@ fn link_unused(tmp: &Path, dir: &Path, kind: ProfileKind, n: u64) -> std::io::Re
 /// [`dump`]s into `dir` and says on stderr what was written, or why not: for dumps that have no
 /// caller to return to (exit, timer, signal).
 pub(crate) fn dump_and_report(dir: &Path) {
-    match dump(dir) {
+    // The report too is the profiler's work: its paths, its messages (and whatever stderr's
+    // writer allocates, e.g. a test harness capturing it), never sampled as the host's.
+    profiler_work(|| match dump_into(dir) {
         Ok(paths) => {
             for p in paths {
                 eprintln!("mapprof: wrote {}", p.display());
             }
         }
         Err(e) => eprintln!("mapprof: {e}"),
-    }
+    })
 }

@@ -83,7 +83,7 @@ fn stress_mutex(shared: &Shared, rng: &mut u64) {
 /// Reads mostly; writes (and grows the vector) one time in eight.
 #[inline(never)]
 fn stress_rwlock(shared: &Shared, rng: &mut u64) {
-    if next(rng) % 8 == 0 {
+    if next(rng).is_multiple_of(8) {
         let mut list = shared.list.write().unwrap();
         if list.len() > 4096 {
             *list = Vec::new();

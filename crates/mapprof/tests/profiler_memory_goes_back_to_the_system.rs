@@ -54,7 +54,7 @@ fn host_workload(keep: &mut Vec<Vec<u8>>) {
     fn nest(depth: u32, size: usize, keep: &mut Vec<Vec<u8>>) {
         if depth == 0 {
             let v = black_box(vec![1u8; size]);
-            if size % 4 == 0 {
+            if size.is_multiple_of(4) {
                 keep.push(v);
             }
         } else {
