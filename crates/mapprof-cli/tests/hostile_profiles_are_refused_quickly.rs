@@ -27,6 +27,7 @@ struct Run {
 
 /// Runs the CLI and measures the child's own CPU time (user + system) and peak RSS with
 /// `wait4`, so that a busy machine does not make a fast refusal look slow.
+#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also gives its rusage
 fn run(args: &[&str], file: &Path) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mapprof"))
         .args(args)
@@ -66,6 +67,14 @@ fn run(args: &[&str], file: &Path) -> Run {
 /// Expects the refusal naming `limit`, in under a second of CPU and 256 MiB.
 fn refused(args: &[&str], file: &Path, limit: &str) -> Run {
     let r = run(args, file);
+    eprintln!(
+        "{} {args:?}: exit {:?}, {:?} CPU, {} KiB peak RSS: {}",
+        file.file_name().unwrap().to_string_lossy(),
+        r.code,
+        r.cpu,
+        r.max_rss_kib,
+        r.stderr.trim()
+    );
     assert_eq!(r.code, Some(1), "{args:?}: {}", r.stderr);
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     assert!(
@@ -80,6 +89,14 @@ fn refused(args: &[&str], file: &Path, limit: &str) -> Run {
 
 fn worked(args: &[&str], file: &Path) -> Run {
     let r = run(args, file);
+    eprintln!(
+        "{} {args:?}: exit {:?}, {:?} CPU, {} KiB peak RSS, {} bytes out",
+        file.file_name().unwrap().to_string_lossy(),
+        r.code,
+        r.cpu,
+        r.max_rss_kib,
+        r.stdout_len
+    );
     assert_eq!(r.code, Some(0), "{args:?}: {}", r.stderr);
     assert!(r.cpu < Duration::from_secs(2), "{args:?}: {:?}", r.cpu);
     r

@@ -266,7 +266,7 @@ fn mutated_profiles_never_panic_and_each_is_bounded_in_cpu_time() {
     let seed: u64 = std::env::var("MAPPROF_FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_18);
+        .unwrap_or(0x005e_ed18);
     let corpus = corpus();
     // Positive control: every corpus entry goes through the whole path.
     for (name, bytes) in &corpus {
