@@ -78,8 +78,8 @@ impl Error for DecodeError {
         match self {
             Self::Gzip(e) => Some(e),
             Self::NotProtobuf(e) | Self::GzipNotProtobuf(e) => Some(e),
-            Self::Limit(e) => Some(e),
-            Self::Empty | Self::TooLarge | Self::Malformed(_) => None,
+            // Its text is this error's whole text: not repeated as a cause.
+            Self::Empty | Self::TooLarge | Self::Malformed(_) | Self::Limit(_) => None,
         }
     }
 }
