@@ -17,9 +17,8 @@ use prost::Message;
 
 use crate::proto::Profile;
 
-/// Largest decompressed profile [`decode`] accepts: 1 GiB. Real profiles are a few MB; the cap
-/// keeps a gzip bomb from exhausting memory.
-pub const MAX_DECOMPRESSED_LEN: u64 = 1 << 30;
+pub use crate::limits::MAX_DECOMPRESSED_LEN;
+use crate::limits::{check_decoded_size, LimitExceeded};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -39,6 +38,14 @@ pub enum DecodeError {
     GzipNotProtobuf(prost::DecodeError),
     /// The message decoded but breaks an invariant of the format; the text says which.
     Malformed(String),
+    /// The profile crosses one of the limits of [`crate::limits`]; the error says which.
+    Limit(LimitExceeded),
+}
+
+impl From<LimitExceeded> for DecodeError {
+    fn from(e: LimitExceeded) -> Self {
+        DecodeError::Limit(e)
+    }
 }
 
 impl fmt::Display for DecodeError {
@@ -51,7 +58,7 @@ impl fmt::Display for DecodeError {
             Self::Gzip(_) => f.write_str("not a pprof profile: the gzip stream is corrupt"),
             Self::TooLarge => write!(
                 f,
-                "not a pprof profile: it decompresses to more than {} MiB",
+                "profile refused: it decompresses to more than {} MiB (limit MAX_DECOMPRESSED_LEN)",
                 MAX_DECOMPRESSED_LEN >> 20
             ),
             Self::NotProtobuf(_) => {
@@ -61,6 +68,7 @@ impl fmt::Display for DecodeError {
                 "not a pprof profile: the gzip stream does not hold a profile.proto message",
             ),
             Self::Malformed(what) => write!(f, "malformed profile: {what}"),
+            Self::Limit(e) => e.fmt(f),
         }
     }
 }
@@ -70,7 +78,8 @@ impl Error for DecodeError {
         match self {
             Self::Gzip(e) => Some(e),
             Self::NotProtobuf(e) | Self::GzipNotProtobuf(e) => Some(e),
-            Self::Empty | Self::TooLarge | Self::Malformed(_) => None,
+            // Its text is this error's whole text: not repeated as a cause.
+            Self::Empty | Self::TooLarge | Self::Malformed(_) | Self::Limit(_) => None,
         }
     }
 }
@@ -92,8 +101,10 @@ pub fn decode(bytes: &[u8]) -> Result<Profile, DecodeError> {
         if raw.len() as u64 > MAX_DECOMPRESSED_LEN {
             return Err(DecodeError::TooLarge);
         }
+        check_decoded_size(&raw)?;
         Profile::decode(raw.as_slice()).map_err(DecodeError::GzipNotProtobuf)?
     } else {
+        check_decoded_size(bytes)?;
         Profile::decode(bytes).map_err(DecodeError::NotProtobuf)?
     };
     validate(&profile)?;

@@ -10,6 +10,10 @@ use std::error::Error;
 use std::fmt;
 
 use crate::codec::{validate, DecodeError};
+use crate::limits::{
+    LimitExceeded, MAX_FRAMES_PER_SAMPLE, MAX_TOTAL_FRAMES, MAX_TOTAL_FRAME_NAME_BYTES,
+    MAX_TOTAL_VALUE,
+};
 use crate::proto::{Location, Profile, Sample};
 
 /// The name and unit of one sample type (one column of values), e.g. `alloc_space` / `bytes`.
@@ -57,8 +61,13 @@ impl<'a> ProfileView<'a> {
     }
 
     /// Validates `profile` and resolves it with every frame the file holds (no pruning).
+    ///
+    /// Refuses, before expanding anything, a profile whose stacks would expand past
+    /// [`MAX_FRAMES_PER_SAMPLE`], [`MAX_TOTAL_FRAMES`] or [`MAX_TOTAL_FRAME_NAME_BYTES`], or
+    /// whose values of one sample type sum past [`MAX_TOTAL_VALUE`] (see [`crate::limits`]).
     pub fn unpruned(profile: &'a Profile) -> Result<Self, DecodeError> {
         validate(profile)?;
+        check_expansion(profile)?;
         let string = |i: i64| string_at(profile, i);
         let sample_types = profile
             .sample_type
@@ -295,6 +304,116 @@ impl fmt::Display for UnknownSampleType {
 }
 
 impl Error for UnknownSampleType {}
+
+/// The limits on what a profile's samples expand to, checked on the Locations' line counts
+/// before any frame is built. Counting stops at the first limit crossed.
+fn check_expansion(profile: &Profile) -> Result<(), LimitExceeded> {
+    let mut lines_total = 0u64;
+    for loc in &profile.location {
+        let lines = (loc.line.len() as u64).max(1);
+        if lines > MAX_FRAMES_PER_SAMPLE {
+            return Err(LimitExceeded::new(
+                "MAX_FRAMES_PER_SAMPLE",
+                format!("location {} has", loc.id),
+                lines,
+                MAX_FRAMES_PER_SAMPLE,
+                "inlined lines (frames)",
+            ));
+        }
+        lines_total += lines;
+        if lines_total > MAX_TOTAL_FRAMES {
+            return Err(LimitExceeded::new(
+                "MAX_TOTAL_FRAMES",
+                "the locations hold at least",
+                lines_total,
+                MAX_TOTAL_FRAMES,
+                "lines (frames)",
+            ));
+        }
+    }
+    let functions: HashMap<u64, &crate::proto::Function> =
+        profile.function.iter().map(|f| (f.id, f)).collect();
+    // Per location: (frames, bytes of their names); an address is at most 18 bytes.
+    let cost: HashMap<u64, (u64, u64)> = profile
+        .location
+        .iter()
+        .map(|loc| {
+            let names = loc.line.iter().fold(0u64, |acc, line| {
+                let len = functions.get(&line.function_id).map_or(18, |f| {
+                    let name = string_at(profile, f.name).len();
+                    if name > 0 {
+                        name
+                    } else {
+                        string_at(profile, f.system_name).len().max(18)
+                    }
+                });
+                acc.saturating_add(len as u64)
+            });
+            (loc.id, ((loc.line.len() as u64).max(1), names.max(18)))
+        })
+        .collect();
+    let (mut frames_total, mut names_total) = (0u64, 0u64);
+    let mut sums = vec![0u128; profile.sample_type.len()];
+    for (i, sample) in profile.sample.iter().enumerate() {
+        let refuse_sample = |seen| {
+            LimitExceeded::new(
+                "MAX_FRAMES_PER_SAMPLE",
+                format!("sample {i} expands to at least"),
+                seen,
+                MAX_FRAMES_PER_SAMPLE,
+                "frames",
+            )
+        };
+        // Every location is at least one frame: no need to look them up to refuse.
+        if sample.location_id.len() as u64 > MAX_FRAMES_PER_SAMPLE {
+            return Err(refuse_sample(sample.location_id.len() as u64));
+        }
+        let mut frames = 0u64;
+        for id in &sample.location_id {
+            let (f, n) = cost.get(id).copied().unwrap_or((1, 18));
+            frames += f;
+            names_total = names_total.saturating_add(n);
+            if frames > MAX_FRAMES_PER_SAMPLE {
+                return Err(refuse_sample(frames));
+            }
+        }
+        frames_total += frames;
+        if frames_total > MAX_TOTAL_FRAMES {
+            return Err(LimitExceeded::new(
+                "MAX_TOTAL_FRAMES",
+                "the samples expand to at least",
+                frames_total,
+                MAX_TOTAL_FRAMES,
+                "frames",
+            ));
+        }
+        if names_total > MAX_TOTAL_FRAME_NAME_BYTES {
+            return Err(LimitExceeded::new(
+                "MAX_TOTAL_FRAME_NAME_BYTES",
+                "the samples' frames name functions in at least",
+                names_total,
+                MAX_TOTAL_FRAME_NAME_BYTES,
+                "bytes",
+            ));
+        }
+        for (sum, &v) in sums.iter_mut().zip(&sample.value) {
+            *sum += u128::from(v.unsigned_abs());
+        }
+    }
+    for (i, &sum) in sums.iter().enumerate() {
+        if sum > u128::from(MAX_TOTAL_VALUE) {
+            let name = string_at(profile, profile.sample_type[i].r#type);
+            return Err(LimitExceeded::new(
+                "MAX_TOTAL_VALUE",
+                format!("the absolute values of sample type {name:?} sum to"),
+                u64::try_from(sum).unwrap_or(u64::MAX),
+                MAX_TOTAL_VALUE,
+                "units",
+            ));
+        }
+    }
+    Ok(())
+}
 
 pub(crate) fn string_at(profile: &Profile, index: i64) -> &str {
     usize::try_from(index)

@@ -351,6 +351,11 @@ async fn serve_connection(
     let io = TokioIo::new(StallTimeout::new(stream, WRITE_STALL_TIMEOUT));
     let service = service_fn(move |request| endpoints::handle(request, state.clone()));
     let _ = http1::Builder::new()
+        // A client that shuts its write side after the request (`nc -N`, `curl` never, some
+        // scripts always) still gets its answer, as from Go's net/http: without this, hyper
+        // takes the read side's EOF for a client gone and drops the response in flight.
+        // A client that is really gone fails the write, or stalls it (WRITE_STALL_TIMEOUT).
+        .half_close(true)
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES)

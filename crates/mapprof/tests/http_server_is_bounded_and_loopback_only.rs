@@ -1,6 +1,9 @@
 //! The `/debug/pprof` server in an idle process: loopback unless asked otherwise; bad, oversized
 //! and idle connections are refused or timed out without crashing it, stalling it, or growing
-//! its threads; idle profiles are valid. One test, run step by step, so that the thread counts
+//! its threads; idle profiles are valid. The hostile set of issue 18 (garbage request lines,
+//! slowloris heads, idle connections, a 4 MiB head, absurd `seconds=`, malformed query
+//! strings): each gets a 4xx or a bounded close, normal requests are answered during and
+//! after, and resident memory stays bounded. One test, run step by step, so that the thread counts
 //! it reads are this server's alone.
 #![cfg(feature = "http")]
 
@@ -39,9 +42,13 @@ fn the_server_is_loopback_only_and_bounded_and_survives_bad_input() {
     slow.write_all(b"GET /debug/pprof/heap HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     let slow_since = Instant::now();
+    let rss_at_start = rss_kib();
+    // Slowloris: heads trickled a byte at a time, all cut off by HEAD_TIMEOUT too.
+    let trickle = std::thread::spawn(move || slowloris(addr, 100));
 
     idle_profiles_are_valid(addr);
     malformed_and_oversized_requests_are_refused(addr);
+    hostile_requests_get_a_4xx_or_a_bounded_close(addr);
     a_flood_of_idle_connections_grows_no_threads(addr, threads_before);
     connections_beyond_the_limit_are_turned_away();
 
@@ -55,6 +62,20 @@ fn the_server_is_loopback_only_and_bounded_and_survives_bad_input() {
         "closed after {waited:?}"
     );
     assert_eq!(get(addr, "/debug/pprof/heap").status, 200);
+    let (cut, longest) = trickle.join().unwrap();
+    eprintln!("slowloris: {cut} of 100 trickled heads cut off, the last after {longest:?}");
+    assert_eq!(
+        cut,
+        100,
+        "trickled heads still open after {:?}",
+        HEAD_TIMEOUT * 2
+    );
+    let grown = rss_kib().saturating_sub(rss_at_start);
+    eprintln!("resident memory grew {grown} KiB over the hostile set");
+    assert!(
+        grown < 96 << 10,
+        "the hostile set left {grown} KiB more resident"
+    );
 
     server.stop();
     assert!(
@@ -186,6 +207,199 @@ fn malformed_and_oversized_requests_are_refused(addr: SocketAddr) {
     let answer = http_client::parse(&answer).expect("an answer");
     assert_eq!(answer.status, 413, "{}", answer.text());
     assert_eq!(request(addr, "PUT", "/debug/pprof/symbol", b"").status, 405);
+}
+
+/// Opens `n` connections and trickles a request head into each, one byte per connection every
+/// 250 ms, until the server closes them or twice HEAD_TIMEOUT passed. Returns how many were
+/// cut off, and when the last was.
+fn slowloris(addr: SocketAddr, n: usize) -> (usize, Duration) {
+    let head = b"GET /debug/pprof/heap HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let started = Instant::now();
+    let mut open: Vec<(TcpStream, usize)> = (0..n)
+        .map(|_| {
+            let s = TcpStream::connect(addr).unwrap();
+            s.set_nonblocking(true).unwrap();
+            (s, 0)
+        })
+        .collect();
+    let (mut cut, mut longest) = (0, Duration::ZERO);
+    while !open.is_empty() && started.elapsed() < HEAD_TIMEOUT * 2 {
+        open.retain_mut(|(s, sent)| {
+            let mut buf = [0u8; 512];
+            let closed = match s.read(&mut buf) {
+                Ok(_) => true, // EOF, or an answer (408/400) before the close
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            };
+            let byte = [*head.get(*sent).unwrap_or(&b'a')];
+            if closed || s.write(&byte).is_err() {
+                cut += 1;
+                longest = started.elapsed();
+                return false;
+            }
+            *sent += 1;
+            true
+        });
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    (cut, longest)
+}
+
+/// The rest of the hostile set: each request gets a 4xx, or is closed, within seconds; normal
+/// requests are answered after each.
+fn hostile_requests_get_a_4xx_or_a_bounded_close(addr: SocketAddr) {
+    let answered = |what: &str| {
+        let started = Instant::now();
+        assert_eq!(
+            get(addr, "/debug/pprof/cmdline").status,
+            200,
+            "after {what}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "after {what}");
+    };
+    let four_xx_or_close = |what: &str, raw: &[u8]| -> Option<u16> {
+        let started = Instant::now();
+        let answer = send(addr, raw);
+        assert!(
+            started.elapsed() < Duration::from_secs(HEAD_TIMEOUT.as_secs() + 5),
+            "{what}: {:?}",
+            started.elapsed()
+        );
+        match answer {
+            Ok(a) => {
+                assert!(
+                    (400..500).contains(&a.status),
+                    "{what}: {} {}",
+                    a.status,
+                    a.text()
+                );
+                Some(a.status)
+            }
+            Err(e) => {
+                assert!(!e.contains("timed out"), "{what}: {e}");
+                None
+            }
+        }
+    };
+
+    // Garbage request lines: fixed ones, then random bytes from a fixed seed.
+    let fixed: [&[u8]; 8] = [
+        b"GET\r\n\r\n",
+        b"\r\n\r\n\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"G\x00T /debug/pprof/heap HTTP/1.1\r\n\r\n",
+        b"GET /debug/pprof/heap HTTP/1.1 extra\r\n\r\n",
+        b"GET http://[::1 HTTP/1.1\r\n\r\n",
+        b"GET /debug/pprof/heap HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        b"GET /debug/pprof/heap HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    ];
+    for (i, raw) in fixed.iter().enumerate() {
+        four_xx_or_close(&format!("garbage line {i}"), raw);
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..200 {
+        let len = 1 + next() as usize % 200;
+        let mut raw: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        raw.extend_from_slice(b"\r\n\r\n");
+        four_xx_or_close(&format!("random request line {i}"), &raw);
+    }
+    answered("garbage request lines");
+
+    // A 4 MiB head: refused once past MAX_HEAD_BYTES, the rest not read.
+    let mut big = TcpStream::connect(addr).unwrap();
+    big.set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let _ = big.write_all(b"GET /debug/pprof/heap HTTP/1.1\r\nHost: x\r\n");
+    let pad = format!("X-Pad: {}\r\n", "p".repeat(1000));
+    let mut sent = 0;
+    while sent < 4 << 20 {
+        if big.write_all(pad.as_bytes()).is_err() {
+            break; // closed (reset) by the server: a bounded close
+        }
+        sent += pad.len();
+    }
+    let mut rest = Vec::new();
+    let _ = big.read_to_end(&mut rest);
+    eprintln!(
+        "4 MiB head: {sent} bytes written before the close, {:?}, answer {:?}",
+        started.elapsed(),
+        http_client::parse(&rest).map(|a| a.status)
+    );
+    if let Ok(a) = http_client::parse(&rest) {
+        assert!((400..500).contains(&a.status), "{}", a.status);
+    }
+    assert!(started.elapsed() < Duration::from_secs(15));
+    answered("a 4 MiB head");
+
+    // Absurd `seconds=`: 400 with the reason, at once (nothing waited out).
+    for seconds in [
+        "0",
+        "-1",
+        "abc",
+        "1e9",
+        "1.5",
+        "%00",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999999999999999",
+        "100000",
+        "+1%20",
+    ] {
+        for endpoint in ["heap", "profile", "mutex", "flame/heap.svg"] {
+            let started = Instant::now();
+            let a = get(addr, &format!("/debug/pprof/{endpoint}?seconds={seconds}"));
+            assert_eq!(a.status, 400, "{endpoint}?seconds={seconds}: {}", a.text());
+            assert!(
+                a.text().contains("seconds"),
+                "{endpoint}?seconds={seconds}: {}",
+                a.text()
+            );
+            assert!(started.elapsed() < Duration::from_secs(5));
+        }
+    }
+    answered("absurd seconds");
+
+    // Malformed query strings: a 4xx or an answer, never a 5xx, never a hang.
+    let long_query = "x=1&".repeat(3000);
+    for query in [
+        "%zz",
+        "%",
+        "&&&=&=",
+        "debug=%ff%fe",
+        "debug=99999999999999999999",
+        "debug=1&debug=2&debug=x",
+        "sample_index=%00",
+        "sample_index=nonexistent&debug=1",
+        "a=b=c",
+        "=",
+        "seconds",
+        "seconds=",
+        long_query.as_str(),
+    ] {
+        for endpoint in ["heap", "allocs", "mutex", "cmdline", "", "symbol"] {
+            let started = Instant::now();
+            let a = get(addr, &format!("/debug/pprof/{endpoint}?{query}"));
+            let shown: String = query.chars().take(40).collect();
+            assert!(
+                a.status < 500,
+                "{endpoint}?{shown}: {} {}",
+                a.status,
+                a.text()
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{endpoint}?{shown}"
+            );
+        }
+    }
+    answered("malformed query strings");
 }
 
 fn a_flood_of_idle_connections_grows_no_threads(addr: SocketAddr, threads_before: usize) {
