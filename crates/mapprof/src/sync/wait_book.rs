@@ -80,9 +80,11 @@ impl WaitBook {
     /// The waiter got the lock: unregisters it, keeps its not yet charged wait for the next
     /// charge, and records its whole wait for the block profile.
     pub(crate) fn leave(&self, ticket: Ticket) {
-        let end = now_ns();
+        let end;
         {
             let mut l = self.ledger();
+            // Under the lock, as in `charge_waiters`: after the last charge.
+            end = now_ns();
             let uncharged_since = if l.epoch == ticket.epoch {
                 l.new -= 1;
                 l.new_start_sum = l.new_start_sum.wrapping_sub(ticket.start);
@@ -115,8 +117,11 @@ impl WaitBook {
     #[cold]
     #[inline(never)]
     fn charge_waiters(&self) -> u64 {
-        let now = now_ns();
         let mut l = self.ledger();
+        // Read under the ledger's lock: every start in it was read before it was entered, so
+        // `now` is after all of them (read before the lock, a waiter entering meanwhile made
+        // `new * now - new_start_sum` wrap to a delay of about 2^64 ns).
+        let now = now_ns();
         let old = l.old * now.saturating_sub(l.last_charge);
         let new = (l.new * now).wrapping_sub(l.new_start_sum);
         let delay = old.saturating_add(new).saturating_add(l.pending);
