@@ -87,8 +87,8 @@ impl fmt::Display for LimitExceeded {
 
 impl std::error::Error for LimitExceeded {}
 
-/// `1234567` as `1,234,567`.
-fn group(n: u64) -> String {
+/// `1234567` as `1,234,567` (also the report's figures).
+pub(crate) fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

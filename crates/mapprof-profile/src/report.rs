@@ -40,6 +40,7 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 
 use crate::app::{first_application_frame, AppFilter};
+use crate::limits::group as group_digits;
 use crate::proto::Profile;
 use crate::resize::resize_profile;
 use crate::top::format_value;
@@ -713,19 +714,6 @@ fn stacks(n: usize) -> String {
     } else {
         format!("[{n} samples]")
     }
-}
-
-/// `1234567` → `1,234,567`.
-fn group_digits(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 impl Report {
