@@ -53,14 +53,12 @@ fn backtrace_frames(pc: u64) -> Vec<SourceFrame> {
         let Some(name) = symbol.name() else { return };
         let demangled = format!("{name:#}");
         frames.push(SourceFrame {
-            system_name: name
-                .as_str()
-                .map_or_else(|| demangled.clone(), str::to_owned),
-            name: demangled,
+            system_name: name.as_str().unwrap_or(&demangled).into(),
+            name: demangled.into(),
             file: symbol
                 .filename()
-                .map(|f| f.display().to_string())
-                .unwrap_or_default(),
+                .map_or_else(String::new, |f| f.display().to_string())
+                .into(),
             line: symbol.lineno().unwrap_or(0),
         });
     });

@@ -26,11 +26,11 @@ use std::sync::Arc;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SourceFrame {
     /// Demangled name without the hash suffix, e.g. `cache::Cache::update`.
-    pub name: String,
+    pub name: Arc<str>,
     /// The raw (mangled) symbol when known, else the same as `name`.
-    pub system_name: String,
+    pub system_name: Arc<str>,
     /// Source file, or empty when unknown.
-    pub file: String,
+    pub file: Arc<str>,
     /// Source line, or 0 when unknown.
     pub line: u32,
 }
@@ -200,10 +200,7 @@ impl Symbolizer {
         // temporaries (DWARF parsing), the copy is what stays.
         let (keeper, cache) = (self.keeper, &mut self.cache);
         let mut kept = frames.clone();
-        keeper(&mut || {
-            kept = frames.iter().cloned().collect();
-            cache.insert(pc, kept.clone());
-        });
+        keeper(&mut || kept = cache.insert(pc, &frames));
         kept
     }
 
@@ -325,9 +322,9 @@ impl Symbolizer {
                 },
             };
             out.push(SourceFrame {
-                name: demangle(&raw),
-                system_name: raw,
-                file: frame.file,
+                name: demangle(&raw).into(),
+                system_name: raw.into(),
+                file: frame.file.into(),
                 line: frame.line,
             });
         }
@@ -348,9 +345,9 @@ fn demangle(raw: &str) -> String {
 /// A frame named from a symbol table: its demangled name, no file or line.
 fn name_only_frame(raw: String) -> SourceFrame {
     SourceFrame {
-        name: demangle(&raw),
-        system_name: raw,
-        file: String::new(),
+        name: demangle(&raw).into(),
+        system_name: raw.into(),
+        file: "".into(),
         line: 0,
     }
 }
@@ -457,7 +454,7 @@ mod tests {
             "getpid",
             "{frames:?}"
         );
-        assert_eq!((frames[0].file.as_str(), frames[0].line), ("", 0));
+        assert_eq!((&*frames[0].file, frames[0].line), ("", 0));
         assert!(Arc::ptr_eq(&frames, &symbolizer.resolve(getpid + 1)));
     }
 
@@ -476,14 +473,12 @@ mod tests {
             let Some(name) = symbol.name() else { return };
             let demangled = format!("{name:#}");
             frames.push(SourceFrame {
-                system_name: name
-                    .as_str()
-                    .map_or_else(|| demangled.clone(), str::to_owned),
-                name: demangled,
+                system_name: name.as_str().unwrap_or(&demangled).into(),
+                name: demangled.into(),
                 file: symbol
                     .filename()
-                    .map(|f| f.display().to_string())
-                    .unwrap_or_default(),
+                    .map_or_else(String::new, |f| f.display().to_string())
+                    .into(),
                 line: symbol.lineno().unwrap_or(0),
             });
         });

@@ -297,9 +297,7 @@ fn is_growth(stack: &[usize], realloc: bool) -> bool {
             })
             .collect()
     });
-    let names = frames
-        .iter()
-        .flat_map(|f| f.iter().map(|s| s.name.as_str()));
+    let names = frames.iter().flat_map(|f| f.iter().map(|s| &*s.name));
     growth::classify(names, realloc).is_some()
 }
 

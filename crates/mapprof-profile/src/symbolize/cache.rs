@@ -5,18 +5,23 @@
 //! estimated bytes), the older one is dropped (its entries counted as evicted) and the recent
 //! one takes its place. So the cache never holds more than its cap, an address used at every
 //! build stays, and eviction costs no per-entry bookkeeping (an approximate LRU).
+//!
+//! Each generation interns its strings: the addresses of one function share its name and
+//! file, so an entry costs its frames (a few words each) and only the strings no other entry
+//! of its generation has. Entries refer only to strings of their own generation, so dropping
+//! a generation frees every string it alone held.
 
 use super::SourceFrame;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::mem::size_of;
 use std::sync::Arc;
 
 /// At most this many addresses are cached (a heap profile of 10,000 stacks of 30 frames has
 /// tens of thousands of distinct addresses, most of them shared by many stacks).
 pub const DEFAULT_MAX_ENTRIES: usize = 16_384;
-/// At most this many bytes, as estimated by [`estimated_bytes`], are cached: part of the
-/// footprint the profiler keeps between profiles.
-pub const DEFAULT_MAX_BYTES: usize = 2 << 20;
+/// At most this many bytes, as estimated by the cache, are cached: part of the footprint the
+/// profiler keeps between profiles.
+pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
 
 /// What the cache holds and has done, for the profile's comments and the profiler's own
 /// memory accounting.
@@ -24,7 +29,7 @@ pub const DEFAULT_MAX_BYTES: usize = 2 << 20;
 pub struct CacheStats {
     /// Addresses cached now.
     pub entries: usize,
-    /// Their estimated heap bytes (strings, frames, table slots).
+    /// Their estimated heap bytes (frames, interned strings, table slots).
     pub estimated_bytes: usize,
     /// The cap on entries.
     pub max_entries: usize,
@@ -52,13 +57,46 @@ pub(super) struct AddressCache {
 #[derive(Debug, Default)]
 struct Generation {
     frames: HashMap<u64, Arc<[SourceFrame]>>,
+    strings: HashSet<Arc<str>>,
     bytes: usize,
 }
 
+/// A table slot: key or pointer, length, control byte, doubled for the table's spare room.
+const SLOT: usize = 2 * (size_of::<u64>() + size_of::<Arc<[SourceFrame]>>() + 1);
+/// An `Arc`'s two counts.
+const ARC_COUNTS: usize = 2 * size_of::<usize>();
+
 impl Generation {
-    fn insert(&mut self, pc: u64, frames: Arc<[SourceFrame]>) {
-        self.bytes += estimated_bytes(&frames);
-        self.frames.insert(pc, frames);
+    /// The generation's copy of `s`, made (and counted) if it has none.
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(kept) = self.strings.get(s) {
+            return kept.clone();
+        }
+        let kept: Arc<str> = Arc::from(s);
+        self.bytes += SLOT + ARC_COUNTS + s.len();
+        self.strings.insert(kept.clone());
+        kept
+    }
+
+    /// The frames that an entry for `frames` would add, with no strings counted.
+    fn entry_bytes(frames: &[SourceFrame]) -> usize {
+        SLOT + ARC_COUNTS + size_of_val(frames)
+    }
+
+    /// Caches `frames` for `pc` with this generation's strings; returns the copy kept.
+    fn insert(&mut self, pc: u64, frames: &[SourceFrame]) -> Arc<[SourceFrame]> {
+        let kept: Arc<[SourceFrame]> = frames
+            .iter()
+            .map(|f| SourceFrame {
+                name: self.intern(&f.name),
+                system_name: self.intern(&f.system_name),
+                file: self.intern(&f.file),
+                line: f.line,
+            })
+            .collect();
+        self.bytes += Self::entry_bytes(&kept);
+        self.frames.insert(pc, kept.clone());
+        kept
     }
 }
 
@@ -86,25 +124,32 @@ impl AddressCache {
             return None;
         };
         self.hits += 1;
-        self.older.bytes -= estimated_bytes(&frames);
-        self.insert(pc, frames.clone());
-        Some(frames)
+        // Its strings stay counted in the older generation until it is dropped.
+        self.older.bytes -= Generation::entry_bytes(&frames);
+        Some(self.insert(pc, &frames))
     }
 
-    /// Caches `frames` for `pc` (not already cached), dropping the older generation if the
-    /// recent one is full. An entry larger than half the byte cap is not cached.
-    pub(super) fn insert(&mut self, pc: u64, frames: Arc<[SourceFrame]>) {
-        let bytes = estimated_bytes(&frames);
+    /// Caches a copy of `frames` for `pc` (not already cached), dropping the older generation
+    /// if the recent one is full, and returns the copy. An entry that could take more than
+    /// half the byte cap is not cached (the copy returned is `frames` as given).
+    pub(super) fn insert(&mut self, pc: u64, frames: &[SourceFrame]) -> Arc<[SourceFrame]> {
+        let most = Generation::entry_bytes(frames)
+            + frames
+                .iter()
+                .map(|f| {
+                    3 * (SLOT + ARC_COUNTS) + f.name.len() + f.system_name.len() + f.file.len()
+                })
+                .sum::<usize>();
         let (half_entries, half_bytes) = (self.max_entries / 2, self.max_bytes / 2);
-        if bytes > half_bytes || half_entries == 0 {
+        if most > half_bytes || half_entries == 0 {
             self.evictions += 1;
-            return;
+            return frames.into();
         }
-        if self.recent.frames.len() + 1 > half_entries || self.recent.bytes + bytes > half_bytes {
+        if self.recent.frames.len() + 1 > half_entries || self.recent.bytes + most > half_bytes {
             self.evictions += self.older.frames.len() as u64;
             self.older = std::mem::take(&mut self.recent);
         }
-        self.recent.insert(pc, frames);
+        self.recent.insert(pc, frames)
     }
 
     pub(super) fn stats(&self) -> CacheStats {
@@ -120,26 +165,15 @@ impl AddressCache {
     }
 }
 
-/// The heap an entry takes: its strings, the frames, the `Arc`'s counts, and a table slot (key,
-/// pointer, length, control byte, rounded up for the table's spare capacity).
-pub(super) fn estimated_bytes(frames: &[SourceFrame]) -> usize {
-    const SLOT: usize = 2 * (size_of::<u64>() + size_of::<Arc<[SourceFrame]>>() + 1);
-    let strings: usize = frames
-        .iter()
-        .map(|f| f.name.capacity() + f.system_name.capacity() + f.file.capacity())
-        .sum();
-    SLOT + 2 * size_of::<usize>() + size_of_val(frames) + strings
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn frames(name: &str) -> Arc<[SourceFrame]> {
         Arc::from([SourceFrame {
-            name: name.to_owned(),
-            system_name: name.to_owned(),
-            file: "src/lib.rs".to_owned(),
+            name: name.into(),
+            system_name: name.into(),
+            file: "src/lib.rs".into(),
             line: 1,
         }])
     }
@@ -149,7 +183,7 @@ mod tests {
         let mut cache = AddressCache::new(64, usize::MAX);
         for pc in 0..1000 {
             assert!(cache.get(pc).is_none());
-            cache.insert(pc, frames("f"));
+            cache.insert(pc, &frames("f"));
             assert!(cache.stats().entries <= 64, "{:?}", cache.stats());
         }
         let stats = cache.stats();
@@ -162,27 +196,49 @@ mod tests {
 
     #[test]
     fn stays_within_its_byte_cap() {
-        let one = estimated_bytes(&frames("some::function::name"));
-        let mut cache = AddressCache::new(usize::MAX, 10 * one);
-        for pc in 0..100 {
-            cache.insert(pc, frames("some::function::name"));
+        let cap = 64 << 10;
+        let mut cache = AddressCache::new(usize::MAX, cap);
+        for pc in 0..10_000 {
+            cache.insert(pc, &frames(&format!("some::function::number_{pc}")));
+            assert!(cache.stats().estimated_bytes <= cap, "{:?}", cache.stats());
+        }
+        assert!(cache.stats().evictions >= 9_000, "{:?}", cache.stats());
+    }
+
+    /// Addresses of one function share its strings: a thousand of them cost a few words each,
+    /// where a thousand functions cost a name each.
+    #[test]
+    fn addresses_of_one_function_share_its_strings() {
+        let name = "<hashbrown::map::HashMap<K,V,S> as core::iter::traits::collect::Extend<(K,V)>>::extend";
+        let mut shared = AddressCache::new(usize::MAX, usize::MAX);
+        let mut distinct = AddressCache::new(usize::MAX, usize::MAX);
+        let first = shared.insert(0, &frames(name));
+        for pc in 1..1000 {
+            let kept = shared.insert(pc, &frames(name));
             assert!(
-                cache.stats().estimated_bytes <= 10 * one,
-                "{:?}",
-                cache.stats()
+                Arc::ptr_eq(&kept[0].name, &first[0].name),
+                "one copy of the name"
             );
         }
-        assert!(cache.stats().evictions >= 90);
+        for pc in 0..1000 {
+            distinct.insert(pc, &frames(&format!("{name}{pc}")));
+        }
+        let (shared, distinct) = (shared.stats(), distinct.stats());
+        assert_eq!((shared.entries, distinct.entries), (1000, 1000));
+        assert!(
+            shared.estimated_bytes * 2 < distinct.estimated_bytes,
+            "shared {shared:?}, distinct {distinct:?}"
+        );
     }
 
     #[test]
     fn an_address_used_again_survives_rotation() {
         let mut cache = AddressCache::new(8, usize::MAX);
-        cache.insert(7, frames("kept"));
+        cache.insert(7, &frames("kept"));
         for pc in 100..200 {
             // Looked up between inserts, as a hot address is at every build.
             assert!(cache.get(7).is_some(), "evicted at {pc}");
-            cache.insert(pc, frames("other"));
+            cache.insert(pc, &frames("other"));
         }
     }
 }
