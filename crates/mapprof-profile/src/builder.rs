@@ -7,7 +7,7 @@ use crate::proto::{
     Function, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType,
 };
 use crate::symbolize::{is_profiler_frame, strip_profiler_frames, SourceFrame, Symbolizer};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Name of the frame that stands for samples the collector had to drop (Go's
@@ -99,12 +99,14 @@ pub fn build(
     if options.symbolize {
         // In address order, so that each compilation unit's DWARF is parsed about once, even
         // when its parsed state is capped (`symbolize::PARSE_BUDGET`).
-        let mut pcs: Vec<u64> = samples
+        // Distinct addresses are gathered first: all of them, one per frame, would be the
+        // largest allocation of a build (2.4 MB for 10,000 stacks of 30 frames).
+        let distinct: HashSet<u64> = samples
             .iter()
             .flat_map(|s| s.stack.iter().map(|ret| ret.saturating_sub(1)))
             .collect();
+        let mut pcs: Vec<u64> = distinct.into_iter().collect();
         pcs.sort_unstable();
-        pcs.dedup();
         for pc in pcs {
             b.address(pc, symbolizer);
         }
@@ -146,11 +148,12 @@ pub fn build(
         .iter()
         .map(|&id| b.keys[id as usize].clone())
         .collect();
-    symbolizer.release_debug_info();
     let mut header = header.clone();
     if options.symbolize {
+        // Before the release, while the units parsed for this build are still counted.
         header.comments.push(cache_comment(symbolizer));
     }
+    symbolizer.release_debug_info();
     b.finish(&header, merged)
 }
 
@@ -160,8 +163,8 @@ fn cache_comment(symbolizer: &Symbolizer) -> String {
     let c = s.cache;
     format!(
         "symbol cache: {} addresses, {} KiB of {} KiB (at most {}); {} evicted, {} hits, {} \
-         misses; debug info opened {} times, parsed state over budget {} times; {} symbol \
-         tables, {} KiB",
+         misses; debug info opened {} times, parsed state over budget {} times, {} units \
+         indexed, {} parsed; {} symbol tables, {} KiB",
         c.entries,
         c.estimated_bytes.div_ceil(1024),
         c.max_bytes / 1024,
@@ -171,6 +174,8 @@ fn cache_comment(symbolizer: &Symbolizer) -> String {
         c.misses,
         s.debug_info_opens,
         s.parse_resets,
+        s.indexed_units,
+        s.parsed_units,
         s.symbol_tables,
         s.symbol_table_bytes.div_ceil(1024),
     )
