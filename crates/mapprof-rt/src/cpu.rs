@@ -53,7 +53,7 @@
 use crate::labels;
 use crate::spin::Caller;
 use crate::stack::{self, Frames, Unwinder, MAX_DEPTH};
-use crate::table::{Key, Kind, Record, Table};
+use crate::table::{Add, Key, Kind, Record, Table};
 use crate::thread::STATE;
 use std::io;
 use std::mem::MaybeUninit;
@@ -121,7 +121,7 @@ pub struct Sampling {
 /// What a finished profile recorded.
 #[derive(Debug)]
 pub struct Samples {
-    /// One record per (stack, labels, period) bucket; `counters[0]` is its number of samples,
+    /// One record per (stack, labels, period) bucket ([`Record::cpu_samples`] samples),
     /// `rate` its period in ns. A `lost` record counts samples that found the table full or
     /// its insert lock taken.
     pub records: Vec<Record>,
@@ -377,7 +377,7 @@ fn record(context: *const libc::c_void) {
     } else {
         CPU_TABLE.bucket_for(&key, Caller::SignalHandler)
     };
-    CPU_TABLE.add(bucket, [1, 0, 0, 0]);
+    CPU_TABLE.add(bucket, Add::CpuSample);
 }
 
 /// The interrupted code's frames by a DWARF unwind from the handler: everything after the
@@ -518,7 +518,7 @@ mod tests {
         assert!(matches!(start(1000), Err(StartError::Busy)));
         spin_until_sampled(50);
         let samples = sampling.finish();
-        let total: u64 = samples.records.iter().map(|r| r.counters[0]).sum();
+        let total: u64 = samples.records.iter().map(|r| r.cpu_samples()).sum();
         assert!(total >= 50, "{total} samples");
         assert_eq!(total, samples.signals);
         assert!(samples.records.iter().all(|r| r.rate == 1_000_000));

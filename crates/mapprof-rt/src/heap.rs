@@ -8,7 +8,7 @@
 use crate::live;
 use crate::sampler::{self, heap_rate, next_step, MAX_COUNTDOWN};
 use crate::stack::{self, MAX_DEPTH};
-use crate::table::{self, BucketId, Key, Kind, FLAG_REALLOC};
+use crate::table::{self, Add, BucketId, Key, Kind, COUNT_UNIT, FLAG_REALLOC};
 use crate::thread::{ThreadState, STATE};
 
 /// Counts an allocation of `size` bytes against the thread's sampling countdown. Call it before
@@ -109,10 +109,6 @@ pub fn after_realloc(
     }
 }
 
-/// Objects are counted in units of 1/65536 so that unbiased counts (an allocation sampled with
-/// probability p stands for 1/p objects) keep their fraction.
-pub const COUNT_UNIT: u64 = 1 << 16;
-
 /// What one sampled allocation of `size` bytes, sampled at `rate`, stands for: `[objects in
 /// COUNT_UNIT, bytes]`. With byte-based Poisson sampling an allocation of `size` bytes is
 /// sampled with probability `p = 1 - exp(-size / rate)`, so it stands for `1/p` allocations
@@ -137,7 +133,7 @@ fn freed(bucket: BucketId, size: usize) {
         rate => rate,
     };
     let [objects, bytes] = unbiased(size as u64, rate);
-    table::add(bucket, [0, 0, objects, bytes]);
+    table::add(bucket, Add::Freed { objects, bytes });
 }
 
 /// What the cold path decided for an allocation whose countdown piece ran out.
@@ -265,7 +261,7 @@ fn record(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8, rate: u64) 
     };
     let bucket = table::bucket_for(&key);
     let [objects, bytes] = unbiased(size as u64, rate);
-    table::add(bucket, [objects, bytes, 0, 0]);
+    table::add(bucket, Add::Allocated { objects, bytes });
     if !live::insert(ptr as usize, bucket) {
         // Untracked from now on: count it freed so in-use figures never include it forever.
         freed(bucket, size);

@@ -19,10 +19,9 @@
 //! labels as they are at its unlock, a block sample the waiter's (as they were while it
 //! waited: it was blocked in between).
 
-use crate::heap::COUNT_UNIT;
 use crate::sampler::next_u64;
 use crate::stack::{self, Frames, MAX_DEPTH};
-use crate::table::{self, Key, Kind};
+use crate::table::{self, Add, Key, Kind, COUNT_UNIT};
 use crate::thread::STATE;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -164,9 +163,9 @@ fn add(kind: Kind, frames: &[usize], labels: u32, weight: f64, delay_ns: u64) {
         frames,
     };
     let bucket = table::bucket_for(&key);
-    let contentions = (weight * COUNT_UNIT as f64).round() as u64;
-    let delay = (weight * delay_ns as f64).round() as u64;
-    table::add(bucket, [contentions, delay, 0, 0]);
+    let events = (weight * COUNT_UNIT as f64).round() as u64;
+    let delay_ns = (weight * delay_ns as f64).round() as u64;
+    table::add(bucket, Add::Contention { events, delay_ns });
 }
 
 /// True with probability `p`, from the thread's generator.

@@ -1,6 +1,10 @@
 //! The stack table: fixed-capacity buckets keyed by (kind, rate, flags, size class, labels,
 //! stack), each with four counters. Go's `stkbucket`, without its allocations.
 //!
+//! This module alone knows the counters' layout: writers say what they add ([`Add`]), readers
+//! get typed counts in their units ([`Record::heap`], [`Record::contention`],
+//! [`Record::cpu_samples`]).
+//!
 //! * Lookup is lock-free: a linear-probe index of `u32` slots points at buckets; a slot, once
 //!   published (release store), never changes, and buckets are never removed.
 //! * Inserting a new stack takes the table's insert lock with a bounded spin (and yield, except
@@ -20,16 +24,71 @@ use std::sync::atomic::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Kind {
-    /// Sampled allocations. Counters, already unbiased: allocated objects (in units of
-    /// [`crate::heap::COUNT_UNIT`]), allocated bytes, freed objects, freed bytes.
+    /// Sampled allocations ([`HeapCounts`]).
     Heap = 0,
-    /// Lock holders that made others wait. Counters: contentions, delay in ns (already scaled).
+    /// Lock holders that made others wait ([`ContentionCounts`]).
     Mutex = 1,
-    /// Lock waiters. Counters: contentions, delay in ns (already scaled).
+    /// Lock waiters ([`ContentionCounts`]).
     Block = 2,
-    /// CPU samples (SIGPROF), in the CPU table ([`crate::cpu`]). Counters: samples; the
+    /// CPU samples (SIGPROF), in the CPU table ([`crate::cpu`]): [`Record::cpu_samples`]; the
     /// bucket's rate is the sampling period in ns.
     Cpu = 3,
+}
+
+/// Objects and contentions are counted in units of 1/65536, so that unbiased counts (a sample
+/// taken with probability p stands for 1/p events) keep their fraction.
+pub const COUNT_UNIT: u64 = 1 << 16;
+
+/// What is added to a bucket, by what it measures. Objects and events are in [`COUNT_UNIT`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Add {
+    /// Heap: sampled allocations, already unbiased.
+    Allocated { objects: u64, bytes: u64 },
+    /// Heap: frees of sampled allocations, weighted as they were.
+    Freed { objects: u64, bytes: u64 },
+    /// Mutex or block: contentions and their delay, already scaled.
+    Contention { events: u64, delay_ns: u64 },
+    /// CPU: one sample.
+    CpuSample,
+}
+
+impl Add {
+    /// The layout: heap `[allocated objects, bytes, freed objects, bytes]`; contention
+    /// `[events, delay]`; CPU `[samples]`.
+    fn counters(self) -> [u64; 4] {
+        match self {
+            Add::Allocated { objects, bytes } => [objects, bytes, 0, 0],
+            Add::Freed { objects, bytes } => [0, 0, objects, bytes],
+            Add::Contention { events, delay_ns } => [events, delay_ns, 0, 0],
+            Add::CpuSample => [1, 0, 0, 0],
+        }
+    }
+}
+
+/// A heap bucket's counts, unbiased: what the sampled allocations stand for.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HeapCounts {
+    /// Objects allocated.
+    pub allocated_objects: f64,
+    /// Bytes allocated.
+    pub allocated_bytes: u64,
+    /// Of those objects, how many were freed.
+    pub freed_objects: f64,
+    /// And their bytes.
+    pub freed_bytes: u64,
+}
+
+/// A mutex or block bucket's counts, scaled by the sampling.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ContentionCounts {
+    /// Contentions.
+    pub events: f64,
+    /// The delay they caused (mutex) or suffered (block), in ns.
+    pub delay_ns: u64,
+}
+
+fn in_units(count: u64) -> f64 {
+    count as f64 / COUNT_UNIT as f64
 }
 
 const KINDS: usize = 4;
@@ -141,8 +200,8 @@ pub(crate) fn rate_of(id: BucketId) -> u64 {
 }
 
 /// Adds to a main-table bucket's counters.
-pub(crate) fn add(id: BucketId, counters: [u64; 4]) {
-    MAIN.add(id, counters)
+pub(crate) fn add(id: BucketId, add: Add) {
+    MAIN.add(id, add)
 }
 
 impl<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> Table<BUCKETS, SLOTS, FRAMES> {
@@ -181,9 +240,9 @@ impl<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> Table<BUCKET
 
     /// Adds to a bucket's counters. Release: a snapshot that reads a free (acquire) sees the
     /// allocation that happened before it (the same instruction as a relaxed add on x86).
-    pub(crate) fn add(&self, id: BucketId, counters: [u64; 4]) {
+    pub(crate) fn add(&self, id: BucketId, add: Add) {
         let b = self.bucket(id);
-        for (c, v) in b.counters.iter().zip(counters) {
+        for (c, v) in b.counters.iter().zip(add.counters()) {
             if v != 0 {
                 c.fetch_add(v, Release);
             }
@@ -391,10 +450,39 @@ pub struct Record {
     pub labels: u32,
     /// Return addresses, innermost first. Empty for the lost bucket.
     pub stack: Vec<usize>,
-    /// The bucket's counters; their meaning depends on `kind`.
-    pub counters: [u64; 4],
+    /// The bucket's counters, read through the accessor of `kind`.
+    counters: [u64; 4],
     /// Whether this is the kind's lost bucket: samples that found the table full.
     pub lost: bool,
+}
+
+impl Record {
+    /// A heap bucket's counts.
+    pub fn heap(&self) -> HeapCounts {
+        debug_assert_eq!(self.kind, Kind::Heap);
+        let [a, b, c, d] = self.counters;
+        HeapCounts {
+            allocated_objects: in_units(a),
+            allocated_bytes: b,
+            freed_objects: in_units(c),
+            freed_bytes: d,
+        }
+    }
+
+    /// A mutex or block bucket's counts.
+    pub fn contention(&self) -> ContentionCounts {
+        debug_assert!(matches!(self.kind, Kind::Mutex | Kind::Block));
+        ContentionCounts {
+            events: in_units(self.counters[0]),
+            delay_ns: self.counters[1],
+        }
+    }
+
+    /// A CPU bucket's samples.
+    pub fn cpu_samples(&self) -> u64 {
+        debug_assert_eq!(self.kind, Kind::Cpu);
+        self.counters[0]
+    }
 }
 
 /// In a child just forked (see `crate::fork`).
@@ -458,10 +546,16 @@ mod tests {
                 frames: &frames,
             };
             let id = bucket_for(&key);
-            add(id, [1, i, 0, 0]);
-            let e = reference.entry((rate, frames)).or_insert([0u64; 2]);
-            e[0] += 1;
-            e[1] += i;
+            add(
+                id,
+                Add::Contention {
+                    events: COUNT_UNIT,
+                    delay_ns: i,
+                },
+            );
+            let e = reference.entry((rate, frames)).or_insert((0.0, 0));
+            e.0 += 1.0;
+            e.1 += i;
         }
         let mut seen = BTreeMap::new();
         for r in snapshot(Kind::Block)
@@ -469,7 +563,8 @@ mod tests {
             .filter(|r| r.rate >= 1_000_000)
         {
             assert!(!r.lost);
-            seen.insert((r.rate, r.stack), [r.counters[0], r.counters[1]]);
+            let counts = r.contention();
+            seen.insert((r.rate, r.stack), (counts.events, counts.delay_ns));
         }
         assert_eq!(seen, reference);
     }

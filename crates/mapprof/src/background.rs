@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use mapprof_profile::growth;
 use mapprof_profile::symbolize::strip_profiler_frames;
-use mapprof_rt::heap::COUNT_UNIT;
 use mapprof_rt::table::{self, BucketId, Kind, FLAG_REALLOC};
 use signal_hook::iterator::{Handle, Signals};
 
@@ -239,24 +238,25 @@ impl Tracer {
         let at = Instant::now();
         let mut t = Totals::default();
         for r in heap {
-            let objects = r.counters[0] as f64 / COUNT_UNIT as f64;
-            t.alloc_bytes += r.counters[1];
-            t.alloc_objects += objects;
+            let counts = r.heap();
+            t.alloc_bytes += counts.allocated_bytes;
+            t.alloc_objects += counts.allocated_objects;
             let growth = *self
                 .is_growth
                 .entry(r.id)
                 .or_insert_with(|| is_growth(&r.stack, r.flags & FLAG_REALLOC != 0));
             if growth {
-                t.growth_bytes += r.counters[1];
-                t.growth_objects += objects;
+                t.growth_bytes += counts.allocated_bytes;
+                t.growth_objects += counts.allocated_objects;
             }
         }
         // What classifying opened is not kept until the next line (about 20 MiB of DWARF for
         // the fixture): reopening costs tens of milliseconds, keeping it costs the host.
         with_symbolizer(|symbolizer| symbolizer.release_debug_info());
         for r in mutex {
-            t.contentions += r.counters[0] as f64 / COUNT_UNIT as f64;
-            t.delay_ns += r.counters[1];
+            let counts = r.contention();
+            t.contentions += counts.events;
+            t.delay_ns += counts.delay_ns;
         }
         (t, at)
     }

@@ -93,7 +93,7 @@ fn encode(samples: rt_cpu::Samples, hz: u32, start: SystemTime, duration: Durati
         .records
         .into_iter()
         .map(|r| {
-            let count = r.counters[0];
+            let count = r.cpu_samples();
             total += count;
             if r.lost {
                 lost += count;

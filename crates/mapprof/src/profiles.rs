@@ -8,7 +8,6 @@ use mapprof_profile::heap::{self, HeapRecord, HeapView};
 use mapprof_profile::proto::Profile;
 use mapprof_profile::resize::resize_profile;
 use mapprof_profile::symbolize::Symbolizer;
-use mapprof_rt::heap::COUNT_UNIT;
 use mapprof_rt::labels as rt_labels;
 use mapprof_rt::{lock, sampler, table, Kind};
 use std::collections::BTreeMap;
@@ -110,18 +109,18 @@ pub fn profile(kind: ProfileKind) -> Profile {
 }
 
 fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
-    let objects = |fixed: u64| fixed as f64 / COUNT_UNIT as f64;
     let records: Vec<(u32, HeapRecord)> = table::snapshot(Kind::Heap)
         .into_iter()
         .map(|r| {
+            let counts = r.heap();
             (
                 r.labels,
                 HeapRecord {
                     stack: r.stack.iter().map(|&a| a as u64).collect(),
-                    alloc_objects: objects(r.counters[0]),
-                    alloc_bytes: r.counters[1] as f64,
-                    free_objects: objects(r.counters[2]),
-                    free_bytes: r.counters[3] as f64,
+                    alloc_objects: counts.allocated_objects,
+                    alloc_bytes: counts.allocated_bytes as f64,
+                    free_objects: counts.freed_objects,
+                    free_bytes: counts.freed_bytes as f64,
                     lost: r.lost,
                     realloc: r.flags & table::FLAG_REALLOC != 0,
                 },
@@ -153,12 +152,13 @@ fn contention_samples(table_kind: Kind, kind: ProfileKind) -> (Header, Vec<RawSa
     let records: Vec<(u32, ContentionRecord)> = table::snapshot(table_kind)
         .into_iter()
         .map(|r| {
+            let counts = r.contention();
             (
                 r.labels,
                 ContentionRecord {
                     stack: r.stack.iter().map(|&a| a as u64).collect(),
-                    contentions: r.counters[0] as f64 / COUNT_UNIT as f64,
-                    delay_ns: r.counters[1] as f64,
+                    contentions: counts.events,
+                    delay_ns: counts.delay_ns as f64,
                     lost: r.lost,
                 },
             )

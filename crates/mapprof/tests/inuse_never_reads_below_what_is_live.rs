@@ -35,15 +35,16 @@ const OPERATIONS: usize = 60_000;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// In-use bytes and objects of the labelled samples (the workers'), unclamped.
-fn labelled_inuse() -> (i128, i128) {
+fn labelled_inuse() -> (i128, f64) {
     mapprof_rt::thread::ignore(|| {
         table::snapshot(Kind::Heap)
             .iter()
             .filter(|r| r.labels != 0)
-            .fold((0, 0), |(bytes, objects), r| {
+            .fold((0, 0.0), |(bytes, objects), r| {
+                let c = r.heap();
                 (
-                    bytes + r.counters[1] as i128 - r.counters[3] as i128,
-                    objects + r.counters[0] as i128 - r.counters[2] as i128,
+                    bytes + c.allocated_bytes as i128 - c.freed_bytes as i128,
+                    objects + c.allocated_objects - c.freed_objects,
                 )
             })
     })
@@ -172,12 +173,9 @@ fn inuse_never_reads_below_the_resident_bytes_and_ends_exact() {
     );
     let (bytes, objects) = labelled_inuse();
     assert_eq!(bytes, floor, "in use once the workers are done");
-    assert_eq!(
-        objects,
-        (WORKERS * (RESIDENT + 1)) as i128 * mapprof_rt::heap::COUNT_UNIT as i128
-    );
+    assert_eq!(objects, (WORKERS * (RESIDENT + 1)) as f64);
     drop(resident);
-    assert_eq!(labelled_inuse(), (0, 0), "nothing in use at the end");
+    assert_eq!(labelled_inuse(), (0, 0.0), "nothing in use at the end");
 }
 
 /// The incident's regressed cache: requests on several threads rebuild a 2,000-entry map (every
@@ -266,7 +264,7 @@ fn a_map_rebuilt_and_swapped_under_a_lock_stays_in_use() {
     drop(map);
     assert_eq!(
         labelled_inuse(),
-        (0, 0),
+        (0, 0.0),
         "nothing in use once the map is freed"
     );
 }

@@ -16,7 +16,7 @@ fn labelled_samples() -> u64 {
         table::snapshot(Kind::Heap)
             .iter()
             .filter(|r| r.labels != 0)
-            .map(|r| r.counters[0] / mapprof_rt::heap::COUNT_UNIT)
+            .map(|r| r.heap().allocated_objects as u64)
             .sum()
     })
 }

@@ -4,7 +4,6 @@
 //! `System`. Also the heap table's totals, and the standard errors that sampling theory gives.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
-use mapprof_rt::heap::COUNT_UNIT;
 use mapprof_rt::{table, Kind};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -107,30 +106,37 @@ pub(crate) fn estimated() -> Totals {
             .into_iter()
             .filter(|r| r.labels != 0)
         {
-            totals.objects += r.counters[0] as f64 / COUNT_UNIT as f64;
-            totals.bytes += r.counters[1] as f64;
+            let counts = r.heap();
+            totals.objects += counts.allocated_objects;
+            totals.bytes += counts.allocated_bytes as f64;
         }
         totals
     })
 }
 
-/// The allocated counters (objects in COUNT_UNIT, bytes) per bucket of the samples taken
-/// under [`labelled`], read unsampled: which samples were taken.
-pub(crate) fn per_bucket() -> BTreeMap<u32, [u64; 2]> {
+/// The allocated objects and bytes per bucket of the samples taken under [`labelled`], read
+/// unsampled: which samples were taken (exact: sums of 1/65536ths and of integers).
+pub(crate) fn per_bucket() -> BTreeMap<u32, [f64; 2]> {
     mapprof_rt::thread::ignore(|| {
         table::snapshot(Kind::Heap)
             .into_iter()
             .filter(|r| r.labels != 0)
-            .map(|r| (r.id, [r.counters[0], r.counters[1]]))
+            .map(|r| {
+                let counts = r.heap();
+                (
+                    r.id,
+                    [counts.allocated_objects, counts.allocated_bytes as f64],
+                )
+            })
             .collect()
     })
 }
 
 /// `after - before`, buckets whose counters did not change left out.
 pub(crate) fn bucket_diff(
-    before: &BTreeMap<u32, [u64; 2]>,
-    after: &BTreeMap<u32, [u64; 2]>,
-) -> BTreeMap<u32, [u64; 2]> {
+    before: &BTreeMap<u32, [f64; 2]>,
+    after: &BTreeMap<u32, [f64; 2]>,
+) -> BTreeMap<u32, [f64; 2]> {
     after
         .iter()
         .filter_map(|(id, a)| {
