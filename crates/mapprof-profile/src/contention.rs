@@ -1,6 +1,7 @@
 //! Mutex and block profiles, as Go's `runtime/pprof` writes them.
 
 use crate::builder::{Header, RawSample, LOST_FRAME};
+use crate::kinds;
 
 /// One stack's contention, already unbiased by the collector.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,14 +19,11 @@ pub struct ContentionRecord {
 /// The header shared by mutex and block profiles: `contentions/count` and
 /// `delay/nanoseconds`, period type `contentions/count`, period 1 (values are already scaled).
 pub fn header() -> Header {
-    let st = |t: &str, u: &str| (t.to_owned(), u.to_owned());
     Header {
-        sample_types: vec![st("contentions", "count"), st("delay", "nanoseconds")],
-        period_type: st("contentions", "count"),
-        period: 1,
         // `drop(guard)` is how Rust unlocks: charge the function that called it.
         drop_frames: Some(r"core::mem::drop(<.*>)?".to_owned()),
-        ..Header::default()
+        // The mutex and block profiles have the same sample types.
+        ..kinds::MUTEX.header(1)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Heap and allocs profiles, as Go's `runtime/pprof` writes them.
 
 use crate::builder::{Header, LabelValue, RawSample, LOST_FRAME};
+use crate::kinds;
 
 /// One stack's sampled allocations, already unbiased by the collector: each sample of `s` bytes
 /// taken at rate `R` counts for `1/(1-exp(-s/R))` allocations (see `mapprof_rt::heap::unbiased`).
@@ -39,12 +40,17 @@ pub enum HeapView {
 }
 
 impl HeapView {
+    /// The view's kind: [`kinds::HEAP`] or [`kinds::ALLOCS`].
+    pub fn spec(self) -> &'static kinds::Spec {
+        match self {
+            HeapView::Heap => &kinds::HEAP,
+            HeapView::Allocs => &kinds::ALLOCS,
+        }
+    }
+
     /// The profile's name, as Go's: `heap` or `allocs`.
     pub fn name(self) -> &'static str {
-        match self {
-            HeapView::Heap => "heap",
-            HeapView::Allocs => "allocs",
-        }
+        self.spec().name
     }
 }
 
@@ -82,22 +88,9 @@ pub const ALLOCATION_PLUMBING: &[&str] = &[
 
 /// The header of a heap profile sampled at `rate` bytes.
 pub fn header(rate: u64, view: HeapView) -> Header {
-    let st = |t: &str, u: &str| (t.to_owned(), u.to_owned());
     Header {
-        sample_types: vec![
-            st("alloc_objects", "count"),
-            st("alloc_space", "bytes"),
-            st("inuse_objects", "count"),
-            st("inuse_space", "bytes"),
-        ],
-        period_type: st("space", "bytes"),
-        period: rate as i64,
-        default_sample_type: match view {
-            HeapView::Heap => None,
-            HeapView::Allocs => Some("alloc_space".to_owned()),
-        },
         drop_frames: Some(ALLOCATION_PLUMBING.join("|")),
-        ..Header::default()
+        ..view.spec().header(rate as i64)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod delta;
 pub mod flame;
 pub mod growth;
 pub mod heap;
+pub mod kinds;
 pub mod limits;
 pub mod mappings;
 pub mod offline;

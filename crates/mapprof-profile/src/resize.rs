@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::growth::{classify_frames, FrameInfo};
 use crate::heap::{ALLOC_LABEL, REALLOC};
+use crate::kinds;
 use crate::proto::{Function, Label, Location, Mapping, Profile, Sample, StringTable};
 use crate::view::string_at;
 use crate::view::ProfileView;
@@ -126,12 +127,14 @@ pub fn resize_profile(heap: &Profile) -> Profile {
             ..m.clone()
         })
         .collect();
-    let sample_type = vec![
-        out.value_type("resizes", "count"),
-        out.value_type("resize_space", "bytes"),
-    ];
-    let period_type = Some(out.value_type("space", "bytes"));
-    let default_sample_type = out.id("resize_space");
+    let spec = &kinds::RESIZE;
+    let sample_type = spec
+        .sample_types
+        .iter()
+        .map(|&(ty, unit)| out.value_type(ty, unit))
+        .collect();
+    let period_type = Some(out.value_type(spec.period_type.0, spec.period_type.1));
+    let default_sample_type = spec.default_sample_type.map_or(0, |ty| out.id(ty));
     let comment = vec![
         out.id(COMMENT),
         out.id("container growth classified from the heap profile's stacks"),

@@ -17,6 +17,7 @@ use crate::profiles::{self, label_pairs, labels_comment, unix_nanos};
 use crate::Config;
 use crate::Error;
 use mapprof_profile::builder::{Header, RawSample, LOST_FRAME};
+use mapprof_profile::kinds;
 use mapprof_profile::proto::Profile;
 use mapprof_rt::cpu::{self as rt_cpu, Sampling, StartError};
 use std::time::{Duration, Instant, SystemTime};
@@ -128,15 +129,7 @@ fn encode(samples: rt_cpu::Samples, hz: u32, start: SystemTime, duration: Durati
 /// The CPU profile's header: `samples/count` and `cpu/nanoseconds`, period type
 /// `cpu/nanoseconds`, period 1e9/hz, as Go writes it.
 fn header(hz: u32) -> Header {
-    let st = |t: &str, u: &str| (t.to_owned(), u.to_owned());
-    Header {
-        sample_types: vec![st("samples", "count"), st("cpu", "nanoseconds")],
-        period_type: st("cpu", "nanoseconds"),
-        period: i64::from(1_000_000_000 / hz),
-        // Time spent in mapprof's hooks and lock shim is mapprof's, and shown as such.
-        keep_profiler_frames: true,
-        ..Header::default()
-    }
+    kinds::CPU.header(i64::from(1_000_000_000 / hz))
 }
 
 /// `hz` checked by the configuration's rule for `cpu_hz`.

@@ -5,8 +5,8 @@ use crate::Error;
 use mapprof_profile::builder::{self, BuildOptions, Header, LabelValue, RawSample};
 use mapprof_profile::contention::{self, ContentionRecord};
 use mapprof_profile::heap::{self, HeapRecord, HeapView};
+use mapprof_profile::kinds;
 use mapprof_profile::proto::Profile;
-use mapprof_profile::resize::resize_profile;
 use mapprof_profile::symbolize::Symbolizer;
 use mapprof_rt::labels as rt_labels;
 use mapprof_rt::{lock, sampler, table, Kind};
@@ -46,15 +46,25 @@ impl ProfileKind {
         ProfileKind::Resize,
     ];
 
+    /// What the kind is: name, sample types, where its samples come from.
+    pub fn spec(self) -> &'static kinds::Spec {
+        match self {
+            ProfileKind::Heap => &kinds::HEAP,
+            ProfileKind::Allocs => &kinds::ALLOCS,
+            ProfileKind::Mutex => &kinds::MUTEX,
+            ProfileKind::Block => &kinds::BLOCK,
+            ProfileKind::Resize => &kinds::RESIZE,
+        }
+    }
+
     /// The name Go uses (`heap`, `allocs`; `resize` is mapprof's own), also used in file names.
     pub fn name(self) -> &'static str {
-        match self {
-            ProfileKind::Heap => "heap",
-            ProfileKind::Allocs => "allocs",
-            ProfileKind::Mutex => "mutex",
-            ProfileKind::Block => "block",
-            ProfileKind::Resize => "resize",
-        }
+        self.spec().name
+    }
+
+    /// The kind named `name`.
+    pub fn named(name: &str) -> Option<ProfileKind> {
+        ProfileKind::ALL.into_iter().find(|k| k.name() == name)
     }
 }
 
@@ -95,14 +105,22 @@ pub(crate) fn build(header: &Header, samples: Vec<RawSample>) -> Profile {
 pub fn profile(kind: ProfileKind) -> Profile {
     // The profiler's own work: not sampled, allocated apart from the host's and given back.
     profiler_work(|| {
+        // A derived kind (resize, classified from the symbolized stacks: without in-process
+        // symbolization, empty) is made from its source's profile.
+        if let Some(from) = kind
+            .spec()
+            .derived_from()
+            .and_then(|s| ProfileKind::named(s.name))
+        {
+            return kind.spec().derive(profile(from));
+        }
         let rate = sampler::heap_rate();
         let (header, samples) = match kind {
             ProfileKind::Heap => heap_samples(rate, HeapView::Heap),
             ProfileKind::Allocs => heap_samples(rate, HeapView::Allocs),
             ProfileKind::Mutex => contention_samples(Kind::Mutex, kind),
             ProfileKind::Block => contention_samples(Kind::Block, kind),
-            // Classified from the symbolized stacks: without in-process symbolization, empty.
-            ProfileKind::Resize => return resize_profile(&profile(ProfileKind::Allocs)),
+            ProfileKind::Resize => unreachable!("a derived kind, made above"),
         };
         build(&header, samples)
     })
@@ -352,12 +370,16 @@ fn dump_into(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let pid = std::process::id();
     let n = NEXT_DUMP.fetch_add(1, Relaxed);
     let mut written = Vec::new();
-    // The resize profile is derived from the allocs profile written alongside, not rebuilt.
-    let mut allocs = None;
+    // A derived kind is made from its source written alongside (earlier in `ALL`), not rebuilt.
+    let mut built: Vec<(ProfileKind, Profile)> = Vec::new();
     for kind in ProfileKind::ALL {
-        let profile = match (kind, &allocs) {
-            (ProfileKind::Resize, Some(allocs)) => resize_profile(allocs),
-            _ => profile(kind),
+        let spec = kind.spec();
+        let source = spec
+            .derived_from()
+            .and_then(|from| built.iter().find(|(k, _)| k.name() == from.name));
+        let profile = match source {
+            Some((_, source)) => spec.derive(source.clone()),
+            None => profile(kind),
         };
         let path = dir.join(format!("{}.{pid}.{n}.pb.gz", kind.name()));
         // Written once; linked under its name, which fails rather than overwrite.
@@ -367,8 +389,12 @@ fn dump_into(dir: &Path) -> Result<Vec<PathBuf>, Error> {
             linked
         });
         written.push(linked.map_err(|source| Error::Write { path, source })?);
-        if kind == ProfileKind::Allocs {
-            allocs = Some(profile);
+        if ProfileKind::ALL.iter().any(|k| {
+            k.spec()
+                .derived_from()
+                .is_some_and(|from| from.name == spec.name)
+        }) {
+            built.push((kind, profile));
         }
     }
     Ok(written)

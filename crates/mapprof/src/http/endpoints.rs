@@ -12,8 +12,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use mapprof_profile::codec::encode_gzip;
 use mapprof_profile::delta::delta;
 use mapprof_profile::flame::{self, FlameOptions};
+use mapprof_profile::kinds::{self, Spec};
 use mapprof_profile::proto::Profile;
-use mapprof_profile::resize::resize_profile;
 use mapprof_profile::top::{self, TopOptions};
 use mapprof_profile::view::ProfileView;
 use std::convert::Infallible;
@@ -194,26 +194,33 @@ enum Source {
 
 impl Source {
     fn by_name(name: &str) -> Option<Source> {
-        if name == "profile" {
+        if name == kinds::CPU.name {
             return Some(Source::Cpu);
         }
-        ProfileKind::ALL
-            .into_iter()
-            .find(|k| k.name() == name)
-            .map(Source::Kind)
+        ProfileKind::named(name).map(Source::Kind)
+    }
+
+    fn spec(self) -> &'static Spec {
+        match self {
+            Source::Kind(kind) => kind.spec(),
+            Source::Cpu => &kinds::CPU,
+        }
     }
 
     fn name(self) -> &'static str {
-        match self {
-            Source::Kind(kind) => kind.name(),
-            Source::Cpu => "profile",
-        }
+        self.spec().name
     }
 }
 
-/// The sample types of the CPU profile, as `crate::cpu` writes them (Go's names), to refuse a
-/// bad `sample_index` before profiling for `seconds`.
-const CPU_SAMPLE_TYPES: [&str; 2] = ["samples", "cpu"];
+/// Refuses a `sample_index` the profile of `spec` will not have, before profiling or waiting
+/// for `seconds` (the answer checks it again on the profile taken).
+fn check_sample_type(spec: &Spec, name: &str) -> Result<(), Problem> {
+    if spec.has_sample_type(name) {
+        return Ok(());
+    }
+    let types: Vec<&str> = spec.sample_types.iter().map(|(ty, _)| *ty).collect();
+    Err(unknown_sample_index(name, &types))
+}
 
 /// A profile taken for a request, with the response slot its answer will hold.
 struct Taken {
@@ -235,7 +242,10 @@ async fn take(
     let seconds = match (params.get("seconds").filter(|s| !s.is_empty()), source) {
         (None, Source::Kind(_)) => None,
         // Go's default for CPU profiles.
-        (None, Source::Cpu) => Some(30),
+        (None, Source::Cpu) => match kinds::CPU.source {
+            kinds::Source::Window { default_seconds } => Some(default_seconds),
+            _ => None,
+        },
         (Some(s), _) => match s.parse::<u64>() {
             Ok(n) if n > 0 => Some(n),
             _ => {
@@ -272,30 +282,24 @@ async fn take(
                     ),
                 ));
             };
-            // The resize profile is derived from the allocs data: subtract that, then derive.
-            let snapshot = match kind {
-                ProfileKind::Resize => ProfileKind::Allocs,
-                kind => kind,
-            };
-            let start = state.run(move || profile(snapshot)).await?;
+            // A derived kind's delta is derived from its source's delta.
+            let snapshot = kind
+                .spec()
+                .derived_from()
+                .and_then(|from| ProfileKind::named(from.name))
+                .unwrap_or(kind);
             if let Some(name) = sample_index {
-                match kind {
-                    // Its sample types do not depend on the samples.
-                    ProfileKind::Resize => {
-                        check_sample_index(&resize_profile(&Profile::default()), name)?
-                    }
-                    _ => check_sample_index(&start, name)?,
-                };
+                check_sample_type(kind.spec(), name)?;
             }
+            let start = state.run(move || profile(snapshot)).await?;
             tokio::time::sleep(Duration::from_secs(seconds)).await;
             let slot = state.responseslot().await?;
             let profile = state
                 .run(move || -> Result<Profile, String> {
                     let end = profile(snapshot);
-                    let mut d = delta(&start, &end).map_err(|e| e.to_string())?;
-                    if kind == ProfileKind::Resize {
-                        d = resize_profile(&d);
-                    }
+                    let mut d = kind
+                        .spec()
+                        .derive(delta(&start, &end).map_err(|e| e.to_string())?);
                     add_comment(
                         &mut d,
                         format!("delta: what changed over {seconds} s (end minus start)"),
@@ -318,13 +322,7 @@ async fn take(
         (Source::Cpu, seconds) => {
             let seconds = seconds.unwrap_or(30);
             if let Some(name) = sample_index {
-                let known = CPU_SAMPLE_TYPES.contains(&name)
-                    || name
-                        .parse::<usize>()
-                        .is_ok_and(|i| i < CPU_SAMPLE_TYPES.len());
-                if !known {
-                    return Err(unknown_sample_index(name, &CPU_SAMPLE_TYPES));
-                }
+                check_sample_type(&kinds::CPU, name)?;
             }
             let profiler = CpuProfiler::start(state.cpu_hz).map_err(|e| {
                 fail(
@@ -599,74 +597,52 @@ fn cmdline() -> Reply {
     )
 }
 
-/// Per profile of the index: its description and the sample types its flame graphs show,
-/// default first (as mapprof writes them; `tests/http_endpoints.rs` follows every link).
-const INDEX: [(&str, &str, &[&str]); 6] = [
-    (
-        "allocs",
-        "A sampling of all past memory allocations (the heap profile's data, alloc_space by default).",
-        &["alloc_space", "alloc_objects"],
-    ),
-    (
-        "block",
-        "Stack traces that waited for contended mapprof::sync locks, charged with their own wait.",
-        &["delay", "contentions"],
-    ),
-    (
-        "heap",
-        "A sampling of memory allocations of live objects (inuse_*) and of all past ones (alloc_*).",
-        &["inuse_space", "inuse_objects", "alloc_space", "alloc_objects"],
-    ),
-    (
-        "mutex",
-        "Stack traces of holders of contended mapprof::sync locks, charged with the time others waited for them.",
-        &["delay", "contentions"],
-    ),
-    (
-        "profile",
-        "CPU profile. You can specify the duration in the seconds GET parameter (default 30). \
-         After you get the profile file, use the go tool pprof command to investigate the profile.",
-        &["cpu", "samples"],
-    ),
-    (
-        "resize",
-        "Sampled allocations that were container growth (HashMap rehash, Vec or String growth, \
-         realloc), labelled container.",
-        &["resize_space", "resizes"],
-    ),
-];
-
 /// The HTML index: every profile with its links, as Go's with flame graphs added.
 fn index() -> Reply {
+    respond(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        index_html().into(),
+        None,
+    )
+}
+
+fn index_html() -> String {
     let mut html = String::from(
         "<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n\
          td { padding: 0.2em 1em 0.2em 0; vertical-align: top; }\n</style>\n</head>\n<body>\n\
          /debug/pprof/<br>\n<br>\nTypes of profiles available:\n<table>\n\
          <thead><td>Profile</td><td>Flame graphs</td><td>Description</td></thead>\n",
     );
-    for (name, description, sample_types) in INDEX {
-        if name == "profile" {
-            html.push_str("<tr><td><a href='profile?seconds=30'>profile</a>");
-        } else {
-            let _ = write!(
-                html,
-                "<tr><td><a href='{name}'>{name}</a> (<a href='{name}?debug=1'>top</a>)"
-            );
+    // Every kind, with the sample types its flame graphs show, default first
+    // (`tests/http_endpoints.rs` follows every link).
+    for spec in kinds::ALL {
+        let name = spec.name;
+        let seconds = match spec.source {
+            kinds::Source::Window { default_seconds } => Some(default_seconds),
+            _ => None,
+        };
+        match seconds {
+            Some(s) => {
+                let _ = write!(html, "<tr><td><a href='{name}?seconds={s}'>{name}</a>");
+            }
+            None => {
+                let _ = write!(
+                    html,
+                    "<tr><td><a href='{name}'>{name}</a> (<a href='{name}?debug=1'>top</a>)"
+                );
+            }
         }
         html.push_str("</td><td>");
-        for (i, sample_type) in sample_types.iter().enumerate() {
-            let seconds = if name == "profile" {
-                "&amp;seconds=30"
-            } else {
-                ""
-            };
+        let seconds = seconds.map_or(String::new(), |s| format!("&amp;seconds={s}"));
+        for (i, sample_type) in spec.shown.iter().enumerate() {
             let _ = write!(
                 html,
                 "{}<a href='flame/{name}.svg?sample_index={sample_type}{seconds}'>{sample_type}</a>",
                 if i == 0 { "" } else { " · " }
             );
         }
-        let _ = writeln!(html, "</td><td>{description}</td></tr>");
+        let _ = writeln!(html, "</td><td>{}</td></tr>", spec.description);
     }
     html.push_str(
         "<tr><td><a href='cmdline'>cmdline</a></td><td></td>\
@@ -682,12 +658,7 @@ fn index() -> Reply {
          <code>go tool pprof http://HOST/debug/pprof/heap</code> reads every profile.\n</p>\n\
          </body>\n</html>\n",
     );
-    respond(
-        StatusCode::OK,
-        "text/html; charset=utf-8",
-        html.into(),
-        None,
-    )
+    html
 }
 
 /// A reply with the headers every answer has.
@@ -866,13 +837,14 @@ mod tests {
 
     #[test]
     fn every_profile_is_in_the_index() {
+        let html = index_html();
         for kind in ProfileKind::ALL {
             assert!(
-                INDEX.iter().any(|(name, ..)| *name == kind.name()),
+                html.contains(&format!("href='{}'", kind.name())),
                 "{kind:?}"
             );
         }
-        assert!(INDEX.iter().any(|(name, ..)| *name == "profile"));
+        assert!(html.contains("href='profile?seconds=30'"));
     }
 
     #[test]
