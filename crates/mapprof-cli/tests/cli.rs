@@ -179,15 +179,20 @@ fn unknown_sample_type_lists_the_available_ones() {
 
 #[test]
 fn closed_stdout_exits_quietly() {
-    // The reader closes its end before mapprof writes: the write fails with EPIPE.
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("mapprof"))
+    // A pipe whose reader is gone before mapprof starts: every write fails with EPIPE (a pipe
+    // read only later could take the whole output into its buffer and test nothing).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut probe = writer.try_clone().unwrap();
+    let refused = std::io::Write::write(&mut probe, b"x").unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::BrokenPipe);
+    let child = Command::new(assert_cmd::cargo::cargo_bin("mapprof"))
         .args(["top", "--sample-index", "alloc_space"])
         .arg(data("go-heap.pb.gz"))
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");

@@ -1,4 +1,5 @@
-//! The uncontended path records nothing and allocates nothing.
+//! The uncontended path records nothing and allocates nothing; the same locks contended, under
+//! the same settings, do record (the control: the profiles would show contention if any).
 
 mod common;
 mod counting;
@@ -18,6 +19,30 @@ fn lock_alone_many_times(m: &Mutex<u64>, rw: &RwLock<u64>) {
     }
 }
 
+/// Holds `m` while another thread waits for it, `rounds` times.
+#[inline(never)]
+fn lock_contended(m: &Mutex<u64>, rounds: u64) {
+    let (held, done) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..rounds {
+                held.wait();
+                *m.lock().unwrap() += 1;
+                done.wait();
+            }
+        });
+        for _ in 0..rounds {
+            let mut guard = m.lock().unwrap();
+            held.wait();
+            // The waiter is on its way to the lock: hold it long enough that it blocks.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            *guard += 1;
+            drop(guard);
+            done.wait();
+        }
+    });
+}
+
 #[test]
 fn uncontended_locking_records_nothing_and_allocates_nothing() {
     let _p = mapprof::Profiler::builder()
@@ -35,12 +60,17 @@ fn uncontended_locking_records_nothing_and_allocates_nothing() {
         calls
     });
     assert_eq!(calls, 0, "the uncontended lock path allocated");
+    on_new_thread(|| lock_contended(&Mutex::new(0), 20));
     for kind in [ProfileKind::Mutex, ProfileKind::Block] {
         let profile = decoded(kind);
         assert_eq!(
             total_through(&profile, "contentions", "lock_alone_many_times"),
             0,
             "{kind:?}"
+        );
+        assert!(
+            total_through(&profile, "contentions", "lock_contended") > 0,
+            "{kind:?}: the contended locks were not recorded"
         );
     }
 }
