@@ -20,8 +20,10 @@ use std::sync::Arc;
 /// tens of thousands of distinct addresses, most of them shared by many stacks).
 pub const DEFAULT_MAX_ENTRIES: usize = 16_384;
 /// At most this many bytes, as estimated by the cache, are cached: part of the footprint the
-/// profiler keeps between profiles.
-pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
+/// profiler keeps between profiles. CPU profiles bring new leaf addresses each time, so the
+/// cache fills to its cap (on the fixture service about 800 bytes per address, long generic
+/// names and their inlined chains): the cap is what stays after profiles.
+pub const DEFAULT_MAX_BYTES: usize = 512 << 10;
 
 /// What the cache holds and has done, for the profile's comments and the profiler's own
 /// memory accounting.
