@@ -44,10 +44,15 @@ flame: setup
 bench: setup-bench
 	bash bench/run.sh
 
-## lint: formatting and clippy, as the CI of a careful project would
+## lint: formatting and clippy with warnings denied, over the workspace (with and without its
+## optional features) and the benchmarks' workspaces; CI runs it after the tests
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd bench && $(CARGO) fmt --all -- --check
+	for peer in bench/peers/*/; do (cd $$peer && $(CARGO) fmt --all -- --check) || exit 1; done
+	$(CARGO) clippy --workspace --all-targets --features cache-service/profiling -- -D warnings
+	$(CARGO) clippy -p mapprof --no-default-features --all-targets -- -D warnings
+	cd bench && $(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## msrv: check the workspace with the Rust it declares as its minimum (`rust-version`, 1.88)
 MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)

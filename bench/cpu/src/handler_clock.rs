@@ -31,7 +31,10 @@ unsafe impl Send for Saved {}
 type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -59,7 +62,10 @@ pub fn wrap() {
     // SAFETY: a zeroed sigaction is a valid out-parameter; sigaction reads/writes it only.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: querying the current action, `old` a valid out-pointer.
-    assert_eq!(unsafe { libc::sigaction(libc::SIGPROF, std::ptr::null(), &mut old) }, 0);
+    assert_eq!(
+        unsafe { libc::sigaction(libc::SIGPROF, std::ptr::null(), &mut old) },
+        0
+    );
     assert!(
         old.sa_sigaction != libc::SIG_DFL
             && old.sa_sigaction != libc::SIG_IGN
@@ -71,7 +77,10 @@ pub fn wrap() {
     let mut new = old;
     new.sa_sigaction = timed as *const () as usize;
     // SAFETY: installs `timed`, an async-signal-safe handler, with the profiler's flags and mask.
-    assert_eq!(unsafe { libc::sigaction(libc::SIGPROF, &new, std::ptr::null_mut()) }, 0);
+    assert_eq!(
+        unsafe { libc::sigaction(libc::SIGPROF, &new, std::ptr::null_mut()) },
+        0
+    );
     *SAVED.lock().unwrap() = Some(Saved(old));
 }
 
@@ -80,7 +89,10 @@ pub fn wrap() {
 pub fn unwrap() -> (u64, f64, f64) {
     let saved = SAVED.lock().unwrap().take().expect("wrap() first");
     // SAFETY: restores the action read by `wrap`.
-    assert_eq!(unsafe { libc::sigaction(libc::SIGPROF, &saved.0, std::ptr::null_mut()) }, 0);
+    assert_eq!(
+        unsafe { libc::sigaction(libc::SIGPROF, &saved.0, std::ptr::null_mut()) },
+        0
+    );
     let n = CALLS.load(Relaxed).min(SLOTS);
     let overhead = clock_overhead_ns();
     let mut d: Vec<f64> = DURATIONS[..n]

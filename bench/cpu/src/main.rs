@@ -20,7 +20,12 @@ impl bench_workload::CpuProfiler for Mapprof {
 
     fn finish(&mut self) -> bench_workload::Finished {
         let (handler_calls, handler_mean_ns, handler_median_ns) = handler_clock::unwrap();
-        let profile = self.0.take().expect("started").finish().expect("the CPU profile");
+        let profile = self
+            .0
+            .take()
+            .expect("started")
+            .finish()
+            .expect("the CPU profile");
         let ticks = profile
             .sample
             .iter()
@@ -37,7 +42,9 @@ impl bench_workload::CpuProfiler for Mapprof {
 }
 
 fn main() {
-    let profiler = mapprof::Profiler::builder().start().expect("mapprof starts");
+    let profiler = mapprof::Profiler::builder()
+        .start()
+        .expect("mapprof starts");
     bench_workload::cpu_main("mapprof", &mut Mapprof(None));
     drop(profiler);
 }

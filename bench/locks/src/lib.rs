@@ -67,8 +67,12 @@ pub fn args() -> Args {
         usage("missing arguments");
     }
     let workload = args[0].clone();
-    let threads: usize = args[1].parse().unwrap_or_else(|_| usage("bad thread count"));
-    let ops: u64 = args[2].parse().unwrap_or_else(|_| usage("bad operation count"));
+    let threads: usize = args[1]
+        .parse()
+        .unwrap_or_else(|_| usage("bad thread count"));
+    let ops: u64 = args[2]
+        .parse()
+        .unwrap_or_else(|_| usage("bad operation count"));
     if threads == 0 || ops == 0 {
         usage("threads and ops must be positive");
     }
@@ -81,7 +85,11 @@ pub fn args() -> Args {
         other => usage(&format!("unknown workload {other:?}")),
     }
     // 1-thread runs are timed in BLOCKS equal parts.
-    let ops = if threads == 1 { ops.div_ceil(BLOCKS) * BLOCKS } else { ops };
+    let ops = if threads == 1 {
+        ops.div_ceil(BLOCKS) * BLOCKS
+    } else {
+        ops
+    };
     Args {
         workload,
         threads,
@@ -126,7 +134,11 @@ impl Blocks {
     }
 
     pub fn add(&mut self, secs: f64) {
-        self.best = if self.n == 0 { secs } else { self.best.min(secs) };
+        self.best = if self.n == 0 {
+            secs
+        } else {
+            self.best.min(secs)
+        };
         self.total += secs;
         self.n += 1;
     }
@@ -241,7 +253,10 @@ macro_rules! lock_bench {
                     let mut sum = measured(warm);
                     let t = $crate::Blocks::time(a.ops, |n| sum += measured(n));
                     // Every body ran: each call counts the odd indices of 0..ops.
-                    assert_eq!(sum, warm / 2 + $crate::BLOCKS * (a.ops / $crate::BLOCKS / 2));
+                    assert_eq!(
+                        sum,
+                        warm / 2 + $crate::BLOCKS * (a.ops / $crate::BLOCKS / 2)
+                    );
                     (t, sum)
                 }
                 _ => {

@@ -72,7 +72,11 @@ fn status_kib(key: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     for line in s.lines() {
         if let Some(rest) = line.strip_prefix(key) {
-            let v = rest.trim_start_matches(':').trim().trim_end_matches("kB").trim();
+            let v = rest
+                .trim_start_matches(':')
+                .trim()
+                .trim_end_matches("kB")
+                .trim();
             return v.parse().expect("a number of kB");
         }
     }
@@ -157,24 +161,40 @@ fn jemalloc_resident() -> u64 {
 /// GET `path` over HTTP/1.1 with `Connection: close`; returns (status, body).
 fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read");
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
     let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let status: u16 = head.split_whitespace().nth(1).and_then(|x| x.parse().ok()).expect("status");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .expect("status");
     let body = &raw[end + 4..];
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:")
+            && l.to_ascii_lowercase().contains("chunked")
+    });
     if !chunked {
         return (status, body.to_vec());
     }
     let (mut out, mut i) = (Vec::new(), 0);
     loop {
-        let nl = i + body[i..].windows(2).position(|w| w == b"\r\n").expect("chunk size");
+        let nl = i + body[i..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size");
         let size_text = String::from_utf8_lossy(&body[i..nl]).to_string();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).expect("hex size");
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+            .expect("hex size");
         i = nl + 2;
         if size == 0 {
             break;
@@ -186,7 +206,10 @@ fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
 }
 
 fn main() {
-    let scrapes: usize = std::env::args().nth(1).map(|x| x.parse().expect("N scrapes")).unwrap_or(5);
+    let scrapes: usize = std::env::args()
+        .nth(1)
+        .map(|x| x.parse().expect("N scrapes"))
+        .unwrap_or(5);
     let profiler = mapprof::Profiler::builder()
         .heap_rate(1)
         .http("127.0.0.1:0")
@@ -204,11 +227,19 @@ fn main() {
 
     let sampler = start_rss_sampler();
     let hwm_resettable = reset_peak_rss();
-    let (rss0, alloc0, resident0) = (status_kib("VmRSS"), jemalloc_allocated(), jemalloc_resident());
+    let (rss0, alloc0, resident0) = (
+        status_kib("VmRSS"),
+        jemalloc_allocated(),
+        jemalloc_resident(),
+    );
     println!(
         "stacks {STACKS} made in {alloc_ms:.1} ms; before scraping: VmRSS {rss0} KiB, \
          jemalloc allocated {alloc0} resident {resident0}; peak-RSS reset {}",
-        if hwm_resettable { "works" } else { "UNAVAILABLE (VmHWM is the process's whole-life peak)" }
+        if hwm_resettable {
+            "works"
+        } else {
+            "UNAVAILABLE (VmHWM is the process's whole-life peak)"
+        }
     );
 
     let mut results = Vec::new();
@@ -230,7 +261,12 @@ fn main() {
         let resident_after = jemalloc_resident();
         std::thread::sleep(Duration::from_secs(1).saturating_sub(done.elapsed()));
         let (rss_1s, anon_1s) = status_now();
-        assert_eq!(status, 200, "scrape {i}: status {status}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            status,
+            200,
+            "scrape {i}: status {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
         let profile = mapprof_profile::codec::decode(&body).expect("the heap profile decodes");
         let samples = profile.sample.len();
         let distinct: std::collections::HashSet<&Vec<u64>> =

@@ -80,7 +80,7 @@ impl Mixed {
             let r = self.rng.next();
             let class = 8usize << (r % 9); // 8 B .. 2 KiB
             let size = class + ((r >> 8) as usize & (class - 1)); // 8 B .. 4095 B
-            // SAFETY: size > 0 and align 8 is a power of two.
+                                                                  // SAFETY: size > 0 and align 8 is a power of two.
             let layout = unsafe { Layout::from_size_align_unchecked(size, 8) };
             // SAFETY: layout has a non-zero size.
             let p = unsafe { alloc(layout) };
@@ -232,8 +232,12 @@ pub fn main(config: &str, after: impl FnOnce() -> String) {
         usage("missing arguments");
     }
     let workload = args[0].clone();
-    let threads: usize = args[1].parse().unwrap_or_else(|_| usage("bad thread count"));
-    let ops: u64 = args[2].parse().unwrap_or_else(|_| usage("bad operation count"));
+    let threads: usize = args[1]
+        .parse()
+        .unwrap_or_else(|_| usage("bad thread count"));
+    let ops: u64 = args[2]
+        .parse()
+        .unwrap_or_else(|_| usage("bad operation count"));
     let no_check = args.iter().any(|a| a == "--no-check");
     if threads == 0 || ops == 0 {
         usage("threads and ops must be positive");
@@ -326,7 +330,10 @@ pub const CLOCK_THREAD_CPUTIME: i32 = 3;
 
 /// CPU time of `clock` ([`CLOCK_PROCESS_CPUTIME`] or the calling thread's), in seconds.
 pub fn cpu_time(clock: i32) -> f64 {
-    let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer for the duration of the call; the clock ids are
     // Linux's constants.
     let rc = unsafe { clock_gettime(clock, &mut ts) };
@@ -361,7 +368,13 @@ pub fn run_threads(workload: &str, threads: usize, ops: u64) -> Measured {
         })
         .collect();
     barrier.wait();
-    let mut m = Measured { secs: 0.0, done: 0, check: 0, thread_cpu_s: 0.0, measured_cpu_s: 0.0 };
+    let mut m = Measured {
+        secs: 0.0,
+        done: 0,
+        check: 0,
+        thread_cpu_s: 0.0,
+        measured_cpu_s: 0.0,
+    };
     for h in handles {
         let (s, d, c, cpu, whole) = h.join().expect("workload thread panicked");
         m.secs = m.secs.max(s);
@@ -379,7 +392,14 @@ pub fn rss() -> (u64, u64) {
     let field = |key: &str| {
         s.lines()
             .find_map(|l| l.strip_prefix(key))
-            .and_then(|r| r.trim_start_matches(':').trim().trim_end_matches("kB").trim().parse().ok())
+            .and_then(|r| {
+                r.trim_start_matches(':')
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .ok()
+            })
             .map_or(0, |kib: u64| kib * 1024)
     };
     (field("VmRSS"), field("RssAnon"))
@@ -441,7 +461,11 @@ pub fn cpu_main(config: &str, profiler: &mut dyn CpuProfiler) {
         let m = run_threads(&workload, threads, ops);
         let c2 = cpu_time(CLOCK_PROCESS_CPUTIME);
         let t2 = cpu_time(CLOCK_THREAD_CPUTIME);
-        let f = if hz > 0 { profiler.finish() } else { Finished::default() };
+        let f = if hz > 0 {
+            profiler.finish()
+        } else {
+            Finished::default()
+        };
         let (samples, stacks) = (f.samples, f.stacks);
         let t3 = cpu_time(CLOCK_THREAD_CPUTIME);
         let (vm, anon) = rss();

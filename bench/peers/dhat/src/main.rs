@@ -11,7 +11,10 @@ fn main() {
     let profiler = dhat::Profiler::builder().file_name(&out).build();
     bench_workload::main("dhat", || {
         let s = dhat::HeapStats::get();
-        format!("dhat total_blocks={} total_bytes={}", s.total_blocks, s.total_bytes)
+        format!(
+            "dhat total_blocks={} total_bytes={}",
+            s.total_blocks, s.total_bytes
+        )
     });
     drop(profiler);
 }

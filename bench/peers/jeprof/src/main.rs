@@ -7,7 +7,11 @@
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
-    let config = if std::env::var_os("_RJEM_MALLOC_CONF").is_some() { "jeprof" } else { "jeprof-built-off" };
+    let config = if std::env::var_os("_RJEM_MALLOC_CONF").is_some() {
+        "jeprof"
+    } else {
+        "jeprof-built-off"
+    };
     bench_workload::main(config, || {
         // SAFETY: these names are NUL-terminated and of the types jemalloc documents.
         let (prof, active, lg) = unsafe {

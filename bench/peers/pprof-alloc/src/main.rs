@@ -12,7 +12,10 @@ fn main() {
         let backend = std::env::var("PPROF_ALLOC_BACKEND").unwrap_or_default();
         let allocator = std::env::var("PPROF_ALLOC_ALLOCATOR").unwrap_or_default();
         match pprof_alloc::generate_pprof() {
-            Ok(p) => format!("allocator={allocator} backend={backend} profile_bytes={}", p.len()),
+            Ok(p) => format!(
+                "allocator={allocator} backend={backend} profile_bytes={}",
+                p.len()
+            ),
             Err(e) => format!("allocator={allocator} backend={backend} profile error: {e}"),
         }
     });

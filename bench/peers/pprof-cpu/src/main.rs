@@ -30,7 +30,13 @@ impl bench_workload::CpuProfiler for Pprof {
         let stacks = report.data.len() as u64;
         drop(report);
         drop(guard);
-        bench_workload::Finished { samples: ticks, stacks, handler_calls, handler_mean_ns, handler_median_ns }
+        bench_workload::Finished {
+            samples: ticks,
+            stacks,
+            handler_calls,
+            handler_mean_ns,
+            handler_median_ns,
+        }
     }
 }
 
