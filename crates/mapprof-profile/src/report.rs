@@ -1013,7 +1013,7 @@ fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>) {
     if let Some(w) = &f.channel_waiting {
         if w.share >= STATED_SHARE {
             f.statements.push(format!(
-                "waits on channels or in `select`, not for a lock: {} ({} of all blocking) {}",
+                "waits on channels or in `select`, not for a lock: {} ({} of all waiting) {}",
                 format_value(w.value, &w.unit),
                 pct(w.share),
                 stacks(w.samples)
