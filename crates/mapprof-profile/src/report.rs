@@ -71,7 +71,8 @@
 //! (`runtime.chanrecv*`, `runtime.chansend*`, `runtime.selectgo`): those are stated as channel
 //! waits, not lock waits. Go's heap stacks show no container growth, but its CPU profile does:
 //! time in `runtime.hashGrow`, `runtime.growWork*` and `runtime.evacuate*` is map growth,
-//! charged to the application function that inserted. Advice for a Go function speaks Go
+//! charged to the application function that inserted (in a Rust CPU profile, time in
+//! hashbrown's rehash is). Advice for a Go function speaks Go
 //! (`sync.RWMutex`, `make(map[K]V, n)`), for a Rust function Rust.
 
 use std::collections::{BTreeMap, HashMap};
@@ -167,8 +168,8 @@ pub struct Finding {
     pub channel_waiting: Option<Cost>,
     /// Its CPU time (cpu profile; events are samples).
     pub cpu: Option<Cost>,
-    /// The part of its CPU time spent growing Go maps (`runtime.hashGrow`, `growWork`,
-    /// `evacuate`; shares are of all CPU time).
+    /// The part of its CPU time spent growing maps (Go's `runtime.hashGrow`, `growWork`,
+    /// `evacuate`; hashbrown's `reserve_rehash`; shares are of all CPU time).
     pub map_growth_cpu: Option<Cost>,
     /// What happens, in plain words, each with its figures.
     pub statements: Vec<String>,
@@ -222,6 +223,9 @@ pub struct Growth {
     /// The capacity in entries of the largest containers, when it follows from the growth
     /// rule (hashbrown) or the element size.
     pub capacity: Option<u64>,
+    /// Where the calls were counted: the first growth step, or all size classes when every
+    /// container passes all of them.
+    pub counted_at: Option<String>,
     /// Why the calls cannot be told, when they cannot.
     pub unknown_calls: Option<String>,
 }
@@ -408,6 +412,17 @@ const CHANNEL_FRAMES: &[&str] = &[
 /// Go's runtime functions of map growth (prefixes: `growWork_faststr`, `evacuate_fast64`).
 const MAP_GROWTH_FRAMES: &[&str] = &["runtime.hashGrow", "runtime.growWork", "runtime.evacuate"];
 
+/// Whether `function` is map growth machinery: Go's runtime, or hashbrown's rehash (by the
+/// growth rules of [`crate::growth`]).
+fn is_map_growth(function: &str) -> bool {
+    use crate::growth::{frame_path, role, Container, Role};
+    if MAP_GROWTH_FRAMES.iter().any(|p| function.starts_with(p)) {
+        return true;
+    }
+    function.contains("hashbrown")
+        && role(&frame_path(function)) == Some(Role::Grows(Container::HashMap))
+}
+
 /// Whether a frame before the application frame of `sample` satisfies `is`.
 fn below_application(
     sample: &SampleRef<'_, '_>,
@@ -500,9 +515,7 @@ fn charge(
             }
             "cpu" => {
                 add("cpu");
-                if below_application(&sample, &opts.filter, |f| {
-                    MAP_GROWTH_FRAMES.iter().any(|p| f.starts_with(p))
-                }) {
+                if below_application(&sample, &opts.filter, is_map_growth) {
                     add("map_growth_cpu");
                 }
             }
@@ -771,29 +784,57 @@ fn grown(container: &str, site: &Site, total: i64) -> Growth {
     let more = classes[1..].iter().find(|(_, c)| {
         c.resizes > first.resizes + 0.5 + 3.0 * (variance(&first) + variance(c)).sqrt()
     });
-    let unknown_calls = if let Some((_, c)) = more {
-        Some(format!(
-            "more resizes at {} ({}) than at its first growth step, {} ({}): its containers do \
-             not all start from the same size",
-            format_value(average(c) as i64, "bytes"),
+    // Every container passing every class once (all end at the same size): the classes'
+    // sampled counts pool into one estimate, Σ sampled ÷ Σ p, precise where the first step
+    // alone is not (its small allocations are rarely sampled at a large rate).
+    let probability = |c: &Class| sampled(average(c), site.rate);
+    let seen: f64 = classes
+        .iter()
+        .map(|(_, c)| c.resizes * probability(c))
+        .sum();
+    let pooled = seen / classes.iter().map(|(_, c)| probability(c)).sum::<f64>();
+    let same_end = classes.iter().all(|(_, c)| {
+        let p = probability(c);
+        (c.resizes - pooled).abs() <= 0.5 + 3.0 * (pooled * (1.0 - p) / p).sqrt()
+    }) && seen.sqrt().recip() <= MAX_CALLS_ERROR;
+    let size = |v: f64| format_value(v as i64, "bytes");
+    let first_step = format!("its first growth step, {}", size(average(&first)));
+    let by_first = first.resizes > 0.0 && error <= MAX_CALLS_ERROR;
+    let (calls, counted_at, unknown_calls) = if let Some((_, c)) = more {
+        let why = format!(
+            "more resizes at {} ({}) than at {first_step} ({}): its containers do not all \
+             start from the same size",
+            size(average(c)),
             group_digits(c.resizes.round() as u64),
-            format_value(average(&first) as i64, "bytes"),
             group_digits(first.resizes.round() as u64)
-        ))
-    } else if first.resizes <= 0.0 || error > MAX_CALLS_ERROR {
-        Some(format!(
-            "its first growth step, {}, rests on about {:.0} sampled allocations, too few to \
-             count calls",
-            format_value(average(&first) as i64, "bytes"),
-            first.resizes * sampled(average(&first), site.rate)
-        ))
+        );
+        (None, None, Some(why))
+    } else if by_first {
+        let at = format!("at {first_step}, which every call passes once");
+        (Some(first.resizes), Some(at), None)
+    } else if same_end {
+        let at = format!(
+            "over its {} size classes, {} to {}, which all calls pass (they end at the same \
+             size)",
+            classes.len(),
+            size(average(&first)),
+            size(average(&last))
+        );
+        (Some(pooled), Some(at), None)
     } else {
-        None
+        let why = format!(
+            "{first_step} rests on about {:.0} sampled allocations, too few to count calls, \
+             and the calls do not all end at the same size",
+            first.resizes * probability(&first)
+        );
+        (None, None, Some(why))
     };
-    let calls = unknown_calls.is_none().then_some(first.resizes);
     let per_call = calls.map(|c| resizes / c);
     // Containers that ended in a class: its count minus the next class's.
     let final_bytes = calls.map(|calls| {
+        if !by_first {
+            return average(&last) as i64; // pooled: all end in the largest class
+        }
         let mut sum = 0.0;
         for (i, (_, c)) in classes.iter().enumerate() {
             let next = classes.get(i + 1).map_or(0.0, |(_, n)| n.resizes);
@@ -826,6 +867,7 @@ fn grown(container: &str, site: &Site, total: i64) -> Growth {
         final_bytes,
         element_bytes: site.element,
         capacity,
+        counted_at,
         unknown_calls,
     }
 }
@@ -843,22 +885,22 @@ fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>) {
             (Some(c), Some(e)) => format!(", {} elements of {e} B", group_digits(c)),
             _ => String::new(),
         };
-        match (g.calls, g.per_call, g.final_bytes) {
-            (Some(calls), Some(per_call), Some(final_bytes)) => f.statements.push(format!(
+        match (g.calls, g.per_call, g.final_bytes, &g.counted_at) {
+            (Some(calls), Some(per_call), Some(final_bytes), Some(at)) => {
+                f.statements.push(format!(
                 "grows a {} about {per_call:.0} times per call ({} resizes in {} calls, counted \
-                 at its first growth step, {}, which each call's {} passes once), to {} on \
-                 average, the largest {}{entries}: {} in growth allocations, {} of all growth {}",
+                 {at}), to {} on average, the largest {}{entries}: {} in growth allocations, {} \
+                 of all growth {}",
                 g.container,
                 count(g.resizes),
                 count(calls),
-                bytes(g.first_bytes),
-                g.container,
                 bytes(final_bytes),
                 bytes(g.largest_bytes),
                 bytes(g.bytes),
                 pct(g.share),
                 stacks(g.samples)
-            )),
+            ))
+            }
             _ => f.statements.push(format!(
                 "grows a {} {} times ({} in growth allocations, {} of all growth) {}; how many \
                  times per call cannot be told: {}",
@@ -1037,23 +1079,33 @@ fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>) {
             .filter(|c| c.value > 0)
             .map_or(0.0, |c| m.value as f64 / c.value as f64);
         if m.share >= NOISE_FLOOR && of_own >= STATED_SHARE {
+            let machinery = if go {
+                "the runtime's map growth (`hashGrow`, `growWork`, `evacuate`)"
+            } else {
+                "hashbrown's rehash (`reserve_rehash`)"
+            };
             f.statements.push(format!(
-                "grows maps as it inserts: {} of CPU time in the runtime's map growth \
-                 (`hashGrow`, `growWork`, `evacuate`), {} of its own CPU time and {} of all {}",
+                "grows maps as it inserts: {} of CPU time in {machinery}, {} of its own CPU \
+                 time and {} of all {}",
                 format_value(m.value, &m.unit),
                 pct(of_own),
                 pct(m.share),
                 stacks(m.samples)
             ));
-            f.advice.push(if go {
-                "create the map with `make(map[K]V, n)` for the n entries it ends with, or keep \
-                 one and reuse it"
-                    .to_owned()
-            } else {
-                "create the map with `HashMap::with_capacity(n)` for the n entries it ends \
-                 with, or keep one and reuse it"
-                    .to_owned()
-            });
+            // The heap's growth finding may have said it already.
+            if go {
+                f.advice.push(
+                    "create the map with `make(map[K]V, n)` for the n entries it ends with, or \
+                     keep one and reuse it"
+                        .to_owned(),
+                );
+            } else if !f.advice.iter().any(|a| a.contains("with_capacity")) {
+                f.advice.push(
+                    "create the map with `HashMap::with_capacity(n)` for the n entries it ends \
+                     with, or keep one and reuse it"
+                        .to_owned(),
+                );
+            }
         }
     }
 }
@@ -1225,6 +1277,43 @@ mod tests {
             1,
         );
         assert_eq!(g.calls, Some(9000.0), "{g:?}");
+    }
+
+    #[test]
+    fn calls_that_all_end_alike_are_counted_over_every_class() {
+        // 520 rebuilds of a map through 11 tables from 244 B, sampled at 64 KiB: the first
+        // step is sampled about twice, the largest table every time.
+        let rate = 65536.0;
+        let classes: Vec<(f64, f64)> = (0..11)
+            .map(|k| {
+                let size = (244u64 << k) as f64;
+                let p = sampled(size, rate);
+                (((520.0 * p).round().max(1.0) / p).round(), size)
+            })
+            .collect();
+        let g = grown("HashMap", &site(rate, &classes), 1);
+        let calls = g.calls.expect("all end alike");
+        assert!((calls - 520.0).abs() < 520.0 * 0.05, "{g:?}");
+        assert!((g.per_call.unwrap() - 11.0).abs() < 1.5, "{g:?}");
+        assert_eq!(g.final_bytes, Some(244 << 10));
+        assert_eq!(g.capacity, Some(3584));
+        assert!(g
+            .counted_at
+            .unwrap()
+            .starts_with("over its 11 size classes"));
+        // Files of different lengths at the same rate: neither rule holds.
+        let mut files: Vec<(f64, f64)> = (0..14).map(|k| (64.0, (32u64 << k) as f64)).collect();
+        files.extend([(62.0, 1 << 20), (48.0, 4 << 20)].map(|(n, s)| (n, s as f64)));
+        let files: Vec<(f64, f64)> = files
+            .into_iter()
+            .map(|(n, size)| {
+                let p = sampled(size, rate);
+                (((n * p).round().max(1.0) / p).round(), size)
+            })
+            .collect();
+        let g = grown("Vec", &site(rate, &files), 1);
+        assert_eq!(g.calls, None, "{g:?}");
+        assert!(g.unknown_calls.unwrap().contains("too few"));
     }
 
     /// A profile of one stack per sample, each a synthetic application function.

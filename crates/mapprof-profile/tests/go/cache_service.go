@@ -93,7 +93,7 @@ func main() {
 	}
 	go func() {
 		for i := 0; i < 200; i++ {
-			time.Sleep(time.Millisecond)
+			time.Sleep(3 * time.Millisecond)
 			jobs <- i
 		}
 	}()
