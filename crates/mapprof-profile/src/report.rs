@@ -825,8 +825,8 @@ fn grown(container: &str, site: &Site, total: i64) -> Growth {
         (None, None, Some(why))
     } else if same_end {
         let at = format!(
-            "over its {} size classes, {} to {}, which every call passes once (they end at \
-             the same size, so the growths per call are the classes)",
+            "over its {} size classes, {} to {}, which every call passes once: all end at the \
+             same size, so the growths per call are the classes",
             last_class - first_class + 1,
             size(average(&first)),
             size(average(&last))
@@ -909,15 +909,21 @@ fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>) {
         };
         match (g.calls, g.per_call, g.final_bytes, &g.counted_at) {
             (Some(calls), Some(per_call), Some(final_bytes), Some(at)) => {
+                let ends = if final_bytes == g.largest_bytes {
+                    bytes(final_bytes)
+                } else {
+                    format!(
+                        "{} on average, the largest {}",
+                        bytes(final_bytes),
+                        bytes(g.largest_bytes)
+                    )
+                };
                 f.statements.push(format!(
                 "grows a {} about {per_call:.0} times per call ({} resizes in {} calls, counted \
-                 {at}), to {} on average, the largest {}{entries}: {} in growth allocations, {} \
-                 of all growth {}",
+                 {at}), to {ends}{entries}: {} in growth allocations, {} of all growth {}",
                 g.container,
                 count(g.resizes),
                 count(calls),
-                bytes(final_bytes),
-                bytes(g.largest_bytes),
                 bytes(g.bytes),
                 pct(g.share),
                 stacks(g.samples)
