@@ -298,6 +298,12 @@ pub(crate) fn first_segment(path: &str) -> &str {
     &path[..end]
 }
 
+/// Whether `name` is a Go function name (`main.(*Cache).Update`), not a Rust path: advice
+/// must speak the program's language.
+pub(crate) fn is_go(name: &str) -> bool {
+    !name.contains("::") && go_package(name.trim()).is_some()
+}
+
 /// The package path of a Go function name, `None` when `name` does not look like one:
 /// `net/http` in `net/http.(*conn).serve`, `main` in `main.(*Cache).Update`.
 fn go_package(name: &str) -> Option<&str> {

@@ -31,7 +31,11 @@
 //!    allocation API (`std::alloc::realloc`, `Allocator::grow`: the run is not empty) is
 //!    growth of a block that no container explains: [`Container::Realloc`].
 //!
-//! A Go stack (`runtime.mallocgc`, `main.f`) has no container run, so nothing in it is growth.
+//! A Go stack (`runtime.mallocgc`, `main.f`) has no container run, so nothing in it is growth;
+//! [`crate::report`] reads Go's map growth from CPU profiles instead (`runtime.hashGrow`,
+//! `growWork`, `evacuate`). The resize profile keeps one sample per stack and size class, from
+//! which the report counts the containers grown at a site (the first growth step's resizes)
+//! and the growths per container.
 //!
 //! # What the stacks look like (rustc 1.95, hashbrown in std, `debug = "limited"`)
 //!

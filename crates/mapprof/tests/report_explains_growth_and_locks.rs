@@ -97,7 +97,8 @@ fn growth_capacity_and_locks_held_while_allocating_are_reported() {
     let grown = finding(&report.findings, "::fill_without_capacity").expect(&text);
     let growth = &grown.growth[0];
     assert_eq!(growth.container, "HashMap", "{text}");
-    assert!((growth.per_call - 16.0).abs() <= 2.0, "{growth:?}\n{text}");
+    let per_call = growth.per_call.expect(&text);
+    assert!((per_call - 16.0).abs() <= 2.0, "{growth:?}\n{text}");
     assert_eq!(growth.capacity, Some(114_688), "{growth:?}");
     assert!(
         grown.statements[0].contains("grows a HashMap about 16 times per call"),

@@ -106,10 +106,45 @@ pub fn serve_requests_growing_a_map(requests: usize, entries: u64) -> usize {
 pub fn hashmap_growths(entries: u64) -> u32 {
     let mut buckets: u64 = 4;
     let mut tables = 1;
-    let room = |buckets: u64| if buckets < 8 { buckets - 1 } else { buckets / 8 * 7 };
+    let room = |buckets: u64| {
+        if buckets < 8 {
+            buckets - 1
+        } else {
+            buckets / 8 * 7
+        }
+    };
     while room(buckets) < entries {
         buckets *= 2;
         tables += 1;
     }
     tables
+}
+
+/// The capacities [`read_whole_files`] ends its buffers at, one per file: the same reads,
+/// returning what a test needs to check the final sizes a report states.
+#[inline(never)]
+pub fn read_to_end_capacities(lengths: &[usize]) -> Vec<usize> {
+    lengths
+        .iter()
+        .map(|&length| {
+            let mut contents = Vec::new();
+            Chunked::new(length).read_to_end(&mut contents).unwrap();
+            black_box(contents).capacity()
+        })
+        .collect()
+}
+
+/// Queues `jobs` job ids in a new `VecDeque` and runs them, as a scheduler's rarely used path
+/// does: a few jobs fit in its first buffer, so it grows once, by a few dozen bytes.
+#[inline(never)]
+pub fn queue_a_few_jobs(jobs: u64) -> u64 {
+    let mut queue = std::collections::VecDeque::new();
+    for job in 0..jobs {
+        queue.push_back(job);
+    }
+    let mut done = 0;
+    while let Some(job) = queue.pop_front() {
+        done += black_box(job) + 1;
+    }
+    done
 }
