@@ -15,7 +15,10 @@
 
 mod common;
 mod exact;
-#[allow(unreachable_pub)] // Its items are `pub`; a test binary has no outside to reach.
+// Its items are `pub`; a test binary has no outside to reach. Shared and append-only: left
+// as its authors formatted it.
+#[allow(unreachable_pub)]
+#[rustfmt::skip]
 mod programs;
 
 use exact::{labelled, Totals};

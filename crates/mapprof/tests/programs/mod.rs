@@ -106,13 +106,7 @@ pub fn serve_requests_growing_a_map(requests: usize, entries: u64) -> usize {
 pub fn hashmap_growths(entries: u64) -> u32 {
     let mut buckets: u64 = 4;
     let mut tables = 1;
-    let room = |buckets: u64| {
-        if buckets < 8 {
-            buckets - 1
-        } else {
-            buckets / 8 * 7
-        }
-    };
+    let room = |buckets: u64| if buckets < 8 { buckets - 1 } else { buckets / 8 * 7 };
     while room(buckets) < entries {
         buckets *= 2;
         tables += 1;
