@@ -14,8 +14,9 @@
 //! 1. **Glue** ([`GLUE`], pseudo frames, addresses) is never application code.
 //! 2. **Listed names** are libraries whatever their file: a crate or Go package on the library
 //!    list ([`BUILTIN_LIBRARIES`] and [`AppFilter::with_library`], so `--library` always wins),
-//!    derivable trait impls and built-in types' methods (rules 2 and 3 below). mapprof's own
-//!    crates stay libraries in mapprof's workspace this way.
+//!    derivable trait impls, drop glue and built-in types' methods (see the owning crate,
+//!    below). mapprof's own crates stay libraries in mapprof's workspace this way. A Go name
+//!    shaped like a standard package is not listed: its file decides (rules 3 and 4).
 //! 3. **Dependency and toolchain sources** are libraries ([`LIBRARY_PATHS`], the roots from
 //!    `CARGO_HOME`, `RUSTUP_HOME`, `GOROOT`, `GOPATH`, `GOMODCACHE`, and
 //!    [`AppFilter::with_library_root`]): cargo's registry and git checkouts, a `vendor/`
