@@ -8,6 +8,27 @@
 //!
 //! # The rules
 //!
+//! A frame's source file is asked before its name where the name cannot tell: a crate or Go
+//! module nobody listed is a dependency if its source came from a registry. In order:
+//!
+//! 1. **Glue** ([`GLUE`], pseudo frames, addresses) is never application code.
+//! 2. **Listed names** are libraries whatever their file: a crate or Go package on the library
+//!    list ([`BUILTIN_LIBRARIES`] and [`AppFilter::with_library`], so `--library` always wins),
+//!    derivable trait impls, drop glue and built-in types' methods (see the owning crate,
+//!    below). mapprof's own crates stay libraries in mapprof's workspace this way. A Go name
+//!    shaped like a standard package is not listed: its file decides (rules 3 and 4).
+//! 3. **Dependency and toolchain sources** are libraries ([`LIBRARY_PATHS`], the roots from
+//!    `CARGO_HOME`, `RUSTUP_HOME`, `GOROOT`, `GOPATH`, `GOMODCACHE`, and
+//!    [`AppFilter::with_library_root`]): cargo's registry and git checkouts, a `vendor/`
+//!    directory, the Rust toolchain (`/rustc/<hash>/library/`, `~/.rustup/toolchains/`), the Go
+//!    module cache (`/go/pkg/mod/`) and Go's standard library (`$GOROOT/src/`; a Go name shaped
+//!    like a standard package is taken as one when its file is under `…/src/<package>/` or
+//!    `…/src/runtime/`).
+//! 4. **Any other source file** is the workspace's: a frame with a Rust path or Go name there is
+//!    application code, whether or not its crate is known (a Go package without a dot in its
+//!    path too). A bare C or mangled name is not, wherever it was compiled.
+//! 5. **Without a file**, the name alone decides, as follows.
+//!
 //! A frame is **not** an application frame when its function name is:
 //!
 //! 1. runtime glue or not a function at all ([`GLUE`]): `__rust*` and the allocator shims,
@@ -95,6 +116,22 @@ pub const BUILTIN_LIBRARIES: &[&str] = &[
     "tikv_jemalloc*",
 ];
 
+/// Path fragments of source files that are not the application's: dependencies (cargo's
+/// registry and git checkouts, `vendor/` directories, Go's module cache) and toolchains (Rust's
+/// standard library as rustc remaps it, and a local rustup or rust-src copy). Matched anywhere in
+/// the path, backslashes read as `/`; `cargo/registry/src/` covers `~/.cargo/` and rustc's own
+/// `/cargo/` remapping.
+pub const LIBRARY_PATHS: &[&str] = &[
+    "cargo/registry/src/",
+    "cargo/git/checkouts/",
+    "/rustc/",
+    "/rust/deps/",
+    "/.rustup/toolchains/",
+    "/lib/rustlib/src/rust/",
+    "/vendor/",
+    "/go/pkg/mod/",
+];
+
 /// The traits `#[derive]` implements (other than `Debug`): an impl of one of them is charged to
 /// its caller (see the module documentation). Paths without generic arguments.
 pub const DERIVABLE: &[&str] = &[
@@ -132,13 +169,32 @@ pub const GLUE: &[&str] = &[
 pub struct AppFilter {
     /// Crate names (or Go package paths), `*` at the end for a prefix.
     libraries: Vec<String>,
+    /// Directories whose files are library sources (rule 3), each ending in `/`.
+    roots: Vec<String>,
 }
 
 impl Default for AppFilter {
     fn default() -> Self {
-        Self {
+        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+        let mut filter = Self {
             libraries: BUILTIN_LIBRARIES.iter().map(|&s| s.to_owned()).collect(),
+            roots: Vec::new(),
+        };
+        // Where this machine keeps what it did not write; profiles made elsewhere rely on
+        // LIBRARY_PATHS.
+        for (key, under) in [
+            ("CARGO_HOME", "registry/src"),
+            ("CARGO_HOME", "git/checkouts"),
+            ("RUSTUP_HOME", "toolchains"),
+            ("GOROOT", "src"),
+            ("GOMODCACHE", ""),
+            ("GOPATH", "pkg/mod"),
+        ] {
+            if let Some(home) = env(key) {
+                filter = filter.with_library_root(&format!("{home}/{under}"));
+            }
         }
+        filter
     }
 }
 
@@ -163,9 +219,61 @@ impl AppFilter {
         self
     }
 
+    /// Also treats every source file under the directory `root` as a library's (rule 3 of the
+    /// module documentation), e.g. a cargo home or a Go root in an unusual place.
+    pub fn with_library_root(mut self, root: &str) -> Self {
+        let mut root = root.replace('\\', "/");
+        while root.ends_with('/') {
+            root.pop();
+        }
+        root.push('/');
+        if root != "/" && !self.roots.contains(&root) {
+            self.roots.push(root);
+        }
+        self
+    }
+
     /// The library patterns in use: the built-in ones, then those added.
     pub fn libraries(&self) -> &[String] {
         &self.libraries
+    }
+
+    /// Whether `file`, a frame's source file, is a dependency's or a toolchain's (rule 3).
+    /// With `go_std_package`, the frame's Go package when its name is stdlib-shaped,
+    /// `…/src/<package>/` counts too (a Go root anywhere).
+    fn is_library_file(&self, file: &str, go_std_package: Option<&str>) -> bool {
+        let file = file.replace('\\', "/");
+        let under_vendor = file.starts_with("vendor/");
+        if under_vendor
+            || LIBRARY_PATHS.iter().any(|p| file.contains(p))
+            || self.roots.iter().any(|r| file.starts_with(r.as_str()))
+        {
+            return true;
+        }
+        go_std_package.is_some_and(|package| {
+            let first = package.split('/').next().unwrap_or(package);
+            file.contains(&format!("/src/{first}/")) || file.contains("/src/runtime/")
+        })
+    }
+
+    /// Whether `frame` is application code: its source file first, then its name (see the
+    /// module documentation for the order).
+    pub fn is_application_frame(&self, frame: &Frame<'_>) -> bool {
+        self.is_application_at(&frame.function, frame.file)
+    }
+
+    /// Whether `function`, compiled from `file` (empty when unknown), is application code.
+    pub fn is_application_at(&self, function: &str, file: &str) -> bool {
+        let file = file.trim();
+        if file.is_empty() {
+            return self.is_application(function);
+        }
+        let name = function.trim();
+        match self.by_name(name) {
+            ByName::Glue | ByName::Listed | ByName::Other => false,
+            ByName::Unlisted => !self.is_library_file(file, None),
+            ByName::GoStd(package) => !self.is_library_file(file, Some(package)),
+        }
     }
 
     /// Whether `krate` (a Rust crate name or a Go package path) is on the library list.
@@ -173,31 +281,55 @@ impl AppFilter {
         self.libraries.iter().any(|p| matches_pattern(p, krate))
     }
 
-    /// Whether `function`, a frame's function name, is application code.
+    /// Whether `function`, a frame's function name, is application code by its name alone
+    /// (rule 5: for a frame without a source file).
     pub fn is_application(&self, function: &str) -> bool {
-        let name = function.trim();
+        matches!(self.by_name(function.trim()), ByName::Unlisted)
+    }
+
+    fn by_name<'n>(&self, name: &'n str) -> ByName<'n> {
         if name.is_empty()
             || name.starts_with('[')
             || is_address(name)
             || GLUE.iter().any(|p| matches_pattern(p, name))
         {
-            return false;
+            return ByName::Glue;
         }
         if name.contains("::") {
             return match rust_owner(name) {
-                Owner::Crate(krate) => !self.is_library(krate),
-                Owner::Builtin => false,
+                Owner::Crate(krate) if !self.is_library(krate) => ByName::Unlisted,
+                _ => ByName::Listed,
             };
         }
         match go_package(name) {
+            Some(package) if self.is_library(package) => ByName::Listed,
             Some(package) => {
                 let first = package.split('/').next().unwrap_or(package);
-                let stdlib = !first.contains('.') && package != "main";
-                !stdlib && !self.is_library(package)
+                if !first.contains('.') && package != "main" {
+                    ByName::GoStd(package)
+                } else {
+                    ByName::Unlisted
+                }
             }
-            None => false, // Not a Rust path, not a Go name: C, or a bare or mangled name.
+            None => ByName::Other, // Not a Rust path, not a Go name: C, or a bare or mangled name.
         }
     }
+}
+
+/// What a function's name alone says of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByName<'a> {
+    /// Glue, a pseudo frame or an address: never application code.
+    Glue,
+    /// A library by the list, or a derivable impl or built-in type's method.
+    Listed,
+    /// A Go package shaped like the standard library's (no `.` in its first element): a
+    /// library unless its file says it is the workspace's.
+    GoStd(&'a str),
+    /// A Rust path or Go name nobody listed: application code unless its file says otherwise.
+    Unlisted,
+    /// Not a Rust path or Go name: C, a bare inlined name, a mangled symbol.
+    Other,
 }
 
 /// `pattern` is a name, or a prefix followed by `*`.
@@ -320,7 +452,7 @@ pub fn first_application_frame<'v, 'a>(
     sample: &SampleRef<'v, 'a>,
     filter: &AppFilter,
 ) -> Option<&'v Frame<'a>> {
-    sample.frames().find(|f| filter.is_application(&f.function))
+    sample.frames().find(|f| filter.is_application_frame(f))
 }
 
 /// One application function of an [`AppTop`] ranking.
@@ -375,7 +507,7 @@ pub fn app_top(view: &ProfileView<'_>, sample_index: usize, filter: &AppFilter) 
         file: &'a str,
         line: i64,
     }
-    let mut is_app: HashMap<&str, bool> = HashMap::new();
+    let mut is_app: HashMap<(&str, &str), bool> = HashMap::new();
     let mut functions: HashMap<&str, Acc<'_>> = HashMap::new();
     let (mut total, mut unattributed) = (0i64, 0i64);
     let (mut samples, mut unattributed_samples) = (0usize, 0usize);
@@ -388,8 +520,8 @@ pub fn app_top(view: &ProfileView<'_>, sample_index: usize, filter: &AppFilter) 
         samples += 1;
         let frame = sample.frames().find(|f| {
             *is_app
-                .entry(f.function.as_ref())
-                .or_insert_with(|| filter.is_application(&f.function))
+                .entry((f.function.as_ref(), f.file))
+                .or_insert_with(|| filter.is_application_frame(f))
         });
         let Some(frame) = frame else {
             unattributed = unattributed.saturating_add(value);
@@ -695,6 +827,154 @@ mod tests {
             BUILTIN_LIBRARIES.len() + 3,
             "{:?}",
             filter.libraries()
+        );
+    }
+
+    #[test]
+    fn registry_toolchain_and_vendored_sources_are_libraries() {
+        let filter = AppFilter::default();
+        for (name, file) in [
+            (
+                "regex_automata::meta::regex::Regex::search",
+                "/home/u/.cargo/registry/src/index.crates.io-6f17d22bba15001f/regex-automata-0.4.9/src/meta/regex.rs",
+            ),
+            (
+                "csv::reader::Reader<R>::read_record",
+                "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/csv-1.3.1/src/reader.rs",
+            ),
+            (
+                "walkdir::IntoIter::next",
+                "/home/u/.cargo/git/checkouts/walkdir-0123456789abcdef/1a2b3c4/src/lib.rs",
+            ),
+            (
+                "fancy_parser::parse",
+                "C:\\Users\\u\\.cargo\\registry\\src\\index.crates.io-6f17d22bba15001f\\fancy_parser-0.1.0\\src\\lib.rs",
+            ),
+            ("ignore::walk::WalkParallel::run", "/work/tool/vendor/ignore/src/walk.rs"),
+            ("ignore::walk::WalkParallel::run", "vendor/ignore/src/walk.rs"),
+            (
+                "hashbrown_fork::raw::reserve",
+                "/rustc/90b35a6239c3d8bdabc530a6a0816f7ff89a0aaf/library/std/src/lib.rs",
+            ),
+            ("foldhash::fast::hash", "/rust/deps/foldhash-0.1.5/src/fast.rs"),
+            (
+                "some_core_part::f",
+                "/home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/lib/rustlib/src/rust/library/core/src/lib.rs",
+            ),
+            (
+                "github.com/gorilla/mux.(*Router).ServeHTTP",
+                "/home/u/go/pkg/mod/github.com/gorilla/mux@v1.8.1/mux.go",
+            ),
+            ("runtime.mallocgc", "/usr/local/go/src/runtime/malloc.go"),
+            // A linknamed function: package time, file in the runtime's directory.
+            ("time.Sleep", "/usr/lib/go-1.19/src/runtime/time.go"),
+            ("net/http.(*conn).serve", "/opt/sdk/go1.22.1/src/net/http/server.go"),
+        ] {
+            assert!(
+                !filter.is_application_at(name, file),
+                "{name} at {file} should be a library frame"
+            );
+            // Positive control: the name alone charges all but Go's standard library.
+            let by_name = name.contains("::") || name.starts_with("github.com/");
+            assert_eq!(filter.is_application(name), by_name, "{name}");
+        }
+        let rooted = AppFilter::default().with_library_root("/opt/cargo-home/registry/src/");
+        let file = "/opt/cargo-home/registry/src/mirror/regex-1.11.1/src/regex/string.rs";
+        assert!(!rooted.is_application_at("regex::regex::string::Regex::new", file));
+        assert!(filter.is_application_at("regex::regex::string::Regex::new", file));
+    }
+
+    #[test]
+    fn workspace_sources_are_application_code_whatever_the_name() {
+        let filter = AppFilter::default();
+        for (name, file) in [
+            // A crate no list names, relative and absolute.
+            ("line_counter::count::count_lines", "src/count.rs"),
+            (
+                "line_counter::count::count_lines",
+                "/home/u/line-counter/src/count.rs",
+            ),
+            (
+                "<line_counter::Stats as core::fmt::Display>::fmt",
+                "src/stats.rs",
+            ),
+            (
+                "main.(*Cache).Update",
+                "/work/main/fixtures/go-heap/main.go",
+            ),
+            // A Go module without a dot in its path, outside any Go root.
+            ("cache.(*Store).Put", "/home/u/svc/cache/store.go"),
+        ] {
+            assert!(
+                filter.is_application_at(name, file),
+                "{name} at {file} should be an application frame"
+            );
+        }
+        // Names say library whatever the file: the lists, --library, derives, glue, C.
+        for (filter, name) in [
+            (&filter, "mapprof_rt::heap::sample"),
+            (
+                &filter,
+                "<line_counter::Stats as core::clone::Clone>::clone",
+            ),
+            (&filter, "__rust_alloc"),
+            (&filter, "memcpy"),
+            (
+                &AppFilter::default().with_library("line-counter"),
+                "line_counter::count::count_lines",
+            ),
+        ] {
+            assert!(!filter.is_application_at(name, "src/count.rs"), "{name}");
+        }
+        // Without a file the name decides.
+        assert!(!filter.is_application_at("cache.(*Store).Put", ""));
+        assert!(filter.is_application_at("regex::Regex::new", ""));
+    }
+
+    #[test]
+    fn the_charge_moves_from_a_registry_crate_to_its_caller() {
+        let mut p = profile();
+        // finish_grow <- regex_syntax::parse (registry) <- Cache::update <- main
+        p.string_table
+            .push("regex_syntax::ast::parse::ParserI<P>::parse".into());
+        p.string_table.push(
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/regex-syntax-0.8.5/src/ast/parse.rs"
+                .into(),
+        );
+        p.function.push(Function {
+            id: 6,
+            name: 9,
+            filename: 10,
+            ..Default::default()
+        });
+        p.location.push(Location {
+            id: 7,
+            line: vec![Line {
+                function_id: 6,
+                line: 5,
+                column: 0,
+            }],
+            ..Default::default()
+        });
+        p.sample = vec![Sample {
+            location_id: vec![3, 7, 2, 1, 4],
+            value: vec![30],
+            label: vec![],
+        }];
+        let v = ProfileView::new(&p).unwrap();
+        let top = app_top(&v, 0, &AppFilter::default());
+        let names: Vec<_> = top.rows.iter().map(|r| r.function.as_str()).collect();
+        assert_eq!(names, ["cache_service::Cache::update"]);
+        let sample = v.samples().next().unwrap();
+        let frame = first_application_frame(&sample, &AppFilter::default()).unwrap();
+        assert_eq!(frame.function, "cache_service::Cache::update");
+        // Positive control: without the file, regex_syntax is charged.
+        p.function[5].filename = 0;
+        let v = ProfileView::new(&p).unwrap();
+        let top = app_top(&v, 0, &AppFilter::default());
+        assert_eq!(
+            top.top().map(|r| r.function.as_str()),
+            Some("regex_syntax::ast::parse::ParserI<P>::parse")
         );
     }
 

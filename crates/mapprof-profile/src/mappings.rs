@@ -90,28 +90,58 @@ fn build_id<'d>(object: &impl object::Object<'d>) -> String {
 }
 
 impl ElfFacts {
+    /// Reads the ELF header and program headers only (the build id from the `PT_NOTE`
+    /// segments): parsing the whole file (`object::File::parse` reads the section headers and
+    /// symbol table) cost ~35 ms per profile on a 30 MB executable with debug info.
     fn read(path: &str) -> ElfFacts {
-        use object::{Object, ObjectSegment, SegmentFlags};
+        use object::elf::{FileHeader32, FileHeader64};
+        use object::{Endianness, FileKind};
         let Ok(file) = File::open(path) else {
             return ElfFacts::default();
         };
         let cache = object::ReadCache::new(file);
-        let Ok(object) = object::File::parse(&cache) else {
-            return ElfFacts::default();
-        };
-        let build_id = build_id(&object);
-        const PF_X: u32 = 1;
-        let exec_segment_offsets = object
-            .segments()
-            .filter(
-                |s| matches!(s.flags(), SegmentFlags::Elf { p_flags, .. } if p_flags.0 & PF_X != 0),
-            )
-            .map(|s| s.file_range().0)
-            .collect();
-        ElfFacts {
-            build_id,
-            exec_segment_offsets,
+        match FileKind::parse(&cache) {
+            Ok(FileKind::Elf64) => Self::from_headers::<FileHeader64<Endianness>>(&cache),
+            Ok(FileKind::Elf32) => Self::from_headers::<FileHeader32<Endianness>>(&cache),
+            _ => ElfFacts::default(),
         }
+    }
+
+    fn from_headers<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
+        data: &object::ReadCache<File>,
+    ) -> ElfFacts {
+        use object::elf::{ELF_NOTE_GNU, NT_GNU_BUILD_ID, PT_LOAD};
+        use object::read::elf::ProgramHeader;
+        const PF_X: u32 = 1;
+        let mut facts = ElfFacts::default();
+        let Ok(header) = Elf::parse(data) else {
+            return facts;
+        };
+        let Ok(endian) = header.endian() else {
+            return facts;
+        };
+        let Ok(segments) = header.program_headers(endian, data) else {
+            return facts;
+        };
+        for segment in segments {
+            if segment.p_type(endian) == PT_LOAD && segment.p_flags(endian).0 & PF_X != 0 {
+                facts
+                    .exec_segment_offsets
+                    .push(segment.p_offset(endian).into());
+            }
+            let Ok(Some(mut notes)) = segment.notes(endian, data) else {
+                continue;
+            };
+            while let Ok(Some(note)) = notes.next() {
+                if facts.build_id.is_empty()
+                    && note.name() == ELF_NOTE_GNU
+                    && note.n_type(endian) == NT_GNU_BUILD_ID
+                {
+                    facts.build_id = note.desc().iter().map(|b| format!("{b:02x}")).collect();
+                }
+            }
+        }
+        facts
     }
 
     /// Adds the build id, and starts the mapping where its executable segment starts.
@@ -161,5 +191,25 @@ mod tests {
         let exe = std::env::current_exe().unwrap().display().to_string();
         assert_eq!(maps[0].path, exe);
         assert_eq!(maps[0].build_id.len(), 40, "{maps:?}");
+    }
+
+    #[test]
+    fn the_headers_give_what_the_whole_file_gives() {
+        use object::{Object, ObjectSegment, SegmentFlags};
+        for m in current() {
+            let facts = ElfFacts::read(&m.path);
+            assert_eq!(Ok(facts.build_id), build_id_of(&m.path), "{}", m.path);
+            let bytes = std::fs::read(&m.path).unwrap();
+            let object = object::File::parse(&*bytes).unwrap();
+            let offsets: Vec<u64> = object
+                .segments()
+                .filter(
+                    |s| matches!(s.flags(), SegmentFlags::Elf { p_flags, .. } if p_flags.0 & 1 != 0),
+                )
+                .map(|s| s.file_range().0)
+                .collect();
+            assert_eq!(facts.exec_segment_offsets, offsets, "{}", m.path);
+            assert!(!offsets.is_empty(), "{}", m.path);
+        }
     }
 }

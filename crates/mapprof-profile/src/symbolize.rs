@@ -62,6 +62,9 @@ pub struct Symbolizer {
     /// in the debug information released so far.
     debug_info_opens: u64,
     released_parse_resets: u64,
+    /// While set, [`Symbolizer::release_debug_info`] keeps what it would drop
+    /// ([`Symbolizer::hold_debug_info`]).
+    held: bool,
     /// Runs the cache's allocations ([`Symbolizer::set_keeper`]).
     keeper: Keeper,
 }
@@ -128,6 +131,7 @@ impl Symbolizer {
             debug_info: None,
             debug_info_opens: 0,
             released_parse_resets: 0,
+            held: false,
             keeper: run_here,
         }
     }
@@ -224,11 +228,24 @@ impl Symbolizer {
     /// (`builder::build`), as should anyone else who resolved a batch of addresses; the
     /// next address not in the cache opens them again.
     pub fn release_debug_info(&mut self) {
+        if self.held {
+            return;
+        }
         if let Some(Ok(info)) = self.debug_info.take() {
             self.released_parse_resets += info.parsed().resets;
         }
         if let Some(main) = self.mappings.first() {
             self.tables.remove(&main.path);
+        }
+    }
+
+    /// Keeps the main binary's DWARF and symbol table across builds until called with
+    /// `false`, which releases them: for a batch of profiles built together (a dump), which
+    /// would otherwise read the symbol table again for each (~40 ms on a 30 MB executable).
+    pub fn hold_debug_info(&mut self, hold: bool) {
+        self.held = hold;
+        if !hold {
+            self.release_debug_info();
         }
     }
 

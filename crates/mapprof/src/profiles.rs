@@ -367,6 +367,16 @@ pub fn dump(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
 static NEXT_DUMP: AtomicU64 = AtomicU64::new(0);
 
 fn dump_into(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    // One read of the executable's symbols and DWARF for all the dump's profiles, not one per
+    // profile; released when the dump ends, however it ends.
+    struct Held;
+    impl Drop for Held {
+        fn drop(&mut self) {
+            with_symbolizer(|s| s.hold_debug_info(false));
+        }
+    }
+    with_symbolizer(|s| s.hold_debug_info(true));
+    let _held = Held;
     let pid = std::process::id();
     let n = NEXT_DUMP.fetch_add(1, Relaxed);
     let mut written = Vec::new();

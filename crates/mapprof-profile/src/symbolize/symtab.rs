@@ -4,8 +4,8 @@
 //! file can be large (glibc's `libc6-dbg`: 38 MiB), so libraries are named from here: the
 //! `.symtab` and `.dynsym` of the file, plus the `.symtab` of its separate debug file when one
 //! is installed under `/usr/lib/debug/.build-id/` (where `start_thread` or
-//! `__memmove_avx_unaligned_erms` live), read through `object`'s read cache, which reads only
-//! the section headers and tables. The main executable's table names the addresses its DWARF
+//! `__memmove_avx_unaligned_erms` live), read from the mapped file, which touches only the
+//! section headers and tables. The main executable's table names the addresses its DWARF
 //! does not cover, and the leaves of unsymbolized profiles (to trim the profiler's frames).
 
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
@@ -121,12 +121,18 @@ pub(super) fn debug_file_path(build_id: &str) -> Option<String> {
     Some(format!("/usr/lib/debug/.build-id/{dir}/{file}.debug"))
 }
 
-/// Runs `f` on the parsed ELF file at `path`, read through a cache: only what `f` asks for is
-/// read. Nothing when the file cannot be opened or parsed.
-fn with_object(path: &str, f: impl FnOnce(&object::File<'_, &object::ReadCache<File>>)) {
+/// Runs `f` on the ELF file at `path`, memory-mapped: only the pages `f` touches are read, and
+/// none of it is heap. (Through `object::ReadCache`, each symbol name was a read into the
+/// cache: a third of a short run's at-exit dump, ~35 ms for a 30 MB executable.) Nothing when
+/// the file cannot be opened, mapped or parsed.
+fn with_object(path: &str, f: impl FnOnce(&object::File<'_, &[u8]>)) {
     let Ok(file) = File::open(path) else { return };
-    let cache = object::ReadCache::new(file);
-    if let Ok(object) = object::File::parse(&cache) {
+    // SAFETY: the mapping is read-only and private; a file truncated underneath would fault
+    // on access, as with any mapped executable (the process's own is mapped the same way).
+    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else {
+        return;
+    };
+    if let Ok(object) = object::File::parse(&*map) {
         f(&object);
     }
 }
