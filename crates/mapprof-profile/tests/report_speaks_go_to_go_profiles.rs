@@ -21,38 +21,40 @@ use mapprof_profile::view::ProfileView;
 const SOURCE: &str = include_str!("go/cache_service.go");
 const KINDS: [&str; 4] = ["allocs", "mutex", "block", "cpu"];
 
-/// Runs the Go program once and returns the directory its profiles are in.
-fn profiles_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("mapprof-go-report-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("main.go"), SOURCE).unwrap();
-        let out = Command::new("go")
-            .args(["run", "main.go"])
-            .arg(&dir)
-            .current_dir(&dir)
-            .env("GO111MODULE", "off")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run `go` ({e}); run `make setup` to install Go"));
-        assert!(
-            out.status.success(),
-            "go run failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-}
-
+/// Runs the Go program once (in a directory removed afterwards) and returns its profiles.
 fn profiles() -> Vec<(String, Profile)> {
-    KINDS
-        .iter()
-        .map(|kind| {
-            let name = format!("go-{kind}.pb.gz");
-            let profile = read_file(profiles_dir().join(&name)).unwrap();
-            (name, profile)
+    static PROFILES: OnceLock<Vec<(String, Profile)>> = OnceLock::new();
+    PROFILES
+        .get_or_init(|| {
+            let dir =
+                std::env::temp_dir().join(format!("mapprof-go-report-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("main.go"), SOURCE).unwrap();
+            let out = Command::new("go")
+                .args(["run", "main.go"])
+                .arg(&dir)
+                .current_dir(&dir)
+                .env("GO111MODULE", "off")
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run `go` ({e}); run `make setup` to install Go")
+                });
+            let read = out.status.success().then(|| {
+                KINDS
+                    .iter()
+                    .map(|kind| {
+                        let name = format!("go-{kind}.pb.gz");
+                        let profile = read_file(dir.join(&name)).unwrap();
+                        (name, profile)
+                    })
+                    .collect()
+            });
+            let _ = std::fs::remove_dir_all(&dir);
+            read.unwrap_or_else(|| {
+                panic!("go run failed:\n{}", String::from_utf8_lossy(&out.stderr))
+            })
         })
-        .collect()
+        .clone()
 }
 
 fn report_of(profiles: &[(String, Profile)]) -> Report {
