@@ -9,7 +9,6 @@
 //! `Unlock` runs and where the mutex profile puts it; map growth in the CPU profile is reported;
 //! and the advice speaks Go.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
