@@ -22,7 +22,7 @@ mod exact;
 mod programs;
 
 use exact::{labelled, Totals};
-use mapprof_rt::heap::COUNT_UNIT;
+use mapprof_rt::table::COUNT_UNIT;
 use mapprof_rt::{table, Kind};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -165,11 +165,11 @@ fn table_totals() -> (Totals, Totals) {
             .into_iter()
             .filter(|r| r.labels != 0)
         {
-            let objects = |c: u64| c as f64 / COUNT_UNIT as f64;
-            alloc.objects += objects(r.counters[0]);
-            alloc.bytes += r.counters[1] as f64;
-            inuse.objects += objects(r.counters[0]) - objects(r.counters[2]);
-            inuse.bytes += r.counters[1] as f64 - r.counters[3] as f64;
+            let c = r.heap();
+            alloc.objects += c.allocated_objects;
+            alloc.bytes += c.allocated_bytes as f64;
+            inuse.objects += c.allocated_objects - c.freed_objects;
+            inuse.bytes += c.allocated_bytes as f64 - c.freed_bytes as f64;
         }
         (alloc, inuse)
     })
