@@ -13,7 +13,7 @@ use std::io::Read;
 /// so each file's buffer passes through the small capacities once and ends at a size of its
 /// own: files of different lengths end in different size classes.
 #[inline(never)]
-pub fn read_whole_files(lengths: &[usize]) -> usize {
+pub(crate) fn read_whole_files(lengths: &[usize]) -> usize {
     let mut total = 0;
     for &length in lengths {
         let mut contents = Vec::new();
@@ -24,7 +24,7 @@ pub fn read_whole_files(lengths: &[usize]) -> usize {
 }
 
 /// Lengths for [`read_whole_files`]: `files` lengths spread evenly over `min..max` bytes.
-pub fn file_lengths(files: usize, min: usize, max: usize) -> Vec<usize> {
+pub(crate) fn file_lengths(files: usize, min: usize, max: usize) -> Vec<usize> {
     (0..files)
         .map(|i| min + (max - min) * i / files.max(1))
         .collect()
@@ -54,7 +54,7 @@ impl Read for Chunked {
 /// field (`split(',').map(str::to_owned)`), as a naive CSV pass does: the program's cost is
 /// the count of small objects, not their bytes.
 #[inline(never)]
-pub fn split_csv_fields(rows: usize, fields: usize) -> usize {
+pub(crate) fn split_csv_fields(rows: usize, fields: usize) -> usize {
     let line: String = (0..fields)
         .map(|i| format!("field{i}"))
         .collect::<Vec<_>>()
@@ -76,7 +76,7 @@ fn split_into(line: &str, mut into: Vec<String>) -> Vec<String> {
 
 /// Fills a `HashMap<u64, u64>` made with room for `entries`: it never grows.
 #[inline(never)]
-pub fn fill_presized_map(entries: u64) -> HashMap<u64, u64> {
+pub(crate) fn fill_presized_map(entries: u64) -> HashMap<u64, u64> {
     let mut map = HashMap::with_capacity(entries as usize);
     for i in 0..entries {
         map.insert(i, i);
@@ -87,7 +87,7 @@ pub fn fill_presized_map(entries: u64) -> HashMap<u64, u64> {
 /// Handles `requests` requests, each building a new `HashMap<u64, u64>` of `entries` entries
 /// from empty (a per-request index): every request grows its map from 4 buckets up.
 #[inline(never)]
-pub fn serve_requests_growing_a_map(requests: usize, entries: u64) -> usize {
+pub(crate) fn serve_requests_growing_a_map(requests: usize, entries: u64) -> usize {
     let mut answered = 0;
     for request in 0..requests {
         let mut index = HashMap::new();
@@ -103,7 +103,7 @@ pub fn serve_requests_growing_a_map(requests: usize, entries: u64) -> usize {
 /// inserted one by one: from 4 buckets it doubles whenever it is 7/8 full (below 8 buckets,
 /// when it holds one less than its buckets), so reaching `entries` takes one table per power
 /// of two from 4 to the final bucket count.
-pub fn hashmap_growths(entries: u64) -> u32 {
+pub(crate) fn hashmap_growths(entries: u64) -> u32 {
     let mut buckets: u64 = 4;
     let mut tables = 1;
     let room = |buckets: u64| {
@@ -123,7 +123,7 @@ pub fn hashmap_growths(entries: u64) -> u32 {
 /// The capacities [`read_whole_files`] ends its buffers at, one per file: the same reads,
 /// returning what a test needs to check the final sizes a report states.
 #[inline(never)]
-pub fn read_to_end_capacities(lengths: &[usize]) -> Vec<usize> {
+pub(crate) fn read_to_end_capacities(lengths: &[usize]) -> Vec<usize> {
     lengths
         .iter()
         .map(|&length| {
@@ -137,7 +137,7 @@ pub fn read_to_end_capacities(lengths: &[usize]) -> Vec<usize> {
 /// Queues `jobs` job ids in a new `VecDeque` and runs them, as a scheduler's rarely used path
 /// does: a few jobs fit in its first buffer, so it grows once, by a few dozen bytes.
 #[inline(never)]
-pub fn queue_a_few_jobs(jobs: u64) -> u64 {
+pub(crate) fn queue_a_few_jobs(jobs: u64) -> u64 {
     let mut queue = std::collections::VecDeque::new();
     for job in 0..jobs {
         queue.push_back(job);
