@@ -3,9 +3,10 @@
 //!
 //! # How a sample is taken
 //!
-//! [`start`] arms `setitimer(ITIMER_PROF)`: the kernel then sends SIGPROF each 1/hz s of CPU
-//! time the process uses, to the thread that used it. The handler
-//! 1. returns at once unless a profile is being taken;
+//! [`start`] gives each thread a timer on its own CPU clock ([`timers`]): the kernel then sends
+//! SIGPROF to a thread each 1/hz s of CPU time it uses. The handler
+//! 1. returns at once unless a profile is being taken, and ignores SIGPROFs that are not its
+//!    timers' (see [`Source`]);
 //! 2. captures the interrupted stack. Interrupted in the executable (built with frame
 //!    pointers): the instruction and the frame-pointer chain saved in the signal's
 //!    `ucontext_t`, read only inside the thread's known stack bounds
@@ -15,8 +16,9 @@
 //!    signal trampoline, where it is async-signal-safe (below). [`Unwinder::Dwarf`] unwinds
 //!    every sample that way, [`Unwinder::FramePointer`] none;
 //! 3. reads the thread's label set id ([`crate::labels::signal_id`]);
-//! 4. adds one sample to the bucket of (stack, labels, period) in [`CPU_TABLE`], a stack table
-//!    of its own, fixed size, emptied after each profile.
+//! 4. adds the sample to the bucket of (stack, labels, period) in [`CPU_TABLE`], a stack table
+//!    of its own, fixed size, emptied after each profile: one sample, plus one for each period
+//!    the timer overran before its signal was delivered (`si_overrun`).
 //!
 //! # Invariants: the handler is async-signal-safe
 //!
@@ -44,11 +46,17 @@
 //!
 //! # Limits
 //!
-//! - The kernel checks CPU timers at its scheduler tick and sends at most one signal per tick:
-//!   above `CONFIG_HZ` (250 on Debian's kernels) samples per CPU-second, a profile has fewer
-//!   samples than asked for, each still weighted 1/hz.
-//! - Interval timers survive `execve`: a process that replaces itself while a profile runs
-//!   receives SIGPROF without a handler and dies (a child created by `fork` has no timer).
+//! - The kernel checks CPU timers at its scheduler tick and sends at most one signal per tick
+//!   per thread: above `CONFIG_HZ` (250 on Debian's kernels) samples per CPU-second, the
+//!   overrun periods are charged to the stack the tick interrupted, so CPU time adds up but
+//!   stacks are taken at the tick's rate.
+//! - The process-wide interval timer survives `execve`: a process that replaces itself while a
+//!   profile runs receives SIGPROF without a handler and dies (a child created by `fork` has
+//!   no timer).
+
+mod timers;
+
+pub use timers::MAX_THREAD_TIMERS;
 
 use crate::labels;
 use crate::spin::Caller;
@@ -61,6 +69,7 @@ use std::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
+use timers::Timer;
 
 /// Distinct (stack, labels) buckets in one CPU profile. 30 s at 99 Hz on 8 busy CPUs is about
 /// 24,000 samples, most sharing their stack with others; past this they are lost, counted.
@@ -97,8 +106,10 @@ static DWARF_SAFE: AtomicBool = AtomicBool::new(false);
 /// Samples whose stack could not be captured at all (no context, or a DWARF unwind that did
 /// not reach the signal frame).
 static NOT_UNWOUND: AtomicU64 = AtomicU64::new(0);
-/// SIGPROFs not sent by the timer, ignored (see [`from_the_kernel`]).
+/// SIGPROFs not sent by the profile's timers, ignored (see [`Source`]).
 static NOT_FROM_THE_TIMER: AtomicU64 = AtomicU64::new(0);
+/// Samples taken by the process-wide timer, on threads without a timer of their own.
+static BY_PROCESS_TIMER: AtomicU64 = AtomicU64::new(0);
 
 /// Why [`start`] did not start.
 #[derive(Debug)]
@@ -130,9 +141,13 @@ pub struct Samples {
     /// Samples without any frame (see [`NOT_UNWOUND`]); they are counted in the lost record,
     /// never dropped.
     pub not_unwound: u64,
-    /// SIGPROFs sent by a process (`kill`, `tgkill`, `sigqueue`) rather than the timer while
-    /// recording: not CPU time, so not samples.
+    /// SIGPROFs sent by a process (`kill`, `tgkill`, `sigqueue`, someone else's timer) rather
+    /// than the profile's timers while recording: not CPU time, so not samples.
     pub not_from_the_timer: u64,
+    /// Samples taken by the process-wide timer on threads that got no timer of their own
+    /// (more than [`MAX_THREAD_TIMERS`], or refused by the kernel): that timer charges a
+    /// thread's tick with time other threads may have used.
+    pub by_process_timer: u64,
 }
 
 /// Starts sampling the whole process's CPU time at `hz` samples per CPU-second (1 to 1000;
@@ -163,8 +178,12 @@ pub fn start(hz: u32) -> Result<Sampling, StartError> {
     SIGNALS.store(0, Relaxed);
     NOT_UNWOUND.store(0, Relaxed);
     NOT_FROM_THE_TIMER.store(0, Relaxed);
+    BY_PROCESS_TIMER.store(0, Relaxed);
     RECORDING.store(true, Release);
-    // At 1 Hz the period is a whole second, which `tv_usec` may not hold (EINVAL).
+    // Without `/proc`, each thread gets its timer at its first SIGPROF from the process's.
+    let _ = timers::arm_threads(PERIOD_NS.load(Relaxed), id);
+    // The process-wide timer finds threads started from here on. At 1 Hz the period is a
+    // whole second, which `tv_usec` may not hold (EINVAL).
     let period_us = 1_000_000 / hz;
     let interval = libc::timeval {
         tv_sec: (period_us / 1_000_000) as libc::time_t,
@@ -184,6 +203,7 @@ impl Sampling {
                 signals: 0,
                 not_unwound: 0,
                 not_from_the_timer: 0,
+                by_process_timer: 0,
             };
         }
         stop();
@@ -192,6 +212,7 @@ impl Sampling {
             signals: SIGNALS.load(Relaxed),
             not_unwound: NOT_UNWOUND.load(Relaxed),
             not_from_the_timer: NOT_FROM_THE_TIMER.load(Relaxed),
+            by_process_timer: BY_PROCESS_TIMER.load(Relaxed),
         };
         drop(self);
         samples
@@ -214,12 +235,14 @@ pub(crate) fn after_fork_in_child() {
     RECORDING.store(false, Relaxed);
     IN_HANDLER.store(0, Relaxed);
     OWNER.store(0, Release);
+    timers::forget_in_child();
     CPU_TABLE.after_fork_in_child();
 }
 
-/// Disarms the timer and waits for handlers still writing to the table. Their work is
-/// bounded (a stack walk and a bounded spin), so is the wait.
-/// The timer is disarmed only if this profile armed it (a refused start leaves another
+/// Disarms the timers and waits for handlers still writing to the table (their work is
+/// bounded: a stack walk and a bounded spin, so is the wait), then deletes the threads'
+/// timers, which no handler can be arming any more.
+/// The process timer is disarmed only if this profile armed it (a refused start leaves another
 /// profiler's alone).
 fn stop() {
     if RECORDING.swap(false, AcqRel) {
@@ -231,6 +254,7 @@ fn stop() {
     while IN_HANDLER.load(Acquire) != 0 {
         std::thread::yield_now();
     }
+    timers::disarm();
 }
 
 /// The CPU table's memory, for [`crate::footprint`].
@@ -320,25 +344,77 @@ extern "C" fn on_sigprof(
 ) {
     IN_HANDLER.fetch_add(1, AcqRel);
     if RECORDING.load(Acquire) {
-        if from_the_kernel(info) {
-            let errno = Errno::save();
-            record(context);
-            errno.restore();
-        } else {
-            NOT_FROM_THE_TIMER.fetch_add(1, Relaxed);
+        let errno = Errno::save();
+        match Source::of(info) {
+            Source::ThreadTimer { overrun } => record(context, 1 + overrun),
+            Source::ProcessTimer => match timers::this_thread() {
+                Timer::Own => {}
+                unknown_or_refused => {
+                    if unknown_or_refused == Timer::Unknown {
+                        timers::arm_this_thread(PERIOD_NS.load(Relaxed), OWNER.load(Relaxed));
+                    }
+                    BY_PROCESS_TIMER.fetch_add(1, Relaxed);
+                    record(context, 1);
+                }
+            },
+            Source::Other => {
+                NOT_FROM_THE_TIMER.fetch_add(1, Relaxed);
+            }
         }
+        errno.restore();
     }
     IN_HANDLER.fetch_sub(1, Release);
 }
 
-/// Whether the signal is the timer's: the kernel sends it (`SI_KERNEL`); a SIGPROF from `kill`,
-/// `tgkill` or `sigqueue` (`si_code` ≤ 0) is no CPU time and would be counted as such.
-fn from_the_kernel(info: *const libc::siginfo_t) -> bool {
-    // SAFETY: with `SA_SIGINFO` the kernel passes a valid `siginfo_t`; only its code is read.
-    !info.is_null() && unsafe { (*info).si_code } > 0
+/// Who sent a SIGPROF.
+enum Source {
+    /// The thread's own timer, tagged with this profile's id: the thread used a period of CPU
+    /// time, plus `overrun` more before the signal was delivered.
+    ThreadTimer { overrun: u64 },
+    /// The process-wide interval timer (`SI_KERNEL`).
+    ProcessTimer,
+    /// A process (`kill`, `tgkill`, `sigqueue`), someone else's timer, or an earlier
+    /// profile's: no CPU time of this profile's, and would be counted as such.
+    Other,
 }
 
-fn record(context: *const libc::c_void) {
+/// The head of a `siginfo_t` sent by a POSIX timer: the kernel's `_timer` member of its
+/// union, which is pointer-aligned.
+#[repr(C)]
+struct TimerSiginfo {
+    signo: libc::c_int,
+    errno: libc::c_int,
+    code: libc::c_int,
+    #[cfg(target_pointer_width = "64")]
+    _align: libc::c_int,
+    timer_id: libc::c_int,
+    overrun: libc::c_int,
+    value: libc::sigval,
+}
+
+impl Source {
+    fn of(info: *const libc::siginfo_t) -> Source {
+        if info.is_null() {
+            return Source::Other;
+        }
+        // SAFETY: with `SA_SIGINFO` the kernel passes a valid `siginfo_t`, at least as large
+        // as `TimerSiginfo`; its timer fields are read only when `si_code` says a timer sent
+        // it.
+        let info = unsafe { &*info.cast::<TimerSiginfo>() };
+        match info.code {
+            code if code > 0 => Source::ProcessTimer,
+            libc::SI_TIMER if info.value.sival_ptr as usize as u64 == OWNER.load(Relaxed) => {
+                Source::ThreadTimer {
+                    overrun: info.overrun.max(0) as u64,
+                }
+            }
+            _ => Source::Other,
+        }
+    }
+}
+
+/// Adds `samples` to the interrupted stack's bucket.
+fn record(context: *const libc::c_void, samples: u64) {
     SIGNALS.fetch_add(1, Relaxed);
     let mut frames: Frames = [0; MAX_DEPTH];
     let depth = STATE
@@ -377,7 +453,7 @@ fn record(context: *const libc::c_void) {
     } else {
         CPU_TABLE.bucket_for(&key, Caller::SignalHandler)
     };
-    CPU_TABLE.add(bucket, Add::CpuSample);
+    CPU_TABLE.add(bucket, Add::CpuSamples(samples));
 }
 
 /// The interrupted code's frames by a DWARF unwind from the handler: everything after the
@@ -520,7 +596,11 @@ mod tests {
         let samples = sampling.finish();
         let total: u64 = samples.records.iter().map(|r| r.cpu_samples()).sum();
         assert!(total >= 50, "{total} samples");
-        assert_eq!(total, samples.signals);
+        assert!(
+            total >= samples.signals,
+            "{total} samples of {} signals",
+            samples.signals
+        );
         assert!(samples.records.iter().all(|r| r.rate == 1_000_000));
         // Other tests' threads may be sampled too, before their stack bounds are known.
         assert!(

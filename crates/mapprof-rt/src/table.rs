@@ -48,8 +48,8 @@ pub(crate) enum Add {
     Freed { objects: u64, bytes: u64 },
     /// Mutex or block: contentions and their delay, already scaled.
     Contention { events: u64, delay_ns: u64 },
-    /// CPU: one sample.
-    CpuSample,
+    /// CPU: samples (a timer's signal, and the periods it overran).
+    CpuSamples(u64),
 }
 
 impl Add {
@@ -60,7 +60,7 @@ impl Add {
             Add::Allocated { objects, bytes } => [objects, bytes, 0, 0],
             Add::Freed { objects, bytes } => [0, 0, objects, bytes],
             Add::Contention { events, delay_ns } => [events, delay_ns, 0, 0],
-            Add::CpuSample => [1, 0, 0, 0],
+            Add::CpuSamples(samples) => [samples, 0, 0, 0],
         }
     }
 }

@@ -26,8 +26,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// sampling does not beat with work done on 10 ms timers.
 pub const DEFAULT_CPU_HZ: u32 = 99;
 
-/// The highest sampling frequency accepted, in Hz: the kernel delivers at most one signal per
-/// scheduler tick (250 Hz on Debian's kernels) per CPU, so higher rates only lose samples.
+/// The highest sampling frequency accepted, in Hz. The kernel delivers at most one signal per
+/// scheduler tick (250 Hz on Debian's kernels) per thread: above that, CPU time still adds up
+/// (a signal counts the periods its timer overran), but stacks are taken at the tick's rate.
 pub const MAX_CPU_HZ: u32 = 1000;
 
 /// Takes a CPU profile of the whole process: samples every thread at `hz` for `duration`
@@ -117,8 +118,14 @@ fn encode(samples: rt_cpu::Samples, hz: u32, start: SystemTime, duration: Durati
         format!(
             "sampling: {hz} Hz of CPU time (each sample stands for {} ns); samples: {total}; \
              lost (table of {capacity} stacks full, or its insert lock busy): {lost}; \
-             without any frame: {}; SIGPROFs from kill, not the timer, ignored: {}",
-            header.period, samples.not_unwound, samples.not_from_the_timer
+             without any frame: {}; SIGPROFs from kill, not the timer, ignored: {}; \
+             taken by the process-wide timer (threads without a timer of their own, past {} \
+             or refused by the kernel): {}",
+            header.period,
+            samples.not_unwound,
+            samples.not_from_the_timer,
+            rt_cpu::MAX_THREAD_TIMERS,
+            samples.by_process_timer
         ),
     ];
     header.comments.extend(labels_comment());

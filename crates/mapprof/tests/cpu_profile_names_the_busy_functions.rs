@@ -50,27 +50,6 @@ fn spin_dividing(stop: &AtomicBool) -> u64 {
     x
 }
 
-/// The CPU clock of a running thread (`CLOCK_THREAD_CPUTIME_ID`, read from another thread).
-fn cpu_clock(thread: libc::pthread_t) -> libc::clockid_t {
-    let mut clock: libc::clockid_t = 0;
-    // SAFETY: `thread` is a live thread (joined only after the last read); `clock` is a valid
-    // out-pointer.
-    let r = unsafe { libc::pthread_getcpuclockid(thread, &mut clock) };
-    assert_eq!(r, 0);
-    clock
-}
-
-/// The CPU time on `clock`, in seconds.
-fn cpu_seconds(clock: libc::clockid_t) -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid out-pointer.
-    assert_eq!(unsafe { libc::clock_gettime(clock, &mut t) }, 0);
-    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
-}
-
 #[test]
 fn cpu_profile_names_the_busy_functions() {
     let stop = Arc::new(AtomicBool::new(false));
@@ -90,19 +69,19 @@ fn cpu_profile_names_the_busy_functions() {
         .collect();
     let clocks: Vec<_> = spinners
         .iter()
-        .map(|t| cpu_clock(t.as_pthread_t()))
+        .map(|t| cpu_clock_of(t.as_pthread_t()))
         .collect();
     // Let both reach their loops.
     std::thread::sleep(Duration::from_millis(50));
     let t = Instant::now();
     let profiler = mapprof::CpuProfiler::start(HZ).expect("start the CPU profiler");
     // Each spinner's CPU time over the sampled span.
-    let before: Vec<f64> = clocks.iter().map(|&c| cpu_seconds(c)).collect();
+    let before: Vec<f64> = clocks.iter().map(|&c| cpu_time(c).as_secs_f64()).collect();
     std::thread::sleep(DURATION);
     let spun: Vec<f64> = clocks
         .iter()
         .zip(&before)
-        .map(|(&c, b)| cpu_seconds(c) - b)
+        .map(|(&c, b)| cpu_time(c).as_secs_f64() - b)
         .collect();
     let profile = profiler.finish().expect("cpu profile");
     let took = t.elapsed();
@@ -154,11 +133,11 @@ fn cpu_profile_names_the_busy_functions() {
     let duration = Duration::from_nanos(profile.duration_nanos as u64);
     assert!(DURATION <= duration && duration <= took, "{duration:?}");
 
-    // Each spinner's samples are its thread's CPU time times 99 Hz, within sampling error: the
-    // timer fires every 1/99 s of the process's CPU time, on the thread that used it (4
-    // standard deviations of a Poisson count of that mean, plus a few for the window's
-    // edges). A sampler that charged one thread's time to another, lost frames or dropped
-    // samples would miss.
+    // Each spinner's samples are its thread's CPU time times 99 Hz, within sampling error:
+    // each thread's timer fires every 1/99 s of its own CPU time (4 standard deviations of a
+    // Poisson count of that mean, plus a few for the window's edges). A sampler that charged
+    // one thread's time to another (as a process-wide `ITIMER_PROF` does on a loaded
+    // machine), lost frames or dropped samples would miss.
     for ((name, _), cpu_s) in busy.iter().zip(&spun) {
         let expected = cpu_s * f64::from(HZ);
         let through = total_through(&profile, "samples", name) as f64;

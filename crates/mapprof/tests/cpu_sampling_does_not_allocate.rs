@@ -29,18 +29,6 @@ fn allocating_under_cpu_samples() -> u64 {
     n
 }
 
-/// This thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, read through the vDSO: no allocation).
-fn thread_cpu_time() -> Duration {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid out-pointer.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    assert_eq!(r, 0);
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-}
-
 #[test]
 fn cpu_samples_make_no_allocation_of_their_own() {
     let _p = mapprof::Profiler::builder().heap_rate(1).start().unwrap();

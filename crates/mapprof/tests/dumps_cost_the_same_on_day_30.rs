@@ -7,6 +7,8 @@
 //! The cost compared is the dumping thread's CPU time, not wall time (fsync waits and a busy
 //! machine would be noise).
 
+mod common;
+use common::thread_cpu_time;
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
@@ -17,17 +19,6 @@ static ALLOC: mapprof::Alloc = mapprof::Alloc::jemalloc();
 const DUMPS: usize = 1_000;
 /// Dumps at each end whose median CPU times are compared.
 const ENDS: usize = 100;
-
-fn thread_cpu() -> Duration {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid out-pointer.
-    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    assert_eq!(read, 0);
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -81,9 +72,9 @@ fn dumps_cost_the_same_on_day_30() {
     let mut cost = Vec::with_capacity(DUMPS);
     let mut written = HashSet::new();
     for _ in 0..DUMPS {
-        let before = thread_cpu();
+        let before = thread_cpu_time();
         let paths = mapprof::dump(dir.path()).expect("dump");
-        cost.push(thread_cpu() - before);
+        cost.push(thread_cpu_time() - before);
         assert_eq!(paths.len(), mapprof::ProfileKind::ALL.len());
         for p in paths {
             assert!(written.insert(p.clone()), "{} written twice", p.display());

@@ -85,3 +85,30 @@ pub(crate) fn top_rows(output: &str) -> Vec<&str> {
 pub(crate) fn on_new_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     std::thread::spawn(f).join().expect("workload thread")
 }
+
+/// The CPU clock of a running thread (`pthread_getcpuclockid`), to read it from another.
+pub(crate) fn cpu_clock_of(thread: libc::pthread_t) -> libc::clockid_t {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: the caller passes a live thread (and reads the clock only while it lives);
+    // `clock` is a valid out-pointer.
+    let r = unsafe { libc::pthread_getcpuclockid(thread, &mut clock) };
+    assert_eq!(r, 0, "pthread_getcpuclockid");
+    clock
+}
+
+/// The time on `clock` (`CLOCK_THREAD_CPUTIME_ID` for the calling thread's CPU time; read
+/// through the vDSO: no allocation).
+pub(crate) fn cpu_time(clock: libc::clockid_t) -> std::time::Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid out-pointer.
+    assert_eq!(unsafe { libc::clock_gettime(clock, &mut t) }, 0);
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// The calling thread's CPU time.
+pub(crate) fn thread_cpu_time() -> std::time::Duration {
+    cpu_time(libc::CLOCK_THREAD_CPUTIME_ID)
+}
