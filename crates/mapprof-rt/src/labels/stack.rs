@@ -1,0 +1,263 @@
+//! The thread's labels: the pairs of its guards in a fixed thread-local buffer, set without a
+//! lock or an allocation, and the id of their set looked up when a sample first needs it.
+
+use super::encoded::{decode, MAX_ENCODED, MAX_PAIRS};
+use super::table::{intern, Interned};
+use super::{overflow_pairs, NONE, OVERFLOW, OVERFLOWS};
+use crate::spin::Caller;
+use crate::thread::{ThreadState, STATE};
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{
+    compiler_fence,
+    Ordering::{Acquire, Relaxed, Release},
+};
+
+/// Pairs a thread's nested guards hold together (a key set twice counts twice).
+pub const MAX_STACK_PAIRS: usize = 32;
+/// Bytes of keys and values a thread's nested guards hold together: room for a few trace ids,
+/// routes and tenants.
+pub const MAX_STACK_BYTES: usize = 1024;
+
+/// The thread-state cache value meaning "labels set, id not looked up yet".
+pub(super) const PENDING: u32 = u32::MAX;
+/// The thread-state cache value while [`enter`] or [`leave`] rewrite the thread's labels: a
+/// signal handler that interrupts them must not read the half-written buffer.
+const CHANGING: u32 = u32::MAX - 1;
+
+/// One thread's labels: the pairs of its guards, outermost first, as byte ranges of `bytes`.
+/// Only the owning thread touches it: [`enter`] and [`encode_current`] neither allocate, lock
+/// nor call out while they access `bytes`, so no sample can run on the thread in between. A
+/// signal handler can ([`signal_id`]); it reads the buffer only when the cached id says that
+/// no write is under way.
+struct LabelStack {
+    bytes: UnsafeCell<[u8; MAX_STACK_BYTES]>,
+    /// (start in `bytes`, key length, value length) of each pair.
+    pairs: [Cell<(u16, u16, u16)>; MAX_STACK_PAIRS],
+    n_pairs: Cell<usize>,
+    n_bytes: Cell<usize>,
+    /// Set while a guard whose pairs did not fit is alive: the labels are [`OVERFLOW`].
+    overflowed: Cell<bool>,
+}
+
+thread_local! {
+    static STACK: LabelStack = const {
+        LabelStack {
+            bytes: UnsafeCell::new([0; MAX_STACK_BYTES]),
+            pairs: [const { Cell::new((0, 0, 0)) }; MAX_STACK_PAIRS],
+            n_pairs: Cell::new(0),
+            n_bytes: Cell::new(0),
+            overflowed: Cell::new(false),
+        }
+    };
+}
+
+/// What [`enter`] replaced, to give back to [`leave`].
+#[derive(Clone, Copy, Debug)]
+pub struct Saved {
+    n_pairs: usize,
+    n_bytes: usize,
+    overflowed: bool,
+    id: u32,
+}
+
+/// Adds `pairs` to the calling thread's labels (a key already set takes the new value; of
+/// equal keys within `pairs`, the last wins) and returns what to restore with [`leave`], in
+/// reverse order of the `enter` calls. No lock, no allocation. Pairs that do not fit in the
+/// thread's buffer make the labels [`OVERFLOW`] until the matching `leave`.
+pub fn enter(pairs: &[(&str, &str)]) -> Saved {
+    STACK
+        .try_with(|stack| {
+            let saved = Saved {
+                n_pairs: stack.n_pairs.get(),
+                n_bytes: stack.n_bytes.get(),
+                overflowed: stack.overflowed.get(),
+                id: STATE.try_with(|s| s.labels.load(Relaxed)).unwrap_or(NONE),
+            };
+            if !pairs.is_empty() {
+                push(stack, &saved, pairs);
+            }
+            saved
+        })
+        .unwrap_or(Saved {
+            n_pairs: 0,
+            n_bytes: 0,
+            overflowed: false,
+            id: NONE,
+        })
+}
+
+/// Appends `pairs` to the thread's labels, as they were when `saved` was taken.
+fn push(stack: &LabelStack, saved: &Saved, pairs: &[(&str, &str)]) {
+    let bytes: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let (mut n_pairs, mut at) = (saved.n_pairs, saved.n_bytes);
+    if saved.overflowed || n_pairs + pairs.len() > MAX_STACK_PAIRS || at + bytes > MAX_STACK_BYTES {
+        stack.overflowed.set(true);
+        OVERFLOWS.fetch_add(1, Relaxed);
+        set_cached(OVERFLOW);
+        return;
+    }
+    set_cached(CHANGING);
+    let bytes = stack.bytes.get().cast::<u8>();
+    for (k, v) in pairs {
+        stack.pairs[n_pairs].set((at as u16, k.len() as u16, v.len() as u16));
+        // SAFETY: `at + k.len() + v.len() <= MAX_STACK_BYTES` (checked above for all the
+        // pairs), so both copies stay inside `bytes`; the buffer is this thread's and nothing
+        // else accesses it meanwhile (see `LabelStack`); sources are the caller's strings,
+        // which cannot overlap the thread-local buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(k.as_ptr(), bytes.add(at), k.len());
+            std::ptr::copy_nonoverlapping(v.as_ptr(), bytes.add(at + k.len()), v.len());
+        }
+        at += k.len() + v.len();
+        n_pairs += 1;
+    }
+    stack.n_pairs.set(n_pairs);
+    stack.n_bytes.set(at);
+    set_cached(PENDING);
+}
+
+/// Restores the calling thread's labels to what they were before the [`enter`] that returned
+/// `saved`, and the id that was cached for them. Out of order (an outer `saved` first), the
+/// labels may be wrong until the outermost is restored; they are never out of bounds.
+pub fn leave(saved: Saved) {
+    set_cached(CHANGING);
+    let _ = STACK.try_with(|stack| {
+        stack.n_pairs.set(saved.n_pairs.min(MAX_STACK_PAIRS));
+        stack.n_bytes.set(saved.n_bytes.min(MAX_STACK_BYTES));
+        stack.overflowed.set(saved.overflowed);
+    });
+    set_cached(saved.id);
+}
+
+/// Publishes the thread's label id. The fence orders the buffer's writes before it for a
+/// signal handler on this thread, which reads the id first ([`signal_id`]).
+fn set_cached(id: u32) {
+    compiler_fence(Release);
+    let _ = STATE.try_with(|s| s.labels.store(id, Relaxed));
+    compiler_fence(Release);
+}
+
+/// The calling thread's labels, merged and sorted by key
+/// ([`OVERFLOW_KEY`](super::OVERFLOW_KEY)=[`OVERFLOW_VALUE`](super::OVERFLOW_VALUE) when they
+/// overflowed). Allocates: not for the hot path.
+pub fn current_pairs() -> Vec<(String, String)> {
+    let mut buf = [0u8; MAX_ENCODED];
+    match STACK.try_with(|stack| encode_current(stack, &mut buf)) {
+        Ok(Some(len)) => decode(&buf[..len]),
+        Ok(None) => overflow_pairs(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The calling thread's label set id for a sample: the cached id, or, the first time after the
+/// labels changed, the id looked up or inserted now. Hot path (sampling only): no allocation,
+/// bounded work, no blocking.
+#[inline]
+pub(crate) fn current_id(state: &ThreadState) -> u32 {
+    current_id_as(state, state.labels.load(Relaxed), Caller::Thread)
+}
+
+#[inline]
+fn current_id_as(state: &ThreadState, cached: u32, caller: Caller) -> u32 {
+    match cached {
+        PENDING => resolve(state, caller),
+        // Only a signal handler that allocates, interrupting `enter` or `leave`, sees this.
+        CHANGING => OVERFLOW,
+        id => id,
+    }
+}
+
+/// The label set id for a sample taken by a signal handler (a CPU sample) on the thread it
+/// interrupted: as a heap sample's, except that a handler that interrupted [`enter`] or
+/// [`leave`] mid-write gets [`OVERFLOW`] and does not look at the buffer. Async-signal-safe: no
+/// allocation, atomics and a bounded spin only. A handler that interrupted the thread's own
+/// `resolve` only reads what that reads, and, if it holds the insert lock, gives up after the
+/// bounded spin.
+pub fn signal_id() -> u32 {
+    STATE
+        .try_with(|state| {
+            let id = state.labels.load(Relaxed);
+            compiler_fence(Acquire);
+            current_id_as(state, id, Caller::SignalHandler)
+        })
+        .unwrap_or(NONE)
+}
+
+#[cold]
+#[inline(never)]
+fn resolve(state: &ThreadState, caller: Caller) -> u32 {
+    let mut buf = [0u8; MAX_ENCODED];
+    let encoded = STACK.try_with(|stack| encode_current(stack, &mut buf));
+    let id = match encoded {
+        Ok(Some(0)) => NONE,
+        Ok(Some(len)) => match intern(&buf[..len], caller) {
+            Interned::Id(id) => id,
+            // The insert lock was busy: this sample overflows, the next one tries again.
+            Interned::Busy => {
+                OVERFLOWS.fetch_add(1, Relaxed);
+                return OVERFLOW;
+            }
+            Interned::Full => {
+                OVERFLOWS.fetch_add(1, Relaxed);
+                OVERFLOW
+            }
+        },
+        Ok(None) => {
+            OVERFLOWS.fetch_add(1, Relaxed);
+            OVERFLOW
+        }
+        Err(_) => return NONE,
+    };
+    state.labels.store(id, Relaxed);
+    id
+}
+
+/// Writes the thread's merged labels into `out` as an encoded set (see [`intern`]); returns
+/// its length, or `None` when they overflowed (too many distinct keys, or a guard's pairs did
+/// not fit). Bounded: at most [`MAX_STACK_PAIRS`] pairs, [`MAX_PAIRS`] keys.
+fn encode_current(stack: &LabelStack, out: &mut [u8; MAX_ENCODED]) -> Option<usize> {
+    if stack.overflowed.get() {
+        return None;
+    }
+    let mut local = [0u8; MAX_STACK_BYTES];
+    let n_bytes = stack.n_bytes.get().min(MAX_STACK_BYTES);
+    // SAFETY: `n_bytes <= MAX_STACK_BYTES`, the size of both buffers; the thread-local buffer
+    // is this thread's and nothing else accesses it meanwhile (see `LabelStack`).
+    unsafe {
+        std::ptr::copy_nonoverlapping(stack.bytes.get().cast::<u8>(), local.as_mut_ptr(), n_bytes);
+    }
+    let pair = |i: usize| -> (&[u8], &[u8]) {
+        let (at, k, v) = stack.pairs[i].get();
+        let (at, k, v) = (at as usize, k as usize, v as usize);
+        let key = local.get(at..at + k).unwrap_or(&[]);
+        let value = local.get(at + k..at + k + v).unwrap_or(&[]);
+        (key, value)
+    };
+    // Merge: later pairs replace earlier ones of the same key; kept sorted by key.
+    let mut merged: [(&[u8], &[u8]); MAX_PAIRS] = [(&[], &[]); MAX_PAIRS];
+    let mut n = 0;
+    for i in 0..stack.n_pairs.get().min(MAX_STACK_PAIRS) {
+        let (k, v) = pair(i);
+        match merged[..n].binary_search_by(|p| p.0.cmp(k)) {
+            Ok(j) => merged[j].1 = v,
+            Err(_) if n == MAX_PAIRS => return None,
+            Err(j) => {
+                merged.copy_within(j..n, j + 1);
+                merged[j] = (k, v);
+                n += 1;
+            }
+        }
+    }
+    let mut len = 0;
+    for (k, v) in &merged[..n] {
+        for s in [k, v] {
+            // Fits by construction (at most MAX_STACK_BYTES of strings, MAX_PAIRS pairs);
+            // checked all the same, so that this never panics.
+            let field = out.get_mut(len..len + 2 + s.len())?;
+            field[..2].copy_from_slice(&(s.len() as u16).to_le_bytes());
+            field[2..].copy_from_slice(s);
+            len += 2 + s.len();
+        }
+    }
+    Some(len)
+}
