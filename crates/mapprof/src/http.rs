@@ -62,7 +62,13 @@
 //! they never hold a lock that the allocator or lock hooks take (profiles are read with
 //! `table::snapshot`, which copies the tables without locking).
 
-mod endpoints;
+mod params;
+mod render;
+mod reply;
+mod routes;
+mod state;
+mod symbol;
+mod take;
 
 use crate::Error;
 use hyper::server::conn::http1;
@@ -224,7 +230,7 @@ pub fn serve_with(addr: impl ToSocketAddrs, options: &HttpOptions) -> Result<Htt
             .build()
     })
     .map_err(http_error(local.to_string()))?;
-    let state = Arc::new(endpoints::State::new(options));
+    let state = Arc::new(state::State::new(options));
     let max_connections = options.max_connections.max(1);
     let (shutdown, stopped) = oneshot::channel();
     let thread = std::thread::Builder::new()
@@ -308,7 +314,7 @@ Connection: close\r\nContent-Length: 32\r\n\r\ntoo many connections, try again\n
 
 async fn accept_loop(
     listener: std::net::TcpListener,
-    state: Arc<endpoints::State>,
+    state: Arc<state::State>,
     max_connections: usize,
     mut stopped: oneshot::Receiver<()>,
 ) {
@@ -344,12 +350,12 @@ async fn accept_loop(
 
 async fn serve_connection(
     stream: TcpStream,
-    state: Arc<endpoints::State>,
+    state: Arc<state::State>,
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
     let io = TokioIo::new(StallTimeout::new(stream, WRITE_STALL_TIMEOUT));
-    let service = service_fn(move |request| endpoints::handle(request, state.clone()));
+    let service = service_fn(move |request| routes::handle(request, state.clone()));
     let _ = http1::Builder::new()
         // A client that shuts its write side after the request (`nc -N`, `curl` never, some
         // scripts always) still gets its answer, as from Go's net/http: without this, hyper
