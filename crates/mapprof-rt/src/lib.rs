@@ -21,13 +21,13 @@
 //! Collection is kept apart from encoding, as in Go (`runtime/mprof.go` vs `runtime/pprof`): this
 //! crate records raw return addresses and counters; `mapprof-profile` symbolizes and encodes.
 
+pub mod contention;
 pub mod cpu;
 pub mod footprint;
 pub mod fork;
 pub mod heap;
 pub mod labels;
 pub mod live;
-pub mod lock;
 pub mod sampler;
 mod spin;
 pub mod stack;

@@ -1,6 +1,6 @@
 //! Configuration, from code or from the `MAPPROF` environment variable (`key=value,...`).
 
-use mapprof_rt::lock::{DEFAULT_BLOCK_RATE_NS, DEFAULT_MUTEX_FRACTION};
+use mapprof_rt::contention::{DEFAULT_BLOCK_RATE_NS, DEFAULT_MUTEX_FRACTION};
 use mapprof_rt::sampler::{DEFAULT_HEAP_RATE, DEFAULT_SEED};
 use mapprof_rt::stack::Unwinder;
 use std::fmt;

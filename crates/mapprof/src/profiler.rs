@@ -6,7 +6,7 @@ use crate::memory::profiler_work;
 use crate::profiles::{dump_and_report, SYMBOLIZE};
 use crate::Error;
 use mapprof_rt::stack::{self, Unwinder};
-use mapprof_rt::{lock, sampler};
+use mapprof_rt::{contention, sampler};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -186,8 +186,8 @@ impl ProfilerBuilder {
         // rate at once (`mapprof_rt::sampler::set_heap_rate`).
         sampler::set_heap_rate(config.heap_rate);
         sampler::set_seed(config.seed);
-        lock::set_mutex_fraction(config.mutex_fraction);
-        lock::set_block_rate(config.block_rate);
+        contention::set_mutex_fraction(config.mutex_fraction);
+        contention::set_block_rate(config.block_rate);
         stack::set_unwinder(config.unwinder);
         SYMBOLIZE.store(config.symbolize, Relaxed);
         Ok(Profiler {

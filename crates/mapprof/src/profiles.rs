@@ -9,7 +9,7 @@ use mapprof_profile::kinds;
 use mapprof_profile::proto::Profile;
 use mapprof_profile::symbolize::Symbolizer;
 use mapprof_rt::labels as rt_labels;
-use mapprof_rt::{lock, sampler, table, Kind};
+use mapprof_rt::{sampler, table, Kind};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -189,11 +189,11 @@ fn contention_samples(table_kind: Kind, kind: ProfileKind) -> (Header, Vec<RawSa
         match table_kind {
             Kind::Mutex => format!(
                 "mutex_fraction: {} (1 in N contention events recorded, each counted N times)",
-                lock::mutex_fraction()
+                mapprof_rt::contention::mutex_fraction()
             ),
             _ => format!(
                 "block_rate: {} ns (shorter waits recorded with probability wait/rate)",
-                lock::block_rate()
+                mapprof_rt::contention::block_rate()
             ),
         },
     ];

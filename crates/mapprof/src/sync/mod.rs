@@ -15,7 +15,7 @@
 //! nothing recorded. A thread that has to sleep reads the clock, captures its stack (before
 //! blocking) and registers as a waiter; an unlock that must wake a sleeper charges the waiters'
 //! time to the holder and records the holder's stack after the lock is released.
-//! See `mapprof_rt::lock` for how events are sampled.
+//! See `mapprof_rt::contention` for how events are sampled.
 
 mod condvar;
 mod futex;

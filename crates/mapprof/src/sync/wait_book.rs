@@ -6,7 +6,7 @@
 //! clock read and a few instructions under the ledger's lock: the charge must be taken before
 //! a waiter can get the lock and charge in its turn) and records it, stack and all, after.
 
-use mapprof_rt::lock::{now_ns, record_holder_delay, WaiterStack};
+use mapprof_rt::contention::{now_ns, record_holder_delay, WaiterStack};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
