@@ -16,7 +16,7 @@ pub(crate) fn region<T>(table: &'static T) -> Region {
 }
 
 /// Every fixed table of the hot path: the stack table (buckets, index, frame arena), the
-/// sampled-block set and the label table.
+/// live set and the label table.
 fn regions() -> impl Iterator<Item = Region> {
     let table = crate::table::static_tables();
     let live = crate::live::static_tables();
@@ -66,7 +66,7 @@ mod tests {
     #[test]
     fn resident_tables_are_within_their_size_and_grow_when_touched() {
         let (reserved, before) = tables();
-        // 65,536 buckets, 128 Ki index slots, 1 Mi frames, the sampled-block set and labels.
+        // 65,536 buckets, 128 Ki index slots, 1 Mi frames, the live set and labels.
         assert!(reserved > 12 << 20, "{reserved}");
         assert!(before <= reserved);
         // A page of the label arena nobody has touched yet is not resident; writing makes it so.

@@ -56,26 +56,26 @@ pub fn for_the_profiler() -> bool {
         .unwrap_or(false)
 }
 
-/// Whether `ptr` may be a sampled block still being tracked: a hash and one load. When true,
-/// free it through [`on_tracked_dealloc`] (or [`before_realloc`]).
+/// Whether `ptr` may be in the live set ([`crate::live`]): a hash and one load. When true,
+/// free it through [`on_live_dealloc`] (or [`before_realloc`]).
 #[inline(always)]
-pub fn maybe_tracked(ptr: *mut u8) -> bool {
+pub fn maybe_live(ptr: *mut u8) -> bool {
     live::may_contain(ptr as usize)
 }
 
 /// Call before `ptr` (of `size` bytes) goes back to the inner allocator, when
-/// [`maybe_tracked`] said it may be a sampled block.
+/// [`maybe_live`] said it may be in the live set.
 #[cold]
 #[inline(never)]
-pub fn on_tracked_dealloc(ptr: *mut u8, size: usize) {
+pub fn on_live_dealloc(ptr: *mut u8, size: usize) {
     if let Some(bucket) = live::remove(ptr as usize) {
         freed(bucket, size);
     }
 }
 
-/// Call before the inner allocator's `realloc(ptr, ..)` when [`maybe_tracked`] or
-/// [`count_down`] said so; pass the result to [`after_realloc`]. The block leaves the sampled
-/// set first, so its address can be reused safely by the inner allocator as soon as `realloc`
+/// Call before the inner allocator's `realloc(ptr, ..)` when [`maybe_live`] or
+/// [`count_down`] said so; pass the result to [`after_realloc`]. The block leaves the live set
+/// first, so its address can be reused safely by the inner allocator as soon as `realloc`
 /// moves it.
 pub fn before_realloc(ptr: *mut u8) -> Option<BucketId> {
     live::remove(ptr as usize)
@@ -87,7 +87,7 @@ pub fn before_realloc(ptr: *mut u8) -> Option<BucketId> {
 /// old block and the allocation of the new one, as in jemalloc's profiler; samples from it carry
 /// [`FLAG_REALLOC`].
 pub fn after_realloc(
-    tracked: Option<BucketId>,
+    live_bucket: Option<BucketId>,
     old: *mut u8,
     old_size: usize,
     new: *mut u8,
@@ -95,13 +95,13 @@ pub fn after_realloc(
     sample: bool,
 ) {
     if new.is_null() {
-        // `old` is still allocated: keep tracking it.
-        if let Some(bucket) = tracked {
+        // `old` is still allocated: it stays in the live set.
+        if let Some(bucket) = live_bucket {
             if !live::insert(old as usize, bucket) {
                 freed(bucket, old_size);
             }
         }
-    } else if let Some(bucket) = tracked {
+    } else if let Some(bucket) = live_bucket {
         freed(bucket, old_size);
     }
     if sample {
@@ -263,7 +263,7 @@ fn record(state: &ThreadState, ptr: *mut u8, size: usize, flags: u8, rate: u64) 
     let [objects, bytes] = unbiased(size as u64, rate);
     table::add(bucket, Add::Allocated { objects, bytes });
     if !live::insert(ptr as usize, bucket) {
-        // Untracked from now on: count it freed so in-use figures never include it forever.
+        // Not in the live set: count it freed so in-use figures never include it forever.
         freed(bucket, size);
     }
 }

@@ -6,7 +6,7 @@
 //! inside the host's `GlobalAlloc`:
 //!
 //! 1. **No allocation.** All memory is static: the stack table, the frame arena and the
-//!    sampled-block set are fixed-size arrays of atomics in `.bss`, paged in only when touched.
+//!    live set are fixed-size arrays of atomics in `.bss`, paged in only when touched.
 //! 2. **No blocking lock.** Lookups are lock-free; inserting a new stack takes a spin lock with a
 //!    bounded number of attempts (yielding the CPU between rounds, so that a preempted holder
 //!    can finish), and a sample that cannot get it is counted as lost.

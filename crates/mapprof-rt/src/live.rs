@@ -1,12 +1,12 @@
-//! The set of sampled blocks that are still allocated: address → bucket, so that a free can be
+//! The live set: the sampled blocks still allocated, address → bucket, so that a free can be
 //! charged to the stack that allocated it, on whatever thread it happens.
 //!
 //! A fixed array of lines of 16 addresses each; an address lives only in its home line (chosen by
 //! hashing it), so a lookup reads at most one line. Each line has an occupancy count in a side
 //! array of one byte per line; freeing an unsampled block (nearly every free) costs one hash and
 //! one load from that 4 KiB array, small enough to stay in the L1 cache next to the allocator's
-//! own data. A sampled block whose line is full is not tracked: the caller counts it as freed at
-//! once and reports the overflow.
+//! own data. A sampled block whose line is full is left out of the set: the caller counts it as
+//! freed at once and reports the overflow.
 //!
 //! Correctness rests on the allocator's contract: an address is inserted after the inner
 //! allocator returned it and removed before the block goes back to the inner allocator, so one
@@ -23,8 +23,8 @@ const LINE_BITS: u32 = 12;
 const LINES: usize = 1 << LINE_BITS;
 const WAYS: usize = 16;
 
-/// At most this many sampled blocks are tracked at once (65,536: 32 GiB of live heap at the
-/// default rate).
+/// At most this many blocks are in the live set at once: 32 GiB of live heap at the default
+/// rate ([`crate::sampler::DEFAULT_HEAP_RATE`]).
 pub const CAPACITY: usize = LINES * WAYS;
 
 /// Lines are cache-line aligned; a line of 16 addresses spans two cache lines.
@@ -41,7 +41,7 @@ const EMPTY_LINE: Line = Line {
 static ADDR: [Line; LINES] = [EMPTY_LINE; LINES];
 static BUCKET: [[AtomicU32; WAYS]; LINES] = [const { [const { AtomicU32::new(0) }; WAYS] }; LINES];
 static OCCUPIED: [AtomicU8; LINES] = [const { AtomicU8::new(0) }; LINES];
-/// Sampled blocks that could not be tracked because their line was full.
+/// Sampled blocks left out of the live set because their line was full.
 static OVERFLOW: AtomicU64 = AtomicU64::new(0);
 
 #[inline(always)]
@@ -93,7 +93,7 @@ pub(crate) fn remove(addr: usize) -> Option<BucketId> {
     None
 }
 
-/// Sampled blocks that were not tracked because the set was locally full.
+/// Sampled blocks left out of the live set because their line was full.
 pub fn overflow() -> u64 {
     OVERFLOW.load(Relaxed)
 }

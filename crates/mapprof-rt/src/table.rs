@@ -140,7 +140,7 @@ const EMPTY_BUCKET: Bucket = Bucket {
 /// must find its allocation's bucket). 4 MiB of buckets, 512 KiB of index, 8 MiB of frames.
 pub(crate) static MAIN: Table<MAX_BUCKETS, { 2 * MAX_BUCKETS }, { 1 << 20 }> = Table::new();
 
-/// Identifies a bucket; stored by the sampled-block set so a free finds its bucket.
+/// Identifies a bucket; stored by the live set so a free finds its bucket.
 pub type BucketId = u32;
 
 /// The key of a sample: everything but its counters.

@@ -118,9 +118,9 @@ unsafe impl GlobalAlloc for Alloc {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if heap::maybe_tracked(ptr) {
+        if heap::maybe_live(ptr) {
             // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract for the arguments.
-            return unsafe { dealloc_tracked(ptr, layout, self) };
+            return unsafe { dealloc_live(ptr, layout, self) };
         }
         // SAFETY: as above.
         unsafe { inner!(self.dealloc(ptr, layout)) }
@@ -128,9 +128,9 @@ unsafe impl GlobalAlloc for Alloc {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let tracked = heap::maybe_tracked(ptr);
+        let live = heap::maybe_live(ptr);
         let sample = heap::count_down(new_size);
-        if tracked || sample {
+        if live || sample {
             // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract for the arguments.
             return unsafe { realloc_sampled(ptr, layout, new_size, sample, self) };
         }
@@ -164,17 +164,17 @@ unsafe fn alloc_sampled(layout: Layout, zeroed: bool, this: &Alloc) -> *mut u8 {
     ptr
 }
 
-/// A free of a block that may have been sampled.
+/// A free of a block that may be in the live set (a sampled block).
 #[cold]
 #[inline(never)]
-unsafe fn dealloc_tracked(ptr: *mut u8, layout: Layout, this: &Alloc) {
+unsafe fn dealloc_live(ptr: *mut u8, layout: Layout, this: &Alloc) {
     // Forget the block before the inner allocator can hand its address out again.
-    heap::on_tracked_dealloc(ptr, layout.size());
+    heap::on_live_dealloc(ptr, layout.size());
     // SAFETY: forwarded from `dealloc`, whose caller upholds the contract.
     unsafe { inner!(this.dealloc(ptr, layout)) }
 }
 
-/// A realloc of a block that may have been sampled, or whose new size is to be sampled.
+/// A realloc of a block that may be in the live set, or whose new size is to be sampled.
 #[cold]
 #[inline(never)]
 unsafe fn realloc_sampled(
@@ -184,7 +184,7 @@ unsafe fn realloc_sampled(
     sample: bool,
     this: &Alloc,
 ) -> *mut u8 {
-    let tracked = heap::before_realloc(ptr);
+    let live_bucket = heap::before_realloc(ptr);
     let new = if let (true, Inner::Jemalloc) = (heap::for_the_profiler(), this.inner) {
         // SAFETY: forwarded from `realloc`, whose caller upholds the contract.
         unsafe { memory::own_realloc(ptr, layout, new_size) }
@@ -192,6 +192,6 @@ unsafe fn realloc_sampled(
         // SAFETY: as above.
         unsafe { inner!(this.realloc(ptr, layout, new_size)) }
     };
-    heap::after_realloc(tracked, ptr, layout.size(), new, new_size, sample);
+    heap::after_realloc(live_bucket, ptr, layout.size(), new, new_size, sample);
     new
 }

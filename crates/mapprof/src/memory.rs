@@ -356,7 +356,7 @@ fn void_ctl(name: &[u8], arena: Option<u32>) {
 #[non_exhaustive]
 pub struct SelfMemory {
     /// Size of the hot path's fixed tables (stack table buckets, index and frame arena; the
-    /// sampled-block set; the label table): a constant, the most they can ever hold.
+    /// live set; the label table): a constant, the most they can ever hold.
     pub tables_reserved: usize,
     /// The part of them that is resident, asked of the kernel (`mincore`); grows with use up
     /// to `tables_reserved`, never beyond. Pages only read (they map the kernel's shared zero

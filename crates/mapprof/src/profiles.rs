@@ -157,7 +157,7 @@ fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
         format!("mapprof {} profile", view.name()),
         format!("stack table: {buckets} of {capacity} buckets; allocations lost: {lost:.0}"),
         format!(
-            "sampled blocks not tracked (set full): {}",
+            "sampled blocks left out of the live set (line full): {}",
             mapprof_rt::live::overflow()
         ),
     ];

@@ -41,7 +41,7 @@ fn allocations_after_a_refusal() -> Vec<Vec<u8>> {
     (0..100).map(|_| Vec::with_capacity(64)).collect()
 }
 
-/// A refused realloc leaves the old block allocated, and tracked.
+/// A refused realloc leaves the old block allocated, and in the live set.
 #[inline(never)]
 fn block_kept_after_refused_realloc() -> Vec<u8> {
     let mut v: Vec<u8> = Vec::with_capacity(16);

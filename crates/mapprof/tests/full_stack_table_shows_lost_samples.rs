@@ -58,7 +58,7 @@ fn samples_beyond_capacity_are_counted_under_the_lost_frame() {
     let total = 1i64 << DEPTH;
     assert!(filed > 0 && filed < total, "filed {filed}");
     assert!(lost >= total - filed, "lost {lost}, filed {filed}");
-    // Lost samples are still tracked until freed.
+    // Lost samples are still in the live set until freed.
     assert_eq!(total_through(&heap, "inuse_objects", "one_stack_each"), 0);
 
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,6 @@
 //! The hot path allocates nothing: with every allocation sampled (stack captured, bucket looked
-//! up or inserted, block tracked), the inner allocator sees exactly the program's own calls.
+//! up or inserted, block entered in the live set), the inner allocator sees exactly the
+//! program's own calls.
 
 mod common;
 mod counting;
