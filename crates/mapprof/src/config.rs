@@ -164,18 +164,33 @@ pub struct ConfigError {
 pub enum Origin {
     /// The `MAPPROF` environment variable (or [`Config::parse`]).
     Mapprof,
-    /// The program: [`crate::ProfilerBuilder`], [`Config`]'s fields, a function's argument.
+    /// The program: a [`crate::ProfilerBuilder`] call, or the `hz` of
+    /// [`crate::CpuProfiler::start`].
     Code,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let origin = match self.origin {
-            Origin::Mapprof => "MAPPROF entry",
-            Origin::Code => "setting",
-        };
-        write!(f, "{origin} `{}`: {}", self.entry, self.problem)
+        let (entry, problem) = (&self.entry, &self.problem);
+        match self.origin {
+            Origin::Mapprof => write!(f, "MAPPROF entry `{entry}`: {problem}"),
+            Origin::Code => {
+                let call = call_setting(entry);
+                write!(f, "`{entry}` set in code ({call}): {problem}")
+            }
+        }
     }
+}
+
+/// The call that sets the keys of `entry` (`key=value`, or keys joined by ` / `) in code.
+fn call_setting(entry: &str) -> String {
+    let keys = entry.split_once('=').map_or(entry, |(key, _)| key);
+    let call = |key: &str| match key {
+        // The builder has no `cpu_hz`: in code, only CPU profiling's own argument sets it.
+        "cpu_hz" => "the `hz` of `cpu_profile` or `CpuProfiler::start`".to_owned(),
+        key => format!("`ProfilerBuilder::{key}`"),
+    };
+    keys.split(" / ").map(call).collect::<Vec<_>>().join(" / ")
 }
 
 impl std::error::Error for ConfigError {}
@@ -207,6 +222,12 @@ impl Config {
     /// need `dump_dir`): the same rules and messages as `MAPPROF`'s, for values set in code.
     /// [`crate::ProfilerBuilder::start`] refuses to start with an invalid configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_as(Origin::Code)
+    }
+
+    /// [`Self::validate`], saying that the dump triggers came from `dumps` (the values out of
+    /// range can only be code's: `MAPPROF`'s are checked as they are parsed).
+    pub(crate) fn validate_as(&self, dumps: Origin) -> Result<(), ConfigError> {
         for &(key, accepts) in KEYS {
             if !self.in_range(key) {
                 return Err(ConfigError {
@@ -220,7 +241,7 @@ impl Config {
             return Err(ConfigError {
                 entry: "dump_every / dump_signal".into(),
                 problem: "dumps need a directory: set dump_dir too, e.g. dump_dir=/tmp/prof".into(),
-                origin: Origin::Code,
+                origin: dumps,
             });
         }
         Ok(())
@@ -383,6 +404,43 @@ fn parse_bytes(value: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_say_where_the_value_came_from() {
+        let env = Config::default().parse("heap_rate=often").unwrap_err();
+        assert!(
+            env.to_string()
+                .starts_with("MAPPROF entry `heap_rate=often`: `heap_rate` takes"),
+            "{env}"
+        );
+        let code = Config {
+            trace: Some(Duration::ZERO),
+            ..Config::default()
+        };
+        let code = code.validate().unwrap_err();
+        assert!(
+            code.to_string()
+                .starts_with("`trace=0ns` set in code (`ProfilerBuilder::trace`): `trace` takes"),
+            "{code}"
+        );
+        let dumps = Config {
+            dump_every: Some(Duration::from_secs(1)),
+            ..Config::default()
+        };
+        let env = dumps.validate_as(Origin::Mapprof).unwrap_err();
+        assert!(
+            env.to_string()
+                .starts_with("MAPPROF entry `dump_every / dump_signal`: dumps need"),
+            "{env}"
+        );
+        let code = dumps.validate().unwrap_err();
+        assert!(
+            code.to_string().contains(
+                "set in code (`ProfilerBuilder::dump_every` / `ProfilerBuilder::dump_signal`)"
+            ),
+            "{code}"
+        );
+    }
 
     #[test]
     fn parses_every_key() {

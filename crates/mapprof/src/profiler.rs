@@ -1,7 +1,7 @@
 //! Starting and stopping the profiler: builder → `start()` → guard.
 
 use crate::background::{self, Background};
-use crate::config::Config;
+use crate::config::{Config, Origin};
 use crate::memory::profiler_work;
 use crate::profiles::{dump_and_report, SYMBOLIZE};
 use crate::Error;
@@ -47,6 +47,9 @@ pub struct Profiler {
 #[derive(Debug, Default)]
 pub struct ProfilerBuilder {
     config: Config,
+    /// `MAPPROF` set a dump trigger ([`Self::env`]): a missing `dump_dir` is then reported as
+    /// `MAPPROF`'s.
+    dumps_from_env: bool,
 }
 
 impl Profiler {
@@ -148,7 +151,11 @@ impl ProfilerBuilder {
     /// is allocated before the profiler starts is sampled at that rate too; see
     /// `mapprof_rt::sampler`.)
     pub fn env(mut self) -> Result<Self, Error> {
+        let (every, signal) = (self.config.dump_every, self.config.dump_signal);
         self.config = self.config.from_env()?;
+        let (new_every, new_signal) = (self.config.dump_every, self.config.dump_signal);
+        self.dumps_from_env |= (new_every.is_some() && new_every != every)
+            || (new_signal.is_some() && new_signal != signal);
         Ok(self)
     }
 
@@ -156,7 +163,12 @@ impl ProfilerBuilder {
     /// dump directory cannot be created or a setting is refused; a failed start changes nothing.
     pub fn start(self) -> Result<Profiler, Error> {
         let config = self.config;
-        config.validate().map_err(Error::Config)?;
+        let dumps = if self.dumps_from_env {
+            Origin::Mapprof
+        } else {
+            Origin::Code
+        };
+        config.validate_as(dumps).map_err(Error::Config)?;
         crate::fork::register();
         // The profiler's own work (its threads, its server, its copy of the dump directory):
         // never sampled as the host's, and kept apart, as what it keeps across profiles.

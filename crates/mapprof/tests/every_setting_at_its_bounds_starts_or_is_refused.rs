@@ -37,7 +37,7 @@ fn check(key: &str, builder: ProfilerBuilder, accepted: bool, mapprof: Option<&s
         }
         Err(message) => {
             assert!(!accepted, "{label}: refused: {message}");
-            assert!(message.starts_with("setting `"), "{label}: {message}");
+            assert!(message.contains("` set in code ("), "{label}: {message}");
             assert!(
                 message.contains(&format!("`{key}` takes")),
                 "{label}: {message}"
