@@ -16,6 +16,36 @@
 //! blocking) and registers as a waiter; an unlock that must wake a sleeper charges the waiters'
 //! time to the holder and records the holder's stack after the lock is released.
 //! See `mapprof_rt::contention` for how events are sampled.
+//!
+//! # Rules (read before changing anything here)
+//!
+//! These locks replace std's in the host's hottest code, so:
+//!
+//! 1. **Uncontended: std's cost and nothing else.** Lock is one compare-and-swap (`RwLock`:
+//!    std's `try_read`/`try_write`); unlock one swap (`Mutex`) or one load of the book's waiter
+//!    count and std's unlock (`RwLock`). No clock read, no stack, no call into `mapprof_rt`,
+//!    nothing recorded. `tests/uncontended_locks_record_and_allocate_nothing.rs` holds this.
+//! 2. **No allocation on any path.** The lock word, the `wait_book` ledger (a std `Mutex`,
+//!    futex-based) and the captured stack (a fixed array) live in the lock or on the stack.
+//! 3. **No blocking beyond the lock itself.** A contended lock spins a bounded number of times
+//!    (`Mutex`: std's 100; `RwLock`: `SPIN_TRIES`) and then sleeps on the futex (or std's
+//!    lock); the only other lock taken is the book's ledger, held for a few instructions of
+//!    arithmetic and a clock read, never across a call out (the DWARF unwinder, where used, may
+//!    take the loader's lock for a moment, as in the heap hooks). The waiter's stack is captured
+//!    before it sleeps and the holder's after it unlocks, so no capture happens under the lock.
+//! 4. **What the contended paths call in `mapprof_rt`:** `contention::now_ns` (the clock),
+//!    `WaiterStack::capture` and `record_wait` (a waiter), `record_holder_delay` (a holder
+//!    charged at an unlock that wakes someone). They obey `mapprof_rt`'s hot-path rules: no
+//!    allocation, lock-free lookups, bounded spins, samples lost rather than waited for.
+//! 5. **No reentrancy.** A thread inside the profiler or `mapprof::ignore` still locks and
+//!    waits as usual, but records nothing (`mapprof_rt`'s thread flag): the profiler's own
+//!    locking never shows in the profiles and never recurses into them. Not async-signal-safe,
+//!    as std's; mapprof's SIGPROF handler never takes them.
+//! 6. **Fork: as std's.** A lock held when the process forks stays held in the child. The
+//!    books are not reset: a fork in the instant another thread is inside a book's ledger
+//!    leaves that ledger locked in the child (that lock's next contended lock, or `RwLock`
+//!    unlock with a waiter counted, then never returns), and a waiter registered at the fork
+//!    is charged in the child as if it still waited. Known; not handled.
 
 mod condvar;
 mod futex;
