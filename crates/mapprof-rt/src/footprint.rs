@@ -66,7 +66,8 @@ mod tests {
     #[test]
     fn resident_tables_are_within_their_size_and_grow_when_touched() {
         let (reserved, before) = tables();
-        // 65,536 buckets, 128 Ki index slots, 1 Mi frames, the live set and labels.
+        // The main table (`MAX_BUCKETS`, twice as many index slots, `MAX_FRAMES`), the live set
+        // and labels.
         assert!(reserved > 12 << 20, "{reserved}");
         assert!(before <= reserved);
         // A page of the label arena nobody has touched yet is not resident; writing makes it so.

@@ -20,15 +20,16 @@
 //! step's rate) and its sample is unbiased at that rate. A thread's first look, or one
 //! restarted by a change it made itself, starts a step at the allocation at hand instead.
 //!
-//! A stale countdown drawn at 512 KiB would still take up to that (and, being exponential,
-//! sometimes several times that) before its thread looks at the generation. So a thread never
-//! counts down more than [`MAX_COUNTDOWN`] bytes at once: a longer step is run in pieces of at
-//! most 64 KiB, the rest kept aside (`ThreadState::pending`) and carried on, without sampling,
-//! when a piece runs out and the generation has not changed. One piece is the most a thread
-//! that was already running can allocate at the old rate after a change (unbiased, at that
-//! rate's variance; `heap_rate=1` is exact on it from the next piece); it costs one
-//! cold-path call per 64 KiB allocated (about 20 ns, against the 64 KiB of allocations), and
-//! allocations larger than 64 KiB always take the cold path (they cost microseconds anyway).
+//! A stale countdown drawn at the default rate would still take up to that (and, being
+//! exponential, sometimes several times that) before its thread looks at the generation. So a
+//! thread never counts down more than [`MAX_COUNTDOWN`] bytes at once: a longer step is run in
+//! pieces of at most that, the rest kept aside (`ThreadState::pending`) and carried on, without
+//! sampling, when a piece runs out and the generation has not changed. One piece is the most a
+//! thread that was already running can allocate at the old rate after a change (unbiased, at
+//! that rate's variance; `heap_rate=1` is exact on it from the next piece); it costs one
+//! cold-path call per piece allocated (about 20 ns, against a piece's worth of allocations),
+//! and allocations larger than a piece always take the cold path (they cost microseconds
+//! anyway).
 //! The thread that changes the rate ([`set_heap_rate`], [`set_seed`]) restarts its own
 //! countdown at once, and a thread that starts counting after the change draws at the new rate.
 //!
@@ -51,7 +52,7 @@ pub const DEFAULT_HEAP_RATE: u64 = 512 * 1024;
 pub const DEFAULT_SEED: u64 = 0x6d61_7070_726f_6621;
 
 /// The most bytes a thread counts down before its cold path looks at the [`generation`] again
-/// (see the module's documentation).
+/// (see the module's documentation): 64 KiB.
 pub const MAX_COUNTDOWN: u64 = 64 << 10;
 
 /// Mean bytes between heap samples; 0 = off, 1 = every allocation.

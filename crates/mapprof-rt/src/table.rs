@@ -99,6 +99,8 @@ pub const FLAG_REALLOC: u8 = 1;
 
 /// Number of buckets of the main table (heap, mutex, block), the lost buckets included.
 pub const MAX_BUCKETS: usize = 1 << 16;
+/// Frames shared by the main table's stacks: 16 per bucket on average.
+pub const MAX_FRAMES: usize = 1 << 20;
 
 /// A stack table of `BUCKETS` buckets, a probe index of `SLOTS` slots (twice the buckets, so
 /// that probes stay short) and `FRAMES` frames shared by the buckets' stacks. All atomics,
@@ -119,7 +121,7 @@ pub(crate) struct Table<const BUCKETS: usize, const SLOTS: usize, const FRAMES: 
 struct Bucket {
     hash: AtomicU64,
     rate: AtomicU64,
-    /// kind | flags << 8 | size class << 16 | depth << 24 (depth <= MAX_DEPTH = 128).
+    /// kind | flags << 8 | size class << 16 | depth << 24 (depth <= `MAX_DEPTH`, 8 bits).
     meta: AtomicU32,
     labels: AtomicU32,
     frames_at: AtomicU32,
@@ -138,7 +140,7 @@ const EMPTY_BUCKET: Bucket = Bucket {
 
 /// The main table: heap, mutex and block buckets, kept for the life of the process (a free
 /// must find its allocation's bucket). 4 MiB of buckets, 512 KiB of index, 8 MiB of frames.
-pub(crate) static MAIN: Table<MAX_BUCKETS, { 2 * MAX_BUCKETS }, { 1 << 20 }> = Table::new();
+pub(crate) static MAIN: Table<MAX_BUCKETS, { 2 * MAX_BUCKETS }, MAX_FRAMES> = Table::new();
 
 /// Identifies a bucket; stored by the live set so a free finds its bucket.
 pub type BucketId = u32;

@@ -405,6 +405,32 @@ fn parse_bytes(value: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// What `KEYS` says is accepted spells the limits out for people; it must say what the
+    /// constants, which own them, hold.
+    #[test]
+    fn accepted_ranges_are_the_constants() {
+        let accepts = |key: &str| KEYS.iter().find(|(k, _)| *k == key).unwrap().1;
+        let tib = format!("up to {} TiB", MAX_HEAP_RATE >> 40);
+        assert!(MAX_HEAP_RATE.is_power_of_two() && accepts("heap_rate").contains(&tib));
+        let power = format!("up to 2^{}", MAX_MUTEX_FRACTION.trailing_zeros());
+        assert!(MAX_MUTEX_FRACTION.is_power_of_two());
+        assert!(accepts("mutex_fraction").contains(&power));
+        assert_eq!(
+            Duration::from_nanos(MAX_BLOCK_RATE_NS),
+            Duration::from_secs(3600)
+        );
+        assert!(accepts("block_rate").contains("up to an hour"));
+        let interval = format!(
+            "from {}ms to {}s",
+            MIN_INTERVAL.as_millis(),
+            MAX_INTERVAL.as_secs()
+        );
+        assert!(accepts("trace").contains(&interval));
+        assert!(accepts("dump_every").contains(&interval));
+        let hz = format!("from 1 to {}", crate::MAX_CPU_HZ);
+        assert!(accepts("cpu_hz").contains(&hz));
+    }
+
     #[test]
     fn messages_say_where_the_value_came_from() {
         let env = Config::default().parse("heap_rate=often").unwrap_err();

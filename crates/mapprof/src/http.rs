@@ -47,14 +47,15 @@
 //! Bounds:
 //! - connections: [`HttpOptions::max_connections`] at a time; one more is answered 503 and
 //!   closed at once;
-//! - request head: 16 KiB ([`MAX_HEAD_BYTES`]; more is 431, malformed is 400, both hyper's),
+//! - request head: [`MAX_HEAD_BYTES`] (more is 431, malformed is 400, both hyper's),
 //!   read within [`HEAD_TIMEOUT`] (also the idle time allowed between requests); POST bodies
 //!   (`symbol`): [`MAX_BODY_BYTES`] (more is 413) within [`HEAD_TIMEOUT`];
 //! - a response the client stops reading for [`WRITE_STALL_TIMEOUT`] closes the connection;
 //! - [`MAX_BUILDS`] profiles built at a time (others wait), [`MAX_RESPONSES`] built responses
-//!   held at a time (others wait; streamed in 16 KiB chunks so a slow reader holds no more),
-//!   [`MAX_DELTAS`] delta profiles waiting out their `seconds` at a time (more is 503), one CPU
-//!   profile at a time (more is 500, as Go), `seconds` at most [`HttpOptions::max_seconds`].
+//!   held at a time (others wait; streamed in chunks of `reply::CHUNK`, so that a slow reader
+//!   holds no more), [`MAX_DELTAS`] delta profiles waiting out their `seconds` at a time (more
+//!   is 503), one CPU profile at a time (more is 500, as Go), `seconds` at most
+//!   [`HttpOptions::max_seconds`].
 //!
 //! The server thread and the workers run as the profiler's own work (`memory::profiler_thread`,
 //! `memory::profiler_work`): their allocations are not profiled and go to the profiler's own
@@ -106,8 +107,13 @@ pub const MAX_BODY_BYTES: usize = 64 << 10;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection whose client reads nothing of a response for this long is closed.
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Connections beyond this many are refused.
-const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Connections open at a time by default, unless the open-file limit asks for fewer
+/// ([`HttpOptions::max_connections`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// The fewest connections the default allows, however low the open-file limit.
+pub const MIN_DEFAULT_CONNECTIONS: usize = 16;
+/// The longest `seconds` accepted by default ([`HttpOptions::max_seconds`]).
+pub const DEFAULT_MAX_SECONDS: u64 = 300;
 
 /// How the server runs; see each field for its default.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,10 +125,12 @@ pub struct HttpOptions {
     /// Sampling frequency of CPU profiles (`/debug/pprof/profile`). Default
     /// [`crate::DEFAULT_CPU_HZ`]; a [`crate::Profiler`] passes its `cpu_hz`.
     pub cpu_hz: u32,
-    /// The longest `seconds` accepted (Go's server `WriteTimeout` check). Default 300.
+    /// The longest `seconds` accepted (Go's server `WriteTimeout` check). Default
+    /// [`DEFAULT_MAX_SECONDS`].
     pub max_seconds: u64,
-    /// Connections open at a time. Default 1024, or a quarter of the process's open-file
-    /// limit when that is lower, so that a flood leaves the host file descriptors.
+    /// Connections open at a time. Default [`DEFAULT_MAX_CONNECTIONS`], or a quarter of the
+    /// process's open-file limit when that is lower (at least [`MIN_DEFAULT_CONNECTIONS`]), so
+    /// that a flood leaves the host file descriptors.
     pub max_connections: usize,
 }
 
@@ -131,7 +139,7 @@ impl Default for HttpOptions {
         HttpOptions {
             public: false,
             cpu_hz: crate::DEFAULT_CPU_HZ,
-            max_seconds: 300,
+            max_seconds: DEFAULT_MAX_SECONDS,
             max_connections: default_max_connections(),
         }
     }
@@ -304,7 +312,9 @@ fn default_max_connections() -> usize {
     } else {
         usize::MAX
     };
-    DEFAULT_MAX_CONNECTIONS.min(quarter).max(16)
+    DEFAULT_MAX_CONNECTIONS
+        .min(quarter)
+        .max(MIN_DEFAULT_CONNECTIONS)
 }
 
 /// What a connection beyond the limit is told before it is closed.
@@ -481,7 +491,10 @@ mod tests {
     #[test]
     fn the_connection_limit_leaves_the_host_file_descriptors() {
         let n = default_max_connections();
-        assert!((16..=DEFAULT_MAX_CONNECTIONS).contains(&n), "{n}");
+        assert!(
+            (MIN_DEFAULT_CONNECTIONS..=DEFAULT_MAX_CONNECTIONS).contains(&n),
+            "{n}"
+        );
     }
 
     #[test]
