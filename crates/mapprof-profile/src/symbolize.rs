@@ -69,11 +69,14 @@ pub struct Symbolizer {
     keeper: Keeper,
 }
 
-/// Runs a closure that allocates what the symbolizer keeps (its cache's entries and maps), so
-/// that the caller can put those allocations apart from a build's temporaries.
-pub type Keeper = fn(&mut dyn FnMut());
+/// Runs a closure that allocates what the symbolizer keeps (its cache's entries and maps, the
+/// libraries' symbol tables), so that the caller can put those allocations apart from a
+/// build's temporaries. Its first argument is the cache generation they belong to: a heap per
+/// generation's parity lets dropping a generation empty its heap whole, where in a shared heap
+/// the entries that stay would pin the pages of those dropped.
+pub type Keeper = fn(u64, &mut dyn FnMut());
 
-fn run_here(f: &mut dyn FnMut()) {
+fn run_here(_generation: u64, f: &mut dyn FnMut()) {
     f()
 }
 
@@ -184,10 +187,7 @@ impl Symbolizer {
     /// The frames at code address `pc` (an address inside the instruction, so for a return
     /// address pass `ret - 1`), innermost inlined frame first; empty when nothing is known.
     pub fn resolve(&mut self, pc: u64) -> Arc<[SourceFrame]> {
-        let (keeper, cache) = (self.keeper, &mut self.cache);
-        let mut hit = None;
-        keeper(&mut || hit = cache.get(pc));
-        if let Some(frames) = hit {
+        if let Some(frames) = self.cache.get(pc, self.keeper) {
             return frames;
         }
         let frames: Arc<[SourceFrame]> = match self.mapping_of(pc) {
@@ -200,12 +200,9 @@ impl Symbolizer {
                 .collect(),
             None => Arc::from([]),
         };
-        // The entry is copied under the keeper: `frames` were made among the work's
+        // The cache copies the entry under the keeper: `frames` were made among the work's
         // temporaries (DWARF parsing), the copy is what stays.
-        let (keeper, cache) = (self.keeper, &mut self.cache);
-        let mut kept = frames.clone();
-        keeper(&mut || kept = cache.insert(pc, &frames));
-        kept
+        self.cache.insert(pc, &frames, self.keeper)
     }
 
     /// Has `keeper` run every allocation of the cache (its entries, its maps' growth): the
@@ -301,9 +298,10 @@ impl Symbolizer {
         let m = &self.mappings[i];
         let (path, build_id) = (self.file_of(i).to_owned(), m.build_id.clone());
         if !self.tables.contains_key(&m.path) {
-            // A library's table is kept: read it under the keeper (see `set_keeper`).
+            // A library's table is kept: read it under the keeper (see `set_keeper`); a few
+            // large blocks, whichever generation's heap holds them.
             let (keeper, tables, key) = (self.keeper, &mut self.tables, m.path.clone());
-            keeper(&mut || {
+            keeper(self.cache.generation(), &mut || {
                 let table = symtab::SymbolTable::read(&path, &build_id);
                 tables.insert(key.clone(), table);
             });
@@ -409,8 +407,9 @@ mod tests {
         fn getpid() -> i32;
     }
 
-    /// Every cache access runs under the keeper, and what is served afterwards is the copy
-    /// made there: a miss costs a look and an insert, a hit a look.
+    /// Every allocation of the cache runs under the keeper, and what is served afterwards is
+    /// the copy made there: a miss inserts under it, a hit in the recent generation allocates
+    /// nothing.
     #[test]
     #[inline(never)]
     fn the_cache_is_kept_under_the_keeper() {
@@ -418,7 +417,7 @@ mod tests {
         thread_local! {
             static CALLS: Cell<u32> = const { Cell::new(0) };
         }
-        fn keeper(f: &mut dyn FnMut()) {
+        fn keeper(_generation: u64, f: &mut dyn FnMut()) {
             CALLS.with(|c| c.set(c.get() + 1));
             f();
         }
@@ -427,13 +426,13 @@ mod tests {
         let pc = Symbolizer::new as fn() -> Symbolizer as usize as u64 + 1;
         let first = symbolizer.resolve(pc);
         assert!(!first.is_empty(), "resolved");
-        assert_eq!(CALLS.with(Cell::get), 2, "a look and an insert");
+        assert_eq!(CALLS.with(Cell::get), 1, "the insert");
         let again = symbolizer.resolve(pc);
         assert!(
             Arc::ptr_eq(&first, &again),
             "the kept copy is what is served"
         );
-        assert_eq!(CALLS.with(Cell::get), 3, "a look");
+        assert_eq!(CALLS.with(Cell::get), 1, "nothing more");
     }
 
     /// Resolves this function's own return address and glibc's `getpid`: the executable's

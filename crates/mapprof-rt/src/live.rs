@@ -15,7 +15,7 @@
 
 use crate::table::BucketId;
 use std::sync::atomic::{
-    AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
+    AtomicU16, AtomicU64, AtomicU8, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 
@@ -39,7 +39,9 @@ const EMPTY_LINE: Line = Line {
 };
 
 static ADDR: [Line; LINES] = [EMPTY_LINE; LINES];
-static BUCKET: [[AtomicU32; WAYS]; LINES] = [const { [const { AtomicU32::new(0) }; WAYS] }; LINES];
+/// Each way's bucket id, in two bytes (ids fit, see [`BucketId`]): the lines are hashed, so
+/// this array is all resident once a few hundred blocks were sampled.
+static BUCKET: [[AtomicU16; WAYS]; LINES] = [const { [const { AtomicU16::new(0) }; WAYS] }; LINES];
 static OCCUPIED: [AtomicU8; LINES] = [const { AtomicU8::new(0) }; LINES];
 /// Sampled blocks left out of the live set because their line was full.
 static OVERFLOW: AtomicU64 = AtomicU64::new(0);
@@ -59,7 +61,7 @@ pub(crate) fn insert(addr: usize, bucket: BucketId) -> bool {
     let line = line_of(addr);
     for (way, slot) in ADDR[line].addr.iter().enumerate() {
         if slot.compare_exchange(0, addr, Acquire, Relaxed).is_ok() {
-            BUCKET[line][way].store(bucket, Relaxed);
+            BUCKET[line][way].store(bucket as u16, Relaxed);
             // Release: a free that sees the count sees the address and bucket stored above.
             OCCUPIED[line].fetch_add(1, Release);
             return true;
@@ -83,7 +85,7 @@ pub(crate) fn remove(addr: usize) -> Option<BucketId> {
     }
     for (way, slot) in ADDR[line].addr.iter().enumerate() {
         if slot.load(Relaxed) == addr {
-            let bucket = BUCKET[line][way].load(Relaxed);
+            let bucket = BucketId::from(BUCKET[line][way].load(Relaxed));
             // Only the thread freeing `addr` can clear this slot, so a plain store is enough.
             slot.store(0, Release);
             OCCUPIED[line].fetch_sub(1, AcqRel);

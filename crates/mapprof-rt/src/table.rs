@@ -5,7 +5,7 @@
 //! get typed counts in their units ([`Record::heap`], [`Record::contention`],
 //! [`Record::cpu_samples`]).
 //!
-//! * Lookup is lock-free: a linear-probe index of `u32` slots points at buckets; a slot, once
+//! * Lookup is lock-free: a linear-probe index of `u16` slots points at buckets; a slot, once
 //!   published (release store), never changes, and buckets are never removed.
 //! * Inserting a new stack takes the table's insert lock with a bounded spin (and yield, except
 //!   in a signal handler); it protects
@@ -16,7 +16,7 @@
 
 use crate::spin::{Caller, SpinLock};
 use std::sync::atomic::{
-    AtomicU32, AtomicU64, AtomicUsize,
+    AtomicU16, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 
@@ -109,8 +109,10 @@ pub const MAX_FRAMES: usize = 1 << 20;
 #[repr(C, align(65536))]
 pub(crate) struct Table<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> {
     buckets: [Bucket; BUCKETS],
-    /// Slot value: bucket index + 1; 0 = empty.
-    slots: [AtomicU32; SLOTS],
+    /// Slot value: the bucket's index; 0 = empty (bucket 0 is a lost bucket, never indexed).
+    /// Two bytes, not four: the index is hashed, so a few hundred stacks touch every page of
+    /// it, and this halves what stays resident.
+    slots: [AtomicU16; SLOTS],
     frames: [AtomicUsize; FRAMES],
     /// Buckets in use beyond the lost buckets: bucket `k < KINDS` is kind `k`'s lost bucket.
     used: AtomicU32,
@@ -139,10 +141,11 @@ const EMPTY_BUCKET: Bucket = Bucket {
 };
 
 /// The main table: heap, mutex and block buckets, kept for the life of the process (a free
-/// must find its allocation's bucket). 4 MiB of buckets, 512 KiB of index, 8 MiB of frames.
+/// must find its allocation's bucket). 4 MiB of buckets, 256 KiB of index, 8 MiB of frames.
 pub(crate) static MAIN: Table<MAX_BUCKETS, { 2 * MAX_BUCKETS }, MAX_FRAMES> = Table::new();
 
-/// Identifies a bucket; stored by the live set so a free finds its bucket.
+/// Identifies a bucket; stored by the live set so a free finds its bucket. Every table's ids
+/// fit in 16 bits (`Table::new` checks), which the index and the live set store.
 pub type BucketId = u32;
 
 /// The key of a sample: everything but its counters.
@@ -209,10 +212,13 @@ pub(crate) fn add(id: BucketId, add: Add) {
 impl<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> Table<BUCKETS, SLOTS, FRAMES> {
     #[allow(clippy::declare_interior_mutable_const)] // Array initialisers only.
     pub(crate) const fn new() -> Self {
-        const { assert!(BUCKETS > KINDS && SLOTS >= 2 * BUCKETS && SLOTS <= u32::MAX as usize) };
+        const {
+            assert!(BUCKETS > KINDS && BUCKETS <= 1 << 16 && SLOTS >= 2 * BUCKETS);
+            assert!(SLOTS <= u32::MAX as usize);
+        };
         Table {
             buckets: [EMPTY_BUCKET; BUCKETS],
-            slots: [const { AtomicU32::new(0) }; SLOTS],
+            slots: [const { AtomicU16::new(0) }; SLOTS],
             frames: [const { AtomicUsize::new(0) }; FRAMES],
             used: AtomicU32::new(0),
             frames_used: AtomicU32::new(0),
@@ -273,11 +279,10 @@ impl<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> Table<BUCKET
     fn probe(&self, key: &Key<'_>, hash: u64) -> Result<BucketId, Option<usize>> {
         let mut at = hash as usize % SLOTS;
         for _ in 0..SLOTS {
-            let slot = self.slots[at].load(Acquire);
-            if slot == 0 {
+            let id = BucketId::from(self.slots[at].load(Acquire));
+            if id == 0 {
                 return Err(Some(at));
             }
-            let id = slot - 1;
             if self.matches(key, hash, self.bucket(id)) {
                 return Ok(id);
             }
@@ -314,7 +319,7 @@ impl<const BUCKETS: usize, const SLOTS: usize, const FRAMES: usize> Table<BUCKET
         self.frames_used.store(frames_end as u32, Relaxed);
         // Release: a reader that sees the slot or the count sees the bucket written above.
         self.used.store(id + 1 - KINDS as u32, Release);
-        self.slots[at].store(id + 1, Release);
+        self.slots[at].store(id as u16, Release);
         Some(id)
     }
 

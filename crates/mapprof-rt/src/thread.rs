@@ -31,10 +31,10 @@ pub(crate) struct ThreadState {
     /// are the profiler's, and `mapprof::Alloc` puts them in a heap of the profiler's own.
     pub(crate) profiler: Cell<bool>,
     /// Set while the profiler's work allocates what it keeps from one profile to the next (its
-    /// symbol cache: [`keeping`]), which `mapprof::Alloc` puts in a heap apart from the work's
-    /// temporaries, so that those, freed when the work ends, leave no page pinned by a cache
-    /// entry beside them.
-    pub(crate) keeping: Cell<bool>,
+    /// symbol cache: [`keeping`]): the kept heap + 1, 0 when not keeping. `mapprof::Alloc`
+    /// puts those allocations in heaps apart from the work's temporaries, so that those, freed
+    /// when the work ends, leave no page pinned by a cache entry beside them.
+    pub(crate) keeping: Cell<u8>,
     /// The thread's stack range `[lo, hi)`, bounding frame-pointer walks; `hi == 0` until known.
     pub(crate) stack_lo: Cell<usize>,
     pub(crate) stack_hi: Cell<usize>,
@@ -56,7 +56,7 @@ thread_local! {
             ordinal: Cell::new(0),
             busy: Cell::new(false),
             profiler: Cell::new(false),
-            keeping: Cell::new(false),
+            keeping: Cell::new(0),
             stack_lo: Cell::new(0),
             stack_hi: Cell::new(0),
             labels: AtomicU32::new(0),
@@ -113,11 +113,17 @@ pub fn as_profiler<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Kept heaps: two, so that the symbol cache's generations alternate between them and dropping
+/// the older one empties its heap whole (see `mapprof_profile::symbolize::Keeper`).
+pub const KEPT_HEAPS: usize = 2;
+
 /// Runs `f`, part of the profiler's work, allocating what the profiler keeps across profiles
-/// (see `ThreadState::keeping`). Outside [`as_profiler`] it changes nothing.
-pub fn keeping<R>(f: impl FnOnce() -> R) -> R {
-    let saved = STATE.try_with(|s| s.keeping.replace(true)).ok();
-    struct Restore(Option<bool>);
+/// in kept heap `heap` (below [`KEPT_HEAPS`]; see `ThreadState::keeping`). Outside
+/// [`as_profiler`] it changes nothing.
+pub fn keeping<R>(heap: usize, f: impl FnOnce() -> R) -> R {
+    let heap = (heap % KEPT_HEAPS) as u8 + 1;
+    let saved = STATE.try_with(|s| s.keeping.replace(heap)).ok();
+    struct Restore(Option<u8>);
     impl Drop for Restore {
         fn drop(&mut self) {
             if let Some(keeping) = self.0 {
@@ -129,9 +135,10 @@ pub fn keeping<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Whether the current thread's profiler work allocates what it keeps ([`keeping`]).
-pub fn is_keeping() -> bool {
-    STATE.try_with(|s| s.keeping.get()).unwrap_or(false)
+/// The kept heap the current thread's profiler work allocates in ([`keeping`]), if any.
+pub fn kept_heap() -> Option<usize> {
+    let heap = STATE.try_with(|s| s.keeping.get()).unwrap_or(0);
+    (heap as usize).checked_sub(1)
 }
 
 /// Whether the current thread is doing the profiler's own work ([`as_profiler`]).
@@ -175,9 +182,16 @@ mod tests {
             });
             as_profiler(|| assert!(is_profiler_work()));
             assert!(is_profiler_work());
-            assert!(!is_keeping());
-            keeping(|| assert!(is_keeping() && is_profiler_work()));
-            assert!(!is_keeping());
+            assert_eq!(kept_heap(), None);
+            keeping(1, || {
+                assert_eq!(kept_heap(), Some(1));
+                keeping(2, || {
+                    assert_eq!(kept_heap(), Some(0), "two heaps, by parity")
+                });
+                assert_eq!(kept_heap(), Some(1), "restored");
+                assert!(is_profiler_work());
+            });
+            assert_eq!(kept_heap(), None);
         });
         assert!(!is_profiler_work());
         ignore(|| {

@@ -173,7 +173,7 @@ impl ProfilerBuilder {
         // The profiler's own work (its threads, its server, its copy of the dump directory):
         // never sampled as the host's, and kept apart, as what it keeps across profiles.
         let (http, background) = profiler_work(|| {
-            mapprof_rt::thread::keeping(|| -> Result<_, Error> {
+            mapprof_rt::thread::keeping(0, || -> Result<_, Error> {
                 if let Some(dir) = &config.dump_dir {
                     check_dump_dir(dir)?;
                 }

@@ -87,8 +87,10 @@ pub(crate) fn with_symbolizer<R>(f: impl FnOnce(&mut Symbolizer) -> R) -> R {
     let mut cache = lock_symbolizer();
     f(cache.get_or_insert_with(|| {
         let mut symbolizer = Symbolizer::new();
-        // Its cache lives from profile to profile: in the arena of what mapprof keeps.
-        symbolizer.set_keeper(|allocate| mapprof_rt::thread::keeping(allocate));
+        // Its cache lives from profile to profile: in the kept arena of its generation.
+        symbolizer.set_keeper(|generation, allocate| {
+            mapprof_rt::thread::keeping(generation as usize, allocate)
+        });
         symbolizer
     }))
 }

@@ -9,9 +9,11 @@
 //! Each generation interns its strings: the addresses of one function share its name and
 //! file, so an entry costs its frames (a few words each) and only the strings no other entry
 //! of its generation has. Entries refer only to strings of their own generation, so dropping
-//! a generation frees every string it alone held.
+//! a generation frees every string it alone held. Each generation's allocations run under the
+//! keeper with its number, so that a caller can give each parity a heap of its own: dropping
+//! a generation then empties its heap (entries moved back are copies, made in the recent one).
 
-use super::SourceFrame;
+use super::{Keeper, SourceFrame};
 use std::collections::{HashMap, HashSet};
 use std::mem::size_of;
 use std::sync::Arc;
@@ -58,6 +60,8 @@ pub(super) struct AddressCache {
 
 #[derive(Debug, Default)]
 struct Generation {
+    /// Counts rotations: the keeper's generation number.
+    number: u64,
     frames: HashMap<u64, Arc<[SourceFrame]>>,
     strings: HashSet<Arc<str>>,
     bytes: usize,
@@ -116,7 +120,14 @@ impl AddressCache {
         }
     }
 
-    pub(super) fn get(&mut self, pc: u64) -> Option<Arc<[SourceFrame]>> {
+    /// The recent generation's number, for what is kept beside it.
+    pub(super) fn generation(&self) -> u64 {
+        self.recent.number
+    }
+
+    /// The entry for `pc`; one found in the older generation is copied (under `keeper`) into
+    /// the recent one.
+    pub(super) fn get(&mut self, pc: u64, keeper: Keeper) -> Option<Arc<[SourceFrame]>> {
         if let Some(frames) = self.recent.frames.get(&pc) {
             self.hits += 1;
             return Some(frames.clone());
@@ -128,13 +139,19 @@ impl AddressCache {
         self.hits += 1;
         // Its strings stay counted in the older generation until it is dropped.
         self.older.bytes -= Generation::entry_bytes(&frames);
-        Some(self.insert(pc, &frames))
+        Some(self.insert(pc, &frames, keeper))
     }
 
     /// Caches a copy of `frames` for `pc` (not already cached), dropping the older generation
     /// if the recent one is full, and returns the copy. An entry that could take more than
-    /// half the byte cap is not cached (the copy returned is `frames` as given).
-    pub(super) fn insert(&mut self, pc: u64, frames: &[SourceFrame]) -> Arc<[SourceFrame]> {
+    /// half the byte cap is not cached (the copy returned is `frames` as given). The copy is
+    /// made under `keeper`.
+    pub(super) fn insert(
+        &mut self,
+        pc: u64,
+        frames: &[SourceFrame],
+        keeper: Keeper,
+    ) -> Arc<[SourceFrame]> {
         let most = Generation::entry_bytes(frames)
             + frames
                 .iter()
@@ -150,8 +167,13 @@ impl AddressCache {
         if self.recent.frames.len() + 1 > half_entries || self.recent.bytes + most > half_bytes {
             self.evictions += self.older.frames.len() as u64;
             self.older = std::mem::take(&mut self.recent);
+            self.recent.number = self.older.number + 1;
         }
-        self.recent.insert(pc, frames)
+        let (recent, mut kept) = (&mut self.recent, None);
+        keeper(recent.number, &mut || {
+            kept = Some(recent.insert(pc, frames))
+        });
+        kept.unwrap_or_else(|| frames.into())
     }
 
     pub(super) fn stats(&self) -> CacheStats {
@@ -169,6 +191,7 @@ impl AddressCache {
 
 #[cfg(test)]
 mod tests {
+    use super::super::run_here;
     use super::*;
 
     fn frames(name: &str) -> Arc<[SourceFrame]> {
@@ -184,15 +207,15 @@ mod tests {
     fn stays_within_its_entry_cap_and_counts_evictions() {
         let mut cache = AddressCache::new(64, usize::MAX);
         for pc in 0..1000 {
-            assert!(cache.get(pc).is_none());
-            cache.insert(pc, &frames("f"));
+            assert!(cache.get(pc, run_here).is_none());
+            cache.insert(pc, &frames("f"), run_here);
             assert!(cache.stats().entries <= 64, "{:?}", cache.stats());
         }
         let stats = cache.stats();
         assert_eq!(stats.misses, 1000);
         assert_eq!(stats.evictions, 1000 - stats.entries as u64);
         // The most recent addresses are still there.
-        assert!(cache.get(999).is_some());
+        assert!(cache.get(999, run_here).is_some());
         assert_eq!(cache.stats().hits, 1);
     }
 
@@ -201,7 +224,11 @@ mod tests {
         let cap = 64 << 10;
         let mut cache = AddressCache::new(usize::MAX, cap);
         for pc in 0..10_000 {
-            cache.insert(pc, &frames(&format!("some::function::number_{pc}")));
+            cache.insert(
+                pc,
+                &frames(&format!("some::function::number_{pc}")),
+                run_here,
+            );
             assert!(cache.stats().estimated_bytes <= cap, "{:?}", cache.stats());
         }
         assert!(cache.stats().evictions >= 9_000, "{:?}", cache.stats());
@@ -214,16 +241,16 @@ mod tests {
         let name = "<hashbrown::map::HashMap<K,V,S> as core::iter::traits::collect::Extend<(K,V)>>::extend";
         let mut shared = AddressCache::new(usize::MAX, usize::MAX);
         let mut distinct = AddressCache::new(usize::MAX, usize::MAX);
-        let first = shared.insert(0, &frames(name));
+        let first = shared.insert(0, &frames(name), run_here);
         for pc in 1..1000 {
-            let kept = shared.insert(pc, &frames(name));
+            let kept = shared.insert(pc, &frames(name), run_here);
             assert!(
                 Arc::ptr_eq(&kept[0].name, &first[0].name),
                 "one copy of the name"
             );
         }
         for pc in 0..1000 {
-            distinct.insert(pc, &frames(&format!("{name}{pc}")));
+            distinct.insert(pc, &frames(&format!("{name}{pc}")), run_here);
         }
         let (shared, distinct) = (shared.stats(), distinct.stats());
         assert_eq!((shared.entries, distinct.entries), (1000, 1000));
@@ -233,14 +260,45 @@ mod tests {
         );
     }
 
+    /// Each generation's allocations run under its own number, copies moved back from the
+    /// older one included, so that a heap per parity holds one generation only.
+    #[test]
+    fn each_generation_allocates_under_its_number() {
+        thread_local! {
+            static SEEN: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        fn keeper(generation: u64, f: &mut dyn FnMut()) {
+            SEEN.with(|seen| seen.borrow_mut().push(generation));
+            f();
+        }
+        let seen = || SEEN.with(|seen| seen.take());
+        let mut cache = AddressCache::new(8, usize::MAX);
+        for pc in 0..4 {
+            cache.insert(pc, &frames("first"), keeper);
+        }
+        assert_eq!(seen(), [0, 0, 0, 0]);
+        cache.insert(4, &frames("second"), keeper);
+        assert_eq!((seen(), cache.generation()), (vec![1], 1));
+        // In the older generation: copied into the recent one, under its number.
+        let moved = cache.get(0, keeper).expect("still cached");
+        assert_eq!(seen(), [1]);
+        // Found in the recent one now: no copy.
+        assert!(Arc::ptr_eq(&moved, &cache.get(0, keeper).unwrap()));
+        assert!(seen().is_empty());
+        for pc in 5..8 {
+            cache.insert(pc, &frames("third"), keeper);
+        }
+        assert_eq!(seen(), [1, 1, 2], "the recent one filled up: rotated");
+    }
+
     #[test]
     fn an_address_used_again_survives_rotation() {
         let mut cache = AddressCache::new(8, usize::MAX);
-        cache.insert(7, &frames("kept"));
+        cache.insert(7, &frames("kept"), run_here);
         for pc in 100..200 {
             // Looked up between inserts, as a hot address is at every build.
-            assert!(cache.get(7).is_some(), "evicted at {pc}");
-            cache.insert(pc, &frames("other"));
+            assert!(cache.get(7, run_here).is_some(), "evicted at {pc}");
+            cache.insert(pc, &frames("other"), run_here);
         }
     }
 }

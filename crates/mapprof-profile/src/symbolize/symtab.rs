@@ -43,9 +43,21 @@ impl Segments {
 #[derive(Debug, Default)]
 pub(super) struct SymbolTable {
     segments: Segments,
-    /// (start, end, raw name) of each function, by start; `end` is the next start when the
-    /// symbol has no size.
-    functions: Vec<(u64, u64, String)>,
+    /// Each function by start; `end` is the next start when the symbol has no size.
+    functions: Vec<Function>,
+    /// The functions' raw names, end to end: a table kept across profiles is then a few large
+    /// blocks, not one small block per name (glibc has thousands) pinning pages of the heap
+    /// it is kept in.
+    names: String,
+}
+
+/// A function of a symbol table; its name is `names[name_at..name_at + name_len]`.
+#[derive(Clone, Copy, Debug)]
+struct Function {
+    start: u64,
+    end: u64,
+    name_at: u32,
+    name_len: u32,
 }
 
 impl SymbolTable {
@@ -54,7 +66,7 @@ impl SymbolTable {
     /// with that build id (offline, a library may have been upgraded since).
     pub(super) fn read(path: &str, build_id: &str) -> SymbolTable {
         let mut table = SymbolTable::default();
-        let mut functions = Vec::new();
+        let (mut functions, mut names) = (Vec::new(), String::new());
         let mut same_file = true;
         with_object(path, |object| {
             let found = match object.build_id() {
@@ -64,36 +76,42 @@ impl SymbolTable {
             same_file = build_id.is_empty() || found == build_id;
             if same_file {
                 table.segments = Segments::of(object);
-                add_functions(object, &mut functions);
+                add_functions(object, &mut functions, &mut names);
             }
         });
         if !same_file {
             return table;
         }
         if let Some(debug) = debug_file_path(build_id) {
-            with_object(&debug, |object| add_functions(object, &mut functions));
+            with_object(&debug, |object| {
+                add_functions(object, &mut functions, &mut names)
+            });
         }
-        functions.sort_by_key(|f| f.0);
-        functions.dedup_by_key(|f| f.0);
-        // The size becomes the end: the start plus the size, or the next start when unsized.
+        functions.sort_by_key(|f| f.start);
+        functions.dedup_by_key(|f| f.start);
+        // `end` holds the size until here; it becomes the start plus the size, or the next
+        // start when unsized.
         for i in 0..functions.len() {
-            let next = functions.get(i + 1).map_or(u64::MAX, |f| f.0);
-            let (start, size, _) = &mut functions[i];
-            *size = if *size > 0 {
-                start.saturating_add(*size)
+            let next = functions.get(i + 1).map_or(u64::MAX, |f| f.start);
+            let f = &mut functions[i];
+            f.end = if f.end > 0 {
+                f.start.saturating_add(f.end)
             } else {
                 next
             };
         }
+        functions.shrink_to_fit();
+        names.shrink_to_fit();
         table.functions = functions;
+        table.names = names;
         table
     }
 
     /// The heap the table takes: its entries and names.
     pub(super) fn estimated_bytes(&self) -> usize {
-        let entries = self.functions.capacity() * std::mem::size_of::<(u64, u64, String)>();
-        let names: usize = self.functions.iter().map(|f| f.2.capacity()).sum();
-        entries + names + self.segments.ranges.capacity() * std::mem::size_of::<(u64, u64, u64)>()
+        self.functions.capacity() * std::mem::size_of::<Function>()
+            + self.names.capacity()
+            + self.segments.ranges.capacity() * std::mem::size_of::<(u64, u64, u64)>()
     }
 
     /// The raw name of the function at `offset` in the file.
@@ -105,10 +123,13 @@ impl SymbolTable {
     pub(super) fn name_at_address(&self, address: u64) -> Option<&str> {
         let i = self
             .functions
-            .partition_point(|f| f.0 <= address)
+            .partition_point(|f| f.start <= address)
             .checked_sub(1)?;
-        let (_, end, name) = &self.functions[i];
-        (address < *end).then_some(name.as_str())
+        let f = self.functions[i];
+        let name = self
+            .names
+            .get(f.name_at as usize..f.name_at as usize + f.name_len as usize)?;
+        (address < f.end).then_some(name)
     }
 }
 
@@ -137,15 +158,27 @@ fn with_object(path: &str, f: impl FnOnce(&object::File<'_, &[u8]>)) {
     }
 }
 
-/// Adds the defined functions of the object's symbol tables as (address, size, raw name).
-fn add_functions<'d, O: Object<'d>>(object: &O, out: &mut Vec<(u64, u64, String)>) {
+/// Adds the defined functions of the object's symbol tables, their size in `end`, their raw
+/// names to `names` (none past 4 GiB of names).
+fn add_functions<'d, O: Object<'d>>(object: &O, out: &mut Vec<Function>, names: &mut String) {
     for symbol in object.symbols().chain(object.dynamic_symbols()) {
         if symbol.kind() != SymbolKind::Text || !symbol.is_definition() || symbol.address() == 0 {
             continue;
         }
         if let Ok(name) = symbol.name() {
-            if !name.is_empty() {
-                out.push((symbol.address(), symbol.size(), name.to_owned()));
+            let (Ok(name_at), Ok(name_len)) =
+                (u32::try_from(names.len()), u32::try_from(name.len()))
+            else {
+                return;
+            };
+            if !name.is_empty() && name_at.checked_add(name_len).is_some() {
+                names.push_str(name);
+                out.push(Function {
+                    start: symbol.address(),
+                    end: symbol.size(),
+                    name_at,
+                    name_len,
+                });
             }
         }
     }
