@@ -3,10 +3,11 @@
 //! same samples always encode to the same bytes.
 
 use crate::mappings::ObjectMapping;
+use crate::profiler_frames::{is_profiler_frame, strip_profiler_frames, LeafTrim};
 use crate::proto::{
     Function, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType,
 };
-use crate::symbolize::{is_profiler_frame, strip_profiler_frames, SourceFrame, Symbolizer};
+use crate::symbolize::{SourceFrame, Symbolizer};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -245,19 +246,13 @@ impl Encoder {
             };
             out.push(id);
         }
-        let mut leading = out.is_empty() && self.trim;
+        let mut trim = LeafTrim::new(out.is_empty() && self.trim);
         for &ret in &sample.stack {
             // A return address points after the call; the call itself is one byte before.
             let pc = ret.saturating_sub(1);
             let full = self.address(pc, symbolizer);
-            if leading {
-                let Some(id) = self.leading(pc, full, symbolizer) else {
-                    continue;
-                };
+            if let Some(id) = trim.next(full, |full| self.leading(pc, full, symbolizer)) {
                 out.push(id);
-                leading = false;
-            } else {
-                out.push(full);
             }
         }
         out

@@ -82,7 +82,7 @@ use regex::RegexSet;
 use std::sync::LazyLock;
 
 use crate::app::{first_segment, is_address};
-use crate::symbolize::is_profiler_frame;
+use crate::profiler_frames::is_profiler_frame;
 
 /// A container whose growth [`classify`] recognises. [`Container::name`] is the `container`
 /// label of the resize profile.

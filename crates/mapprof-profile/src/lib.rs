@@ -17,6 +17,7 @@ pub mod kinds;
 pub mod limits;
 pub mod mappings;
 pub mod offline;
+pub mod profiler_frames;
 pub mod proto;
 pub mod report;
 pub mod resize;
