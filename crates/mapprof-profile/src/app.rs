@@ -75,6 +75,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use crate::builder::LOST_FRAME;
+use crate::names::{self, STD_CRATES};
 use crate::top::format_value;
 use crate::view::{Frame, ProfileView, SampleRef};
 
@@ -83,12 +84,12 @@ use crate::view::{Frame, ProfileView, SampleRef};
 /// (with its unwinder and renderer). A trailing `*` matches every crate name with that prefix
 /// (`futures*` is `futures`, `futures_util`, `futures_core`, ...). Extend it here or, per use,
 /// with [`AppFilter::with_library`].
-pub const BUILTIN_LIBRARIES: &[&str] = &[
-    // The standard library and what it is built from.
-    "std",
-    "core",
-    "alloc",
-    "hashbrown",
+pub const BUILTIN_LIBRARIES: &[&str] =
+    &concat::<{ STD_CRATES.len() + OTHER_LIBRARIES.len() }>(&STD_CRATES, OTHER_LIBRARIES);
+
+/// [`BUILTIN_LIBRARIES`] after the standard library's crates.
+const OTHER_LIBRARIES: &[&str] = &[
+    // What the standard library is built from.
     "compiler_builtins",
     "std_detect",
     "panic_unwind",
@@ -115,6 +116,18 @@ pub const BUILTIN_LIBRARIES: &[&str] = &[
     // The allocator under mapprof's wrapper.
     "tikv_jemalloc*",
 ];
+
+/// `a` then `b`, in a constant.
+const fn concat<const N: usize>(a: &[&'static str], b: &[&'static str]) -> [&'static str; N] {
+    assert!(a.len() + b.len() == N);
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
+        i += 1;
+    }
+    out
+}
 
 /// Path fragments of source files that are not the application's: dependencies (cargo's
 /// registry and git checkouts, `vendor/` directories, Go's module cache) and toolchains (Rust's
@@ -251,7 +264,7 @@ impl AppFilter {
             return true;
         }
         go_std_package.is_some_and(|package| {
-            let first = package.split('/').next().unwrap_or(package);
+            let first = names::go_root_element(package);
             file.contains(&format!("/src/{first}/")) || file.contains("/src/runtime/")
         })
     }
@@ -290,27 +303,21 @@ impl AppFilter {
     fn by_name<'n>(&self, name: &'n str) -> ByName<'n> {
         if name.is_empty()
             || name.starts_with('[')
-            || is_address(name)
+            || names::is_address(name)
             || GLUE.iter().any(|p| matches_pattern(p, name))
         {
             return ByName::Glue;
         }
-        if name.contains("::") {
+        if names::is_rust_path(name) {
             return match rust_owner(name) {
                 Owner::Crate(krate) if !self.is_library(krate) => ByName::Unlisted,
                 _ => ByName::Listed,
             };
         }
-        match go_package(name) {
+        match names::go_package(name) {
             Some(package) if self.is_library(package) => ByName::Listed,
-            Some(package) => {
-                let first = package.split('/').next().unwrap_or(package);
-                if !first.contains('.') && package != "main" {
-                    ByName::GoStd(package)
-                } else {
-                    ByName::Unlisted
-                }
-            }
+            Some(package) if names::is_go_std_shaped(package) => ByName::GoStd(package),
+            Some(_) => ByName::Unlisted,
             None => ByName::Other, // Not a Rust path, not a Go name: C, or a bare or mangled name.
         }
     }
@@ -340,12 +347,6 @@ fn matches_pattern(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// `0x` followed by hex digits only: what [`ProfileView`] shows for an unsymbolized location.
-pub(crate) fn is_address(name: &str) -> bool {
-    name.strip_prefix("0x")
-        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 /// Whose code a Rust function is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner<'a> {
@@ -358,93 +359,30 @@ enum Owner<'a> {
 /// The owning crate of a demangled Rust path (see the module documentation).
 fn rust_owner(name: &str) -> Owner<'_> {
     let name = name.trim();
-    let Some(inner) = name.strip_prefix('<') else {
-        return Owner::Crate(first_segment(name));
+    let Some(q) = names::qualified(name) else {
+        return Owner::Crate(names::first_segment(name.trim_start_matches('<')));
     };
-    // `<Self as Trait>::rest` or `<Self>::rest`: find ` as ` and the closing `>` at depth 0.
-    let (mut depth, mut as_at, mut end) = (0usize, None, inner.len());
-    let bytes = inner.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'-' if bytes.get(i + 1) == Some(&b'>') => i += 1, // `fn() -> T`
-            b'<' => depth += 1,
-            b'>' if depth == 0 => {
-                end = i;
-                break;
-            }
-            b'>' => depth -= 1,
-            b' ' if depth == 0 && as_at.is_none() && inner[i..].starts_with(" as ") => {
-                as_at = Some(i);
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    let self_ty = &inner[..as_at.unwrap_or(end)];
-    let trait_path = as_at.map(|at| &inner[at + 4..end]);
-    if let Some(path) = trait_path {
+    if let Some(path) = q.trait_path {
         let bare = path.split('<').next().unwrap_or(path);
         if DERIVABLE.contains(&bare) {
             return Owner::Builtin;
         }
     }
-    match type_owner(self_ty) {
+    match type_owner(q.self_type) {
         Some(owner) => owner,
-        None => match trait_path {
+        None => match q.trait_path {
             Some(path) => rust_owner(path),
             None => Owner::Builtin,
         },
     }
 }
 
-/// The crate of a type written as a path, `None` for a type that is not a path (slice, array,
-/// tuple, function pointer, primitive, type parameter). References, pointers and `dyn` are
-/// looked through.
+/// The owner of a type (indirection stripped), `None` for a type that is not a path.
 fn type_owner(ty: &str) -> Option<Owner<'_>> {
-    let mut ty = ty.trim();
-    loop {
-        let stripped = ["&mut ", "&", "*const ", "*mut ", "mut ", "dyn ", "impl "]
-            .iter()
-            .find_map(|p| ty.strip_prefix(p));
-        match stripped {
-            Some(rest) => ty = rest.trim_start(),
-            None => break,
-        }
-    }
     if ty.starts_with('<') {
         return Some(rust_owner(ty));
     }
-    let path_part = ty.split(['<', '(', ' ']).next().unwrap_or(ty);
-    if ty.starts_with(['[', '(']) || !path_part.contains("::") {
-        return None;
-    }
-    Some(Owner::Crate(first_segment(ty)))
-}
-
-/// The first segment of a path: `hashbrown` in `hashbrown::map::HashMap<K,V,S>::insert`.
-pub(crate) fn first_segment(path: &str) -> &str {
-    let end = path
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(path.len());
-    &path[..end]
-}
-
-/// Whether `name` is a Go function name (`main.(*Cache).Update`), not a Rust path: advice
-/// must speak the program's language.
-pub(crate) fn is_go(name: &str) -> bool {
-    !name.contains("::") && go_package(name.trim()).is_some()
-}
-
-/// The package path of a Go function name, `None` when `name` does not look like one:
-/// `net/http` in `net/http.(*conn).serve`, `main` in `main.(*Cache).Update`.
-fn go_package(name: &str) -> Option<&str> {
-    // Receivers and type arguments come after the package: `pkg.(*T).m`, `pkg.F[...]`.
-    let head = &name[..name.find(['(', '[']).unwrap_or(name.len())];
-    let last_slash = head.rfind('/').map_or(0, |i| i + 1);
-    let dot = head[last_slash..].find('.')? + last_slash;
-    let package = &name[..dot];
-    (!package.is_empty() && !package.contains(char::is_whitespace)).then_some(package)
+    names::is_type_path(ty).then(|| Owner::Crate(names::first_segment(ty)))
 }
 
 /// The first application frame of `sample`, from the leaf: the function it is charged to.

@@ -16,6 +16,7 @@ pub mod heap;
 pub mod kinds;
 pub mod limits;
 pub mod mappings;
+pub mod names;
 pub mod offline;
 pub mod profiler_frames;
 pub mod proto;

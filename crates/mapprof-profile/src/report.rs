@@ -88,8 +88,9 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use crate::app::{first_application_frame, is_go, AppFilter};
+use crate::app::{first_application_frame, AppFilter};
 use crate::limits::group as group_digits;
+use crate::names::is_go;
 use crate::proto::Profile;
 use crate::resize::resize_profile;
 use crate::top::format_value;
@@ -428,7 +429,8 @@ const MAP_GROWTH_FRAMES: &[&str] = &["runtime.hashGrow", "runtime.growWork", "ru
 /// Whether `function` is map growth machinery: Go's runtime, or hashbrown's rehash (by the
 /// growth rules of [`crate::growth`]).
 fn is_map_growth(function: &str) -> bool {
-    use crate::growth::{frame_path, role, Container, Role};
+    use crate::growth::{role, Container, Role};
+    use crate::names::frame_path;
     if MAP_GROWTH_FRAMES.iter().any(|p| function.starts_with(p)) {
         return true;
     }
