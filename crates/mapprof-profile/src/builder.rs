@@ -95,7 +95,7 @@ pub fn build(
     options: BuildOptions,
     symbolizer: &mut Symbolizer,
 ) -> Profile {
-    let mut b = Encoder::new(symbolizer.mappings(), options.symbolize);
+    let mut b = ProfileAssembler::new(symbolizer.mappings(), options.symbolize);
     b.trim = !header.keep_profiler_frames;
     if options.symbolize {
         // In address order, so that each compilation unit's DWARF is parsed about once, even
@@ -112,11 +112,15 @@ pub fn build(
             b.address(pc, symbolizer);
         }
     }
-    let mut keyed: Vec<Keyed> = Vec::with_capacity(samples.len());
+    let mut keyed: Vec<KeyedSample> = Vec::with_capacity(samples.len());
     for mut sample in samples {
         let stack = b.stack(&sample, symbolizer);
         sample.labels.sort();
-        keyed.push((stack, sample.labels, sample.values));
+        keyed.push(KeyedSample {
+            stack,
+            labels: sample.labels,
+            values: sample.values,
+        });
     }
     // Interned ids are in order of first use; sort by what they stand for, as the output must
     // not depend on the order of the input. Ranks compare as the keys do (distinct ids are
@@ -127,22 +131,22 @@ pub fn build(
     for (r, &id) in order.iter().enumerate() {
         rank[id as usize] = r as u32;
     }
-    for (stack, _, _) in &mut keyed {
-        for id in stack.iter_mut() {
+    for sample in &mut keyed {
+        for id in sample.stack.iter_mut() {
             *id = rank[*id as usize];
         }
     }
     // A stable sort keeps equal samples in input order, so that their values add up in it.
-    keyed.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
-    let mut merged: Vec<Keyed> = Vec::with_capacity(keyed.len());
-    for (stack, labels, values) in keyed {
+    keyed.sort_by(|x, y| (&x.stack, &x.labels).cmp(&(&y.stack, &y.labels)));
+    let mut merged: Vec<KeyedSample> = Vec::with_capacity(keyed.len());
+    for sample in keyed {
         match merged.last_mut() {
-            Some(last) if last.0 == stack && last.1 == labels => {
-                for (sum, v) in last.2.iter_mut().zip(values) {
+            Some(last) if last.stack == sample.stack && last.labels == sample.labels => {
+                for (sum, v) in last.values.iter_mut().zip(sample.values) {
                     *sum = sum.saturating_add(v);
                 }
             }
-            _ => merged.push((stack, labels, values)),
+            _ => merged.push(sample),
         }
     }
     b.keys = order
@@ -182,8 +186,13 @@ fn cache_comment(symbolizer: &Symbolizer) -> String {
     )
 }
 
-/// A sample keyed by its stack (location keys, by id) and sorted labels, with its values.
-type Keyed = (Vec<u32>, Vec<(String, LabelValue)>, Vec<i64>);
+/// A sample keyed by its stack and sorted labels, with its values.
+struct KeyedSample {
+    /// Location key ids, leaf first.
+    stack: Vec<u32>,
+    labels: Vec<(String, LabelValue)>,
+    values: Vec<i64>,
+}
 
 /// A location before ids are assigned: an address with its (trimmed) frames, or a synthetic
 /// frame. Ordered by address, so sorting samples by their keys is deterministic.
@@ -201,7 +210,9 @@ struct AddressKeys {
     leading: Option<Option<u32>>,
 }
 
-struct Encoder {
+/// Assembles the Profile message: interns strings, functions, location keys and locations, and
+/// remembers what each address resolved to (the bytes are written by [`crate::codec`]).
+struct ProfileAssembler {
     mappings: Vec<ObjectMapping>,
     symbolize: bool,
     /// Trim the profiler's frames at the leaf end.
@@ -210,15 +221,16 @@ struct Encoder {
     functions: Vec<Function>,
     function_ids: HashMap<(String, String, String), u64>,
     locations: Vec<Location>,
-    /// Interned location keys; ids index this (sorted by [`build`] before [`Encoder::finish`]).
+    /// Interned location keys; ids index this (sorted by [`build`] before
+    /// [`ProfileAssembler::finish`]).
     keys: Vec<LocKey>,
     synthetic_ids: HashMap<String, u32>,
     addresses: HashMap<u64, AddressKeys>,
 }
 
-impl Encoder {
-    fn new(mappings: Vec<ObjectMapping>, symbolize: bool) -> Encoder {
-        Encoder {
+impl ProfileAssembler {
+    fn new(mappings: Vec<ObjectMapping>, symbolize: bool) -> ProfileAssembler {
+        ProfileAssembler {
             mappings,
             symbolize,
             trim: true,
@@ -280,7 +292,7 @@ impl Encoder {
     }
 
     /// The key id of `pc` at a stack's leaf end, trimmed; `None` when it is all the
-    /// profiler's. `full` is what [`Encoder::address`] returned for `pc`.
+    /// profiler's. `full` is what [`ProfileAssembler::address`] returned for `pc`.
     fn leading(&mut self, pc: u64, full: u32, symbolizer: &mut Symbolizer) -> Option<u32> {
         if let Some(leading) = self.addresses[&pc].leading {
             return leading;
@@ -382,7 +394,7 @@ impl Encoder {
 
     /// The profile of `samples`, sorted and merged, whose stacks hold indices into the sorted
     /// `self.keys`.
-    fn finish(mut self, header: &Header, samples: Vec<Keyed>) -> Profile {
+    fn finish(mut self, header: &Header, samples: Vec<KeyedSample>) -> Profile {
         let mut location_ids = vec![0u64; self.keys.len()];
         let sample_type: Vec<ValueType> = header
             .sample_types
@@ -394,7 +406,12 @@ impl Encoder {
                 .value_type(&header.period_type.0, &header.period_type.1),
         );
         let mut sample = Vec::with_capacity(samples.len());
-        for (stack, labels, value) in samples {
+        for KeyedSample {
+            stack,
+            labels,
+            values: value,
+        } in samples
+        {
             if value.iter().all(|&v| v == 0) {
                 continue;
             }
