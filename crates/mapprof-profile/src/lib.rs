@@ -24,5 +24,7 @@ pub mod report;
 pub mod resize;
 pub mod symbolize;
 pub mod tags;
+#[doc(hidden)]
+pub mod testing;
 pub mod top;
 pub mod view;
