@@ -198,38 +198,19 @@ impl AppTop {
 mod tests {
     use super::*;
     use crate::app::first_application_frame;
-    use crate::proto::{Function, Line, Location, Profile, Sample, ValueType};
+    use crate::proto::Profile;
+    use crate::testing::{at, Loc, ProfileBuilder};
 
     #[test]
     fn the_charge_moves_from_a_registry_crate_to_its_caller() {
-        let mut p = profile();
         // finish_grow <- regex_syntax::parse (registry) <- Cache::update <- main
-        p.string_table
-            .push("regex_syntax::ast::parse::ParserI<P>::parse".into());
-        p.string_table.push(
-            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/regex-syntax-0.8.5/src/ast/parse.rs"
-                .into(),
+        let charged = |regex_file: &str| {
+            let regex = at("regex_syntax::ast::parse::ParserI<P>::parse", regex_file, 5);
+            profile_of(&[(&[finish_grow(), regex, update(), main(), lang_start()], 30)])
+        };
+        let p = charged(
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/regex-syntax-0.8.5/src/ast/parse.rs",
         );
-        p.function.push(Function {
-            id: 6,
-            name: 9,
-            filename: 10,
-            ..Default::default()
-        });
-        p.location.push(Location {
-            id: 7,
-            line: vec![Line {
-                function_id: 6,
-                line: 5,
-                column: 0,
-            }],
-            ..Default::default()
-        });
-        p.sample = vec![Sample {
-            location_id: vec![3, 7, 2, 1, 4],
-            value: vec![30],
-            label: vec![],
-        }];
         let v = ProfileView::new(&p).unwrap();
         let top = app_top(&v, 0, &AppFilter::default());
         let names: Vec<_> = top.rows.iter().map(|r| r.function.as_str()).collect();
@@ -238,7 +219,7 @@ mod tests {
         let frame = first_application_frame(&sample, &AppFilter::default()).unwrap();
         assert_eq!(frame.function, "cache_service::Cache::update");
         // Positive control: without the file, regex_syntax is charged.
-        p.function[5].filename = 0;
+        let p = charged("");
         let v = ProfileView::new(&p).unwrap();
         let top = app_top(&v, 0, &AppFilter::default());
         assert_eq!(
@@ -247,71 +228,54 @@ mod tests {
         );
     }
 
-    /// Functions, by id: 1 `cache_service::main`, 2 `cache_service::Cache::update`,
-    /// 3 `alloc::raw_vec::finish_grow`, 4 `std::rt::lang_start`, 5 `cache_service::Cache::get`.
+    fn cache(name: &str, line: i64) -> Loc {
+        at(name, "src/cache.rs", line)
+    }
+    fn main() -> Loc {
+        cache("cache_service::main", 10)
+    }
+    fn update() -> Loc {
+        cache("cache_service::Cache::update", 21)
+    }
+    fn finish_grow() -> Loc {
+        cache("alloc::raw_vec::finish_grow", 100)
+    }
+    fn lang_start() -> Loc {
+        cache("std::rt::lang_start", 1)
+    }
+    fn get() -> Loc {
+        cache("cache_service::Cache::get", 30)
+    }
+
+    /// An `alloc_space` profile of these stacks (leaf first) and values.
+    fn profile_of(samples: &[(&[Loc], i64)]) -> Profile {
+        samples
+            .iter()
+            .fold(
+                ProfileBuilder::new(&[("alloc_space", "bytes")]),
+                |b, (stack, v)| b.sample(stack, &[*v]),
+            )
+            .build()
+    }
+
     fn profile() -> Profile {
-        let sample = |locs: Vec<u64>, v| Sample {
-            location_id: locs,
-            value: vec![v],
-            label: vec![],
-        };
-        let loc = |id, f, line| Location {
-            id,
-            line: vec![Line {
-                function_id: f,
-                line,
-                column: 0,
-            }],
-            ..Default::default()
-        };
-        let func = |id, name| Function {
-            id,
-            name,
-            filename: 8,
-            ..Default::default()
-        };
-        Profile {
-            sample_type: vec![ValueType { r#type: 1, unit: 2 }],
-            sample: vec![
-                // update <- main, through the allocator: charged to update (at line 21).
-                sample(vec![3, 2, 1, 4], 30),
-                // update directly (line 20), more samples but less value each.
-                sample(vec![6, 1, 4], 10),
-                sample(vec![6, 1, 4], 15),
-                // get <- main, with its allocation.
-                sample(vec![3, 5, 1, 4], 40),
-                // Only library frames: unattributed.
-                sample(vec![3, 4], 5),
-                // No stack: unattributed.
-                sample(vec![], 7),
-                // Ignored: zero and negative.
-                sample(vec![5, 1, 4], 0),
-                sample(vec![5, 1, 4], -100),
-            ],
-            location: vec![
-                loc(1, 1, 10),
-                loc(2, 2, 21),
-                loc(3, 3, 100),
-                loc(4, 4, 1),
-                loc(5, 5, 30),
-                loc(6, 2, 20),
-            ],
-            function: vec![func(1, 3), func(2, 4), func(3, 5), func(4, 6), func(5, 7)],
-            string_table: [
-                "",
-                "alloc_space",
-                "bytes",
-                "cache_service::main",
-                "cache_service::Cache::update",
-                "alloc::raw_vec::finish_grow",
-                "std::rt::lang_start",
-                "cache_service::Cache::get",
-                "src/cache.rs",
-            ]
-            .map(String::from)
-            .to_vec(),
-            ..Default::default()
-        }
+        let update_20 = cache("cache_service::Cache::update", 20);
+        profile_of(&[
+            // update <- main, through the allocator: charged to update (at line 21).
+            (&[finish_grow(), update(), main(), lang_start()], 30),
+            // update directly (line 20), more samples but less value each.
+            (&[update_20.clone(), main(), lang_start()], 10),
+            (&[update_20, main(), lang_start()], 15),
+            // get <- main, with its allocation.
+            (&[finish_grow(), get(), main(), lang_start()], 40),
+            // Only library frames: unattributed.
+            (&[finish_grow(), lang_start()], 5),
+            // No stack: unattributed.
+            (&[], 7),
+            // Ignored: zero and negative.
+            (&[get(), main(), lang_start()], 0),
+            (&[get(), main(), lang_start()], -100),
+        ])
     }
 
     #[test]
@@ -366,19 +330,8 @@ mod tests {
 
     #[test]
     fn ties_are_ordered_by_name_and_an_empty_profile_has_zero_shares() {
-        let mut p = profile();
-        p.sample = vec![
-            Sample {
-                location_id: vec![5, 1],
-                value: vec![10],
-                label: vec![],
-            },
-            Sample {
-                location_id: vec![6, 1],
-                value: vec![10],
-                label: vec![],
-            },
-        ];
+        let update_20 = cache("cache_service::Cache::update", 20);
+        let p = profile_of(&[(&[get(), main()], 10), (&[update_20, main()], 10)]);
         let v = ProfileView::new(&p).unwrap();
         let top = app_top(&v, 0, &AppFilter::default());
         let names: Vec<_> = top.rows.iter().map(|r| r.function.as_str()).collect();
@@ -387,7 +340,7 @@ mod tests {
             ["cache_service::Cache::get", "cache_service::Cache::update"]
         );
 
-        p.sample.clear();
+        let p = profile_of(&[]);
         let v = ProfileView::new(&p).unwrap();
         let top = app_top(&v, 0, &AppFilter::default());
         assert_eq!((top.total, top.unattributed, top.samples), (0, 0, 0));
