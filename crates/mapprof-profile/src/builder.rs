@@ -24,6 +24,26 @@ pub enum LabelValue {
     Num(i64, Option<String>),
 }
 
+impl LabelValue {
+    /// The profile.proto label `key` = this value, its strings interned in `strings`.
+    pub(crate) fn to_label(&self, key: &str, strings: &mut StringTable) -> Label {
+        let key = strings.id(key);
+        match self {
+            LabelValue::Str(s) => Label {
+                key,
+                str: strings.id(s),
+                ..Label::default()
+            },
+            LabelValue::Num(n, unit) => Label {
+                key,
+                num: *n,
+                num_unit: unit.as_deref().map_or(0, |u| strings.id(u)),
+                ..Label::default()
+            },
+        }
+    }
+}
+
 /// One sample as collected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawSample {
@@ -421,22 +441,7 @@ impl ProfileAssembler {
                 .collect();
             let label = labels
                 .iter()
-                .map(|(key, value)| {
-                    let key = self.strings.id(key);
-                    match value {
-                        LabelValue::Str(s) => Label {
-                            key,
-                            str: self.strings.id(s),
-                            ..Label::default()
-                        },
-                        LabelValue::Num(n, unit) => Label {
-                            key,
-                            num: *n,
-                            num_unit: unit.as_deref().map_or(0, |u| self.strings.id(u)),
-                            ..Label::default()
-                        },
-                    }
-                })
+                .map(|(key, value)| value.to_label(key, &mut self.strings))
                 .collect();
             sample.push(Sample {
                 location_id,

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use crate::builder::LabelValue;
-use crate::proto::{Function, Label, Line, Location, Mapping, Profile, Sample, StringTable};
+use crate::proto::{Function, Line, Location, Mapping, Profile, Sample, StringTable};
 
 /// One frame of a [`Loc`]: a function, where it was compiled, and the line.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -200,22 +200,7 @@ impl ProfileBuilder {
         let location_id = stack.iter().map(|loc| self.location(loc)).collect();
         let label = labels
             .iter()
-            .map(|(key, value)| {
-                let key = self.strings.id(key);
-                match value {
-                    LabelValue::Str(s) => Label {
-                        key,
-                        str: self.strings.id(s),
-                        ..Label::default()
-                    },
-                    LabelValue::Num(n, unit) => Label {
-                        key,
-                        num: *n,
-                        num_unit: unit.as_deref().map_or(0, |u| self.strings.id(u)),
-                        ..Label::default()
-                    },
-                }
-            })
+            .map(|(key, value)| value.to_label(key, &mut self.strings))
             .collect();
         self.profile.sample.push(Sample {
             location_id,
