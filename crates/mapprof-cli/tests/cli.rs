@@ -497,9 +497,16 @@ fn heap_profiles_of_this_process() -> (
     mapprof_profile::proto::Profile,
     mapprof_profile::proto::Profile,
 ) {
-    use mapprof_profile::builder::{build, BuildOptions};
-    use mapprof_profile::heap::{self, HeapRecord, HeapView};
-    use mapprof_profile::symbolize::Symbolizer;
+    let samples = heap_samples_of_this_process();
+    (
+        build_heap(samples.clone(), true),
+        build_heap(samples, false),
+    )
+}
+
+/// Twenty samples through a deep stack of this process, then one at the top.
+fn heap_samples_of_this_process() -> Vec<mapprof_profile::builder::RawSample> {
+    use mapprof_profile::heap::{self, HeapRecord};
     let record = |stack: Vec<u64>, n: f64| HeapRecord {
         stack,
         alloc_objects: n,
@@ -513,17 +520,22 @@ fn heap_profiles_of_this_process() -> (
         .map(|depth| record(allocates_through_a_deep_stack(depth), f64::from(depth + 1)))
         .collect();
     records.push(record(allocates_at_the_top(), 100.0));
-    let header = heap::header(4096, HeapView::Heap);
-    let samples = heap::samples(&records);
-    let with = |symbolize| {
-        build(
-            &header,
-            samples.clone(),
-            BuildOptions { symbolize },
-            &mut Symbolizer::new(),
-        )
-    };
-    (with(true), with(false))
+    heap::samples(&records)
+}
+
+fn build_heap(
+    samples: Vec<mapprof_profile::builder::RawSample>,
+    symbolize: bool,
+) -> mapprof_profile::proto::Profile {
+    use mapprof_profile::builder::{build, BuildOptions};
+    use mapprof_profile::heap::{self, HeapView};
+    use mapprof_profile::symbolize::Symbolizer;
+    build(
+        &heap::header(4096, HeapView::Heap),
+        samples,
+        BuildOptions { symbolize },
+        &mut Symbolizer::new(),
+    )
 }
 
 fn write_profile(profile: &mapprof_profile::proto::Profile, path: &Path) {
@@ -685,34 +697,15 @@ fn symbolize_says_what_is_wrong_with_its_inputs() {
 /// command that reproduces `make flame`'s report drops the load generator this way).
 #[test]
 fn tags_focus_and_ignore_samples_by_label() {
-    let (mut profile, _) = heap_profiles_of_this_process();
-    let key = profile.string_table.len() as i64;
-    profile.string_table.push("role".into());
-    profile.string_table.push("load-generator".into());
-    let top_function = profile
-        .function
-        .iter()
-        .find(|f| profile.string_table[f.name as usize].contains("allocates_at_the_top"))
-        .map(|f| f.id)
-        .expect("the top allocating function");
-    let at_the_top = |s: &mapprof_profile::proto::Sample| {
-        s.location_id.iter().any(|l| {
-            profile.location[*l as usize - 1]
-                .line
-                .iter()
-                .any(|line| line.function_id == top_function)
-        })
-    };
-    let deep: Vec<bool> = profile.sample.iter().map(|s| !at_the_top(s)).collect();
-    for (sample, deep) in profile.sample.iter_mut().zip(deep) {
-        if deep {
-            sample.label.push(mapprof_profile::proto::Label {
-                key,
-                str: key + 1,
-                ..Default::default()
-            });
-        }
+    // The deep stacks are the load generator's.
+    let mut samples = heap_samples_of_this_process();
+    for deep in &mut samples[..20] {
+        deep.labels.push(mapprof_profile::testing::str_label(
+            "role",
+            "load-generator",
+        ));
     }
+    let profile = build_heap(samples, true);
     let dir = tmp("tags");
     write_profile(&profile, &dir.join("heap.pb.gz"));
     let top = |extra: &[&str]| {

@@ -3,10 +3,11 @@
 //! same samples always encode to the same bytes.
 
 use crate::mappings::ObjectMapping;
+use crate::profiler_frames::{is_profiler_frame, strip_profiler_frames, LeafTrim};
 use crate::proto::{
     Function, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType,
 };
-use crate::symbolize::{is_profiler_frame, strip_profiler_frames, SourceFrame, Symbolizer};
+use crate::symbolize::{SourceFrame, Symbolizer};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -21,6 +22,26 @@ pub enum LabelValue {
     Str(String),
     /// A numeric label, e.g. `bytes`.
     Num(i64, Option<String>),
+}
+
+impl LabelValue {
+    /// The profile.proto label `key` = this value, its strings interned in `strings`.
+    pub(crate) fn to_label(&self, key: &str, strings: &mut StringTable) -> Label {
+        let key = strings.id(key);
+        match self {
+            LabelValue::Str(s) => Label {
+                key,
+                str: strings.id(s),
+                ..Label::default()
+            },
+            LabelValue::Num(n, unit) => Label {
+                key,
+                num: *n,
+                num_unit: unit.as_deref().map_or(0, |u| strings.id(u)),
+                ..Label::default()
+            },
+        }
+    }
 }
 
 /// One sample as collected.
@@ -94,7 +115,7 @@ pub fn build(
     options: BuildOptions,
     symbolizer: &mut Symbolizer,
 ) -> Profile {
-    let mut b = Encoder::new(symbolizer.mappings(), options.symbolize);
+    let mut b = ProfileAssembler::new(symbolizer.mappings(), options.symbolize);
     b.trim = !header.keep_profiler_frames;
     if options.symbolize {
         // In address order, so that each compilation unit's DWARF is parsed about once, even
@@ -111,11 +132,15 @@ pub fn build(
             b.address(pc, symbolizer);
         }
     }
-    let mut keyed: Vec<Keyed> = Vec::with_capacity(samples.len());
+    let mut keyed: Vec<KeyedSample> = Vec::with_capacity(samples.len());
     for mut sample in samples {
         let stack = b.stack(&sample, symbolizer);
         sample.labels.sort();
-        keyed.push((stack, sample.labels, sample.values));
+        keyed.push(KeyedSample {
+            stack,
+            labels: sample.labels,
+            values: sample.values,
+        });
     }
     // Interned ids are in order of first use; sort by what they stand for, as the output must
     // not depend on the order of the input. Ranks compare as the keys do (distinct ids are
@@ -126,22 +151,22 @@ pub fn build(
     for (r, &id) in order.iter().enumerate() {
         rank[id as usize] = r as u32;
     }
-    for (stack, _, _) in &mut keyed {
-        for id in stack.iter_mut() {
+    for sample in &mut keyed {
+        for id in sample.stack.iter_mut() {
             *id = rank[*id as usize];
         }
     }
     // A stable sort keeps equal samples in input order, so that their values add up in it.
-    keyed.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
-    let mut merged: Vec<Keyed> = Vec::with_capacity(keyed.len());
-    for (stack, labels, values) in keyed {
+    keyed.sort_by(|x, y| (&x.stack, &x.labels).cmp(&(&y.stack, &y.labels)));
+    let mut merged: Vec<KeyedSample> = Vec::with_capacity(keyed.len());
+    for sample in keyed {
         match merged.last_mut() {
-            Some(last) if last.0 == stack && last.1 == labels => {
-                for (sum, v) in last.2.iter_mut().zip(values) {
+            Some(last) if last.stack == sample.stack && last.labels == sample.labels => {
+                for (sum, v) in last.values.iter_mut().zip(sample.values) {
                     *sum = sum.saturating_add(v);
                 }
             }
-            _ => merged.push((stack, labels, values)),
+            _ => merged.push(sample),
         }
     }
     b.keys = order
@@ -181,8 +206,13 @@ fn cache_comment(symbolizer: &Symbolizer) -> String {
     )
 }
 
-/// A sample keyed by its stack (location keys, by id) and sorted labels, with its values.
-type Keyed = (Vec<u32>, Vec<(String, LabelValue)>, Vec<i64>);
+/// A sample keyed by its stack and sorted labels, with its values.
+struct KeyedSample {
+    /// Location key ids, leaf first.
+    stack: Vec<u32>,
+    labels: Vec<(String, LabelValue)>,
+    values: Vec<i64>,
+}
 
 /// A location before ids are assigned: an address with its (trimmed) frames, or a synthetic
 /// frame. Ordered by address, so sorting samples by their keys is deterministic.
@@ -200,7 +230,9 @@ struct AddressKeys {
     leading: Option<Option<u32>>,
 }
 
-struct Encoder {
+/// Assembles the Profile message: interns strings, functions, location keys and locations, and
+/// remembers what each address resolved to (the bytes are written by [`crate::codec`]).
+struct ProfileAssembler {
     mappings: Vec<ObjectMapping>,
     symbolize: bool,
     /// Trim the profiler's frames at the leaf end.
@@ -209,15 +241,16 @@ struct Encoder {
     functions: Vec<Function>,
     function_ids: HashMap<(String, String, String), u64>,
     locations: Vec<Location>,
-    /// Interned location keys; ids index this (sorted by [`build`] before [`Encoder::finish`]).
+    /// Interned location keys; ids index this (sorted by [`build`] before
+    /// [`ProfileAssembler::finish`]).
     keys: Vec<LocKey>,
     synthetic_ids: HashMap<String, u32>,
     addresses: HashMap<u64, AddressKeys>,
 }
 
-impl Encoder {
-    fn new(mappings: Vec<ObjectMapping>, symbolize: bool) -> Encoder {
-        Encoder {
+impl ProfileAssembler {
+    fn new(mappings: Vec<ObjectMapping>, symbolize: bool) -> ProfileAssembler {
+        ProfileAssembler {
             mappings,
             symbolize,
             trim: true,
@@ -245,19 +278,13 @@ impl Encoder {
             };
             out.push(id);
         }
-        let mut leading = out.is_empty() && self.trim;
+        let mut trim = LeafTrim::new(out.is_empty() && self.trim);
         for &ret in &sample.stack {
             // A return address points after the call; the call itself is one byte before.
             let pc = ret.saturating_sub(1);
             let full = self.address(pc, symbolizer);
-            if leading {
-                let Some(id) = self.leading(pc, full, symbolizer) else {
-                    continue;
-                };
+            if let Some(id) = trim.next(full, |full| self.leading(pc, full, symbolizer)) {
                 out.push(id);
-                leading = false;
-            } else {
-                out.push(full);
             }
         }
         out
@@ -285,7 +312,7 @@ impl Encoder {
     }
 
     /// The key id of `pc` at a stack's leaf end, trimmed; `None` when it is all the
-    /// profiler's. `full` is what [`Encoder::address`] returned for `pc`.
+    /// profiler's. `full` is what [`ProfileAssembler::address`] returned for `pc`.
     fn leading(&mut self, pc: u64, full: u32, symbolizer: &mut Symbolizer) -> Option<u32> {
         if let Some(leading) = self.addresses[&pc].leading {
             return leading;
@@ -387,7 +414,7 @@ impl Encoder {
 
     /// The profile of `samples`, sorted and merged, whose stacks hold indices into the sorted
     /// `self.keys`.
-    fn finish(mut self, header: &Header, samples: Vec<Keyed>) -> Profile {
+    fn finish(mut self, header: &Header, samples: Vec<KeyedSample>) -> Profile {
         let mut location_ids = vec![0u64; self.keys.len()];
         let sample_type: Vec<ValueType> = header
             .sample_types
@@ -399,7 +426,12 @@ impl Encoder {
                 .value_type(&header.period_type.0, &header.period_type.1),
         );
         let mut sample = Vec::with_capacity(samples.len());
-        for (stack, labels, value) in samples {
+        for KeyedSample {
+            stack,
+            labels,
+            values: value,
+        } in samples
+        {
             if value.iter().all(|&v| v == 0) {
                 continue;
             }
@@ -409,22 +441,7 @@ impl Encoder {
                 .collect();
             let label = labels
                 .iter()
-                .map(|(key, value)| {
-                    let key = self.strings.id(key);
-                    match value {
-                        LabelValue::Str(s) => Label {
-                            key,
-                            str: self.strings.id(s),
-                            ..Label::default()
-                        },
-                        LabelValue::Num(n, unit) => Label {
-                            key,
-                            num: *n,
-                            num_unit: unit.as_deref().map_or(0, |u| self.strings.id(u)),
-                            ..Label::default()
-                        },
-                    }
-                })
+                .map(|(key, value)| value.to_label(key, &mut self.strings))
                 .collect();
             sample.push(Sample {
                 location_id,

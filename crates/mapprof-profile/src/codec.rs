@@ -298,33 +298,17 @@ pub fn read_file(path: impl AsRef<Path>) -> Result<Profile, ReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Function, Line, Location, Sample, ValueType};
+    use crate::testing::{frame, Frame, ProfileBuilder};
 
+    /// One sample of `f` (line 3): strings "", samples, count, f.
     fn tiny() -> Profile {
-        Profile {
-            sample_type: vec![ValueType { r#type: 1, unit: 2 }],
-            sample: vec![Sample {
-                location_id: vec![1],
-                value: vec![7],
-                label: vec![],
-            }],
-            location: vec![Location {
-                id: 1,
-                line: vec![Line {
-                    function_id: 1,
-                    line: 3,
-                    column: 0,
-                }],
-                ..Default::default()
-            }],
-            function: vec![Function {
-                id: 1,
-                name: 3,
-                ..Default::default()
-            }],
-            string_table: vec!["".into(), "samples".into(), "count".into(), "f".into()],
-            ..Default::default()
-        }
+        let f = Frame {
+            line: 3,
+            ..frame("f")
+        };
+        ProfileBuilder::new(&[("samples", "count")])
+            .sample(&[f.into()], &[7])
+            .build()
     }
 
     fn malformed(p: &Profile) -> String {

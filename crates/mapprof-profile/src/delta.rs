@@ -320,65 +320,36 @@ impl<'a> Import<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{frame, num_label, Frame, Loc, ProfileBuilder};
 
     /// A tiny profile: sample types `alloc_objects/count, alloc_space/bytes, inuse_space/bytes`,
     /// samples given as (frames leaf first, values, bytes label), one location per function
     /// name.
     fn heap(samples: &[(&[&str], [i64; 3], i64)], time: i64) -> Profile {
-        let mut strings = StringTable::default();
-        let sample_type = [
+        let location = |name: &str| {
+            Loc::from(Frame {
+                system_name: name.into(),
+                line: 1,
+                ..frame(name)
+            })
+            // The same function at the same address in every profile, as in one process.
+            .at_address(name.bytes().fold(0x1000, |a, b| a * 31 + u64::from(b)))
+        };
+        let types = [
             ("alloc_objects", "count"),
             ("alloc_space", "bytes"),
             ("inuse_space", "bytes"),
-        ]
-        .map(|(t, u)| strings.value_type(t, u))
-        .to_vec();
-        let mut names: Vec<&str> = samples.iter().flat_map(|s| s.0.iter().copied()).collect();
-        names.sort();
-        names.dedup();
-        let mut profile = Profile {
-            sample_type,
-            time_nanos: time,
-            ..Profile::default()
-        };
-        for (i, name) in names.iter().enumerate() {
-            let id = i as u64 + 1;
-            let name = strings.id(name);
-            profile.function.push(Function {
-                id,
-                name,
-                system_name: name,
-                ..Function::default()
-            });
-            profile.location.push(Location {
-                id,
-                // The same function at the same address in every profile, as in one process.
-                address: names[i].bytes().fold(0x1000, |a, b| a * 31 + u64::from(b)),
-                line: vec![Line {
-                    function_id: id,
-                    line: 1,
-                    column: 0,
-                }],
-                ..Location::default()
-            });
-        }
-        let bytes = strings.id("bytes");
-        for (frames, values, size) in samples {
-            profile.sample.push(Sample {
-                location_id: frames
-                    .iter()
-                    .map(|f| names.iter().position(|n| n == f).unwrap() as u64 + 1)
-                    .collect(),
-                value: values.to_vec(),
-                label: vec![Label {
-                    key: bytes,
-                    num: *size,
-                    ..Label::default()
-                }],
-            });
-        }
-        profile.string_table = strings.into_vec();
-        profile
+        ];
+        samples
+            .iter()
+            .fold(
+                ProfileBuilder::new(&types).time_nanos(time),
+                |b, (frames, values, size)| {
+                    let stack: Vec<Loc> = frames.iter().map(|f| location(f)).collect();
+                    b.labelled_sample(&stack, values, &[num_label("bytes", *size, None)])
+                },
+            )
+            .build()
     }
 
     /// (leaf first frame names, values, bytes) of each sample.

@@ -334,98 +334,32 @@ fn xml_escape(s: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Function, Line, Location, Profile, Sample, ValueType};
+    use crate::proto::Profile;
+    use crate::testing::ProfileBuilder;
 
     /// Two stacks: main;[u8; 4]::fill (3 twice, so 6) and main (4); one negative sample.
     fn profile() -> Profile {
-        let sample = |locs: Vec<u64>, v| Sample {
-            location_id: locs,
-            value: vec![v],
-            label: vec![],
-        };
-        let loc = |id, f| Location {
-            id,
-            line: vec![Line {
-                function_id: f,
-                line: 1,
-                column: 0,
-            }],
-            ..Default::default()
-        };
-        Profile {
-            sample_type: vec![ValueType { r#type: 1, unit: 2 }],
-            sample: vec![
-                sample(vec![2, 1], 3),
-                sample(vec![1], 4),
-                sample(vec![2, 1], 3),
-                sample(vec![1], -9),
-            ],
-            location: vec![loc(1, 1), loc(2, 2)],
-            function: vec![
-                Function {
-                    id: 1,
-                    name: 3,
-                    ..Default::default()
-                },
-                Function {
-                    id: 2,
-                    name: 4,
-                    ..Default::default()
-                },
-            ],
-            string_table: ["", "alloc_space", "bytes", "main", "[u8; 4]::fill"]
-                .map(String::from)
-                .to_vec(),
-            ..Default::default()
-        }
+        ProfileBuilder::new(&[("alloc_space", "bytes")])
+            .names(&["[u8; 4]::fill", "main"], &[3])
+            .names(&["main"], &[4])
+            .names(&["[u8; 4]::fill", "main"], &[3])
+            .names(&["main"], &[-9])
+            .build()
     }
 
     /// A profile of one sample type (`alloc_space`, `bytes`) with one sample per stack; stacks
     /// are written root first.
     fn stacks_profile(stacks: &[(&[&str], i64)]) -> Profile {
-        let mut names: Vec<String> = ["", "alloc_space", "bytes"].map(String::from).to_vec();
-        let mut id_of = |name: &str| -> u64 {
-            let i = names.iter().position(|n| n == name).unwrap_or_else(|| {
-                names.push(name.to_owned());
-                names.len() - 1
-            });
-            i as u64
-        };
-        let sample = stacks
+        stacks
             .iter()
-            .map(|(stack, v)| Sample {
-                location_id: stack.iter().rev().map(|f| id_of(f)).collect(),
-                value: vec![*v],
-                label: vec![],
-            })
-            .collect();
-        // One function and one location per name, both with the name's string index as id.
-        let ids = 3..names.len() as u64;
-        Profile {
-            sample_type: vec![ValueType { r#type: 1, unit: 2 }],
-            sample,
-            location: ids
-                .clone()
-                .map(|id| Location {
-                    id,
-                    line: vec![Line {
-                        function_id: id,
-                        line: 1,
-                        column: 0,
-                    }],
-                    ..Default::default()
-                })
-                .collect(),
-            function: ids
-                .map(|id| Function {
-                    id,
-                    name: id as i64,
-                    ..Default::default()
-                })
-                .collect(),
-            string_table: names,
-            ..Default::default()
-        }
+            .fold(
+                ProfileBuilder::new(&[("alloc_space", "bytes")]),
+                |b, (stack, v)| {
+                    let leaf_first: Vec<&str> = stack.iter().rev().copied().collect();
+                    b.names(&leaf_first, &[*v])
+                },
+            )
+            .build()
     }
 
     fn diff_svg(base: &Profile, new: &Profile, opts: &DiffOptions) -> String {
@@ -645,7 +579,8 @@ mod tests {
     fn diff_refuses_sample_types_of_different_units() {
         let base = stacks_profile(&[(&["main"], 1)]);
         let mut new = base.clone();
-        new.string_table[2] = "nanoseconds".into();
+        let unit = new.sample_type[0].unit as usize;
+        new.string_table[unit] = "nanoseconds".into();
         let (base, new) = (
             ProfileView::new(&base).unwrap(),
             ProfileView::new(&new).unwrap(),

@@ -81,8 +81,8 @@
 use regex::RegexSet;
 use std::sync::LazyLock;
 
-use crate::app::{first_segment, is_address};
-use crate::symbolize::is_profiler_frame;
+use crate::names::{self, frame_path, PRIMITIVES, STD_CRATES};
+use crate::profiler_frames::is_profiler_frame;
 
 /// A container whose growth [`classify`] recognises. [`Container::name`] is the `container`
 /// label of the resize profile.
@@ -249,7 +249,7 @@ enum FrameKind {
 impl FrameInfo {
     pub(crate) fn of(function: &str) -> FrameInfo {
         let name = function.trim();
-        let kind = if is_address(name) {
+        let kind = if names::is_address(name) {
             FrameKind::Address
         } else if is_glue(name) {
             FrameKind::Glue
@@ -311,132 +311,23 @@ pub(crate) fn classify_frames<'i>(
     Some(named.unwrap_or(base))
 }
 
-/// A function name as a plain path for the rule table: generic arguments removed (`::<..>`
-/// included), `<Type>::f` and `<Type as Trait>::f` written `Type::f` (`Trait::f` when `Type`
-/// is not a path, e.g. `T` or `[u8]`), references looked through, closure segments
-/// (`{{closure}}`, `{closure#0}`) dropped.
-///
-/// `<alloc::raw_vec::RawVecInner<_>>::reserve::do_reserve_and_handle::<alloc::alloc::Global>`
-/// becomes `alloc::raw_vec::RawVecInner::reserve::do_reserve_and_handle`, and
-/// `<alloc::string::String as core::fmt::Write>::write_str` becomes
-/// `alloc::string::String::write_str`.
-pub fn frame_path(name: &str) -> String {
-    let name = name.trim();
-    let joined = match qualified(name) {
-        Some((ty, tr, rest)) => {
-            let ty = strip_indirection(ty);
-            let head = if ty.starts_with('<') {
-                frame_path(ty)
-            } else if is_path(ty) {
-                ty.to_owned()
-            } else {
-                tr.unwrap_or(ty).to_owned()
-            };
-            head + rest
-        }
-        None => name.to_owned(),
-    };
-    strip_generics(&joined)
-        .split("::")
-        .filter(|segment| !segment.starts_with('{'))
-        .collect::<Vec<_>>()
-        .join("::")
-}
-
-/// `<Self as Trait>rest` or `<Self>rest` split into (Self, Trait, rest); `None` otherwise.
-fn qualified(name: &str) -> Option<(&str, Option<&str>, &str)> {
-    let inner = name.strip_prefix('<')?;
-    let bytes = inner.as_bytes();
-    let (mut depth, mut as_at) = (0usize, None);
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'<' => depth += 1,
-            b'>' if i > 0 && bytes[i - 1] == b'-' => {} // `fn() -> T`
-            b'>' if depth == 0 => {
-                let ty = &inner[..as_at.unwrap_or(i)];
-                let tr = as_at.map(|at| &inner[at + 4..i]);
-                return Some((ty, tr, &inner[i + 1..]));
-            }
-            b'>' => depth -= 1,
-            b' ' if depth == 0 && as_at.is_none() && inner[i..].starts_with(" as ") => {
-                as_at = Some(i);
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-fn strip_indirection(mut ty: &str) -> &str {
-    loop {
-        ty = ty.trim_start();
-        match ["&mut ", "&", "*const ", "*mut ", "mut ", "dyn "]
-            .iter()
-            .find_map(|p| ty.strip_prefix(p))
-        {
-            Some(rest) => ty = rest,
-            None => return ty.trim_end(),
-        }
-    }
-}
-
-/// A type written as a path (`alloc::vec::Vec<T>`), not a slice, tuple, primitive or parameter.
-fn is_path(ty: &str) -> bool {
-    ty.starts_with('<') || ty.split('<').next().is_some_and(|head| head.contains("::"))
-}
-
-/// Removes every `<...>` group, with the `::` before a turbofish.
-fn strip_generics(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut depth = 0usize;
-    let mut prev = '\0';
-    for c in s.chars() {
-        match c {
-            '<' => {
-                if depth == 0 && out.ends_with("::") {
-                    out.truncate(out.len() - 2);
-                }
-                depth += 1;
-            }
-            '>' if depth > 0 && prev != '-' => depth -= 1,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-        prev = c;
-    }
-    out
-}
-
-/// The crates whose frames make up a container run.
-const LIBRARY_CRATES: [&str; 4] = ["std", "core", "alloc", "hashbrown"];
-
-/// Primitive types, whose inherent methods (`<str>::repeat`, `<[T]>::to_vec`) are core's or
-/// alloc's.
-const PRIMITIVES: [&str; 17] = [
-    "str", "bool", "char", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64",
-    "i128", "isize", "f32", "f64",
-];
-
-/// Whether a function is std's, core's, alloc's or hashbrown's: for `<Self as Trait>::f` both
-/// `Self` (unless it is not a path: a slice, primitive or type parameter) and `Trait` must be.
+/// Whether a function is std's, core's, alloc's or hashbrown's ([`STD_CRATES`]): for
+/// `<Self as Trait>::f` both `Self` (unless it is not a path: a slice, primitive or type
+/// parameter) and `Trait` must be.
 fn is_library(name: &str) -> bool {
-    match qualified(name) {
-        Some((ty, tr, _)) => {
-            let ty = strip_indirection(ty);
-            let self_is = if ty.starts_with('<') {
-                is_library(ty)
-            } else if is_path(ty) {
-                LIBRARY_CRATES.contains(&first_segment(ty))
+    let in_std = |path: &str| STD_CRATES.contains(&names::first_segment(path));
+    match names::qualified(name) {
+        Some(q) => {
+            let self_is = if q.self_type.starts_with('<') {
+                is_library(q.self_type)
             } else {
-                true
+                !names::is_type_path(q.self_type) || in_std(q.self_type)
             };
-            self_is && tr.is_none_or(|t| LIBRARY_CRATES.contains(&first_segment(t.trim())))
+            self_is && q.trait_path.is_none_or(in_std)
         }
         None => {
-            name.contains("::") && {
-                let first = first_segment(name);
-                LIBRARY_CRATES.contains(&first) || PRIMITIVES.contains(&first)
-            }
+            names::is_rust_path(name)
+                && (in_std(name) || PRIMITIVES.contains(&names::first_segment(name)))
         }
     }
 }
@@ -751,44 +642,6 @@ mod tests {
             "<T as alloc::vec::spec_from_elem::SpecFromElem>::from_elem"
         ));
         assert!(!is_library("main.main"));
-    }
-
-    #[test]
-    fn frame_paths_drop_generics_qualification_and_closures() {
-        for (name, path) in [
-            (
-                "<alloc::raw_vec::RawVecInner<_>>::reserve::do_reserve_and_handle::<alloc::alloc::Global>",
-                "alloc::raw_vec::RawVecInner::reserve::do_reserve_and_handle",
-            ),
-            (
-                "hashbrown::raw::RawTable<T,A>::reserve_rehash",
-                "hashbrown::raw::RawTable::reserve_rehash",
-            ),
-            (
-                "<alloc::string::String as core::fmt::Write>::write_str",
-                "alloc::string::String::write_str",
-            ),
-            (
-                "<&mut alloc::string::String as core::fmt::Write::write_fmt::SpecWriteFmt>::spec_write_fmt",
-                "alloc::string::String::spec_write_fmt",
-            ),
-            (
-                "alloc::vec::Vec<T,A>::extend_trusted::{{closure}}",
-                "alloc::vec::Vec::extend_trusted",
-            ),
-            (
-                "<T as alloc::vec::spec_from_elem::SpecFromElem>::from_elem",
-                "alloc::vec::spec_from_elem::SpecFromElem::from_elem",
-            ),
-            ("alloc::slice::<impl [T]>::repeat", "alloc::slice::repeat"),
-            (
-                "core::iter::adapters::map::map_fold<fn() -> u8, F>::{closure#0}",
-                "core::iter::adapters::map::map_fold",
-            ),
-            ("runtime.mallocgc", "runtime.mallocgc"),
-        ] {
-            assert_eq!(frame_path(name), path, "{name}");
-        }
     }
 
     #[test]

@@ -16,11 +16,15 @@ pub mod heap;
 pub mod kinds;
 pub mod limits;
 pub mod mappings;
+pub mod names;
 pub mod offline;
+pub mod profiler_frames;
 pub mod proto;
 pub mod report;
 pub mod resize;
 pub mod symbolize;
 pub mod tags;
+#[doc(hidden)]
+pub mod testing;
 pub mod top;
 pub mod view;

@@ -162,98 +162,53 @@ pub fn resize_profile(heap: &Profile) -> Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Line, ValueType};
+    use crate::testing::{frame, str_label, Frame, Loc, ProfileBuilder};
 
     /// A symbolized heap profile: sample 1 grows a HashMap under `app::fill`, sample 2 is a
     /// `Vec::with_capacity` under `app::fill`, sample 3 a realloc under `app::raw`.
     fn heap() -> Profile {
-        let strings = [
-            "",
-            "alloc_objects",
-            "count",
-            "alloc_space",
-            "bytes",
-            "inuse_objects",
-            "inuse_space",
-            "space",
-            "hashbrown::raw::RawTable<T,A>::reserve_rehash",
-            "std::collections::hash::map::HashMap<K,V,S>::insert",
-            "app::fill",
-            "alloc::vec::Vec<T>::with_capacity",
-            "alloc::alloc::realloc",
-            "app::raw",
-            "alloc",
-            "realloc",
-            "unused::function",
-        ];
-        let line = |function_id| Line {
-            function_id,
-            line: 1,
-            column: 0,
+        let loc = |address, names: &[&str]| {
+            Loc::inlined(names.iter().map(|&name| Frame {
+                system_name: name.into(),
+                line: 1,
+                ..frame(name)
+            }))
+            .at_address(address)
         };
-        let location = |id, lines: Vec<Line>| Location {
-            id,
-            mapping_id: 1,
-            address: 0x1000 * id,
-            line: lines,
-            is_folded: false,
-        };
-        let function = |id, name| Function {
-            id,
-            name,
-            system_name: name,
-            filename: 0,
-            start_line: 0,
-        };
-        let st = |t, u| ValueType { r#type: t, unit: u };
-        let sample = |location_id: Vec<u64>, v: i64, label: Vec<Label>| Sample {
-            location_id,
-            value: vec![v, v * 100, 0, 0],
-            label,
-        };
-        Profile {
-            sample_type: vec![st(1, 2), st(3, 4), st(5, 2), st(6, 4)],
-            sample: vec![
-                sample(vec![1, 3], 16, vec![]),
-                sample(vec![2, 3], 5, vec![]),
-                sample(
-                    vec![4],
-                    2,
-                    vec![Label {
-                        key: 14,
-                        str: 15,
-                        ..Label::default()
-                    }],
+        let fill = loc(0x3000, &["app::fill"]);
+        let values = |v: i64| [v, v * 100, 0, 0];
+        ProfileBuilder::new(&[
+            ("alloc_objects", "count"),
+            ("alloc_space", "bytes"),
+            ("inuse_objects", "count"),
+            ("inuse_space", "bytes"),
+        ])
+        .period("space", "bytes", 524288)
+        .mapping(0, 0x100000, "", false)
+        .sample(
+            &[
+                loc(
+                    0x1000,
+                    &[
+                        "hashbrown::raw::RawTable<T,A>::reserve_rehash",
+                        "std::collections::hash::map::HashMap<K,V,S>::insert",
+                    ],
                 ),
-                sample(vec![5], 7, vec![]),
+                fill.clone(),
             ],
-            mapping: vec![Mapping {
-                id: 1,
-                memory_start: 0,
-                memory_limit: 0x100000,
-                ..Mapping::default()
-            }],
-            location: vec![
-                location(1, vec![line(1), line(2)]),
-                location(2, vec![line(3)]),
-                location(3, vec![line(4)]),
-                location(4, vec![line(5), line(6)]),
-                location(5, vec![line(7)]),
-            ],
-            function: vec![
-                function(1, 8),
-                function(2, 9),
-                function(3, 11),
-                function(4, 10),
-                function(5, 12),
-                function(6, 13),
-                function(7, 16),
-            ],
-            string_table: strings.map(String::from).to_vec(),
-            period_type: Some(st(7, 4)),
-            period: 524288,
-            ..Profile::default()
-        }
+            &values(16),
+        )
+        .sample(
+            &[loc(0x2000, &["alloc::vec::Vec<T>::with_capacity"]), fill],
+            &values(5),
+        )
+        .labelled_sample(
+            &[loc(0x4000, &["alloc::alloc::realloc", "app::raw"])],
+            &values(2),
+            &[str_label("alloc", "realloc")],
+        )
+        .sample(&[loc(0x5000, &["unused::function"])], &values(7))
+        .build()
     }
 
     #[test]
@@ -318,7 +273,8 @@ mod tests {
     #[test]
     fn profiles_without_heap_sample_types_or_invalid_give_an_empty_resize_profile() {
         let mut contention = heap();
-        contention.string_table[1] = "contentions".into();
+        let alloc_objects = contention.sample_type[0].r#type as usize;
+        contention.string_table[alloc_objects] = "contentions".into();
         let mut broken = heap();
         broken.sample[0].location_id.push(99);
         for input in [contention, broken, Profile::default()] {

@@ -367,37 +367,6 @@ fn name_only_frame(raw: String) -> SourceFrame {
     }
 }
 
-/// The frames of a leaf location that are not the profiler's: those outside its outermost
-/// profiler frame (the hooks and allocator shims are often inlined into the caller's address).
-/// `None` when the whole location is the profiler's.
-pub fn strip_profiler_frames(frames: Arc<[SourceFrame]>) -> Option<Arc<[SourceFrame]>> {
-    match frames.iter().rposition(|f| is_profiler_frame(&f.name)) {
-        Some(i) if i + 1 == frames.len() => None,
-        Some(i) => Some(frames[i + 1..].into()),
-        None => Some(frames),
-    }
-}
-
-/// Whether a frame belongs to the profiler or the allocator shims around it; such frames at the
-/// leaf end of a stack are trimmed, as Go trims `runtime.mallocgc`.
-pub fn is_profiler_frame(name: &str) -> bool {
-    // The lock shim's guards record from their `Drop`.
-    let name = name
-        .strip_prefix("core::ptr::drop_in_place<")
-        .unwrap_or(name);
-    let name = name.strip_prefix('<').unwrap_or(name);
-    const PREFIXES: [&str; 7] = [
-        "mapprof_rt::",
-        "mapprof::",
-        "backtrace::",
-        "__rustc::",
-        "__rust_",
-        "__rg_",
-        "__rdl_",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

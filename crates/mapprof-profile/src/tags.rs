@@ -89,43 +89,30 @@ impl TagFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Sample;
-
-    fn sample(labels: &[(i64, i64)]) -> Sample {
-        Sample {
-            value: vec![1],
-            label: labels
-                .iter()
-                .map(|&(key, str)| Label {
-                    key,
-                    str,
-                    ..Label::default()
-                })
-                .collect(),
-            ..Sample::default()
-        }
-    }
+    use crate::testing::{str_label, ProfileBuilder};
 
     #[test]
     fn focus_keeps_and_ignore_drops_by_exact_pairs() {
-        let mut profile = Profile {
-            string_table: ["", "role", "load-generator", "route", "/item", "server"]
-                .map(String::from)
-                .to_vec(),
-            sample: vec![
-                sample(&[(1, 2)]),
-                sample(&[(1, 5), (3, 4)]),
-                sample(&[(3, 4)]),
-                sample(&[]),
-            ],
-            ..Profile::default()
+        let labels = |pairs: &[(&str, &str)]| -> Vec<_> {
+            pairs.iter().map(|(k, v)| str_label(k, v)).collect()
         };
+        let mut profile = ProfileBuilder::new(&[("samples", "count")])
+            .labelled_sample(&[], &[1], &labels(&[("role", "load-generator")]))
+            .labelled_sample(
+                &[],
+                &[1],
+                &labels(&[("role", "server"), ("route", "/item")]),
+            )
+            .labelled_sample(&[], &[1], &labels(&[("route", "/item")]))
+            .sample(&[], &[1])
+            .build();
+        let all = profile.sample.clone();
         let mut ignored = profile.clone();
         TagFilter::ignoring("role", "load-generator").apply(&mut ignored);
-        assert_eq!(ignored.sample, profile.sample[1..]);
+        assert_eq!(ignored.sample, all[1..]);
         let focus = TagFilter::new(&["route=/item".into()], &["role=server".into()]).unwrap();
         focus.apply(&mut profile);
-        assert_eq!(profile.sample, [sample(&[(3, 4)])]);
+        assert_eq!(profile.sample, all[2..3]);
         for bad in ["role", "=x"] {
             let e = TagFilter::new(&[bad.into()], &[]).unwrap_err();
             assert!(e.to_string().contains("key=value"), "{e}");

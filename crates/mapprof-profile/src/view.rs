@@ -467,71 +467,27 @@ fn location_frames<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Function, Line, ValueType};
+    use crate::testing::{frame, Frame, Loc, ProfileBuilder};
 
     /// main → (inlined) helper → leaf at 0x10, plus an unsymbolized location 0x55d3c0a1b2c3.
     fn profile() -> Profile {
-        let st = |t, u| ValueType { r#type: t, unit: u };
-        Profile {
-            sample_type: vec![st(1, 2), st(3, 4)],
-            sample: vec![Sample {
-                location_id: vec![2, 1],
-                value: vec![5, 500],
-                label: vec![],
-            }],
-            location: vec![
-                Location {
-                    id: 1,
-                    address: 0x10,
-                    line: vec![
-                        Line {
-                            function_id: 2,
-                            line: 20,
-                            column: 0,
-                        },
-                        Line {
-                            function_id: 1,
-                            line: 10,
-                            column: 0,
-                        },
-                    ],
-                    ..Default::default()
-                },
-                Location {
-                    id: 2,
-                    address: 0x55d3c0a1b2c3,
-                    ..Default::default()
-                },
-            ],
-            function: vec![
-                Function {
-                    id: 1,
-                    name: 5,
-                    filename: 7,
-                    ..Default::default()
-                },
-                Function {
-                    id: 2,
-                    name: 0,
-                    system_name: 6,
-                    filename: 7,
-                    ..Default::default()
-                },
-            ],
-            string_table: [
-                "",
-                "alloc_objects",
-                "count",
-                "alloc_space",
-                "bytes",
-                "main",
-                "_ZN6helper",
-                "src/main.rs",
-            ]
-            .map(String::from)
-            .to_vec(),
-            ..Default::default()
-        }
+        let in_main = |f: Frame, line| Frame {
+            file: "src/main.rs".into(),
+            line,
+            ..f
+        };
+        // helper is known only by its symbol name.
+        let helper = Frame {
+            system_name: "_ZN6helper".into(),
+            ..frame("")
+        };
+        let at_0x10 = Loc::inlined([in_main(helper, 20), in_main(frame("main"), 10)]);
+        ProfileBuilder::new(&[("alloc_objects", "count"), ("alloc_space", "bytes")])
+            .sample(
+                &[Loc::address(0x55d3c0a1b2c3), at_0x10.at_address(0x10)],
+                &[5, 500],
+            )
+            .build()
     }
 
     #[test]
@@ -559,7 +515,7 @@ mod tests {
         let mut p = profile();
         assert_eq!(ProfileView::new(&p).unwrap().default_sample_index(), 1);
         assert_eq!(ProfileView::new(&p).unwrap().kind_name(), "allocs");
-        p.default_sample_type = 1;
+        p.default_sample_type = p.sample_type[0].r#type; // alloc_objects
         let v = ProfileView::new(&p).unwrap();
         assert_eq!(v.default_sample_index(), 0);
         assert_eq!(v.kind_name(), "heap");

@@ -7,9 +7,10 @@ mod common;
 use mapprof_profile::builder::{self, BuildOptions};
 use mapprof_profile::codec::{decode, encode_gzip, read_file};
 use mapprof_profile::heap::{self, HeapRecord, HeapView};
-use mapprof_profile::proto::{Function, Label, Line, Location, Profile, Sample, ValueType};
+use mapprof_profile::proto::Profile;
 use mapprof_profile::resize::resize_profile;
 use mapprof_profile::symbolize::Symbolizer;
+use mapprof_profile::testing::{frame, str_label, Frame, Loc, ProfileBuilder};
 use mapprof_profile::view::ProfileView;
 use prost::Message;
 
@@ -79,91 +80,30 @@ fn an_unsymbolized_heap_profile_gives_an_empty_resize_profile() {
 /// A symbolized allocs profile: `reserve_rehash` inlined into `HashMap::insert` inlined into
 /// `demo::fill`; a realloc in `demo::raw`; a plain allocation in `demo::fill`.
 fn symbolized() -> Profile {
-    let strings = [
-        "",
-        "alloc_objects",
-        "count",
-        "alloc_space",
-        "bytes",
-        "space",
-        "hashbrown::raw::RawTable<T,A>::reserve_rehash",
-        "std::collections::hash::map::HashMap<K,V,S>::insert",
-        "demo::fill",
-        "alloc::alloc::realloc",
-        "demo::raw",
-        "alloc",
-        "realloc",
-        "alloc::alloc::alloc",
-    ];
-    let function = |id, name| Function {
-        id,
-        name,
-        system_name: name,
-        filename: 0,
-        start_line: 0,
+    let loc = |address, names: &[&str]| {
+        Loc::inlined(names.iter().map(|&name| Frame {
+            system_name: name.into(),
+            line: 7,
+            ..frame(name)
+        }))
+        .at_address(address)
     };
-    let line = |function_id| Line {
-        function_id,
-        line: 7,
-        column: 0,
-    };
-    let st = |t, u| ValueType { r#type: t, unit: u };
-    Profile {
-        sample_type: vec![st(1, 2), st(3, 4)],
-        sample: vec![
-            Sample {
-                location_id: vec![1],
-                value: vec![16, 1 << 20],
-                label: vec![],
-            },
-            Sample {
-                location_id: vec![2],
-                value: vec![1, 4096],
-                label: vec![Label {
-                    key: 11,
-                    str: 12,
-                    ..Label::default()
-                }],
-            },
-            Sample {
-                location_id: vec![3],
-                value: vec![5, 500],
-                label: vec![],
-            },
+    let growth = loc(
+        0x1000,
+        &[
+            "hashbrown::raw::RawTable<T,A>::reserve_rehash",
+            "std::collections::hash::map::HashMap<K,V,S>::insert",
+            "demo::fill",
         ],
-        location: vec![
-            Location {
-                id: 1,
-                address: 0x1000,
-                line: vec![line(1), line(2), line(3)],
-                ..Location::default()
-            },
-            Location {
-                id: 2,
-                address: 0x2000,
-                line: vec![line(4), line(5)],
-                ..Location::default()
-            },
-            Location {
-                id: 3,
-                address: 0x3000,
-                line: vec![line(6), line(3)],
-                ..Location::default()
-            },
-        ],
-        function: vec![
-            function(1, 6),
-            function(2, 7),
-            function(3, 8),
-            function(4, 9),
-            function(5, 10),
-            function(6, 13),
-        ],
-        string_table: strings.map(String::from).to_vec(),
-        period_type: Some(st(5, 4)),
-        period: 1,
-        ..Profile::default()
-    }
+    );
+    let realloc = loc(0x2000, &["alloc::alloc::realloc", "demo::raw"]);
+    let alloc = loc(0x3000, &["alloc::alloc::alloc", "demo::fill"]);
+    ProfileBuilder::new(&[("alloc_objects", "count"), ("alloc_space", "bytes")])
+        .period("space", "bytes", 1)
+        .sample(&[growth], &[16, 1 << 20])
+        .labelled_sample(&[realloc], &[1, 4096], &[str_label("alloc", "realloc")])
+        .sample(&[alloc], &[5, 500])
+        .build()
 }
 
 #[test]

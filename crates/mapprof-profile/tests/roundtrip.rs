@@ -4,100 +4,49 @@
 mod common;
 
 use mapprof_profile::codec::{decode, encode_gzip};
-use mapprof_profile::proto::{Function, Line, Location, Mapping, Profile, Sample, ValueType};
+use mapprof_profile::proto::Profile;
+use mapprof_profile::testing::{Frame, Loc, ProfileBuilder};
 use mapprof_profile::top::{top, Inlining, TopOptions};
 use mapprof_profile::view::ProfileView;
 
 /// A map-growth heap profile as mapprof writes one: `RawTable::reserve` inlined into
 /// `cache::update` at one address, called from `main`; a second sample allocates in `main`.
 fn hand_built() -> Profile {
-    let strings = [
-        "",
-        "alloc_objects",
-        "count",
-        "alloc_space",
-        "bytes",
-        "space",
-        "/usr/bin/demo",
+    let function = |name: &str, system_name: &str, file: &str, line| Frame {
+        name: name.into(),
+        system_name: system_name.into(),
+        file: file.into(),
+        line,
+    };
+    let reserve = function(
         "hashbrown::raw::RawTable<T,A>::reserve",
         "_ZN9hashbrown3raw17RawTable$LT$T$C$A$GT$7reserve17h0123456789abcdefE",
         "/rustc/library/hashbrown/src/raw/mod.rs",
+        1043,
+    );
+    let update = function(
         "demo::cache::update",
         "_ZN4demo5cache6update17h0123456789abcdefE",
         "src/cache.rs",
+        88,
+    );
+    let main = function(
         "demo::main",
         "_ZN4demo4main17h0123456789abcdefE",
         "src/main.rs",
-    ];
-    let function = |id, name, system_name, filename| Function {
-        id,
-        name,
-        system_name,
-        filename,
-        start_line: 0,
-    };
-    let line = |function_id, line| Line {
-        function_id,
-        line,
-        column: 0,
-    };
-    Profile {
-        sample_type: vec![
-            ValueType { r#type: 1, unit: 2 },
-            ValueType { r#type: 3, unit: 4 },
-        ],
-        sample: vec![
-            Sample {
-                location_id: vec![1, 2],
-                value: vec![2, 6144],
-                label: vec![],
-            },
-            Sample {
-                location_id: vec![2],
-                value: vec![5, 160],
-                label: vec![],
-            },
-        ],
-        mapping: vec![Mapping {
-            id: 1,
-            memory_start: 0x1000,
-            memory_limit: 0x9000,
-            filename: 6,
-            has_functions: true,
-            has_filenames: true,
-            has_line_numbers: true,
-            has_inline_frames: true,
-            ..Default::default()
-        }],
-        location: vec![
-            Location {
-                id: 1,
-                mapping_id: 1,
-                address: 0x1234,
-                // Innermost first: reserve was inlined into update.
-                line: vec![line(1, 1043), line(2, 88)],
-                is_folded: false,
-            },
-            Location {
-                id: 2,
-                mapping_id: 1,
-                address: 0x2345,
-                line: vec![line(3, 12)],
-                is_folded: false,
-            },
-        ],
-        function: vec![
-            function(1, 7, 8, 9),
-            function(2, 10, 11, 12),
-            function(3, 13, 14, 15),
-        ],
-        string_table: strings.map(String::from).to_vec(),
-        period_type: Some(ValueType { r#type: 5, unit: 4 }),
-        period: 524288,
-        time_nanos: 1_700_000_000_000_000_000,
-        default_sample_type: 3,
-        ..Default::default()
-    }
+        12,
+    );
+    // Innermost first: reserve was inlined into update.
+    let growth = Loc::inlined([reserve, update]).at_address(0x1234);
+    let main = Loc::from(main).at_address(0x2345);
+    ProfileBuilder::new(&[("alloc_objects", "count"), ("alloc_space", "bytes")])
+        .period("space", "bytes", 524288)
+        .default_sample_type("alloc_space")
+        .time_nanos(1_700_000_000_000_000_000)
+        .mapping(0x1000, 0x9000, "/usr/bin/demo", true)
+        .sample(&[growth, main.clone()], &[2, 6144])
+        .sample(&[main], &[5, 160])
+        .build()
 }
 
 #[test]

@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mapprof_profile::growth;
-use mapprof_profile::symbolize::strip_profiler_frames;
+use mapprof_profile::profiler_frames::trim_resolved;
 use mapprof_rt::table::{self, BucketId, Kind, FLAG_REALLOC};
 use signal_hook::iterator::{Handle, Signals};
 
@@ -282,20 +282,12 @@ impl Tracer {
 /// Whether a heap bucket's stack is container growth, as the resize profile would say.
 fn is_growth(stack: &[usize], realloc: bool) -> bool {
     // The profiler's own frames at the leaf are left out, as the profile builder does.
-    let mut leaf = true;
-    let frames: Vec<_> = with_symbolizer(|symbolizer| {
-        stack
-            .iter()
-            .filter_map(|&ret| {
-                let frames = symbolizer.resolve((ret as u64).saturating_sub(1));
-                if !leaf {
-                    return Some(frames);
-                }
-                let rest = strip_profiler_frames(frames)?;
-                leaf = false;
-                Some(rest)
-            })
-            .collect()
+    let frames = with_symbolizer(|symbolizer| {
+        trim_resolved(
+            stack
+                .iter()
+                .map(|&ret| symbolizer.resolve((ret as u64).saturating_sub(1))),
+        )
     });
     let names = frames.iter().flat_map(|f| f.iter().map(|s| &*s.name));
     growth::classify(names, realloc).is_some()

@@ -39,3 +39,53 @@ pub(crate) fn table_part(report: &str) -> String {
         .unwrap_or_else(|| panic!("no table in report:\n{report}"));
     report[start..].to_owned()
 }
+
+/// Compares `actual` with the golden file `tests/golden/NAME`; with `MAPPROF_BLESS=1` writes it
+/// instead (inferno's `INFERNO_BLESS_TESTS`), so that a change of output is a reviewed diff.
+pub(crate) fn assert_golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("MAPPROF_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().expect("a golden directory")).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e} (MAPPROF_BLESS=1 writes it)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        panic!(
+            "{} differs from the output (- expected, + actual; after review, MAPPROF_BLESS=1 \
+             rewrites it):\n{}",
+            path.display(),
+            line_diff(&expected, actual)
+        );
+    }
+}
+
+/// The lines that differ, by position, as `-expected` / `+actual` pairs (at most 40 lines).
+fn line_diff(expected: &str, actual: &str) -> String {
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let mut out = Vec::new();
+    for i in 0..e.len().max(a.len()) {
+        let (x, y) = (e.get(i), a.get(i));
+        if x == y {
+            continue;
+        }
+        out.push(format!("@@ line {}", i + 1));
+        out.extend(x.map(|x| format!("-{x}")));
+        out.extend(y.map(|y| format!("+{y}")));
+        if out.len() >= 40 {
+            out.push("...".to_owned());
+            break;
+        }
+    }
+    if out.is_empty() {
+        out.push("(only line endings differ)".to_owned());
+    }
+    out.join("\n")
+}

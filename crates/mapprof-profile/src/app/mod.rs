@@ -71,24 +71,25 @@
 //! application type, `<cache_service::Item as core::ops::drop::Drop>::drop`, is application code
 //! and keeps its cost.)
 
-use std::collections::HashMap;
-use std::io::{self, Write};
+mod ranking;
+
+pub use ranking::{app_top, AppRow, AppTop};
 
 use crate::builder::LOST_FRAME;
-use crate::top::format_value;
-use crate::view::{Frame, ProfileView, SampleRef};
+use crate::names::{self, STD_CRATES};
+use crate::view::{Frame, SampleRef};
 
 /// The crates whose code is never the application's: the standard library, the allocator's
 /// and runtime's support crates, the async runtime and HTTP stack, tracing, and mapprof itself
 /// (with its unwinder and renderer). A trailing `*` matches every crate name with that prefix
 /// (`futures*` is `futures`, `futures_util`, `futures_core`, ...). Extend it here or, per use,
 /// with [`AppFilter::with_library`].
-pub const BUILTIN_LIBRARIES: &[&str] = &[
-    // The standard library and what it is built from.
-    "std",
-    "core",
-    "alloc",
-    "hashbrown",
+pub const BUILTIN_LIBRARIES: &[&str] =
+    &concat::<{ STD_CRATES.len() + OTHER_LIBRARIES.len() }>(&STD_CRATES, OTHER_LIBRARIES);
+
+/// [`BUILTIN_LIBRARIES`] after the standard library's crates.
+const OTHER_LIBRARIES: &[&str] = &[
+    // What the standard library is built from.
     "compiler_builtins",
     "std_detect",
     "panic_unwind",
@@ -115,6 +116,18 @@ pub const BUILTIN_LIBRARIES: &[&str] = &[
     // The allocator under mapprof's wrapper.
     "tikv_jemalloc*",
 ];
+
+/// `a` then `b`, in a constant.
+const fn concat<const N: usize>(a: &[&'static str], b: &[&'static str]) -> [&'static str; N] {
+    assert!(a.len() + b.len() == N);
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
+        i += 1;
+    }
+    out
+}
 
 /// Path fragments of source files that are not the application's: dependencies (cargo's
 /// registry and git checkouts, `vendor/` directories, Go's module cache) and toolchains (Rust's
@@ -251,7 +264,7 @@ impl AppFilter {
             return true;
         }
         go_std_package.is_some_and(|package| {
-            let first = package.split('/').next().unwrap_or(package);
+            let first = names::go_root_element(package);
             file.contains(&format!("/src/{first}/")) || file.contains("/src/runtime/")
         })
     }
@@ -290,27 +303,21 @@ impl AppFilter {
     fn by_name<'n>(&self, name: &'n str) -> ByName<'n> {
         if name.is_empty()
             || name.starts_with('[')
-            || is_address(name)
+            || names::is_address(name)
             || GLUE.iter().any(|p| matches_pattern(p, name))
         {
             return ByName::Glue;
         }
-        if name.contains("::") {
+        if names::is_rust_path(name) {
             return match rust_owner(name) {
                 Owner::Crate(krate) if !self.is_library(krate) => ByName::Unlisted,
                 _ => ByName::Listed,
             };
         }
-        match go_package(name) {
+        match names::go_package(name) {
             Some(package) if self.is_library(package) => ByName::Listed,
-            Some(package) => {
-                let first = package.split('/').next().unwrap_or(package);
-                if !first.contains('.') && package != "main" {
-                    ByName::GoStd(package)
-                } else {
-                    ByName::Unlisted
-                }
-            }
+            Some(package) if names::is_go_std_shaped(package) => ByName::GoStd(package),
+            Some(_) => ByName::Unlisted,
             None => ByName::Other, // Not a Rust path, not a Go name: C, or a bare or mangled name.
         }
     }
@@ -340,12 +347,6 @@ fn matches_pattern(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// `0x` followed by hex digits only: what [`ProfileView`] shows for an unsymbolized location.
-pub(crate) fn is_address(name: &str) -> bool {
-    name.strip_prefix("0x")
-        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 /// Whose code a Rust function is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner<'a> {
@@ -358,93 +359,30 @@ enum Owner<'a> {
 /// The owning crate of a demangled Rust path (see the module documentation).
 fn rust_owner(name: &str) -> Owner<'_> {
     let name = name.trim();
-    let Some(inner) = name.strip_prefix('<') else {
-        return Owner::Crate(first_segment(name));
+    let Some(q) = names::qualified(name) else {
+        return Owner::Crate(names::first_segment(name.trim_start_matches('<')));
     };
-    // `<Self as Trait>::rest` or `<Self>::rest`: find ` as ` and the closing `>` at depth 0.
-    let (mut depth, mut as_at, mut end) = (0usize, None, inner.len());
-    let bytes = inner.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'-' if bytes.get(i + 1) == Some(&b'>') => i += 1, // `fn() -> T`
-            b'<' => depth += 1,
-            b'>' if depth == 0 => {
-                end = i;
-                break;
-            }
-            b'>' => depth -= 1,
-            b' ' if depth == 0 && as_at.is_none() && inner[i..].starts_with(" as ") => {
-                as_at = Some(i);
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    let self_ty = &inner[..as_at.unwrap_or(end)];
-    let trait_path = as_at.map(|at| &inner[at + 4..end]);
-    if let Some(path) = trait_path {
+    if let Some(path) = q.trait_path {
         let bare = path.split('<').next().unwrap_or(path);
         if DERIVABLE.contains(&bare) {
             return Owner::Builtin;
         }
     }
-    match type_owner(self_ty) {
+    match type_owner(q.self_type) {
         Some(owner) => owner,
-        None => match trait_path {
+        None => match q.trait_path {
             Some(path) => rust_owner(path),
             None => Owner::Builtin,
         },
     }
 }
 
-/// The crate of a type written as a path, `None` for a type that is not a path (slice, array,
-/// tuple, function pointer, primitive, type parameter). References, pointers and `dyn` are
-/// looked through.
+/// The owner of a type (indirection stripped), `None` for a type that is not a path.
 fn type_owner(ty: &str) -> Option<Owner<'_>> {
-    let mut ty = ty.trim();
-    loop {
-        let stripped = ["&mut ", "&", "*const ", "*mut ", "mut ", "dyn ", "impl "]
-            .iter()
-            .find_map(|p| ty.strip_prefix(p));
-        match stripped {
-            Some(rest) => ty = rest.trim_start(),
-            None => break,
-        }
-    }
     if ty.starts_with('<') {
         return Some(rust_owner(ty));
     }
-    let path_part = ty.split(['<', '(', ' ']).next().unwrap_or(ty);
-    if ty.starts_with(['[', '(']) || !path_part.contains("::") {
-        return None;
-    }
-    Some(Owner::Crate(first_segment(ty)))
-}
-
-/// The first segment of a path: `hashbrown` in `hashbrown::map::HashMap<K,V,S>::insert`.
-pub(crate) fn first_segment(path: &str) -> &str {
-    let end = path
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(path.len());
-    &path[..end]
-}
-
-/// Whether `name` is a Go function name (`main.(*Cache).Update`), not a Rust path: advice
-/// must speak the program's language.
-pub(crate) fn is_go(name: &str) -> bool {
-    !name.contains("::") && go_package(name.trim()).is_some()
-}
-
-/// The package path of a Go function name, `None` when `name` does not look like one:
-/// `net/http` in `net/http.(*conn).serve`, `main` in `main.(*Cache).Update`.
-fn go_package(name: &str) -> Option<&str> {
-    // Receivers and type arguments come after the package: `pkg.(*T).m`, `pkg.F[...]`.
-    let head = &name[..name.find(['(', '[']).unwrap_or(name.len())];
-    let last_slash = head.rfind('/').map_or(0, |i| i + 1);
-    let dot = head[last_slash..].find('.')? + last_slash;
-    let package = &name[..dot];
-    (!package.is_empty() && !package.contains(char::is_whitespace)).then_some(package)
+    names::is_type_path(ty).then(|| Owner::Crate(names::first_segment(ty)))
 }
 
 /// The first application frame of `sample`, from the leaf: the function it is charged to.
@@ -455,196 +393,9 @@ pub fn first_application_frame<'v, 'a>(
     sample.frames().find(|f| filter.is_application_frame(f))
 }
 
-/// One application function of an [`AppTop`] ranking.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AppRow {
-    /// The function's name.
-    pub function: String,
-    /// The source file of the frame that carried the largest single value for this function
-    /// (so a report can say where), empty when unknown.
-    pub file: String,
-    /// The line of that frame, 0 when unknown.
-    pub line: i64,
-    /// The values of the samples whose first application frame is this function.
-    pub value: i64,
-    /// `value` as a fraction of [`AppTop::total`], 0.0 when the total is 0.
-    pub share: f64,
-    /// How many samples the value rests on.
-    pub samples: usize,
-}
-
-/// Values charged to application functions: see [`app_top`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct AppTop {
-    /// The sample type the values are of, e.g. `alloc_space`.
-    pub sample_type: String,
-    /// The unit of the values, e.g. `bytes`.
-    pub unit: String,
-    /// One row per application function, by value descending, then name.
-    pub rows: Vec<AppRow>,
-    /// The sum of the positive values of all samples.
-    pub total: i64,
-    /// The part of `total` in samples without any application frame.
-    pub unattributed: i64,
-    /// How many samples have a positive value.
-    pub samples: usize,
-    /// How many of them have no application frame.
-    pub unattributed_samples: usize,
-}
-
-/// Charges the value at `sample_index` of every sample to the sample's first application frame
-/// from the leaf, and sums per function.
-///
-/// Only positive values count, as in flame graphs (a negative value, as in a diffed profile,
-/// has no place to be drawn or charged), so `rows` values plus `unattributed` make `total`.
-/// A sample without any application frame (all std, runtime, mapprof; or no stack at all) is
-/// *unattributed*. A recursive function is charged once per sample, at its leaf-most frame.
-pub fn app_top(view: &ProfileView<'_>, sample_index: usize, filter: &AppFilter) -> AppTop {
-    struct Acc<'a> {
-        value: i64,
-        samples: usize,
-        best: i64,
-        file: &'a str,
-        line: i64,
-    }
-    let mut is_app: HashMap<(&str, &str), bool> = HashMap::new();
-    let mut functions: HashMap<&str, Acc<'_>> = HashMap::new();
-    let (mut total, mut unattributed) = (0i64, 0i64);
-    let (mut samples, mut unattributed_samples) = (0usize, 0usize);
-    for sample in view.samples() {
-        let value = sample.value(sample_index);
-        if value <= 0 {
-            continue;
-        }
-        total = total.saturating_add(value);
-        samples += 1;
-        let frame = sample.frames().find(|f| {
-            *is_app
-                .entry((f.function.as_ref(), f.file))
-                .or_insert_with(|| filter.is_application_frame(f))
-        });
-        let Some(frame) = frame else {
-            unattributed = unattributed.saturating_add(value);
-            unattributed_samples += 1;
-            continue;
-        };
-        let acc = functions
-            .entry(frame.function.as_ref())
-            .or_insert_with(|| Acc {
-                value: 0,
-                samples: 0,
-                best: 0,
-                file: frame.file,
-                line: frame.line,
-            });
-        acc.value = acc.value.saturating_add(value);
-        acc.samples += 1;
-        if value > acc.best {
-            (acc.best, acc.file, acc.line) = (value, frame.file, frame.line);
-        }
-    }
-    let share = |v: i64| {
-        if total == 0 {
-            0.0
-        } else {
-            v as f64 / total as f64
-        }
-    };
-    let mut rows: Vec<AppRow> = functions
-        .into_iter()
-        .map(|(function, acc)| AppRow {
-            function: function.to_owned(),
-            file: acc.file.to_owned(),
-            line: acc.line,
-            value: acc.value,
-            share: share(acc.value),
-            samples: acc.samples,
-        })
-        .collect();
-    rows.sort_by(|a, b| {
-        b.value
-            .cmp(&a.value)
-            .then_with(|| a.function.cmp(&b.function))
-    });
-    let sample_type = view.sample_types().get(sample_index).copied();
-    AppTop {
-        sample_type: sample_type.map_or("", |t| t.name).to_owned(),
-        unit: sample_type.map_or("", |t| t.unit).to_owned(),
-        rows,
-        total,
-        unattributed,
-        samples,
-        unattributed_samples,
-    }
-}
-
-impl AppTop {
-    /// The top row, if any function was charged.
-    pub fn top(&self) -> Option<&AppRow> {
-        self.rows.first()
-    }
-
-    /// [`AppTop::unattributed`] as a fraction of the total, 0.0 when the total is 0.
-    pub fn unattributed_share(&self) -> f64 {
-        if self.total == 0 {
-            0.0
-        } else {
-            self.unattributed as f64 / self.total as f64
-        }
-    }
-
-    /// Writes the ranking as a table: a `Type:` line, the total and the unattributed part,
-    /// then one line per function (value, share, samples, function, `file:line`), at most
-    /// `max_rows` of them.
-    pub fn render(&self, out: &mut impl Write, max_rows: Option<usize>) -> io::Result<()> {
-        let fmt = |v: i64| format_value(v, &self.unit);
-        writeln!(out, "Type: {}", self.sample_type)?;
-        writeln!(
-            out,
-            "Total {} in {} samples; in no application function: {} ({:.2}%) in {} samples",
-            fmt(self.total),
-            self.samples,
-            fmt(self.unattributed),
-            self.unattributed_share() * 100.0,
-            self.unattributed_samples
-        )?;
-        let shown = max_rows.map_or(self.rows.len(), |n| n.min(self.rows.len()));
-        if shown < self.rows.len() {
-            writeln!(
-                out,
-                "Showing top {shown} application functions out of {}",
-                self.rows.len()
-            )?;
-        }
-        writeln!(
-            out,
-            "{:>10} {:>7} {:>8}  function  file:line",
-            "value", "share", "samples"
-        )?;
-        for row in &self.rows[..shown] {
-            let place = match (row.file.as_str(), row.line) {
-                ("", _) => "?".to_owned(),
-                (file, 0) => file.to_owned(),
-                (file, line) => format!("{file}:{line}"),
-            };
-            writeln!(
-                out,
-                "{:>10} {:>6.2}% {:>8}  {}  {}",
-                fmt(row.value),
-                row.share * 100.0,
-                row.samples,
-                row.function,
-                place
-            )?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Function, Line, Location, Profile, Sample, ValueType};
 
     fn app(name: &str) -> bool {
         AppFilter::default().is_application(name)
@@ -929,222 +680,5 @@ mod tests {
         // Without a file the name decides.
         assert!(!filter.is_application_at("cache.(*Store).Put", ""));
         assert!(filter.is_application_at("regex::Regex::new", ""));
-    }
-
-    #[test]
-    fn the_charge_moves_from_a_registry_crate_to_its_caller() {
-        let mut p = profile();
-        // finish_grow <- regex_syntax::parse (registry) <- Cache::update <- main
-        p.string_table
-            .push("regex_syntax::ast::parse::ParserI<P>::parse".into());
-        p.string_table.push(
-            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/regex-syntax-0.8.5/src/ast/parse.rs"
-                .into(),
-        );
-        p.function.push(Function {
-            id: 6,
-            name: 9,
-            filename: 10,
-            ..Default::default()
-        });
-        p.location.push(Location {
-            id: 7,
-            line: vec![Line {
-                function_id: 6,
-                line: 5,
-                column: 0,
-            }],
-            ..Default::default()
-        });
-        p.sample = vec![Sample {
-            location_id: vec![3, 7, 2, 1, 4],
-            value: vec![30],
-            label: vec![],
-        }];
-        let v = ProfileView::new(&p).unwrap();
-        let top = app_top(&v, 0, &AppFilter::default());
-        let names: Vec<_> = top.rows.iter().map(|r| r.function.as_str()).collect();
-        assert_eq!(names, ["cache_service::Cache::update"]);
-        let sample = v.samples().next().unwrap();
-        let frame = first_application_frame(&sample, &AppFilter::default()).unwrap();
-        assert_eq!(frame.function, "cache_service::Cache::update");
-        // Positive control: without the file, regex_syntax is charged.
-        p.function[5].filename = 0;
-        let v = ProfileView::new(&p).unwrap();
-        let top = app_top(&v, 0, &AppFilter::default());
-        assert_eq!(
-            top.top().map(|r| r.function.as_str()),
-            Some("regex_syntax::ast::parse::ParserI<P>::parse")
-        );
-    }
-
-    /// Functions, by id: 1 `cache_service::main`, 2 `cache_service::Cache::update`,
-    /// 3 `alloc::raw_vec::finish_grow`, 4 `std::rt::lang_start`, 5 `cache_service::Cache::get`.
-    fn profile() -> Profile {
-        let sample = |locs: Vec<u64>, v| Sample {
-            location_id: locs,
-            value: vec![v],
-            label: vec![],
-        };
-        let loc = |id, f, line| Location {
-            id,
-            line: vec![Line {
-                function_id: f,
-                line,
-                column: 0,
-            }],
-            ..Default::default()
-        };
-        let func = |id, name| Function {
-            id,
-            name,
-            filename: 8,
-            ..Default::default()
-        };
-        Profile {
-            sample_type: vec![ValueType { r#type: 1, unit: 2 }],
-            sample: vec![
-                // update <- main, through the allocator: charged to update (at line 21).
-                sample(vec![3, 2, 1, 4], 30),
-                // update directly (line 20), more samples but less value each.
-                sample(vec![6, 1, 4], 10),
-                sample(vec![6, 1, 4], 15),
-                // get <- main, with its allocation.
-                sample(vec![3, 5, 1, 4], 40),
-                // Only library frames: unattributed.
-                sample(vec![3, 4], 5),
-                // No stack: unattributed.
-                sample(vec![], 7),
-                // Ignored: zero and negative.
-                sample(vec![5, 1, 4], 0),
-                sample(vec![5, 1, 4], -100),
-            ],
-            location: vec![
-                loc(1, 1, 10),
-                loc(2, 2, 21),
-                loc(3, 3, 100),
-                loc(4, 4, 1),
-                loc(5, 5, 30),
-                loc(6, 2, 20),
-            ],
-            function: vec![func(1, 3), func(2, 4), func(3, 5), func(4, 6), func(5, 7)],
-            string_table: [
-                "",
-                "alloc_space",
-                "bytes",
-                "cache_service::main",
-                "cache_service::Cache::update",
-                "alloc::raw_vec::finish_grow",
-                "std::rt::lang_start",
-                "cache_service::Cache::get",
-                "src/cache.rs",
-            ]
-            .map(String::from)
-            .to_vec(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn samples_are_charged_to_their_first_application_frame() {
-        let p = profile();
-        let v = ProfileView::new(&p).unwrap();
-        let top = app_top(&v, 0, &AppFilter::default());
-        assert_eq!((top.total, top.unattributed), (107, 12));
-        assert_eq!((top.samples, top.unattributed_samples), (6, 2));
-        assert_eq!(
-            (top.sample_type.as_str(), top.unit.as_str()),
-            ("alloc_space", "bytes")
-        );
-        let rows: Vec<_> = top
-            .rows
-            .iter()
-            .map(|r| {
-                (
-                    r.function.as_str(),
-                    r.file.as_str(),
-                    r.line,
-                    r.value,
-                    r.samples,
-                )
-            })
-            .collect();
-        assert_eq!(
-            rows,
-            [
-                ("cache_service::Cache::update", "src/cache.rs", 21, 55, 3),
-                ("cache_service::Cache::get", "src/cache.rs", 30, 40, 1),
-            ]
-        );
-        assert!((top.rows[0].share - 55.0 / 107.0).abs() < 1e-12);
-        assert!((top.rows[1].share - 40.0 / 107.0).abs() < 1e-12);
-        assert!((top.unattributed_share() - 12.0 / 107.0).abs() < 1e-12);
-        assert_eq!(
-            top.top().map(|r| r.function.as_str()),
-            Some("cache_service::Cache::update")
-        );
-    }
-
-    #[test]
-    fn added_libraries_move_the_charge_to_the_caller() {
-        let p = profile();
-        let v = ProfileView::new(&p).unwrap();
-        let filter = AppFilter::default().with_library("cache_service");
-        let top = app_top(&v, 0, &filter);
-        assert!(top.rows.is_empty());
-        assert_eq!(top.unattributed, top.total);
-    }
-
-    #[test]
-    fn ties_are_ordered_by_name_and_an_empty_profile_has_zero_shares() {
-        let mut p = profile();
-        p.sample = vec![
-            Sample {
-                location_id: vec![5, 1],
-                value: vec![10],
-                label: vec![],
-            },
-            Sample {
-                location_id: vec![6, 1],
-                value: vec![10],
-                label: vec![],
-            },
-        ];
-        let v = ProfileView::new(&p).unwrap();
-        let top = app_top(&v, 0, &AppFilter::default());
-        let names: Vec<_> = top.rows.iter().map(|r| r.function.as_str()).collect();
-        assert_eq!(
-            names,
-            ["cache_service::Cache::get", "cache_service::Cache::update"]
-        );
-
-        p.sample.clear();
-        let v = ProfileView::new(&p).unwrap();
-        let top = app_top(&v, 0, &AppFilter::default());
-        assert_eq!((top.total, top.unattributed, top.samples), (0, 0, 0));
-        assert_eq!(top.unattributed_share(), 0.0);
-        assert!(top.rows.is_empty());
-    }
-
-    #[test]
-    fn render_shows_totals_rows_and_the_cut() {
-        let p = profile();
-        let v = ProfileView::new(&p).unwrap();
-        let mut out = Vec::new();
-        app_top(&v, 0, &AppFilter::default())
-            .render(&mut out, Some(1))
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<_> = text.lines().collect();
-        assert_eq!(
-            lines,
-            [
-                "Type: alloc_space",
-                "Total 107B in 6 samples; in no application function: 12B (11.21%) in 2 samples",
-                "Showing top 1 application functions out of 2",
-                "     value   share  samples  function  file:line",
-                "       55B  51.40%        3  cache_service::Cache::update  src/cache.rs:21",
-            ]
-        );
     }
 }

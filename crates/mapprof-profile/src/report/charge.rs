@@ -1,0 +1,294 @@
+//! Charging: each sample of a profile to its first application frame, per role (allocation,
+//! growth, lock holding and waiting, channel waiting, CPU, map growth), and resize samples per
+//! growth site and size class.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{ProfileSummary, ReportError, ReportOptions};
+use crate::app::{first_application_frame, AppFilter};
+use crate::view::{ProfileView, SampleRef};
+
+/// Accumulates one function's part of one profile.
+#[derive(Default)]
+pub(super) struct Acc {
+    pub(super) value: i64,
+    pub(super) events: f64,
+    pub(super) samples: usize,
+    /// Value per (file, line) of the function's frame.
+    pub(super) lines: HashMap<(String, i64), i64>,
+}
+
+impl Acc {
+    /// The most-weighted (file, line) and its value, a known line first.
+    pub(super) fn place(&self) -> Option<(&str, i64, i64)> {
+        self.lines
+            .iter()
+            .filter(|((file, _), _)| !file.is_empty())
+            .max_by(|((fa, la), va), ((fb, lb), vb)| {
+                (*la > 0, **va)
+                    .cmp(&(*lb > 0, **vb))
+                    .then_with(|| (fb, lb).cmp(&(fa, la)))
+            })
+            .map(|((file, line), value)| (file.as_str(), *line, *value))
+    }
+}
+
+/// One profile's values per application function.
+pub(super) struct Charged {
+    pub(super) unit: String,
+    pub(super) total: i64,
+    /// Events of the samples with a value, application frame or not.
+    pub(super) events: f64,
+    pub(super) by_function: HashMap<String, Acc>,
+}
+
+/// One size class of one growth site: resizes, bytes, samples.
+#[derive(Default, Clone, Copy)]
+pub(super) struct Class {
+    pub(super) resizes: f64,
+    pub(super) bytes: i64,
+    pub(super) samples: usize,
+}
+
+/// Per (function, container): the size classes, the element size if known, the sampling rate.
+#[derive(Default)]
+pub(super) struct Site {
+    pub(super) classes: BTreeMap<u32, Class>,
+    pub(super) element: Option<u64>,
+    pub(super) rate: f64,
+}
+
+pub(super) type GrowthSites = BTreeMap<(String, String), Site>;
+
+/// Go's runtime functions in which a goroutine blocks on a channel or in `select`.
+pub(super) const CHANNEL_FRAMES: &[&str] = &[
+    "runtime.selectgo",
+    "runtime.chanrecv",
+    "runtime.chanrecv1",
+    "runtime.chanrecv2",
+    "runtime.chansend",
+    "runtime.chansend1",
+    "runtime.block",
+    "runtime.selectnbrecv",
+    "runtime.selectnbsend",
+];
+
+/// Go's runtime functions of map growth (prefixes: `growWork_faststr`, `evacuate_fast64`).
+pub(super) const MAP_GROWTH_FRAMES: &[&str] =
+    &["runtime.hashGrow", "runtime.growWork", "runtime.evacuate"];
+
+/// Whether `function` is map growth machinery: Go's runtime, or hashbrown's rehash (by the
+/// growth rules of [`crate::growth`]).
+pub(super) fn is_map_growth(function: &str) -> bool {
+    use crate::growth::{role, Container, Role};
+    use crate::names::frame_path;
+    if MAP_GROWTH_FRAMES.iter().any(|p| function.starts_with(p)) {
+        return true;
+    }
+    function.contains("hashbrown")
+        && role(&frame_path(function)) == Some(Role::Grows(Container::HashMap))
+}
+
+/// Whether a frame before the application frame of `sample` satisfies `is`.
+pub(super) fn below_application(
+    sample: &SampleRef<'_, '_>,
+    filter: &AppFilter,
+    is: impl Fn(&str) -> bool,
+) -> bool {
+    sample
+        .frames()
+        .take_while(|f| !filter.is_application(&f.function))
+        .any(|f| is(f.function.trim()))
+}
+
+/// Charges one profile to application functions; growth also per container and size class.
+pub(super) fn charge(
+    view: &ProfileView<'_>,
+    name: &str,
+    kind: &str,
+    opts: &ReportOptions,
+    charged: &mut BTreeMap<&'static str, Charged>,
+    sites: &mut GrowthSites,
+) -> Result<ProfileSummary, ReportError> {
+    // What the profile tells: (the roles it plays, its value, its events). A block profile is
+    // split into lock and channel waits, a CPU profile's map growth is also a role of its own;
+    // their shares are of the whole profile.
+    let (roles, sample_type, events_type): (&[&'static str], _, _) = match kind {
+        "heap" | "allocs" => (&["allocation"], "alloc_space", "alloc_objects"),
+        "resize" => (&["growth"], "resize_space", "resizes"),
+        "mutex" => (&["lock_holding"], "delay", "contentions"),
+        "block" => (&["lock_waiting", "channel_waiting"], "delay", "contentions"),
+        _ => (&["cpu", "map_growth_cpu"], "cpu", "samples"),
+    };
+    let index = |t: &str| {
+        view.sample_index_by_name(t).map_err(|e| ReportError {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        })
+    };
+    let value_index = index(sample_type)?;
+    let events_index = index(events_type)?;
+    let unit = view.sample_types()[value_index].unit.to_owned();
+    for role in roles {
+        charged.entry(role).or_insert_with(|| Charged {
+            unit: unit.clone(),
+            total: 0,
+            events: 0.0,
+            by_function: HashMap::new(),
+        });
+    }
+    let rate = view.profile().period.max(1) as f64;
+    let mut samples = 0;
+    let mut total = 0i64;
+    let mut events_total = 0.0;
+    for sample in view.samples() {
+        let value = sample.value(value_index);
+        if value <= 0 {
+            continue;
+        }
+        samples += 1;
+        total = total.saturating_add(value);
+        let events = sample.value(events_index).max(0) as f64;
+        events_total += events;
+        let Some(frame) = first_application_frame(&sample, &opts.filter) else {
+            continue;
+        };
+        let mut add = |role: &'static str| {
+            let acc = charged
+                .get_mut(role)
+                .expect("an entry per role")
+                .by_function
+                .entry(frame.function.to_string())
+                .or_default();
+            acc.value = acc.value.saturating_add(value);
+            acc.events += events;
+            acc.samples += 1;
+            let at = acc
+                .lines
+                .entry((frame.file.to_owned(), frame.line))
+                .or_default();
+            *at = at.saturating_add(value);
+        };
+        match kind {
+            "block" => {
+                let channel =
+                    below_application(&sample, &opts.filter, |f| CHANNEL_FRAMES.contains(&f));
+                add(if channel {
+                    "channel_waiting"
+                } else {
+                    "lock_waiting"
+                });
+            }
+            "cpu" => {
+                add("cpu");
+                if below_application(&sample, &opts.filter, is_map_growth) {
+                    add("map_growth_cpu");
+                }
+            }
+            _ => add(roles[0]),
+        }
+        if kind == "resize" {
+            let container = sample
+                .raw()
+                .label
+                .iter()
+                .find(|l| view.string(l.key) == crate::resize::CONTAINER_LABEL)
+                .map_or("unknown", |l| view.string(l.str));
+            // The size class of the sample's average size (see the module documentation): its
+            // numeric `bytes` label where it has one (mapprof's and Go's heap samples), else
+            // value ÷ events. The label is exact; the quotient is not when events were rounded
+            // to a whole number, as for a sample of one large allocation (labelled samples,
+            // one bucket per request, are often that): 1.22 allocations of 110 kB written as
+            // one of 134 kB would land a class too high.
+            let average = sample
+                .raw()
+                .label
+                .iter()
+                .find(|l| view.string(l.key) == "bytes" && l.str == 0)
+                .map(|l| l.num as f64)
+                .unwrap_or(if events > 0.0 {
+                    value as f64 / events
+                } else {
+                    0.0
+                });
+            let class = 64 - (average as u64).leading_zeros();
+            let site = sites
+                .entry((frame.function.to_string(), container.to_owned()))
+                .or_default();
+            site.rate = rate;
+            if site.element.is_none() {
+                site.element = sample
+                    .frames()
+                    .take_while(|f| !opts.filter.is_application(&f.function))
+                    .find_map(|f| element_size(&f.function));
+            }
+            let slot = site.classes.entry(class).or_default();
+            slot.resizes += events;
+            slot.bytes = slot.bytes.saturating_add(value);
+            slot.samples += 1;
+        }
+    }
+    for role in roles {
+        let entry = charged.get_mut(role).expect("an entry per role");
+        entry.total = entry.total.saturating_add(total);
+        entry.events += events_total;
+    }
+    Ok(ProfileSummary {
+        name: name.to_owned(),
+        kind: kind.to_owned(),
+        sample_type: sample_type.to_owned(),
+        unit,
+        total,
+        samples,
+    })
+}
+
+/// The size in bytes of the element type a container frame names, for primitive elements:
+/// 8 for `<alloc::raw_vec::RawVec<u64>>::grow_one`, 1 for `alloc::vec::Vec<u8>::reserve`;
+/// `None` for `Vec<T,A>` (legacy demangling names no type) or a type of unknown size.
+pub(super) fn element_size(function: &str) -> Option<u64> {
+    for pattern in ["Vec<", "VecDeque<", "BinaryHeap<"] {
+        let mut rest = function;
+        while let Some(at) = rest.find(pattern) {
+            rest = &rest[at + pattern.len()..];
+            let end = rest.find([',', '>']).unwrap_or(rest.len());
+            let size = match rest[..end].trim() {
+                "u8" | "i8" | "bool" => 1,
+                "u16" | "i16" => 2,
+                "u32" | "i32" | "f32" | "char" => 4,
+                "u64" | "i64" | "f64" | "usize" | "isize" => 8,
+                "u128" | "i128" => 16,
+                _ => continue,
+            };
+            return Some(size);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn element_sizes_come_from_concrete_primitive_types_only() {
+        assert_eq!(
+            element_size("<alloc::raw_vec::RawVec<u64>>::grow_one"),
+            Some(8)
+        );
+        assert_eq!(
+            element_size("<alloc::vec::Vec<u8>>::extend_from_slice"),
+            Some(1)
+        );
+        assert_eq!(
+            element_size("<alloc::collections::vec_deque::VecDeque<u32, Global>>::grow"),
+            Some(4)
+        );
+        assert_eq!(element_size("alloc::vec::Vec<T,A>::push"), None);
+        assert_eq!(
+            element_size("<alloc::raw_vec::RawVecInner<A>>::finish_grow"),
+            None
+        );
+        assert_eq!(element_size("alloc::vec::Vec<app::Item>::push"), None);
+    }
+}
