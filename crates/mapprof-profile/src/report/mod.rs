@@ -33,7 +33,7 @@
 //! divided by that is the growths per call. Each class's count minus the next one's is how
 //! many containers ended there, which gives the average final size.
 //!
-//! When every class's count agrees with one number (within 3 standard errors of sampling and
+//! When every class's count agrees with one number (within 4 standard errors of sampling and
 //! [`SYSTEMATIC`]),
 //! every call passed every class and ended at the same size (the incident's map of 2,000
 //! entries): the classes' sampled counts pool into one estimate, `Σ sampled ÷ Σ p`, which the

@@ -89,10 +89,13 @@ pub(super) fn grown(container: &str, site: &Site, total: i64) -> Growth {
         .map(|(_, c)| c.resizes * probability(c))
         .sum();
     let pooled = seen / classes.iter().map(|(_, c)| probability(c)).sum::<f64>();
+    // Each class within 4 standard errors of the pooled count: the test is joint over a dozen
+    // classes or so, where 3 would call about 3% of sites that do end alike uneven (the
+    // fixture's, once in a loaded CI run).
     let same_end = classes.iter().all(|(_, c)| {
         let p = probability(c);
         let slack = 0.5 + SYSTEMATIC * pooled;
-        (c.resizes - pooled).abs() <= slack + 3.0 * (pooled * (1.0 - p) / p).sqrt()
+        (c.resizes - pooled).abs() <= slack + 4.0 * (pooled * (1.0 - p) / p).sqrt()
     }) && seen.sqrt().recip() <= MAX_CALLS_ERROR;
     let size = |v: f64| format_value(v as i64, "bytes");
     let first_step = format!("its first growth step, {}", size(average(&first)));
