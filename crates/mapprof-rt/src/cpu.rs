@@ -601,7 +601,12 @@ mod tests {
             "{total} samples of {} signals",
             samples.signals
         );
-        assert!(samples.records.iter().all(|r| r.rate == 1_000_000));
+        // The lost bucket (rate 0) may hold a sample whose handler found the insert lock taken
+        // by another thread's, at the same tick.
+        assert!(samples
+            .records
+            .iter()
+            .all(|r| r.lost || r.rate == 1_000_000));
         // Other tests' threads may be sampled too, before their stack bounds are known.
         assert!(
             samples.records.iter().any(|r| r.stack.len() >= 3),
@@ -614,7 +619,10 @@ mod tests {
         let again = start(500).expect("a finished profile frees the timer");
         spin_until_sampled(5);
         let samples = again.finish();
-        assert!(samples.records.iter().all(|r| r.rate == 2_000_000));
+        assert!(samples
+            .records
+            .iter()
+            .all(|r| r.lost || r.rate == 2_000_000));
         assert!(!timer_armed().unwrap());
 
         // A child forked during a profile can take its own; the parent's goes on.
