@@ -273,11 +273,9 @@ fn go_tool_pprof_tagfocus_keeps_only_the_named_container() {
             .unwrap_or_else(|| panic!("no totals in\n{text}"));
         after.split(',').next().unwrap().parse().unwrap()
     };
-    let hash_maps: i64 = resizes_by_container(&run.resize, "")
-        .get("HashMap")
-        .copied()
-        .unwrap_or(0);
-    assert_eq!(kept(&maps), hash_maps, "{maps}");
+    let by_container = resizes_by_container(&run.resize, "");
+    let count = |container: &str| by_container.get(container).copied().unwrap_or(0);
+    assert_eq!(kept(&maps), count("HashMap"), "{maps}");
 
     // pprof matches a tag value as an unanchored regular expression: `Vec` also keeps the
     // `VecDeque`; anchored, only the vector.
@@ -287,5 +285,8 @@ fn go_tool_pprof_tagfocus_keeps_only_the_named_container() {
     );
     assert!(top_rows(&vecs)[0].contains("push_vec"), "{vecs}");
     assert!(!vecs.contains("grow_deque"), "{vecs}");
-    assert_eq!(kept(&vecs), 19, "{vecs}");
+    // Every vector's growth, this test's and any other's in the process (a `CString` built to
+    // spawn a command grows one), and no deque's.
+    assert!(count("VecDeque") > 0, "{by_container:?}");
+    assert_eq!(kept(&vecs), count("Vec"), "{vecs}");
 }
