@@ -41,11 +41,10 @@
 //!    waits as usual, but records nothing (`mapprof_rt`'s thread flag): the profiler's own
 //!    locking never shows in the profiles and never recurses into them. Not async-signal-safe,
 //!    as std's; mapprof's SIGPROF handler never takes them.
-//! 6. **Fork: as std's.** A lock held when the process forks stays held in the child. The
-//!    books are not reset: a fork in the instant another thread is inside a book's ledger
-//!    leaves that ledger locked in the child (that lock's next contended lock, or `RwLock`
-//!    unlock with a waiter counted, then never returns), and a waiter registered at the fork
-//!    is charged in the child as if it still waited. Known; not handled.
+//! 6. **Fork: as std's for the lock, safe for the books.** A lock held when the process forks
+//!    stays held in the child, as with std's. A book's ledger held by another thread at the
+//!    fork is not: its lock word holds the process id, so the child takes it, and the
+//!    ledger's counts, its parent's waiters, are reset there (`wait_book`).
 
 mod condvar;
 mod futex;

@@ -7,24 +7,41 @@
 //! a waiter can get the lock and charge in its turn) and records it, stack and all, after.
 
 use mapprof_rt::contention::{now_ns, record_holder_delay, WaiterStack};
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::sync::{Mutex, PoisonError};
+use std::cell::UnsafeCell;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{
+    AtomicU32,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// The waiting side of one lock.
 #[derive(Debug, Default)]
 pub(crate) struct WaitBook {
     /// Registered waiters (`RwLock`'s unlock reads it; `Mutex`'s lock word tells the same).
     waiters: AtomicU32,
-    /// Protects the arithmetic below; taken by waiters as they start and stop waiting and by
-    /// unlocks that found waiters, for a few instructions.
-    ledger: Mutex<Ledger>,
+    /// The id of the process whose thread holds the ledger, 0 when free: taken by waiters as
+    /// they start and stop waiting and by unlocks that found waiters, for a few instructions.
+    /// A fork in that instant leaves it held in the child by a thread that does not exist
+    /// there; the child sees another process's id and takes it ([`WaitBook::ledger`]).
+    holder: AtomicU32,
+    ledger: UnsafeCell<Ledger>,
 }
+
+// SAFETY: `ledger` is only reached through `LedgerGuard`, which exists only while `holder`
+// holds the calling process's id, taken by compare-and-swap: one thread at a time.
+unsafe impl Sync for WaitBook {}
+// The ledger's critical sections are arithmetic that cannot panic: no unwind leaves it half
+// updated (std's `Mutex`, used before, is unwind-safe the same way, by poisoning).
+impl std::panic::RefUnwindSafe for WaitBook {}
 
 /// Waiters that registered since the last charge are "new" (their start times summed); the
 /// others are "old" and have all been waiting since at least `last_charge`. `pending` is the
 /// wait of waiters that got the lock before anyone charged it.
 #[derive(Debug, Default)]
 struct Ledger {
+    /// The process the counts are of: in a child just forked they are its parent's threads',
+    /// which are not there, so they are reset.
+    process: u32,
     epoch: u64,
     old: u64,
     new: u64,
@@ -45,7 +62,9 @@ impl WaitBook {
     pub(crate) const fn new() -> WaitBook {
         WaitBook {
             waiters: AtomicU32::new(0),
-            ledger: Mutex::new(Ledger {
+            holder: AtomicU32::new(0),
+            ledger: UnsafeCell::new(Ledger {
+                process: 0,
                 epoch: 0,
                 old: 0,
                 new: 0,
@@ -56,9 +75,38 @@ impl WaitBook {
         }
     }
 
-    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
-        // Nothing in the ledger's critical sections can panic; recover anyway.
-        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Takes the ledger: free, or held by a thread of another process (the parent this one was
+    /// forked from). Its holders run a few instructions, so waiting is spinning, then yielding.
+    fn ledger(&self) -> LedgerGuard<'_> {
+        let process = std::process::id();
+        let mut spins = 0u32;
+        loop {
+            let holder = self.holder.load(Relaxed);
+            if holder != process
+                && self
+                    .holder
+                    .compare_exchange(holder, process, Acquire, Relaxed)
+                    .is_ok()
+            {
+                break;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let mut guard = LedgerGuard { book: self };
+        if guard.process != process {
+            // First use, or first in a forked child: nobody of this process waits yet.
+            *guard = Ledger {
+                process,
+                ..Ledger::default()
+            };
+            self.waiters.store(0, Relaxed);
+        }
+        guard
     }
 
     /// Registers the calling thread as about to block on the lock: captures its stack first,
@@ -135,10 +183,86 @@ impl WaitBook {
     }
 }
 
+/// The ledger, held ([`WaitBook::ledger`]); dropping it frees it.
+struct LedgerGuard<'a> {
+    book: &'a WaitBook,
+}
+
+impl Deref for LedgerGuard<'_> {
+    type Target = Ledger;
+    fn deref(&self) -> &Ledger {
+        // SAFETY: the guard exists only while this thread holds the ledger (see `Sync`).
+        unsafe { &*self.book.ledger.get() }
+    }
+}
+
+impl DerefMut for LedgerGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Ledger {
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference through the guard.
+        unsafe { &mut *self.book.ledger.get() }
+    }
+}
+
+impl Drop for LedgerGuard<'_> {
+    fn drop(&mut self) {
+        // Release: the next holder sees the ledger as this one left it.
+        self.book.holder.store(0, Release);
+    }
+}
+
 /// Records a holder's charge (its stack included), after its lock is released.
 #[inline]
 pub(crate) fn record_charge(delay_ns: u64) {
     if delay_ns > 0 {
         record_holder_delay(delay_ns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fork while another thread holds the ledger, with a waiter registered: the child can
+    /// still register, leave and charge (rather than spin forever on a holder it does not
+    /// have), and is not charged for its parent's waiter. `alarm` ends a child that hangs.
+    #[test]
+    fn a_forked_child_takes_a_ledger_its_parent_held() {
+        let book = WaitBook::new();
+        let parents_waiter = book.enter();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(
+            book.charge() > 0,
+            "the parent's waiter is charged in the parent"
+        );
+        let held = book.ledger();
+        // SAFETY: the child only uses the book (atomics, the clock, a fixed-size stack
+        // capture) and leaves with `_exit`, running no destructor.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            // SAFETY: schedules SIGALRM, whose default action ends the child, in 5 s.
+            unsafe { libc::alarm(5) };
+            let charged_for_parent = book.charge();
+            let ticket = book.enter();
+            let req = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000,
+            };
+            // SAFETY: a plain sleep of 1 ms; `req` is valid and the remainder not asked for.
+            unsafe { libc::nanosleep(&req, std::ptr::null_mut()) };
+            let charged_for_own = book.charge();
+            book.leave(ticket);
+            let ok = charged_for_parent == 0 && charged_for_own > 0;
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        drop(held);
+        let mut status = 0;
+        // SAFETY: waits for the child just forked; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child hung or was charged for its parent's waiter: {status}"
+        );
+        book.leave(parents_waiter);
     }
 }
