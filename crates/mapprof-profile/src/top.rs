@@ -168,10 +168,10 @@ pub fn top(view: &ProfileView<'_>, sample_index: usize, opts: &TopOptions) -> To
     if let Some(max) = opts.max_rows {
         rows.truncate(max);
     }
-    let sample_type = view.sample_types().get(sample_index).copied();
+    let (sample_type, unit) = view.sample_type_owned(sample_index);
     Top {
-        sample_type: sample_type.map_or("", |t| t.name).to_owned(),
-        unit: sample_type.map_or("", |t| t.unit).to_owned(),
+        sample_type,
+        unit,
         total,
         rows,
         dropped,

@@ -158,6 +158,14 @@ impl<'a> ProfileView<'a> {
         &self.sample_types
     }
 
+    /// The name and unit of sample type `index`, owned, for tables that outlive the view;
+    /// empty for an index out of range.
+    pub fn sample_type_owned(&self, index: usize) -> (String, String) {
+        self.sample_types
+            .get(index)
+            .map_or_else(Default::default, |t| (t.name.to_owned(), t.unit.to_owned()))
+    }
+
     /// The sample type to show when none is asked for, by pprof's rule: the one named by
     /// `default_sample_type` if it names one, else the last.
     pub fn default_sample_index(&self) -> usize {

@@ -108,7 +108,8 @@ static DWARF_SAFE: AtomicBool = AtomicBool::new(false);
 static NOT_UNWOUND: AtomicU64 = AtomicU64::new(0);
 /// SIGPROFs not sent by the profile's timers, ignored (see [`Source`]).
 static NOT_FROM_THE_TIMER: AtomicU64 = AtomicU64::new(0);
-/// Samples taken by the process-wide timer, on threads without a timer of their own.
+/// Samples taken by the process-wide timer, on threads without a timer of their own
+/// ([`Samples::by_process_timer`]).
 static BY_PROCESS_TIMER: AtomicU64 = AtomicU64::new(0);
 
 /// Why [`start`] did not start.
@@ -144,8 +145,9 @@ pub struct Samples {
     /// SIGPROFs sent by a process (`kill`, `tgkill`, `sigqueue`, someone else's timer) rather
     /// than the profile's timers while recording: not CPU time, so not samples.
     pub not_from_the_timer: u64,
-    /// Samples taken by the process-wide timer on threads that got no timer of their own
-    /// (more than [`MAX_THREAD_TIMERS`], or refused by the kernel): that timer charges a
+    /// Samples taken by the process-wide timer: the first of each thread started during the
+    /// profile (the one that arms the thread's own), and every one of threads that got none
+    /// (more than [`MAX_THREAD_TIMERS`], or refused by the kernel). That timer charges a
     /// thread's tick with time other threads may have used.
     pub by_process_timer: u64,
 }

@@ -119,8 +119,8 @@ fn encode(samples: rt_cpu::Samples, hz: u32, start: SystemTime, duration: Durati
             "sampling: {hz} Hz of CPU time (each sample stands for {} ns); samples: {total}; \
              lost (table of {capacity} stacks full, or its insert lock busy): {lost}; \
              without any frame: {}; SIGPROFs from kill, not the timer, ignored: {}; \
-             taken by the process-wide timer (threads without a timer of their own, past {} \
-             or refused by the kernel): {}",
+             taken by the process-wide timer (the first of each thread started during the profile, or threads \
+             without a timer of their own, past {} or refused by the kernel): {}",
             header.period,
             samples.not_unwound,
             samples.not_from_the_timer,

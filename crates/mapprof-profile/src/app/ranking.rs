@@ -119,10 +119,10 @@ pub fn app_top(view: &ProfileView<'_>, sample_index: usize, filter: &AppFilter) 
             .cmp(&a.value)
             .then_with(|| a.function.cmp(&b.function))
     });
-    let sample_type = view.sample_types().get(sample_index).copied();
+    let (sample_type, unit) = view.sample_type_owned(sample_index);
     AppTop {
-        sample_type: sample_type.map_or("", |t| t.name).to_owned(),
-        unit: sample_type.map_or("", |t| t.unit).to_owned(),
+        sample_type,
+        unit,
         rows,
         total,
         unattributed,
