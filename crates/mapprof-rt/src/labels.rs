@@ -34,7 +34,10 @@ mod tests;
 pub use cap::{capped, MAX_VALUES_PER_KEY};
 pub use encoded::MAX_PAIRS;
 pub(crate) use stack::current_id;
-pub use stack::{current_pairs, enter, leave, signal_id, Saved, MAX_STACK_BYTES, MAX_STACK_PAIRS};
+pub use stack::{
+    current_pairs, enter, enter_prepared, leave, leave_prepared, signal_id, Prepared, Saved,
+    MAX_STACK_BYTES, MAX_STACK_PAIRS,
+};
 pub(crate) use table::after_fork_in_child;
 pub use table::{pairs, usage, ARENA_BYTES, MAX_SETS};
 

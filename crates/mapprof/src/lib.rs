@@ -39,8 +39,9 @@ pub use config::{
 pub use cpu::{cpu_profile, CpuProfiler, DEFAULT_CPU_HZ, MAX_CPU_HZ};
 pub use error::Error;
 pub use labels::{
-    current_labels, label_overflow, label_values_capped, labels, set_labels, LabelGuard,
-    MAX_LABEL_BYTES, MAX_LABEL_KEYS, MAX_LABEL_PAIRS, MAX_LABEL_SETS, MAX_LABEL_VALUES,
+    current_labels, label_overflow, label_values_capped, labels, set_labels, LabelGuard, Labelled,
+    Labels, WithLabels, MAX_LABEL_BYTES, MAX_LABEL_KEYS, MAX_LABEL_PAIRS, MAX_LABEL_SETS,
+    MAX_LABEL_VALUES,
 };
 pub use mapprof_rt::stack::Unwinder;
 pub use memory::{self_memory, self_memory_comment, SelfMemory};

@@ -8,7 +8,7 @@ use crate::spin::Caller;
 use crate::thread::{ThreadState, STATE};
 use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{
-    compiler_fence,
+    compiler_fence, AtomicU32,
     Ordering::{Acquire, Relaxed, Release},
 };
 
@@ -67,46 +67,69 @@ pub struct Saved {
 pub fn enter(pairs: &[(&str, &str)]) -> Saved {
     STACK
         .try_with(|stack| {
-            let saved = Saved {
-                n_pairs: stack.n_pairs.get(),
-                n_bytes: stack.n_bytes.get(),
-                overflowed: stack.overflowed.get(),
-                id: STATE.try_with(|s| s.labels.load(Relaxed)).unwrap_or(NONE),
-            };
+            let saved = save(stack);
             if !pairs.is_empty() {
                 push(stack, &saved, pairs);
             }
             saved
         })
-        .unwrap_or(Saved {
-            n_pairs: 0,
-            n_bytes: 0,
-            overflowed: false,
-            id: NONE,
-        })
+        .unwrap_or(EMPTY)
+}
+
+/// What a thread whose thread-locals are gone restores: nothing.
+const EMPTY: Saved = Saved {
+    n_pairs: 0,
+    n_bytes: 0,
+    overflowed: false,
+    id: NONE,
+};
+
+/// The thread's labels as they are, to restore later.
+fn save(stack: &LabelStack) -> Saved {
+    Saved {
+        n_pairs: stack.n_pairs.get(),
+        n_bytes: stack.n_bytes.get(),
+        overflowed: stack.overflowed.get(),
+        id: STATE.try_with(|s| s.labels.load(Relaxed)).unwrap_or(NONE),
+    }
 }
 
 /// Appends `pairs` to the thread's labels, as they were when `saved` was taken.
 fn push(stack: &LabelStack, saved: &Saved, pairs: &[(&str, &str)]) {
-    let bytes: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let bytes = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+    push_with(stack, saved, pairs.len(), bytes, |i| {
+        (pairs[i].0.as_bytes(), pairs[i].1.as_bytes())
+    });
+}
+
+/// Appends `n` pairs of `bytes` bytes in all, the `i`th being `pair(i)`, to the thread's
+/// labels as they were when `saved` was taken; leaves the cached id [`PENDING`].
+fn push_with<'a>(
+    stack: &LabelStack,
+    saved: &Saved,
+    n: usize,
+    bytes: usize,
+    pair: impl Fn(usize) -> (&'a [u8], &'a [u8]),
+) {
     let (mut n_pairs, mut at) = (saved.n_pairs, saved.n_bytes);
-    if saved.overflowed || n_pairs + pairs.len() > MAX_STACK_PAIRS || at + bytes > MAX_STACK_BYTES {
+    if saved.overflowed || n_pairs + n > MAX_STACK_PAIRS || at + bytes > MAX_STACK_BYTES {
         stack.overflowed.set(true);
         OVERFLOWS.fetch_add(1, Relaxed);
         set_cached(OVERFLOW);
         return;
     }
     set_cached(CHANGING);
-    let bytes = stack.bytes.get().cast::<u8>();
-    for (k, v) in pairs {
+    let buffer = stack.bytes.get().cast::<u8>();
+    for i in 0..n {
+        let (k, v) = pair(i);
         stack.pairs[n_pairs].set((at as u16, k.len() as u16, v.len() as u16));
-        // SAFETY: `at + k.len() + v.len() <= MAX_STACK_BYTES` (checked above for all the
-        // pairs), so both copies stay inside `bytes`; the buffer is this thread's and nothing
-        // else accesses it meanwhile (see `LabelStack`); sources are the caller's strings,
-        // which cannot overlap the thread-local buffer.
+        // SAFETY: `at + k.len() + v.len() <= MAX_STACK_BYTES` (the caller's `bytes` is the sum
+        // of all the pairs' lengths, checked above), so both copies stay inside `bytes`; the
+        // buffer is this thread's and nothing else accesses it meanwhile (see `LabelStack`);
+        // sources are the caller's strings, which cannot overlap the thread-local buffer.
         unsafe {
-            std::ptr::copy_nonoverlapping(k.as_ptr(), bytes.add(at), k.len());
-            std::ptr::copy_nonoverlapping(v.as_ptr(), bytes.add(at + k.len()), v.len());
+            std::ptr::copy_nonoverlapping(k.as_ptr(), buffer.add(at), k.len());
+            std::ptr::copy_nonoverlapping(v.as_ptr(), buffer.add(at + k.len()), v.len());
         }
         at += k.len() + v.len();
         n_pairs += 1;
@@ -114,6 +137,94 @@ fn push(stack: &LabelStack, saved: &Saved, pairs: &[(&str, &str)]) {
     stack.n_pairs.set(n_pairs);
     stack.n_bytes.set(at);
     set_cached(PENDING);
+}
+
+/// Pairs laid out once (one buffer of keys and values), to be added to the polling thread's
+/// labels at every poll of a task ([`enter_prepared`]): a copy of the bytes and a few stores,
+/// and, once a sample has looked the set up, no lookup again.
+#[derive(Debug)]
+pub struct Prepared {
+    bytes: Box<[u8]>,
+    /// (start in `bytes`, key length, value length) of each pair.
+    pairs: Box<[(usize, usize, usize)]>,
+    /// The set's id when entered on a thread with no labels of its own, once a sample has
+    /// looked it up; [`PENDING`] until then.
+    id: AtomicU32,
+}
+
+impl Prepared {
+    /// `pairs` laid out for [`enter_prepared`]. Allocates.
+    pub fn new<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Prepared {
+        let mut bytes = Vec::new();
+        let mut ranges = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            let (k, v) = (k.as_ref(), v.as_ref());
+            ranges.push((bytes.len(), k.len(), v.len()));
+            bytes.extend_from_slice(k.as_bytes());
+            bytes.extend_from_slice(v.as_bytes());
+        }
+        Prepared {
+            bytes: bytes.into(),
+            pairs: ranges.into(),
+            id: AtomicU32::new(PENDING),
+        }
+    }
+
+    /// The `i`th pair as bytes.
+    fn pair(&self, i: usize) -> (&[u8], &[u8]) {
+        let (at, k, v) = self.pairs[i];
+        (&self.bytes[at..at + k], &self.bytes[at + k..at + k + v])
+    }
+
+    /// The pairs, in the order given.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        fn text(b: &[u8]) -> &str {
+            // Copied from `&str`s whole: always UTF-8.
+            std::str::from_utf8(b).unwrap_or("")
+        }
+        (0..self.pairs.len()).map(move |i| {
+            let (k, v) = self.pair(i);
+            (text(k), text(v))
+        })
+    }
+}
+
+/// [`enter`] for a [`Prepared`] set: the same labels, at the cost of one copy of its bytes
+/// and, on a thread with no labels of its own, the set's id known from an earlier poll.
+pub fn enter_prepared(prepared: &Prepared) -> Saved {
+    STACK
+        .try_with(|stack| {
+            let saved = save(stack);
+            let n = prepared.pairs.len();
+            if n > 0 {
+                push_with(stack, &saved, n, prepared.bytes.len(), |i| prepared.pair(i));
+                if is_base(&saved) && !stack.overflowed.get() {
+                    set_cached(prepared.id.load(Relaxed));
+                }
+            }
+            saved
+        })
+        .unwrap_or(EMPTY)
+}
+
+/// [`leave`] for what [`enter_prepared`] returned: also keeps the id a sample looked up
+/// meanwhile, for the set's next poll.
+pub fn leave_prepared(saved: Saved, prepared: &Prepared) {
+    if is_base(&saved) {
+        let id = STATE
+            .try_with(|s| s.labels.load(Relaxed))
+            .unwrap_or(PENDING);
+        if id != PENDING && id != CHANGING {
+            prepared.id.store(id, Relaxed);
+        }
+    }
+    leave(saved);
+}
+
+/// Whether `saved` is a thread with no labels: a prepared set entered on it is the thread's
+/// whole set, so its id is the set's own.
+fn is_base(saved: &Saved) -> bool {
+    saved.n_pairs == 0 && !saved.overflowed
 }
 
 /// Restores the calling thread's labels to what they were before the [`enter`] that returned

@@ -167,3 +167,67 @@ fn a_key_keeps_a_bounded_number_of_values() {
     .join()
     .unwrap();
 }
+
+/// A prepared set labels like the same pairs entered: on its own, nested in a thread's
+/// labels and holding a guard of its own, and after a sample has cached its id in it.
+#[test]
+fn a_prepared_set_labels_as_its_pairs_entered() {
+    let _serial = serial();
+    std::thread::spawn(|| {
+        let task = Prepared::new(&[("trace_id", "t1"), ("route", "/p"), ("trace_id", "t2")]);
+        let plain = enter(&[("trace_id", "t1"), ("route", "/p"), ("trace_id", "t2")]);
+        let expected = sample_id();
+        leave(plain);
+        assert_eq!(
+            pairs(expected),
+            [
+                ("route".into(), "/p".into()),
+                ("trace_id".into(), "t2".into())
+            ]
+        );
+        for poll in 0..3 {
+            let saved = enter_prepared(&task);
+            let cached = STATE.with(|s| s.labels.load(Relaxed));
+            assert_eq!(
+                cached == PENDING,
+                poll == 0,
+                "poll {poll}: id kept in the set"
+            );
+            assert_eq!(sample_id(), expected);
+            let inner = enter(&[("tenant", "x")]);
+            assert_eq!(
+                pairs(sample_id()),
+                merge(&pairs(expected), &[("tenant", "x")])
+            );
+            leave(inner);
+            leave_prepared(saved, &task);
+            assert_eq!(sample_id(), NONE);
+        }
+        // Under the thread's own labels: the merge, and the set's id untouched by it.
+        let outer = enter(&[("route", "/outer"), ("tenant", "y")]);
+        let saved = enter_prepared(&task);
+        let merged = merge(
+            &vec![("tenant".into(), "y".into())],
+            &[("route", "/p"), ("trace_id", "t2")],
+        );
+        assert_eq!(pairs(sample_id()), merged);
+        leave_prepared(saved, &task);
+        assert_eq!(
+            pairs(sample_id()),
+            [
+                ("route".into(), "/outer".into()),
+                ("tenant".into(), "y".into())
+            ]
+        );
+        leave(outer);
+        let saved = enter_prepared(&task);
+        assert_eq!(sample_id(), expected, "the set's own id, not the merge's");
+        leave_prepared(saved, &task);
+        assert_eq!(
+            task.pairs().collect::<Vec<_>>(),
+            [("trace_id", "t1"), ("route", "/p"), ("trace_id", "t2")]
+        );
+    })
+    .join()
+    .unwrap();
+}

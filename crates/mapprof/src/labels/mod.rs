@@ -1,8 +1,11 @@
 //! Profiler labels, the facade over `mapprof_rt::labels`: [`set_labels`] documents what they
-//! do and cost.
+//! do and cost on a thread, [`WithLabels`] on an async task.
+
+mod task;
 
 use mapprof_rt::labels as rt;
 use std::marker::PhantomData;
+pub use task::{Labelled, Labels, WithLabels};
 
 /// How many distinct label sets samples can carry, the empty and the overflow set included.
 pub const MAX_LABEL_SETS: usize = rt::MAX_SETS;
@@ -44,13 +47,14 @@ pub fn labels<R>(pairs: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
 /// the reverse order of their making, as [`labels`] does for you: out of order, samples may
 /// carry wrong labels until the outermost guard is gone (nothing worse).
 ///
-/// # Threads, not tasks
+/// # Threads and tasks
 ///
-/// Labels belong to the thread. In async code a guard held across an `.await` would label the
-/// work of every other task that thread polls meanwhile, and the task itself would lose its
-/// labels when it resumes on another thread. Set labels around synchronous sections (a
-/// handler's body between awaits, or each poll), as [`labels`] makes natural. [`LabelGuard`]
-/// is not `Send`, so it cannot be moved to another thread.
+/// A guard's labels belong to its thread. In async code a guard held across an `.await` would
+/// label the work of every other task that thread polls meanwhile, and the task itself would
+/// lose its labels when it resumes on another thread: label the future instead
+/// ([`WithLabels::with_labels`]), which makes its labels current for each of its polls, and
+/// carry labels into spawned tasks and threads with [`Labels`]. [`LabelGuard`] is not `Send`,
+/// so it cannot be moved to another thread.
 ///
 /// Lock samples follow Go: a mutex sample (the holder, charged with the delay it caused)
 /// carries the holder's labels at its unlock; a block sample (a waiter, charged with its own
