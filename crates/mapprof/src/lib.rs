@@ -38,6 +38,8 @@ pub use config::{
 };
 pub use cpu::{cpu_profile, CpuProfiler, DEFAULT_CPU_HZ, MAX_CPU_HZ};
 pub use error::Error;
+#[cfg(feature = "tracing")]
+pub use labels::MapprofLayer;
 pub use labels::{
     current_labels, label_overflow, label_values_capped, labels, set_labels, LabelGuard, Labelled,
     Labels, WithLabels, MAX_LABEL_BYTES, MAX_LABEL_KEYS, MAX_LABEL_PAIRS, MAX_LABEL_SETS,

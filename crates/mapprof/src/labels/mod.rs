@@ -1,9 +1,13 @@
 //! Profiler labels, the facade over `mapprof_rt::labels`: [`set_labels`] documents what they
 //! do and cost on a thread, [`WithLabels`] on an async task.
 
+#[cfg(feature = "tracing")]
+mod spans;
 mod task;
 
 use mapprof_rt::labels as rt;
+#[cfg(feature = "tracing")]
+pub use spans::MapprofLayer;
 use std::marker::PhantomData;
 pub use task::{Labelled, Labels, WithLabels};
 

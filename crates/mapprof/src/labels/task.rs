@@ -49,6 +49,12 @@ impl Labels {
             .collect()
     }
 
+    /// The laid-out set, for the span layer.
+    #[cfg(feature = "tracing")]
+    pub(super) fn prepared(&self) -> &rt::Prepared {
+        &self.0
+    }
+
     /// Runs `f` with these labels added to the thread's, as [`crate::labels`] does, and
     /// restores them afterwards (also when `f` panics).
     pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
