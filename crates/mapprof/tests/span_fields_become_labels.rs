@@ -36,8 +36,11 @@ allocator!(
     in_task
 );
 
+/// Label sets and the objects of the samples that carry them.
+type Sets = BTreeMap<Vec<(String, String)>, i64>;
+
 /// Per function: the label sets of its samples and their object counts.
-fn tally() -> BTreeMap<&'static str, BTreeMap<Vec<(String, String)>, i64>> {
+fn tally() -> BTreeMap<&'static str, Sets> {
     let profile = decoded(ProfileKind::Allocs);
     let view = ProfileView::new(&profile).unwrap();
     let objects = view.sample_index_by_name("alloc_objects").unwrap();
@@ -49,7 +52,7 @@ fn tally() -> BTreeMap<&'static str, BTreeMap<Vec<(String, String)>, i64>> {
         "after_early_exit",
         "in_task",
     ];
-    let mut tally: BTreeMap<_, BTreeMap<_, i64>> = BTreeMap::new();
+    let mut tally: BTreeMap<_, Sets> = BTreeMap::new();
     for sample in view.samples() {
         let Some(name) = names.iter().find(|n| {
             let suffix = format!("::{n}");
@@ -70,7 +73,7 @@ fn tally() -> BTreeMap<&'static str, BTreeMap<Vec<(String, String)>, i64>> {
     tally
 }
 
-fn only(pairs: &[(&str, &str)], count: i64) -> BTreeMap<Vec<(String, String)>, i64> {
+fn only(pairs: &[(&str, &str)], count: i64) -> Sets {
     let mut set: Vec<_> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
