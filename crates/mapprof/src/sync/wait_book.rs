@@ -133,21 +133,35 @@ impl WaitBook {
             let mut l = self.ledger();
             // Under the lock, as in `charge_waiters`: after the last charge.
             end = now_ns();
-            let uncharged_since = if l.epoch == ticket.epoch {
-                l.new -= 1;
-                l.new_start_sum = l.new_start_sum.wrapping_sub(ticket.start);
-                ticket.start
-            } else {
-                l.old -= 1;
-                l.last_charge
-            };
+            let uncharged_since = self.unregister(&mut l, &ticket);
             l.pending = l
                 .pending
                 .saturating_add(end.saturating_sub(uncharged_since));
-            self.waiters.fetch_sub(1, Relaxed);
         }
         if let Some(stack) = ticket.stack {
             stack.record_wait(end.saturating_sub(ticket.start));
+        }
+    }
+
+    /// The waiter gave up without the lock (an async lock's future dropped while it waited):
+    /// unregisters it and records nothing. The part of its wait not yet charged is dropped, so
+    /// a holder is charged only for waits that ended in the lock, as the block profile shows.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn cancel(&self, ticket: Ticket) {
+        let mut l = self.ledger();
+        self.unregister(&mut l, &ticket);
+    }
+
+    /// Removes the waiter from the counts; returns since when its wait is not yet charged.
+    fn unregister(&self, l: &mut Ledger, ticket: &Ticket) -> u64 {
+        self.waiters.fetch_sub(1, Relaxed);
+        if l.epoch == ticket.epoch {
+            l.new -= 1;
+            l.new_start_sum = l.new_start_sum.wrapping_sub(ticket.start);
+            ticket.start
+        } else {
+            l.old -= 1;
+            l.last_charge
         }
     }
 
