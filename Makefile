@@ -26,9 +26,10 @@ setup-bench: setup
 	  $(APT) update -qq && $(APT) install -y -qq valgrind python3 >/dev/null; }
 
 ## test: every test of the workspace; the cache service with its profiler (the incident's
-## profiles) and without it (std locks, bare jemalloc: the build it is compared with)
+## profiles) and without it (std locks, bare jemalloc: the build it is compared with);
+## mapprof's `tokio` feature on for its async lock tests
 test: setup
-	$(CARGO) test --workspace --features cache-service/profiling
+	$(CARGO) test --workspace --features cache-service/profiling,mapprof/tokio
 	$(CARGO) test -p cache-service
 
 ## flame: reproduce the incident (fixtures/cache-service), profile both modes, render into $(OUT)/
@@ -50,7 +51,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	cd bench && $(CARGO) fmt --all -- --check
 	for peer in bench/peers/*/; do (cd $$peer && $(CARGO) fmt --all -- --check) || exit 1; done
-	$(CARGO) clippy --workspace --all-targets --features cache-service/profiling -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features cache-service/profiling,mapprof/tokio -- -D warnings
 	$(CARGO) clippy -p mapprof --no-default-features --all-targets -- -D warnings
 	cd bench && $(CARGO) clippy --workspace --all-targets -- -D warnings
 
@@ -58,4 +59,4 @@ lint:
 MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 msrv:
 	rustup toolchain install $(MSRV) --profile minimal
-	$(CARGO) +$(MSRV) check --workspace --all-targets --features cache-service/profiling
+	$(CARGO) +$(MSRV) check --workspace --all-targets --features cache-service/profiling,mapprof/tokio
