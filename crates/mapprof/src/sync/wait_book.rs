@@ -78,7 +78,7 @@ impl WaitBook {
     /// Takes the ledger: free, or held by a thread of another process (the parent this one was
     /// forked from). Its holders run a few instructions, so waiting is spinning, then yielding.
     fn ledger(&self) -> LedgerGuard<'_> {
-        let process = std::process::id();
+        let process = this_process();
         let mut spins = 0u32;
         loop {
             let holder = self.holder.load(Relaxed);
@@ -195,6 +195,26 @@ impl WaitBook {
         l.last_charge = now;
         delay
     }
+}
+
+/// This process's id, cached: `getpid` is a system call (glibc no longer caches it), and the
+/// ledger is taken up to three times per contention (it was a third of an async contention's
+/// cost). A child handler registered with `pthread_atfork` at the first call refreshes it in
+/// a forked child, before any code of the child's runs.
+fn this_process() -> u32 {
+    static PROCESS: AtomicU32 = AtomicU32::new(0);
+    static REFRESH_IN_CHILD: std::sync::Once = std::sync::Once::new();
+    extern "C" fn refresh() {
+        PROCESS.store(std::process::id(), Relaxed);
+    }
+    REFRESH_IN_CHILD.call_once(|| {
+        refresh();
+        // SAFETY: registers a child handler only; `refresh` calls `getpid` and stores an
+        // atomic, both async-signal-safe. Registration fails only without memory; a forked
+        // child would then keep its parent's id (and wait on a ledger a parent's thread held).
+        unsafe { libc::pthread_atfork(None, None, Some(refresh)) };
+    });
+    PROCESS.load(Relaxed)
 }
 
 /// The ledger, held ([`WaitBook::ledger`]); dropping it frees it.
