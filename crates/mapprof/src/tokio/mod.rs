@@ -12,10 +12,10 @@
 //! # }
 //! ```
 //!
-//! Each lock is tokio's own with a [`WaitBook`] beside it; methods, signatures, fairness and
-//! `Send`/`Sync` are tokio's. A task whose first poll of `lock()` (`read()`, `write()`) finds
-//! the lock taken captures its stack there, notes the time and registers as a waiter; when it
-//! gets the lock, its wait goes to the block profile. A guard dropped while tasks wait charges
+//! Each lock is tokio's own with a wait book (`sync`'s `WaitBook`) beside it; methods,
+//! signatures, fairness and `Send`/`Sync` are tokio's. A task whose first poll of `lock()`
+//! (`read()`, `write()`) finds the lock taken captures its stack there, notes the time and
+//! registers as a waiter; when it gets the lock, its wait goes to the block profile. A guard dropped while tasks wait charges
 //! their wait since the last charge to its holder (Go 1.22's rule), with the stack of the
 //! thread that drops it, in the mutex profile. `mutex_fraction` and `block_rate` sample these
 //! events exactly as for `mapprof::sync` (`mapprof_rt::contention`).
@@ -41,7 +41,7 @@
 //!    `enter`/`leave`), `record_holder_delay` (through `record_charge`).
 //! 5. **Cancellation.** A `lock()` future dropped while it waits (`select!`, a timeout, an
 //!    aborted task) unregisters from the book and records nothing: no block sample, and its
-//!    wait not yet charged is not charged ([`WaitBook::cancel`]). The lock stays tokio's, so
+//!    wait not yet charged is not charged (`WaitBook::cancel`). The lock stays tokio's, so
 //!    it is as usable after as tokio's is.
 //! 6. **Guards are `Send`, as tokio's.** The holder is whoever drops the guard: its thread's
 //!    stack and labels are charged, whichever thread locked.
@@ -53,8 +53,8 @@ mod rwlock;
 
 pub use mutex::{MappedMutexGuard, Mutex, MutexGuard, OwnedMutexGuard};
 pub use rwlock::{
-    OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockMappedWriteGuard,
-    RwLockReadGuard, RwLockWriteGuard,
+    OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockMappedWriteGuard, RwLockReadGuard,
+    RwLockWriteGuard,
 };
 pub use tokio::sync::TryLockError;
 
