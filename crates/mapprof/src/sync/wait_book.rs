@@ -127,18 +127,18 @@ impl WaitBook {
 
     /// The waiter got the lock: unregisters it, keeps its not yet charged wait for the next
     /// charge, and records its whole wait for the block profile.
-    pub(crate) fn leave(&self, ticket: Ticket) {
+    pub(crate) fn leave(&self, ticket: &Ticket) {
         let end;
         {
             let mut l = self.ledger();
             // Under the lock, as in `charge_waiters`: after the last charge.
             end = now_ns();
-            let uncharged_since = self.unregister(&mut l, &ticket);
+            let uncharged_since = self.unregister(&mut l, ticket);
             l.pending = l
                 .pending
                 .saturating_add(end.saturating_sub(uncharged_since));
         }
-        if let Some(stack) = ticket.stack {
+        if let Some(stack) = &ticket.stack {
             stack.record_wait(end.saturating_sub(ticket.start));
         }
     }
@@ -147,9 +147,9 @@ impl WaitBook {
     /// unregisters it and records nothing. The part of its wait not yet charged is dropped, so
     /// a holder is charged only for waits that ended in the lock, as the block profile shows.
     #[cfg(feature = "tokio")]
-    pub(crate) fn cancel(&self, ticket: Ticket) {
+    pub(crate) fn cancel(&self, ticket: &Ticket) {
         let mut l = self.ledger();
-        self.unregister(&mut l, &ticket);
+        self.unregister(&mut l, ticket);
     }
 
     /// Removes the waiter from the counts; returns since when its wait is not yet charged.
@@ -284,7 +284,7 @@ mod tests {
             // SAFETY: a plain sleep of 1 ms; `req` is valid and the remainder not asked for.
             unsafe { libc::nanosleep(&req, std::ptr::null_mut()) };
             let charged_for_own = book.charge();
-            book.leave(ticket);
+            book.leave(&ticket);
             let ok = charged_for_parent == 0 && charged_for_own > 0;
             // SAFETY: ends the child at once.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
@@ -297,6 +297,6 @@ mod tests {
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
             "the child hung or was charged for its parent's waiter: {status}"
         );
-        book.leave(parents_waiter);
+        book.leave(&parents_waiter);
     }
 }

@@ -180,10 +180,13 @@ macro_rules! owned {
 use owned;
 
 /// A waiter's registration in a book, for as long as it waits; dropped without
-/// [`Waiting::acquired`] (its future cancelled), it unregisters and records nothing.
+/// [`Waiting::acquired`] (its future cancelled), it unregisters and records nothing. The
+/// ticket (with its stack, about 1 KiB) is lent to the book, not moved: moving it cost a
+/// tenth of a contention.
 struct Waiting<'a> {
     book: &'a WaitBook,
-    ticket: Option<Ticket>,
+    ticket: Ticket,
+    left: bool,
 }
 
 impl<'a> Waiting<'a> {
@@ -191,22 +194,22 @@ impl<'a> Waiting<'a> {
     fn enter(book: &'a WaitBook) -> Self {
         Waiting {
             book,
-            ticket: Some(book.enter()),
+            ticket: book.enter(),
+            left: false,
         }
     }
 
     /// The waiter holds the lock: its wait goes to the book and the block profile.
     fn acquired(mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.book.leave(ticket);
-        }
+        self.book.leave(&self.ticket);
+        self.left = true;
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.book.cancel(ticket);
+        if !self.left {
+            self.book.cancel(&self.ticket);
         }
     }
 }
