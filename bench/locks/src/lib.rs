@@ -56,6 +56,16 @@ pub struct Shared {
     pub slots: [u64; 8],
 }
 
+impl Shared {
+    /// The contended workloads' critical section.
+    #[inline(always)]
+    pub fn update(&mut self) {
+        self.counter += 1;
+        let c = self.counter;
+        self.slots[(c % 8) as usize] += c;
+    }
+}
+
 /// Parsed command line.
 pub struct Args {
     pub workload: String,
@@ -224,10 +234,7 @@ macro_rules! lock_bench {
         #[inline(never)]
         fn bench_measured_contended(m: &Mutex<$crate::Shared>, ops: u64) {
             for _ in 0..ops {
-                let mut g = m.lock().unwrap();
-                g.counter += 1;
-                let c = g.counter;
-                g.slots[(c % 8) as usize] += c;
+                m.lock().unwrap().update();
             }
         }
 
@@ -249,9 +256,7 @@ macro_rules! lock_bench {
             for _ in 0..ops {
                 let mut g = m.lock().await;
                 tokio::task::yield_now().await;
-                g.counter += 1;
-                let c = g.counter;
-                g.slots[(c % 8) as usize] += c;
+                g.update();
             }
         }
 
