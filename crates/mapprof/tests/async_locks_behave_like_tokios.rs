@@ -2,22 +2,17 @@
 //! shows the data or `<locked>`, mapped and downgraded guards hold the lock, owned guards keep
 //! it alive and release it, `blocking_*` work outside a runtime, `const_new` makes statics.
 
+mod common;
+use common::block_on;
 use mapprof::tokio::{Mutex, MutexGuard, OwnedMutexGuard, RwLock, RwLockWriteGuard};
 use std::sync::Arc;
 
 static COUNTER: Mutex<u64> = Mutex::const_new(0);
 static TABLE: RwLock<[u8; 2]> = RwLock::const_new([1, 2]);
 
-fn run<R>(task: impl std::future::Future<Output = R>) -> R {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(task)
-}
-
 #[test]
 fn a_mutex_behaves_like_tokios() {
-    run(async {
+    block_on(async {
         *COUNTER.lock().await += 1;
         let m = Mutex::new(vec![1, 2]);
         let held = m.lock().await;
@@ -50,7 +45,7 @@ fn a_mutex_behaves_like_tokios() {
 
 #[test]
 fn an_rwlock_behaves_like_tokios() {
-    run(async {
+    block_on(async {
         let first = TABLE.read().await;
         let second = TABLE.read().await;
         assert!(TABLE.try_write().is_err(), "readers hold it");

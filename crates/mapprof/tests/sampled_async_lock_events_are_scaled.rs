@@ -47,14 +47,6 @@ async fn short_waits(lock: &Mutex<()>, start: &Barrier, end: &Barrier) -> Durati
     waited
 }
 
-/// Runs `task` to completion on a current-thread runtime of the calling thread.
-fn run<R>(task: impl std::future::Future<Output = R>) -> R {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(task)
-}
-
 #[test]
 fn sampled_mutex_and_block_events_estimate_the_true_delay() {
     let _p = mapprof::Profiler::builder()
@@ -68,9 +60,9 @@ fn sampled_mutex_and_block_events_estimate_the_true_delay() {
         let (start, end) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
         let waiter = {
             let (lock, start, end) = (lock.clone(), start.clone(), end.clone());
-            std::thread::spawn(move || run(short_waits(&lock, &start, &end)))
+            std::thread::spawn(move || block_on(short_waits(&lock, &start, &end)))
         };
-        let held = run(short_holds(&lock, &start, &end));
+        let held = block_on(short_holds(&lock, &start, &end));
         let waited = waiter.join().unwrap();
         tx.send((held, waited)).unwrap();
     });

@@ -70,6 +70,14 @@ pub(crate) fn assert_about(what: &str, value: i64, expected: std::time::Duration
     );
 }
 
+/// Runs `task` to completion on a tokio current-thread runtime of the calling thread.
+pub(crate) fn block_on<R>(task: impl std::future::Future<Output = R>) -> R {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime")
+        .block_on(task)
+}
+
 /// Runs `go tool pprof` with `args` and returns its standard output.
 pub(crate) fn go_pprof(args: &[&str], file: &Path) -> String {
     let out = Command::new("go")
