@@ -5,7 +5,9 @@ built from one source (bench/locks: `bench-locks-std` with std::sync, `bench-loc
 mapprof::sync and the profiler running at its default lock sampling), run interleaved over
 several rounds, medians and min-max, differences and ratios, callgrind instructions per
 operation for the uncontended paths. Prints a table and rewrites the lock figures of
-BENCHMARKS.md (between its `locks:begin` / `locks:end` markers).
+BENCHMARKS.md (between its `locks:begin` / `locks:end` markers). The async part does the same for
+tokio::sync::Mutex against mapprof::tokio::Mutex (the same binaries, workloads `async-*`) and
+rewrites the figures between `async-locks:begin` / `async-locks:end`.
 
 Environment (all optional; the same variables as bench/run.py):
   BENCH_ROUNDS=7          timed rounds of the heap part; the lock part runs twice as many (its
@@ -16,6 +18,7 @@ Environment (all optional; the same variables as bench/run.py):
   BENCH_NO_BUILD=1        use the binaries already built
   BENCH_NO_WRITE=1        do not touch BENCHMARKS.md
   BENCH_JOBS=2            cargo -j
+  BENCH_LOCK_PARTS=sync,async  which parts run (and which sections are rewritten)
 """
 
 import os
@@ -32,6 +35,8 @@ from run import ROUNDS as HEAP_ROUNDS
 ROUNDS = int(os.environ.get("BENCH_LOCK_ROUNDS", 2 * HEAP_ROUNDS))
 
 BEGIN, END = "<!-- locks:begin -->", "<!-- locks:end -->"
+ASYNC_BEGIN, ASYNC_END = "<!-- async-locks:begin -->", "<!-- async-locks:end -->"
+PARTS = os.environ.get("BENCH_LOCK_PARTS", "sync,async").split(",")
 
 # name, binary (both in the bench workspace, target bench/target)
 CONFIGS = [("std", "bench-locks-std"), ("mapprof", "bench-locks-mapprof")]
@@ -41,11 +46,21 @@ CONFIGS = [("std", "bench-locks-std"), ("mapprof", "bench-locks-mapprof")]
 UNCONTENDED = [("mutex", 1, 40_000_000), ("rwread", 1, 40_000_000),
                ("labels", 1, 20_000_000), ("labels-trace", 1, 20_000_000)]
 CONTENDED = [("contended", t, 10_000_000 // t) for t in (2, 4, 8)]
+# The async part: an uncontended `lock().await` (no runtime: the future polled once), then N
+# tasks on one current-thread runtime, each holding the lock across a yield (every acquisition
+# but the first contended), 1M pairs in all.
+ASYNC_UNCONTENDED = [("async-mutex", 1, 20_000_000)]
+ASYNC_CONTENDED = [("async-contended", t, 1_000_000 // t) for t in (2, 8)]
+if "sync" not in PARTS:
+    UNCONTENDED, CONTENDED = [], []
+if "async" in PARTS:
+    UNCONTENDED, CONTENDED = UNCONTENDED + ASYNC_UNCONTENDED, CONTENDED + ASYNC_CONTENDED
 RUNS = UNCONTENDED + CONTENDED
 CG_OPS = 1_000_000
 
 TITLE = {"mutex": "Mutex lock + unlock", "rwread": "RwLock read + unlock",
-         "labels": "label guard `route`", "labels-trace": "label guard `trace_id` + `route`"}
+         "labels": "label guard `route`", "labels-trace": "label guard `trace_id` + `route`",
+         "async-mutex": "async Mutex `lock().await` + unlock"}
 
 
 def binary(exe):
@@ -90,7 +105,7 @@ def sanity(name, workload, check):
     if name == "mapprof":
         if c.get("mutex_fraction") != "10" or c.get("block_rate") != "10000":
             bad = "mapprof is not at its default lock sampling (mutex_fraction 10, block_rate 10000)"
-        elif workload != "contended" and (c.get("mutex_samples") != "0"
+        elif not workload.endswith("contended") and (c.get("mutex_samples") != "0"
                                           or c.get("block_samples") != "0"):
             bad = "an uncontended run took the contended path"
         elif c.get("label_overflow") != "0":
@@ -148,37 +163,32 @@ def med(xs):
     return statistics.median(xs)
 
 
-def report(res, ir, mach, elapsed):
-    def vals(n, w, t, key):
-        return [float(f[key]) for f, _ in res[(n, w, t)]]
+def vals(res, n, w, t, key):
+    return [float(f[key]) for f, _ in res[(n, w, t)]]
 
-    L = []
+
+def measured_line(mach, elapsed, part):
     dirty = " (with uncommitted changes under crates/)" if mach["dirty"] else ""
-    L.append(f"Measured {mach['date']} at commit `{mach['commit']}`{dirty} on {mach['nproc']} CPUs "
-             f"({mach['cpu']}), Linux {mach['kernel']}, {mach['rustc']}, {mach['valgrind']}; "
-             f"load average at start {mach['load']}. {ROUNDS} rounds; lock part "
-             f"{elapsed / 60:.1f} min.")
-    L.append("")
-    L.append("**Uncontended, 1 thread** — nanoseconds per operation (a lock + unlock pair, or "
-             "a label guard made and dropped around a trivial body; std's `labels` only calls "
-             "the body): median of the rounds of (run time ÷ operations), min–max in brackets; "
-             "*fastest block* = median over rounds of the fastest tenth of each run (filters "
-             "out preemptions); *Ir/op* = instructions per operation under callgrind. The "
-             "*mapprof − std* row gives the difference of the medians, and in brackets the "
-             "median over rounds of the difference within a round (\"paired\").")
-    L.append("")
-    L.append("| path | config | ns/op median | [min–max] | fastest block | Ir/op |")
-    L.append("|---|---|---:|---:|---:|---:|")
+    return (f"Measured {mach['date']} at commit `{mach['commit']}`{dirty} on {mach['nproc']} CPUs "
+            f"({mach['cpu']}), Linux {mach['kernel']}, {mach['rustc']}, {mach['valgrind']}; "
+            f"load average at start {mach['load']}. {ROUNDS} rounds; {part} "
+            f"{elapsed / 60:.1f} min.")
+
+
+def uncontended_table(res, ir, workloads):
+    """The 1-thread table's rows for `workloads`, and per workload the differences to std."""
+    L = ["| path | config | ns/op median | [min–max] | fastest block | Ir/op |",
+         "|---|---|---:|---:|---:|---:|"]
     diffs = {}
-    for w, t, _ in UNCONTENDED:
+    for w, t, _ in workloads:
         for n, _ in CONFIGS:
-            ns = vals(n, w, t, "ns")
-            best = vals(n, w, t, "ns_best")
+            ns = vals(res, n, w, t, "ns")
+            best = vals(res, n, w, t, "ns_best")
             irs = f"{ir[(n, w)][0]:.2f}" if ir else "—"
             L.append(f"| {TITLE[w]} | {n} | {med(ns):.2f} | [{min(ns):.2f}–{max(ns):.2f}] | "
                      f"{med(best):.2f} | {irs} |")
-        s, m = vals("std", w, t, "ns"), vals("mapprof", w, t, "ns")
-        sb, mb = vals("std", w, t, "ns_best"), vals("mapprof", w, t, "ns_best")
+        s, m = vals(res, "std", w, t, "ns"), vals(res, "mapprof", w, t, "ns")
+        sb, mb = vals(res, "std", w, t, "ns_best"), vals(res, "mapprof", w, t, "ns_best")
         d = med(m) - med(s)
         paired = med([b - a for a, b in zip(s, m)])
         db = med(mb) - med(sb)
@@ -187,6 +197,47 @@ def report(res, ir, mach, elapsed):
         irs = f"**{dir_:+.2f}**" if ir else "—"
         L.append(f"| {TITLE[w]} | **mapprof − std** | **{d:+.2f}** (paired {paired:+.2f}) | | "
                  f"**{db:+.2f}** | {irs} |")
+    return L, diffs
+
+
+def contended_table(res, workloads, who):
+    """The contended table's rows for `workloads` (`who`: threads or tasks), and the ratios."""
+    L = [f"| {who} | std Mops/s | [min–max] | mapprof Mops/s | [min–max] | ratio | paired "
+         "| waits / pair | charged unlocks / pair |",
+         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    ratios = {}
+    for w, t, _ in workloads:
+        s, m = vals(res, "std", w, t, "mops"), vals(res, "mapprof", w, t, "mops")
+        ratio = med(m) / med(s)
+        paired = med([b / a for a, b in zip(s, m)])
+        ratios[t] = (ratio, paired)
+        waits = med([int(c["block_contentions"]) / int(f["check"])
+                     for f, c in res[("mapprof", w, t)]])
+        charged = med([int(c["mutex_contentions"]) / int(f["check"])
+                       for f, c in res[("mapprof", w, t)]])
+        L.append(f"| {t} | {med(s):.2f} | [{min(s):.2f}–{max(s):.2f}] | {med(m):.2f} | "
+                 f"[{min(m):.2f}–{max(m):.2f}] | {ratio:.3f} | {paired:.3f} | {waits:.3f} | "
+                 f"{charged:.3f} |")
+    return L, ratios
+
+
+def verdict(ok):
+    return "met" if ok else "**MISSED**"
+
+
+def report(res, ir, mach, elapsed):
+    sync = [r for r in UNCONTENDED if r not in ASYNC_UNCONTENDED]
+    L = [measured_line(mach, elapsed, "lock part"), ""]
+    L.append("**Uncontended, 1 thread** — nanoseconds per operation (a lock + unlock pair, or "
+             "a label guard made and dropped around a trivial body; std's `labels` only calls "
+             "the body): median of the rounds of (run time ÷ operations), min–max in brackets; "
+             "*fastest block* = median over rounds of the fastest tenth of each run (filters "
+             "out preemptions); *Ir/op* = instructions per operation under callgrind. The "
+             "*mapprof − std* row gives the difference of the medians, and in brackets the "
+             "median over rounds of the difference within a round (\"paired\").")
+    L.append("")
+    rows, diffs = uncontended_table(res, ir, sync)
+    L += rows
     L.append("")
     if ir:
         L.append(f"Callgrind counts {ir[('std', 'mutex')][1]:,} operations per run on the main thread "
@@ -204,27 +255,10 @@ def report(res, ir, mach, elapsed):
              "path; block profile) and charged unlocks (unlocks that found waiters registered; "
              "mutex profile).")
     L.append("")
-    L.append("| threads | std Mops/s | [min–max] | mapprof Mops/s | [min–max] | ratio | paired "
-             "| waits / pair | charged unlocks / pair |")
-    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    ratios = {}
-    for w, t, _ in CONTENDED:
-        s, m = vals("std", w, t, "mops"), vals("mapprof", w, t, "mops")
-        ratio = med(m) / med(s)
-        paired = med([b / a for a, b in zip(s, m)])
-        ratios[t] = (ratio, paired)
-        waits = med([int(c["block_contentions"]) / int(f["check"])
-                     for f, c in res[("mapprof", w, t)]])
-        charged = med([int(c["mutex_contentions"]) / int(f["check"])
-                       for f, c in res[("mapprof", w, t)]])
-        L.append(f"| {t} | {med(s):.2f} | [{min(s):.2f}–{max(s):.2f}] | {med(m):.2f} | "
-                 f"[{min(m):.2f}–{max(m):.2f}] | {ratio:.3f} | {paired:.3f} | {waits:.3f} | "
-                 f"{charged:.3f} |")
+    rows, ratios = contended_table(
+        res, [r for r in CONTENDED if r not in ASYNC_CONTENDED], "threads")
+    L += rows
     L.append("")
-
-    def verdict(ok):
-        return "met" if ok else "**MISSED**"
-
     L.append("**Targets**:")
     L.append("")
     for w in ("mutex", "rwread"):
@@ -245,8 +279,40 @@ def report(res, ir, mach, elapsed):
     return "\n".join(L)
 
 
-def write_doc(figures):
-    replace_section(BEGIN, END, figures, "bench/locks.py", "lock figures")
+def report_async(res, ir, mach, elapsed):
+    L = [measured_line(mach, elapsed, "lock runs (both parts)"), ""]
+    L.append("**Uncontended `lock().await`, 1 thread**: `tokio::sync::Mutex` (config *std*) "
+             "against `mapprof::tokio::Mutex`, the `lock()` future polled once with a no-op "
+             "waker and the guard dropped; columns as in the table above.")
+    L.append("")
+    rows, diffs = uncontended_table(res, ir, ASYNC_UNCONTENDED)
+    L += rows
+    L.append("")
+    L.append("**Contended: N tasks on one current-thread runtime**, each locking in a loop and "
+             "yielding while it holds the lock (then the critical section above): every "
+             "acquisition but the first finds the lock taken, so every pair pays the profiler's "
+             "contended path (stack capture, three clock reads, the book) next to tokio's park "
+             "and wake; 1M pairs in all per run. Columns as in the table above.")
+    L.append("")
+    rows, ratios = contended_table(res, ASYNC_CONTENDED, "tasks")
+    L += rows
+    L.append("")
+    L.append("**Targets**:")
+    L.append("")
+    d, paired, db, dir_ = diffs["async-mutex"]
+    extra = f"; {dir_:+.2f} instructions per pair" if dir_ is not None else ""
+    L.append(f"- {TITLE['async-mutex']} within 2 ns of tokio's: {verdict(d <= 2.0)} (difference "
+             f"of medians {d:+.2f} ns, paired {paired:+.2f} ns, fastest blocks {db:+.2f} "
+             f"ns{extra})")
+    for t, (ratio, paired) in ratios.items():
+        L.append(f"- contended, {t} tasks, ≥ 0.95 × tokio's throughput: "
+                 f"{verdict(ratio >= 0.95)} (ratio {ratio:.3f}, paired {paired:.3f})")
+    L.append("")
+    return "\n".join(L)
+
+
+def write_doc(figures, begin=BEGIN, end=END, what="lock figures"):
+    replace_section(begin, end, figures, "bench/locks.py", what)
 
 
 def main(build_first=True):
@@ -261,10 +327,17 @@ def main(build_first=True):
     if os.environ.get("BENCH_NO_CALLGRIND") != "1":
         log("== lock callgrind (1 thread, uncontended paths)")
         ir = callgrind()
-    figures = report(res, ir, mach, time.time() - t0)
-    print(figures)
-    with open(os.path.join(RESULTS, "locks.md"), "w") as f:
-        f.write(figures + "\n")
+    parts = []
+    if "sync" in PARTS:
+        parts.append((report(res, ir, mach, time.time() - t0), "locks.md", BEGIN, END,
+                      "lock figures"))
+    if "async" in PARTS:
+        parts.append((report_async(res, ir, mach, time.time() - t0), "async-locks.md",
+                      ASYNC_BEGIN, ASYNC_END, "async lock figures"))
+    for figures, name, _, _, _ in parts:
+        print(figures)
+        with open(os.path.join(RESULTS, name), "w") as f:
+            f.write(figures + "\n")
     with open(os.path.join(RESULTS, "locks.tsv"), "w") as f:
         f.write("config\tworkload\tthreads\tround\tns\tns_best\tmops\tcheck\n")
         for (n, w, t), runs in res.items():
@@ -272,7 +345,8 @@ def main(build_first=True):
                 f.write(f"{n}\t{w}\t{t}\t{i + 1}\t{fl['ns']}\t{fl['ns_best']}\t{fl['mops']}\t"
                         + " ".join(f"{k}={v}" for k, v in c.items()) + "\n")
     if not QUICK and os.environ.get("BENCH_NO_WRITE") != "1":
-        write_doc(figures)
+        for figures, _, begin, end, what in parts:
+            write_doc(figures, begin, end, what)
 
 
 if __name__ == "__main__":

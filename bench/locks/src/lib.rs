@@ -1,12 +1,13 @@
 //! The lock benchmark's workloads, shared by `bench-locks-std` (std::sync) and
 //! `bench-locks-mapprof` (mapprof::sync with the profiler running). Each binary brings
-//! `Mutex`, `RwLock` and `labels` into scope and invokes [`lock_bench!`], which defines the
-//! measured functions for those and a `run` function, so both binaries compile the very same
-//! source against their own lock types (and `mapprof::labels` against a `labels` that only
-//! calls its closure).
+//! `Mutex`, `RwLock`, `AsyncMutex` (tokio's or `mapprof::tokio`'s) and `labels` into scope and
+//! invokes [`lock_bench!`], which defines the measured functions for those and a `run`
+//! function, so both binaries compile the very same source against their own lock types (and
+//! `mapprof::labels` against a `labels` that only calls its closure).
 //!
 //! Usage of both binaries:
-//! `<bin> mutex|rwread|labels|labels-trace|contended <threads> <ops-per-thread> [--no-check]`.
+//! `<bin> mutex|rwread|labels|labels-trace|contended|async-mutex|async-contended <threads>
+//! <ops-per-thread> [--no-check]`.
 //! It prints one line:
 //! `RESULT config=.. workload=.. threads=.. ops=.. secs=.. ns=.. mops=.. check=..`
 //! (`ns` = nanoseconds of wall time per operation of one thread, `mops` = million operations per
@@ -26,6 +27,15 @@
 //! - `contended` (N threads, one `Mutex` shared by all): one operation = lock, increment a
 //!   counter and add it into one of 8 slots of a small array, unlock. Nothing happens between
 //!   two locks of a thread: the worst case for contention.
+//! - `async-mutex` (1 thread): one operation = `*m.lock().await += 1` on an `AsyncMutex<u64>`
+//!   nobody else touches: the `lock()` future made, polled once (ready at once) with a no-op
+//!   waker, the guard dropped. No runtime: what an uncontended `.lock().await` itself costs.
+//! - `async-contended` (N tasks on one current-thread runtime, one `AsyncMutex` shared by
+//!   all): one operation = `m.lock().await`, `yield_now().await` while holding, the
+//!   `contended` critical section, unlock. Every other task's `lock()` in between finds the
+//!   lock taken and parks until tokio wakes it: every acquisition but the first is contended,
+//!   the worst case, on one thread (a multi-threaded runtime's runs spread 30× here, as tasks
+//!   land on one worker or on both).
 //!
 //! Each thread warms up (a tenth of its work, at most 1M operations, untimed), then times its
 //! measured loop, which runs inside `bench_measured_mutex` / `bench_measured_rwread` /
@@ -46,6 +56,16 @@ pub struct Shared {
     pub slots: [u64; 8],
 }
 
+impl Shared {
+    /// The contended workloads' critical section.
+    #[inline(always)]
+    pub fn update(&mut self) {
+        self.counter += 1;
+        let c = self.counter;
+        self.slots[(c % 8) as usize] += c;
+    }
+}
+
 /// Parsed command line.
 pub struct Args {
     pub workload: String,
@@ -56,7 +76,8 @@ pub struct Args {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "{msg}\nusage: <bin> mutex|rwread|labels|labels-trace|contended <threads> <ops-per-thread> [--no-check]"
+        "{msg}\nusage: <bin> mutex|rwread|labels|labels-trace|contended|async-mutex|async-contended \
+         <threads> <ops-per-thread> [--no-check]"
     );
     std::process::exit(2)
 }
@@ -77,11 +98,11 @@ pub fn args() -> Args {
         usage("threads and ops must be positive");
     }
     match workload.as_str() {
-        "contended" => {}
-        "mutex" | "rwread" | "labels" | "labels-trace" if threads != 1 => {
-            usage("every workload but contended runs on 1 thread")
+        "contended" | "async-contended" => {}
+        "mutex" | "rwread" | "labels" | "labels-trace" | "async-mutex" if threads != 1 => {
+            usage("every workload but the contended ones runs on 1 thread")
         }
-        "mutex" | "rwread" | "labels" | "labels-trace" => {}
+        "mutex" | "rwread" | "labels" | "labels-trace" | "async-mutex" => {}
         other => usage(&format!("unknown workload {other:?}")),
     }
     // 1-thread runs are timed in BLOCKS equal parts.
@@ -213,10 +234,29 @@ macro_rules! lock_bench {
         #[inline(never)]
         fn bench_measured_contended(m: &Mutex<$crate::Shared>, ops: u64) {
             for _ in 0..ops {
-                let mut g = m.lock().unwrap();
-                g.counter += 1;
-                let c = g.counter;
-                g.slots[(c % 8) as usize] += c;
+                m.lock().unwrap().update();
+            }
+        }
+
+        #[no_mangle]
+        #[inline(never)]
+        fn bench_measured_async_mutex(m: &AsyncMutex<u64>, ops: u64) {
+            use std::task::{Context, Poll, Waker};
+            let mut cx = Context::from_waker(Waker::noop());
+            for _ in 0..ops {
+                let lock = std::pin::pin!(m.lock());
+                match std::future::Future::poll(lock, &mut cx) {
+                    Poll::Ready(mut guard) => *guard += 1,
+                    Poll::Pending => unreachable!("nobody else holds the lock"),
+                }
+            }
+        }
+
+        async fn async_contended(m: &AsyncMutex<$crate::Shared>, ops: u64) {
+            for _ in 0..ops {
+                let mut g = m.lock().await;
+                tokio::task::yield_now().await;
+                g.update();
             }
         }
 
@@ -258,6 +298,42 @@ macro_rules! lock_bench {
                         warm / 2 + $crate::BLOCKS * (a.ops / $crate::BLOCKS / 2)
                     );
                     (t, sum)
+                }
+                "async-mutex" => {
+                    let m = Box::new($crate::Aligned(AsyncMutex::new(0u64)));
+                    let m = black_box(&m.0);
+                    bench_measured_async_mutex(m, warm);
+                    let t = $crate::Blocks::time(a.ops, |n| bench_measured_async_mutex(m, n));
+                    let n = *m.try_lock().unwrap();
+                    assert_eq!(n, warm + a.ops);
+                    (t, n)
+                }
+                "async-contended" => {
+                    use std::sync::Arc;
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .expect("tokio runtime");
+                    let m = Arc::new($crate::Aligned(AsyncMutex::new($crate::Shared::default())));
+                    let all_tasks = |ops: u64| {
+                        runtime.block_on(async {
+                            let tasks: Vec<_> = (0..a.threads)
+                                .map(|_| {
+                                    let m = m.clone();
+                                    tokio::spawn(async move { async_contended(&m.0, ops).await })
+                                })
+                                .collect();
+                            for task in tasks {
+                                task.await.expect("workload task panicked");
+                            }
+                        })
+                    };
+                    all_tasks(warm);
+                    let start = Instant::now();
+                    all_tasks(a.ops);
+                    let secs = start.elapsed().as_secs_f64();
+                    let n = m.0.try_lock().unwrap().counter;
+                    assert_eq!(n, (warm + a.ops) * a.threads as u64);
+                    ($crate::Blocks::one(secs), n)
                 }
                 _ => {
                     use std::sync::{Arc, Barrier};

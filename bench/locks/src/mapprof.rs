@@ -1,8 +1,10 @@
-//! `mapprof::sync::{Mutex, RwLock}` with the profiler running at its default lock sampling
-//! (`Profiler::builder().start()`: mutex_fraction 10, block_rate 10000 ns).
+//! `mapprof::sync::{Mutex, RwLock}` and `mapprof::tokio::Mutex` with the profiler running at
+//! its default lock sampling (`Profiler::builder().start()`: mutex_fraction 10, block_rate
+//! 10000 ns).
 
 use mapprof::labels;
 use mapprof::sync::{Mutex, RwLock};
+use mapprof::tokio::Mutex as AsyncMutex;
 
 bench_locks::lock_bench!();
 

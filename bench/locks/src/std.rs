@@ -1,6 +1,8 @@
-//! Baseline: `std::sync::{Mutex, RwLock}`, no profiler; `labels` only calls its closure.
+//! Baseline: `std::sync::{Mutex, RwLock}` and `tokio::sync::Mutex`, no profiler; `labels` only
+//! calls its closure.
 
 use std::sync::{Mutex, RwLock};
+use tokio::sync::Mutex as AsyncMutex;
 
 fn labels<R>(pairs: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
     // The pairs are made as for mapprof; only setting them is left out.

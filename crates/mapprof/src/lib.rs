@@ -30,6 +30,8 @@ mod memory;
 mod profiler;
 mod profiles;
 pub mod sync;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use alloc::Alloc;
 pub use config::{

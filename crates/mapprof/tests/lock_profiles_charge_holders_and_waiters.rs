@@ -48,19 +48,6 @@ fn second_waiter(lock: &Mutex<u64>, start: &Barrier, end: &Barrier) {
     }
 }
 
-fn assert_about(what: &str, value: i64, expected: Duration, tolerance: f64) {
-    let expected = expected.as_nanos() as f64;
-    let error = value as f64 / expected - 1.0;
-    eprintln!(
-        "{what}: {value} ns, expected {expected:.0}, error {:+.1}%",
-        error * 100.0
-    );
-    assert!(
-        error.abs() <= tolerance,
-        "{what}: {value} ns vs {expected:.0} ns"
-    );
-}
-
 #[inline(never)]
 fn read_while_writer_holds(lock: &RwLock<u64>, go: &Barrier) {
     go.wait();

@@ -50,7 +50,7 @@ mod condvar;
 mod futex;
 mod mutex;
 mod rwlock;
-mod wait_book;
+pub(crate) mod wait_book;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};

@@ -73,7 +73,7 @@ impl RawMutex {
             futex::wait(&self.state, SLEEPERS, None);
             state = self.spin();
         }
-        book.leave(ticket);
+        book.leave(&ticket);
     }
 
     /// Spins a little while the lock is held without sleepers (std's count: 100).

@@ -76,7 +76,7 @@ macro_rules! contended {
         }
         let ticket = $self.book.enter();
         let result = $self.inner.$block();
-        $self.book.leave(ticket);
+        $self.book.leave(&ticket);
         map_lock(result, |inner| $guard(&$self.book, inner))
     }};
 }

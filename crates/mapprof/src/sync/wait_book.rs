@@ -78,7 +78,7 @@ impl WaitBook {
     /// Takes the ledger: free, or held by a thread of another process (the parent this one was
     /// forked from). Its holders run a few instructions, so waiting is spinning, then yielding.
     fn ledger(&self) -> LedgerGuard<'_> {
-        let process = std::process::id();
+        let process = this_process();
         let mut spins = 0u32;
         loop {
             let holder = self.holder.load(Relaxed);
@@ -127,27 +127,41 @@ impl WaitBook {
 
     /// The waiter got the lock: unregisters it, keeps its not yet charged wait for the next
     /// charge, and records its whole wait for the block profile.
-    pub(crate) fn leave(&self, ticket: Ticket) {
+    pub(crate) fn leave(&self, ticket: &Ticket) {
         let end;
         {
             let mut l = self.ledger();
             // Under the lock, as in `charge_waiters`: after the last charge.
             end = now_ns();
-            let uncharged_since = if l.epoch == ticket.epoch {
-                l.new -= 1;
-                l.new_start_sum = l.new_start_sum.wrapping_sub(ticket.start);
-                ticket.start
-            } else {
-                l.old -= 1;
-                l.last_charge
-            };
+            let uncharged_since = self.unregister(&mut l, ticket);
             l.pending = l
                 .pending
                 .saturating_add(end.saturating_sub(uncharged_since));
-            self.waiters.fetch_sub(1, Relaxed);
         }
-        if let Some(stack) = ticket.stack {
+        if let Some(stack) = &ticket.stack {
             stack.record_wait(end.saturating_sub(ticket.start));
+        }
+    }
+
+    /// The waiter gave up without the lock (an async lock's future dropped while it waited):
+    /// unregisters it and records nothing. The part of its wait not yet charged is dropped, so
+    /// a holder is charged only for waits that ended in the lock, as the block profile shows.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn cancel(&self, ticket: &Ticket) {
+        let mut l = self.ledger();
+        self.unregister(&mut l, ticket);
+    }
+
+    /// Removes the waiter from the counts; returns since when its wait is not yet charged.
+    fn unregister(&self, l: &mut Ledger, ticket: &Ticket) -> u64 {
+        self.waiters.fetch_sub(1, Relaxed);
+        if l.epoch == ticket.epoch {
+            l.new -= 1;
+            l.new_start_sum = l.new_start_sum.wrapping_sub(ticket.start);
+            ticket.start
+        } else {
+            l.old -= 1;
+            l.last_charge
         }
     }
 
@@ -181,6 +195,26 @@ impl WaitBook {
         l.last_charge = now;
         delay
     }
+}
+
+/// This process's id, cached: `getpid` is a system call (glibc no longer caches it), and the
+/// ledger is taken up to three times per contention (it was a third of an async contention's
+/// cost). A child handler registered with `pthread_atfork` at the first call refreshes it in
+/// a forked child, before any code of the child's runs.
+fn this_process() -> u32 {
+    static PROCESS: AtomicU32 = AtomicU32::new(0);
+    static REFRESH_IN_CHILD: std::sync::Once = std::sync::Once::new();
+    extern "C" fn refresh() {
+        PROCESS.store(std::process::id(), Relaxed);
+    }
+    REFRESH_IN_CHILD.call_once(|| {
+        refresh();
+        // SAFETY: registers a child handler only; `refresh` calls `getpid` and stores an
+        // atomic, both async-signal-safe. Registration fails only without memory; a forked
+        // child would then keep its parent's id (and wait on a ledger a parent's thread held).
+        unsafe { libc::pthread_atfork(None, None, Some(refresh)) };
+    });
+    PROCESS.load(Relaxed)
 }
 
 /// The ledger, held ([`WaitBook::ledger`]); dropping it frees it.
@@ -250,7 +284,7 @@ mod tests {
             // SAFETY: a plain sleep of 1 ms; `req` is valid and the remainder not asked for.
             unsafe { libc::nanosleep(&req, std::ptr::null_mut()) };
             let charged_for_own = book.charge();
-            book.leave(ticket);
+            book.leave(&ticket);
             let ok = charged_for_parent == 0 && charged_for_own > 0;
             // SAFETY: ends the child at once.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
@@ -263,6 +297,6 @@ mod tests {
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
             "the child hung or was charged for its parent's waiter: {status}"
         );
-        book.leave(parents_waiter);
+        book.leave(&parents_waiter);
     }
 }

@@ -55,6 +55,29 @@ pub(crate) fn label<'a>(pairs: &[(&'a str, &'a str)], key: &str) -> Option<&'a s
     pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
+/// Asserts that `value` (ns) is within `tolerance` (a fraction) of `expected`, and says by how
+/// much it is off.
+pub(crate) fn assert_about(what: &str, value: i64, expected: std::time::Duration, tolerance: f64) {
+    let expected = expected.as_nanos() as f64;
+    let error = value as f64 / expected - 1.0;
+    eprintln!(
+        "{what}: {value} ns, expected {expected:.0}, error {:+.1}%",
+        error * 100.0
+    );
+    assert!(
+        error.abs() <= tolerance,
+        "{what}: {value} ns vs {expected:.0} ns"
+    );
+}
+
+/// Runs `task` to completion on a tokio current-thread runtime of the calling thread.
+pub(crate) fn block_on<R>(task: impl std::future::Future<Output = R>) -> R {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime")
+        .block_on(task)
+}
+
 /// Runs `go tool pprof` with `args` and returns its standard output.
 pub(crate) fn go_pprof(args: &[&str], file: &Path) -> String {
     let out = Command::new("go")
