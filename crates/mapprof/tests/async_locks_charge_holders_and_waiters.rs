@@ -116,6 +116,9 @@ async fn hand_the_guard_over(lock: Arc<Mutex<u64>>) -> Duration {
 #[inline(never)]
 fn drop_on_another_thread(guard: mapprof::tokio::OwnedMutexGuard<u64>) {
     drop(guard);
+    // Work after the drop keeps it from being a tail call, which would leave this function
+    // out of the stack (seen in one build of the workspace).
+    std::hint::black_box(());
 }
 
 async fn waits_for_the_handed_over(lock: &Mutex<u64>) {
