@@ -314,7 +314,7 @@ pub(crate) fn classify_frames<'i>(
 /// Whether a function is std's, core's, alloc's or hashbrown's ([`STD_CRATES`]): for
 /// `<Self as Trait>::f` both `Self` (unless it is not a path: a slice, primitive or type
 /// parameter) and `Trait` must be.
-fn is_library(name: &str) -> bool {
+pub(crate) fn is_library(name: &str) -> bool {
     let in_std = |path: &str| STD_CRATES.contains(&names::first_segment(path));
     match names::qualified(name) {
         Some(q) => {

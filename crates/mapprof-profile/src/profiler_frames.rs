@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::growth::is_library;
 use crate::symbolize::SourceFrame;
 
 /// Whether a frame belongs to the profiler or the allocator shims around it.
@@ -29,10 +30,20 @@ pub fn is_profiler_frame(name: &str) -> bool {
 }
 
 /// The frames of a leaf location that are not the profiler's: those outside its outermost
-/// profiler frame (the hooks and allocator shims are often inlined into the caller's address).
-/// `None` when the whole location is the profiler's.
+/// profiler frame (the hooks and allocator shims are often inlined into the caller's address)
+/// up to the first frame that is neither the profiler's nor a library's. A profiler frame
+/// further out is a wrapper that runs the code (a labelled future's poll, an async lock's
+/// wait inlined into the task), and the code inside it stays. `None` when the whole location
+/// is the profiler's.
 pub fn strip_profiler_frames(frames: Arc<[SourceFrame]>) -> Option<Arc<[SourceFrame]>> {
-    match frames.iter().rposition(|f| is_profiler_frame(&f.name)) {
+    let hooks_end = frames
+        .iter()
+        .position(|f| !is_profiler_frame(&f.name) && !is_library(&f.name))
+        .unwrap_or(frames.len());
+    match frames[..hooks_end]
+        .iter()
+        .rposition(|f| is_profiler_frame(&f.name))
+    {
         Some(i) if i + 1 == frames.len() => None,
         Some(i) => Some(frames[i + 1..].into()),
         None => Some(frames),
@@ -117,6 +128,29 @@ mod tests {
         let mut keep = LeafTrim::new(false);
         let only = frames(&["mapprof::x"]);
         assert_eq!(keep.next(only.clone(), strip_profiler_frames), Some(only));
+    }
+
+    /// An async lock's wait inlined into the task that awaits it, itself polled by a
+    /// labelled future inlined into the same address: only the wait's frames go. Library
+    /// frames between the hooks go with them.
+    #[test]
+    fn a_profiler_frame_outside_the_code_it_runs_stays() {
+        let chain = frames(&[
+            "mapprof::tokio::wait_for::{{closure}}",
+            "core::future::poll",
+            "mapprof::tokio::rwlock::RwLock<T>::read::{{closure}}",
+            "app::Cache::get::{{closure}}",
+            "mapprof::labels::task::Labelled<F>::poll",
+            "app::route::{{closure}}",
+        ]);
+        assert_eq!(
+            names(&trim_resolved([chain])),
+            [vec![
+                "app::Cache::get::{{closure}}",
+                "mapprof::labels::task::Labelled<F>::poll",
+                "app::route::{{closure}}"
+            ]]
+        );
     }
 
     #[test]
