@@ -9,7 +9,7 @@ use common::*;
 use mapprof::ProfileKind;
 use mapprof_profile::view::ProfileView;
 use std::collections::BTreeMap;
-use tracing::{info_span, Instrument};
+use tracing::info_span;
 use tracing_subscriber::prelude::*;
 
 #[global_allocator]
@@ -60,14 +60,7 @@ fn tally() -> BTreeMap<&'static str, Sets> {
         }) else {
             continue;
         };
-        let mut labels: Vec<(String, String)> = sample
-            .raw()
-            .label
-            .iter()
-            .filter(|l| l.str != 0)
-            .map(|l| (view.string(l.key).to_owned(), view.string(l.str).to_owned()))
-            .collect();
-        labels.sort();
+        let labels = string_labels(&view, &sample);
         *tally.entry(*name).or_default().entry(labels).or_default() += sample.value(objects);
     }
     tally
@@ -138,7 +131,7 @@ fn entered_spans_label_their_samples_with_the_chosen_fields() {
     const TASKS: usize = 24;
     runtime.block_on(async {
         let tasks: Vec<_> = (0..TASKS)
-            .map(|n| tokio::spawn(handler(format!("task-{n}")).in_current_span()))
+            .map(|n| tokio::spawn(handler(format!("task-{n}"))))
             .collect();
         for t in tasks {
             t.await.unwrap();

@@ -97,14 +97,7 @@ fn tally(functions: &[&str]) -> Tally {
         }) else {
             continue;
         };
-        let mut labels: Vec<(String, String)> = sample
-            .raw()
-            .label
-            .iter()
-            .filter(|l| l.str != 0)
-            .map(|l| (view.string(l.key).to_owned(), view.string(l.str).to_owned()))
-            .collect();
-        labels.sort();
+        let labels = string_labels(&view, &sample);
         let entry = tally.entry((function.to_string(), labels)).or_default();
         entry.0 += sample.value(objects);
         entry.1 += sample.value(bytes);

@@ -97,18 +97,20 @@ fn save(stack: &LabelStack) -> Saved {
 /// Appends `pairs` to the thread's labels, as they were when `saved` was taken.
 fn push(stack: &LabelStack, saved: &Saved, pairs: &[(&str, &str)]) {
     let bytes = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
-    push_with(stack, saved, pairs.len(), bytes, |i| {
+    push_with(stack, saved, pairs.len(), bytes, PENDING, |i| {
         (pairs[i].0.as_bytes(), pairs[i].1.as_bytes())
     });
 }
 
 /// Appends `n` pairs of `bytes` bytes in all, the `i`th being `pair(i)`, to the thread's
-/// labels as they were when `saved` was taken; leaves the cached id [`PENDING`].
+/// labels as they were when `saved` was taken, and caches `id` for them ([`PENDING`]: not
+/// looked up yet).
 fn push_with<'a>(
     stack: &LabelStack,
     saved: &Saved,
     n: usize,
     bytes: usize,
+    id: u32,
     pair: impl Fn(usize) -> (&'a [u8], &'a [u8]),
 ) {
     let (mut n_pairs, mut at) = (saved.n_pairs, saved.n_bytes);
@@ -136,7 +138,7 @@ fn push_with<'a>(
     }
     stack.n_pairs.set(n_pairs);
     stack.n_bytes.set(at);
-    set_cached(PENDING);
+    set_cached(id);
 }
 
 /// Pairs laid out once (one buffer of keys and values), to be added to the polling thread's
@@ -197,10 +199,16 @@ pub fn enter_prepared(prepared: &Prepared) -> Saved {
             let saved = save(stack);
             let n = prepared.pairs.len();
             if n > 0 {
-                push_with(stack, &saved, n, prepared.bytes.len(), |i| prepared.pair(i));
-                if is_base(&saved) && !stack.overflowed.get() {
-                    set_cached(prepared.id.load(Relaxed));
-                }
+                // On a thread with no labels the set is the thread's whole set: its id, once
+                // known, is the set's own.
+                let id = if is_base(&saved) {
+                    prepared.id.load(Relaxed)
+                } else {
+                    PENDING
+                };
+                push_with(stack, &saved, n, prepared.bytes.len(), id, |i| {
+                    prepared.pair(i)
+                });
             }
             saved
         })

@@ -82,16 +82,21 @@ struct SpanLabels {
 }
 
 impl SpanLabels {
-    fn relabel(&mut self) {
-        let pairs: Vec<(&str, &str)> = self.values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.labels = Labels::new(&pairs);
+    fn new(values: Vec<(&'static str, String)>) -> SpanLabels {
+        let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        SpanLabels {
+            labels: Labels::new(&pairs),
+            values,
+        }
     }
 }
 
 /// Collects the chosen fields' values of a span.
 struct Chosen<'a> {
     layer: &'a MapprofLayer,
-    values: &'a mut Vec<(&'static str, String)>,
+    values: Vec<(&'static str, String)>,
+    /// Whether a value was added or changed.
+    changed: bool,
 }
 
 impl Chosen<'_> {
@@ -101,9 +106,11 @@ impl Chosen<'_> {
             return;
         }
         match self.values.iter_mut().find(|(k, _)| *k == name) {
+            Some(entry) if entry.1 == value => return,
             Some(entry) => entry.1 = value,
             None => self.values.push((name, value)),
         }
+        self.changed = true;
     }
 }
 
@@ -135,58 +142,40 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut values = Vec::new();
-        if let Some(key) = self.span_name_key {
-            values.push((key, attrs.metadata().name().to_owned()));
-        }
-        attrs.record(&mut Chosen {
+        let mut chosen = Chosen {
             layer: self,
-            values: &mut values,
-        });
-        if values.is_empty() {
+            values: Vec::new(),
+            changed: false,
+        };
+        if let Some(key) = self.span_name_key {
+            chosen
+                .values
+                .push((key, attrs.metadata().name().to_owned()));
+        }
+        attrs.record(&mut chosen);
+        if chosen.values.is_empty() {
             return;
         }
         if let Some(span) = ctx.span(id) {
-            let mut labels = SpanLabels {
-                values,
-                labels: Labels::new(&[]),
-            };
-            labels.relabel();
-            span.extensions_mut().insert(labels);
+            span.extensions_mut().insert(SpanLabels::new(chosen.values));
         }
     }
 
     fn on_record(&self, id: &Id, record: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
-        let mut values = match extensions.get_mut::<SpanLabels>() {
-            Some(labels) => std::mem::take(&mut labels.values),
+        let values = match extensions.get_mut::<SpanLabels>() {
+            Some(labels) => labels.values.clone(),
             None => Vec::new(),
         };
-        let before = values.clone();
-        record.record(&mut Chosen {
+        let mut chosen = Chosen {
             layer: self,
-            values: &mut values,
-        });
-        if values == before {
-            if let Some(labels) = extensions.get_mut::<SpanLabels>() {
-                labels.values = values;
-            }
-            return;
-        }
-        match extensions.get_mut::<SpanLabels>() {
-            Some(labels) => {
-                labels.values = values;
-                labels.relabel();
-            }
-            None => {
-                let mut labels = SpanLabels {
-                    values,
-                    labels: Labels::new(&[]),
-                };
-                labels.relabel();
-                extensions.insert(labels);
-            }
+            values,
+            changed: false,
+        };
+        record.record(&mut chosen);
+        if chosen.changed {
+            extensions.replace(SpanLabels::new(chosen.values));
         }
     }
 

@@ -2,7 +2,7 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use mapprof_profile::proto::Profile;
-use mapprof_profile::view::ProfileView;
+use mapprof_profile::view::{ProfileView, SampleRef};
 use std::path::Path;
 use std::process::Command;
 
@@ -37,17 +37,28 @@ pub(crate) fn total_labelled(
     view.samples()
         .filter(|s| s.frames().any(|f| f.function.contains(function)))
         .filter(|s| {
-            let pairs: Vec<(&str, &str)> = s
-                .raw()
-                .label
+            let owned = string_labels(&view, s);
+            let pairs: Vec<(&str, &str)> = owned
                 .iter()
-                .filter(|l| l.str != 0)
-                .map(|l| (view.string(l.key), view.string(l.str)))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             labels(&pairs)
         })
         .map(|s| s.value(index))
         .sum()
+}
+
+/// A sample's string labels as `(key, value)` pairs, sorted.
+pub(crate) fn string_labels(view: &ProfileView, sample: &SampleRef) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = sample
+        .raw()
+        .label
+        .iter()
+        .filter(|l| l.str != 0)
+        .map(|l| (view.string(l.key).to_owned(), view.string(l.str).to_owned()))
+        .collect();
+    pairs.sort();
+    pairs
 }
 
 /// The value of string label `key` among `pairs`.
