@@ -8,8 +8,9 @@
 //!   for a build in progress to end (tens to hundreds of milliseconds), as glibc's and
 //!   jemalloc's own handlers wait for their arenas;
 //! - *parent* and *child* release them; in the child, the hot path's insert locks and the CPU
-//!   sampler are freed too (`mapprof_rt::fork`) and the `/debug/pprof` listeners closed, so
-//!   that a port is not held by a child that never answers on it.
+//!   sampler are freed too (`mapprof_rt::fork`), the lock shims' cached process id refreshed,
+//!   and the `/debug/pprof` listeners closed, so that a port is not held by a child that never
+//!   answers on it.
 //!
 //! What a child then has: sampling goes on, and every profile (`mapprof::profile`, `dump`,
 //! `write_profile`) works, with the samples inherited from the parent (its heap *is* the
@@ -19,9 +20,9 @@
 //! may start a `Profiler` of its own. Dropping the parent's `Profiler` (or server) in the
 //! child does nothing: it joins no thread, dumps nothing.
 //!
-//! Registered once, by the first profiler, CPU profile or profile built (the handlers cannot be
-//! removed; later forks of a process that never profiles cost two uncontended lock round
-//! trips).
+//! Registered once, by the first profiler, CPU profile, profile built or contended lock shim
+//! (the handlers cannot be removed; later forks of a process that never profiles cost two
+//! uncontended lock round trips).
 
 use crate::memory;
 use crate::profiles;
@@ -74,6 +75,7 @@ extern "C" fn parent() {
 
 extern "C" fn child() {
     mapprof_rt::fork::after_fork_in_child();
+    crate::sync::wait_book::after_fork_in_child();
     let _ = HELD.try_with(|h| {
         if let Some(mut held) = h.take() {
             // Work that other threads of the parent were doing is not going on here.

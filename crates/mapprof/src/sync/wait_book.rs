@@ -199,22 +199,25 @@ impl WaitBook {
 
 /// This process's id, cached: `getpid` is a system call (glibc no longer caches it), and the
 /// ledger is taken up to three times per contention (it was a third of an async contention's
-/// cost). A child handler registered with `pthread_atfork` at the first call refreshes it in
-/// a forked child, before any code of the child's runs.
+/// cost). mapprof's fork handlers, registered at the first call, refresh it in a forked child
+/// ([`after_fork_in_child`]) before any code of the child's runs.
 fn this_process() -> u32 {
-    static PROCESS: AtomicU32 = AtomicU32::new(0);
-    static REFRESH_IN_CHILD: std::sync::Once = std::sync::Once::new();
-    extern "C" fn refresh() {
-        PROCESS.store(std::process::id(), Relaxed);
+    match PROCESS.load(Relaxed) {
+        0 => {
+            crate::fork::register();
+            after_fork_in_child();
+            PROCESS.load(Relaxed)
+        }
+        process => process,
     }
-    REFRESH_IN_CHILD.call_once(|| {
-        refresh();
-        // SAFETY: registers a child handler only; `refresh` calls `getpid` and stores an
-        // atomic, both async-signal-safe. Registration fails only without memory; a forked
-        // child would then keep its parent's id (and wait on a ledger a parent's thread held).
-        unsafe { libc::pthread_atfork(None, None, Some(refresh)) };
-    });
-    PROCESS.load(Relaxed)
+}
+
+/// The id [`this_process`] returns; 0 until its first call.
+static PROCESS: AtomicU32 = AtomicU32::new(0);
+
+/// In a child just forked (and at the first use): the cached process id is this process's.
+pub(crate) fn after_fork_in_child() {
+    PROCESS.store(std::process::id(), Relaxed);
 }
 
 /// The ledger, held ([`WaitBook::ledger`]); dropping it frees it.
