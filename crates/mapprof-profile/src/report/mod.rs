@@ -16,11 +16,15 @@
 //!
 //! # Noise floor
 //!
-//! A part under [`NOISE_FLOOR`] (1%) of its profile is not stated, and a function left with
-//! nothing stated is not a finding: a container grown once in a run that grows others millions
-//! of times is noise, whatever its per-call figures say. Every division is by a count of the
-//! same measure: growths per call by the calls counted in the growth samples themselves, bytes
-//! per object by the objects of the same samples.
+//! A part is stated only when it is at least [`NOISE_FLOOR`] (1%) of its profile and rests on
+//! at least [`MIN_SAMPLED`] (4) events actually sampled (before unbiasing: a heap sample of `s`
+//! bytes at rate `R` is taken with probability `1 - exp(-s/R)`; contentions and CPU samples are
+//! counted as they are): a count of `n` sampled events has a relative standard error of
+//! `1/√n`, 50% at 4. Allocation, locks and CPU are stated from [`STATED_SHARE`] (5%) of their
+//! profile. A function left with nothing stated is not a finding: a container grown once in a
+//! run that grows others millions of times is noise, whatever its per-call figures say. Every
+//! division is by a count of the same measure: growths per call by the calls counted at that
+//! site's own growth samples, bytes per object by the objects of the same samples.
 //!
 //! # Growth per call
 //!
@@ -48,22 +52,26 @@
 //! that its count is off by more than 20% (one standard error; a sample of `s` bytes at rate
 //! `R` is taken with probability `1 - exp(-s/R)`, exact at `heap_rate=1`).
 //!
-//! Sizes are said in bytes. Entries follow only from a known element size: a `HashMap` or
-//! `HashSet` (hashbrown) starts at 4 buckets and doubles, with room for 7/8 of its buckets, so
-//! its growths give its capacity in entries; a `Vec`, `VecDeque` or `BinaryHeap` gets an
-//! element count only when a frame names its element type (`RawVec<u64>`, `Vec<u8>`, a
-//! primitive). Two containers grown at the same site are counted together.
+//! Sizes are said in bytes; entries never follow from bytes alone. A `Vec`, `VecDeque` or
+//! `BinaryHeap` gets an element count only when a frame names its element type
+//! (`RawVec<u64>`, `Vec<u8>`, a primitive). A `HashMap` or `HashSet` (hashbrown) gets its
+//! capacity from its growth rule, not from its bytes: it starts at 4 buckets and doubles, with
+//! room for 7/8 of its buckets, so the number of tables from its first gives the entries, told
+//! only when the smallest class is that first table, which its size shows (see
+//! `sites::is_first_table`). Two containers grown at the same site are counted together.
 //!
 //! A *rebuild* is a container grown from empty on every call by a function that also allocates,
-//! per container, at least a quarter as many objects as the container ends up holding: it is
-//! filled with copies (the incident's `Cache::update` cloned every entry into a new map).
+//! besides the growth, at least a quarter as many objects for each container it grows as the
+//! container ends up holding: it is filled with copies (the incident's `Cache::update` cloned
+//! every entry into a new map).
 //!
 //! # Objects
 //!
 //! A function can cost little in bytes and much in allocations: a CSV pass that allocates one
 //! `String` per field. Its share of allocated objects ranks it like any other share, and the
 //! report states the count and the average size, `allocated bytes ÷ allocated objects` of its
-//! own samples.
+//! own samples; when its share of the objects is the larger, the count leads the statement
+//! and the advice is to reuse a buffer.
 //!
 //! # Lock holders that allocate
 //!
@@ -80,8 +88,15 @@
 //! waits, not lock waits. Go's heap stacks show no container growth, but its CPU profile does:
 //! time in `runtime.hashGrow`, `runtime.growWork*` and `runtime.evacuate*` is map growth,
 //! charged to the application function that inserted (in a Rust CPU profile, time in
-//! hashbrown's rehash is). Advice for a Go function speaks Go
-//! (`sync.RWMutex`, `make(map[K]V, n)`), for a Rust function Rust.
+//! hashbrown's rehash is); so is Go 1.24's swiss maps' `internal/runtime/maps` growth
+//! (`(*table).grow`, `rehash`, `split`, `(*Map).growToTable`). The program's language is told
+//! from its profiles (Go's have `runtime.` frames such as `runtime.goexit`, `runtime.main` or
+//! `runtime.mallocgc`): the advice to a Go program speaks Go (`sync.RWMutex`,
+//! `make(map[K]V, n)`), to a Rust one Rust.
+//!
+//! Go's mutex profile charges the holder where its deferred `Unlock` runs, the closing brace.
+//! A line reached through a lock release (`sync.(*Mutex).Unlock`, `runtime.deferreturn`, a
+//! `deferwrap`, a Rust guard's drop) is cited only when the function has no other line.
 
 mod charge;
 mod explain;
@@ -132,10 +147,38 @@ impl Default for ReportOptions {
 /// The report: what was read, and the findings, most costly first.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The program's language as its profiles show it, which the advice speaks.
+    pub language: Language,
     /// One entry per profile read (and per resize profile derived from a heap profile).
     pub profiles: Vec<ProfileSummary>,
     /// The functions to look at, by [`Finding::score`] descending.
     pub findings: Vec<Finding>,
+}
+
+/// The language of the profiled program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// Go: a profile has Go runtime frames (`runtime.goexit`, `runtime.mallocgc`, ...).
+    Go,
+    /// Rust, or anything else.
+    Rust,
+}
+
+impl Language {
+    /// Go when a frame of any of `views` is Go's runtime, else Rust.
+    fn of<'v, 'p: 'v>(views: impl IntoIterator<Item = &'v ProfileView<'p>>) -> Language {
+        let go_runtime = |f: &str| f.starts_with("runtime.") && crate::names::is_go(f);
+        let go = views.into_iter().any(|v| {
+            v.samples()
+                .any(|s| s.frames().any(|f| go_runtime(&f.function)))
+        });
+        if go {
+            Language::Go
+        } else {
+            Language::Rust
+        }
+    }
 }
 
 /// One profile the report rests on.
@@ -205,6 +248,8 @@ pub struct Cost {
     pub events: f64,
     /// `events` as a fraction of the profile's events (for an allocation: of all objects).
     pub events_share: f64,
+    /// The events actually sampled, before unbiasing (see the noise floor).
+    pub sampled: f64,
     /// How many profile samples (stacks) it rests on.
     pub samples: usize,
 }
@@ -222,6 +267,8 @@ pub struct Growth {
     pub share: f64,
     /// How many profile samples (stacks × size classes) it rests on.
     pub samples: usize,
+    /// The resizes actually sampled, before unbiasing (see the noise floor).
+    pub sampled: f64,
     /// Average size of the resizes in the smallest size class: the first growth step.
     pub first_bytes: i64,
     /// Average size of the resizes in the largest size class: the largest containers' size.
@@ -269,6 +316,22 @@ pub const MIN_EVIDENCE: f64 = 10.0;
 /// thousands of times, or a few samples of a rarely taken path, would otherwise be reported
 /// with per-call figures that rest on nothing.
 pub const NOISE_FLOOR: f64 = 0.01;
+
+/// The fewest events actually sampled a stated part rests on (4: a relative standard error of
+/// 50%): one sampled resize of a `VecDeque` is no finding, whatever share its unbiased bytes
+/// reach.
+pub const MIN_SAMPLED: f64 = 4.0;
+
+/// Whether a part of `share` of its profile, resting on `sampled` sampled events, is over the
+/// noise floor.
+fn above_noise_floor(share: f64, sampled: f64) -> bool {
+    share >= NOISE_FLOOR && sampled >= MIN_SAMPLED
+}
+
+/// Whether `cost` is large enough to be stated about allocation, locks or CPU.
+fn stated(cost: &Cost) -> bool {
+    cost.share >= STATED_SHARE && above_noise_floor(cost.share, cost.sampled)
+}
 
 /// A statement's part must be at least this share of its profile (5%) to be stated about
 /// allocation, locks and CPU: smaller parts are not what to fix first.
@@ -335,6 +398,12 @@ pub fn report(inputs: &[Input<'_>], opts: &ReportOptions) -> Result<Report, Repo
                 .map(|(name, view)| (*name, view, "resize")),
         );
 
+    let language = Language::of(
+        views
+            .iter()
+            .map(|(view, _)| view)
+            .chain(derived_view.iter().map(|(_, view)| view)),
+    );
     let mut profiles = Vec::new();
     let mut charged: BTreeMap<&'static str, Charged> = BTreeMap::new();
     let mut sites = GrowthSites::new();
@@ -342,8 +411,9 @@ pub fn report(inputs: &[Input<'_>], opts: &ReportOptions) -> Result<Report, Repo
         profiles.push(charge(view, name, kind, opts, &mut charged, &mut sites)?);
     }
     Ok(Report {
+        language,
         profiles,
-        findings: findings(&charged, &sites, opts),
+        findings: findings(&charged, &sites, language, opts),
     })
 }
 

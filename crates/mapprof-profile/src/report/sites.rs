@@ -3,7 +3,7 @@
 //! documentation, "Growth per call").
 
 use super::charge::{Class, GrowthSites, Site};
-use super::{Growth, MAX_CALLS_ERROR, NOISE_FLOOR, SYSTEMATIC};
+use super::{above_noise_floor, Growth, MAX_CALLS_ERROR, SYSTEMATIC};
 use crate::limits::group as group_digits;
 use crate::top::format_value;
 
@@ -28,8 +28,18 @@ pub(super) fn capacity(container: &str, steps: f64) -> Option<u64> {
     }
 }
 
+/// Whether the allocations of `class` are hashbrown's first table, of 4 buckets: `4 ×
+/// size_of::<T>()` rounded up to the control group's width (16 bytes with SSE2, 8 without),
+/// then 4 + width control bytes, so 4 more than a multiple of 8; every larger table (8 buckets
+/// and more, `buckets × (size_of::<T>() + 1) + width`) is a multiple of 8. Only from that table
+/// do the doublings count the capacity: at a large rate the first table may never be sampled,
+/// and the smallest class seen is a later one.
+fn is_first_table(class: &Class) -> bool {
+    matches!(class.sizes, Some((lo, hi)) if lo == hi && lo % 8 == 4)
+}
+
 /// The probability that an allocation of `size` bytes is sampled at `rate`.
-pub(super) fn sampled(size: f64, rate: f64) -> f64 {
+pub(super) fn sample_probability(size: f64, rate: f64) -> f64 {
     if rate <= 1.0 {
         1.0
     } else {
@@ -43,7 +53,7 @@ pub(super) fn growth_of(function: &str, sites: &GrowthSites, total: i64) -> Vec<
         .range((function.to_owned(), String::new())..)
         .take_while(|((f, _), _)| f == function)
         .map(|((_, container), site)| grown(container, site, total))
-        .filter(|g| g.share >= NOISE_FLOOR)
+        .filter(|g| above_noise_floor(g.share, g.sampled))
         .collect();
     out.sort_by(|a, b| {
         b.bytes
@@ -62,6 +72,7 @@ pub(super) fn grown(container: &str, site: &Site, total: i64) -> Growth {
         .iter()
         .fold(0i64, |t, (_, c)| t.saturating_add(c.bytes));
     let samples = classes.iter().map(|(_, c)| c.samples).sum();
+    let sampled = classes.iter().map(|(_, c)| c.sampled).sum();
     let average = |c: &Class| {
         if c.resizes > 0.0 {
             c.bytes as f64 / c.resizes
@@ -71,7 +82,7 @@ pub(super) fn grown(container: &str, site: &Site, total: i64) -> Growth {
     };
     // An estimate of n at probability p has variance n(1-p)/p.
     let variance = |c: &Class| {
-        let p = sampled(average(c), site.rate);
+        let p = sample_probability(average(c), site.rate);
         c.resizes * (1.0 - p) / p
     };
     let (first_class, first) = classes[0];
@@ -83,7 +94,7 @@ pub(super) fn grown(container: &str, site: &Site, total: i64) -> Growth {
     // Every container passing every class once (all end at the same size): the classes'
     // sampled counts pool into one estimate, Σ sampled ÷ Σ p, precise where the first step
     // alone is not (its small allocations are rarely sampled at a large rate).
-    let probability = |c: &Class| sampled(average(c), site.rate);
+    let probability = |c: &Class| sample_probability(average(c), site.rate);
     let seen: f64 = classes
         .iter()
         .map(|(_, c)| c.resizes * probability(c))
@@ -154,7 +165,7 @@ pub(super) fn grown(container: &str, site: &Site, total: i64) -> Growth {
     // The largest containers' growths: one class per doubling from the first step.
     let steps = (last_class - first_class + 1) as f64;
     let capacity = match container {
-        "HashMap" | "HashSet" => capacity(container, steps),
+        "HashMap" | "HashSet" if is_first_table(&first) => capacity(container, steps),
         "Vec" | "VecDeque" | "BinaryHeap" => site.element.map(|e| largest_bytes as u64 / e),
         _ => None,
     };
@@ -168,6 +179,7 @@ pub(super) fn grown(container: &str, site: &Site, total: i64) -> Growth {
             0.0
         },
         samples,
+        sampled,
         first_bytes: average(&first) as i64,
         largest_bytes,
         calls,
@@ -205,8 +217,10 @@ mod tests {
                 let class = 64 - (size as u64).leading_zeros();
                 let c = Class {
                     resizes,
+                    sampled: resizes * sample_probability(size, rate),
                     bytes: (resizes * size) as i64,
                     samples: 1,
+                    sizes: Some((size as u64, size as u64)),
                 };
                 (class, c)
             })
@@ -283,7 +297,7 @@ mod tests {
         let classes: Vec<(f64, f64)> = (0..11)
             .map(|k| {
                 let size = (244u64 << k) as f64;
-                let p = sampled(size, rate);
+                let p = sample_probability(size, rate);
                 (((520.0 * p).round().max(1.0) / p).round(), size)
             })
             .collect();
@@ -303,7 +317,7 @@ mod tests {
         let files: Vec<(f64, f64)> = files
             .into_iter()
             .map(|(n, size)| {
-                let p = sampled(size, rate);
+                let p = sample_probability(size, rate);
                 (((n * p).round().max(1.0) / p).round(), size)
             })
             .collect();
