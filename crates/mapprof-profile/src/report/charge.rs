@@ -15,8 +15,8 @@ use crate::view::ProfileView;
 pub(super) struct Acc {
     pub(super) value: i64,
     pub(super) events: f64,
-    /// The events actually sampled, before unbiasing: what the figures rest on.
-    pub(super) sampled: f64,
+    /// The variance of `value` from sampling.
+    pub(super) variance: f64,
     pub(super) samples: usize,
     /// Value per (file, line, reached through a lock release) of the function's frame.
     pub(super) lines: HashMap<(String, i64, bool), i64>,
@@ -64,9 +64,9 @@ pub(super) struct Charged {
 #[derive(Default, Clone, Copy)]
 pub(super) struct Class {
     pub(super) resizes: f64,
-    /// The resizes actually sampled, before unbiasing.
-    pub(super) sampled: f64,
     pub(super) bytes: i64,
+    /// The variance of `bytes` from sampling.
+    pub(super) variance: f64,
     pub(super) samples: usize,
     /// The smallest and largest allocation size of its samples.
     pub(super) sizes: Option<(u64, u64)>,
@@ -208,11 +208,16 @@ pub(super) fn charge(
             } else {
                 0.0
             });
-        // Heap samples are taken one in `rate` bytes; the others are counted events.
-        let sampled = if heap_like {
-            events * sample_probability(average, rate)
+        // The variance of the value from sampling: n allocations of s bytes, each sampled with
+        // probability p and counted 1/p times, have n·s²·(1-p)/p (value·s·(1-p)/p); counted
+        // events (contentions, CPU samples) are Poisson, value²/events.
+        let variance = if heap_like {
+            let p = sample_probability(average, rate);
+            value as f64 * average * (1.0 - p) / p
+        } else if events > 0.0 {
+            (value as f64).powi(2) / events
         } else {
-            events
+            0.0
         };
         let release = below.last().is_some_and(|f| is_release(f.function.trim()));
         let mut add = |role: &'static str| {
@@ -224,7 +229,7 @@ pub(super) fn charge(
                 .or_default();
             acc.value = acc.value.saturating_add(value);
             acc.events += events;
-            acc.sampled += sampled;
+            acc.variance += variance;
             acc.samples += 1;
             let at = acc
                 .lines
@@ -272,7 +277,7 @@ pub(super) fn charge(
                     .map_or((size, size), |(lo, hi)| (lo.min(size), hi.max(size))),
             );
             slot.resizes += events;
-            slot.sampled += sampled;
+            slot.variance += variance;
             slot.bytes = slot.bytes.saturating_add(value);
             slot.samples += 1;
         }

@@ -110,7 +110,7 @@ pub(super) fn explain(
     if !rebuilt {
         if let Some(a) = &f.allocation {
             let largest = a.share.max(a.events_share);
-            if largest >= STATED_SHARE && above_noise_floor(largest, a.sampled) {
+            if largest >= STATED_SHARE && above_noise_floor(largest, a.error) {
                 let each = if a.events > 0.0 {
                     bytes((a.value as f64 / a.events).round() as i64)
                 } else {
@@ -237,7 +237,7 @@ pub(super) fn explain(
             .as_ref()
             .filter(|c| c.value > 0)
             .map_or(0.0, |c| m.value as f64 / c.value as f64);
-        if above_noise_floor(m.share, m.sampled) && of_own >= STATED_SHARE {
+        if above_noise_floor(m.share, m.error) && of_own >= STATED_SHARE {
             let machinery = if go {
                 "the runtime's map growth (`hashGrow`, `growWork`, `evacuate`; swiss maps' \
                  `(*table).grow`, `rehash`)"

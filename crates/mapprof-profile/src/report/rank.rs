@@ -14,6 +14,15 @@ pub(super) fn evidence(charged: &BTreeMap<&'static str, Charged>, role: &str) ->
     (events / MIN_EVIDENCE).min(1.0)
 }
 
+/// The relative standard error of a value of `variance`: 0 for an exact one (or none).
+pub(super) fn relative_error(variance: f64, value: i64) -> f64 {
+    if value > 0 {
+        variance.sqrt() / value as f64
+    } else {
+        0.0
+    }
+}
+
 pub(super) fn cost(
     charged: &BTreeMap<&'static str, Charged>,
     role: &str,
@@ -28,7 +37,7 @@ pub(super) fn cost(
         share: ratio(acc.value as f64, c.total as f64),
         events: acc.events,
         events_share: ratio(acc.events, c.events),
-        sampled: acc.sampled,
+        error: relative_error(acc.variance, acc.value),
         samples: acc.samples,
     })
 }

@@ -3,7 +3,8 @@
 //! documentation, "Growth per call").
 
 use super::charge::{Class, GrowthSites, Site};
-use super::{above_noise_floor, Growth, MAX_CALLS_ERROR, SYSTEMATIC};
+use super::rank::relative_error;
+use super::{above_noise_floor, Growth, MAX_CALLS_ERROR, MAX_MISSED, SYSTEMATIC};
 use crate::limits::group as group_digits;
 use crate::top::format_value;
 
@@ -53,7 +54,7 @@ pub(super) fn growth_of(function: &str, sites: &GrowthSites, total: i64) -> Vec<
         .range((function.to_owned(), String::new())..)
         .take_while(|((f, _), _)| f == function)
         .map(|((_, container), site)| grown(container, site, total))
-        .filter(|g| above_noise_floor(g.share, g.sampled))
+        .filter(|g| above_noise_floor(g.share, g.error))
         .collect();
     out.sort_by(|a, b| {
         b.bytes
@@ -72,7 +73,7 @@ pub(super) fn grown(container: &str, site: &Site, total: i64) -> Growth {
         .iter()
         .fold(0i64, |t, (_, c)| t.saturating_add(c.bytes));
     let samples = classes.iter().map(|(_, c)| c.samples).sum();
-    let sampled = classes.iter().map(|(_, c)| c.sampled).sum();
+    let bytes_variance: f64 = classes.iter().map(|(_, c)| c.variance).sum();
     let average = |c: &Class| {
         if c.resizes > 0.0 {
             c.bytes as f64 / c.resizes
@@ -111,6 +112,10 @@ pub(super) fn grown(container: &str, site: &Site, total: i64) -> Growth {
     let size = |v: f64| format_value(v as i64, "bytes");
     let first_step = format!("its first growth step, {}", size(average(&first)));
     let by_first = first.resizes > 0.0 && error <= MAX_CALLS_ERROR;
+    // Whether the smallest class seen is the first step: `n` containers passing a class half
+    // its size would have left it unsampled with probability (1-p)^n.
+    let count = if same_end { pooled } else { first.resizes };
+    let missed = (1.0 - sample_probability(average(&first) / 2.0, site.rate)).powf(count);
     let (calls, counted_at, unknown_calls) = if let Some((_, c)) = more {
         let why = format!(
             "more resizes at {} ({}) than at {first_step} ({}): its containers do not all \
@@ -118,6 +123,21 @@ pub(super) fn grown(container: &str, site: &Site, total: i64) -> Growth {
             size(average(c)),
             group_digits(c.resizes.round() as u64),
             group_digits(first.resizes.round() as u64)
+        );
+        (None, None, Some(why))
+    } else if !same_end && !by_first {
+        let why = format!(
+            "{first_step} rests on about {:.0} sampled allocations, too few to count calls, \
+             and the calls do not all end at the same size",
+            first.resizes * probability(&first)
+        );
+        (None, None, Some(why))
+    } else if missed > MAX_MISSED && !is_first_table(&first) {
+        let why = format!(
+            "its smallest size class seen, {}, may not be its first growth step: a smaller \
+             one would go unsampled {:.0}% of the time",
+            size(average(&first)),
+            missed * 100.0
         );
         (None, None, Some(why))
     } else if same_end {
@@ -129,16 +149,9 @@ pub(super) fn grown(container: &str, site: &Site, total: i64) -> Growth {
             size(average(&last))
         );
         (Some(pooled), Some(at), None)
-    } else if by_first {
+    } else {
         let at = format!("at {first_step}, which every call passes once");
         (Some(first.resizes), Some(at), None)
-    } else {
-        let why = format!(
-            "{first_step} rests on about {:.0} sampled allocations, too few to count calls, \
-             and the calls do not all end at the same size",
-            first.resizes * probability(&first)
-        );
-        (None, None, Some(why))
     };
     // All ending alike, each call grows once per class: exact, where the quotient carries the
     // noise of the rarely sampled small classes.
@@ -179,7 +192,7 @@ pub(super) fn grown(container: &str, site: &Site, total: i64) -> Growth {
             0.0
         },
         samples,
-        sampled,
+        error: relative_error(bytes_variance, bytes),
         first_bytes: average(&first) as i64,
         largest_bytes,
         calls,
@@ -217,8 +230,8 @@ mod tests {
                 let class = 64 - (size as u64).leading_zeros();
                 let c = Class {
                     resizes,
-                    sampled: resizes * sample_probability(size, rate),
                     bytes: (resizes * size) as i64,
+                    variance: 0.0,
                     samples: 1,
                     sizes: Some((size as u64, size as u64)),
                 };
