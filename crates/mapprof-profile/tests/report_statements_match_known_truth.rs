@@ -37,7 +37,7 @@ fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -98,12 +98,17 @@ fn read_to_end_stack() -> Vec<Loc> {
     ]
 }
 
-/// 64 files of 4 kB to 256 kB read whole: each buffer grows from 32 bytes by doubling to the
-/// first capacity that holds its file. Returns (capacity, containers that reached it).
+/// The final capacities of 64 buffers that read files of 4 kB to 256 kB whole: each grows
+/// from 32 bytes by doubling to the first capacity that holds its file.
+fn file_buffers() -> Vec<u64> {
+    (0..64u64)
+        .map(|i| (4_000 + i * 4_000).next_power_of_two())
+        .collect()
+}
+
+/// The growth of [`file_buffers`]: (capacity, buffers that reached it).
 fn files_read() -> Vec<(u64, u64)> {
-    let finals: Vec<u64> = (0..64u64)
-        .map(|i| (4_000 + i * 4_000).next_power_of_two().max(32))
-        .collect();
+    let finals = file_buffers();
     (5..=20)
         .map(|k| 1u64 << k)
         .map(|cap| (cap, finals.iter().filter(|&&f| f >= cap).count() as u64))
@@ -111,14 +116,16 @@ fn files_read() -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// The allocations of `classes` (capacity, count) at `stack`.
+fn reads<'s>(stack: &'s [Loc], classes: &[(u64, u64)]) -> Vec<(&'s [Loc], u64, u64)> {
+    classes.iter().map(|&(cap, n)| (stack, cap, n)).collect()
+}
+
 #[test]
 fn a_whole_file_reader_grows_each_buffer_about_as_often_as_its_file_needs() {
     let stack = read_to_end_stack();
     let classes = files_read();
-    let allocations: Vec<(&[Loc], u64, u64)> = classes
-        .iter()
-        .map(|&(cap, n)| (&stack[..], cap, n))
-        .collect();
+    let allocations = reads(&stack, &classes);
     let heap = heap_profile(1, &allocations);
     let r = report_of(&[("heap.pb.gz", &heap)]);
     let text = r.to_text();
@@ -128,10 +135,7 @@ fn a_whole_file_reader_grows_each_buffer_about_as_often_as_its_file_needs() {
     // The truth: 64 buffers, each through 32 B .. its final capacity.
     let resizes: u64 = classes.iter().map(|&(_, n)| n).sum();
     let bytes: u64 = classes.iter().map(|&(cap, n)| cap * n).sum();
-    let finals: Vec<u64> = (0..64u64)
-        .map(|i| (4_000 + i * 4_000).next_power_of_two())
-        .collect();
-    let average_final = finals.iter().sum::<u64>() / 64;
+    let average_final = file_buffers().iter().sum::<u64>() / 64;
     assert_eq!(g.container, "Vec");
     assert_eq!(g.calls, Some(64.0), "{g:?}");
     assert_eq!(g.resizes, resizes as f64);
@@ -166,10 +170,7 @@ fn a_whole_file_reader_sampled_at_512_kib_has_no_per_call_figure() {
     // The 32-byte first step is sampled once in 16,000: nothing counts the calls.
     let stack = read_to_end_stack();
     let classes = files_read();
-    let allocations: Vec<(&[Loc], u64, u64)> = classes
-        .iter()
-        .map(|&(cap, n)| (&stack[..], cap, n))
-        .collect();
+    let allocations = reads(&stack, &classes);
     let heap = heap_profile(524_288, &allocations);
     let r = report_of(&[("heap.pb.gz", &heap)]);
     let text = r.to_text();
@@ -353,10 +354,7 @@ fn a_container_grown_once_is_under_the_noise_floor() {
     let stack = read_to_end_stack();
     let classes = files_read();
     let p = probability(64.0, 524_288.0);
-    let mut allocations: Vec<(&[Loc], u64, u64)> = classes
-        .iter()
-        .map(|&(cap, n)| (&stack[..], cap, n))
-        .collect();
+    let mut allocations = reads(&stack, &classes);
     allocations.push((&once, 64, (1.0 / p).round() as u64));
     // Positive control: 8 sampled resizes of the same queue elsewhere are stated.
     allocations.push((&often, 64, (8.0 / p).round() as u64));
@@ -540,14 +538,19 @@ fn go_update_profiles() -> (Profile, Profile, Profile) {
     (heap, mutex, b.build())
 }
 
-#[test]
-fn the_line_cited_for_a_go_function_is_where_it_allocates_not_its_closing_brace() {
+/// The report of [`go_update_profiles`].
+fn go_update_report() -> Report {
     let (heap, mutex, cpu) = go_update_profiles();
-    let r = report_of(&[
+    report_of(&[
         ("allocs.pb.gz", &heap),
         ("mutex.pb.gz", &mutex),
         ("cpu.pb.gz", &cpu),
-    ]);
+    ])
+}
+
+#[test]
+fn the_line_cited_for_a_go_function_is_where_it_allocates_not_its_closing_brace() {
+    let r = go_update_report();
     let text = r.to_text();
     let update = finding(&r, "main.(*Cache).Update");
     assert_eq!(
@@ -560,18 +563,14 @@ fn the_line_cited_for_a_go_function_is_where_it_allocates_not_its_closing_brace(
     let hold = finding(&r, "main.holdLock");
     assert_eq!(hold.line, 43, "{text}");
     // Positive control: with only the mutex profile, the closing brace is all there is.
+    let mutex = go_update_profiles().1;
     let r = report_of(&[("mutex.pb.gz", &mutex)]);
     assert_eq!(finding(&r, "main.holdLock").line, 45);
 }
 
 #[test]
 fn go_map_growth_in_the_cpu_profile_is_growth_and_the_advice_speaks_go() {
-    let (heap, mutex, cpu) = go_update_profiles();
-    let r = report_of(&[
-        ("allocs.pb.gz", &heap),
-        ("mutex.pb.gz", &mutex),
-        ("cpu.pb.gz", &cpu),
-    ]);
+    let r = go_update_report();
     let text = r.to_text();
     assert_eq!(r.language, Language::Go);
     for (function, growth) in [("main.(*Cache).Update", 40), ("main.fillSwiss", 20)] {
