@@ -175,6 +175,16 @@ pub fn is_go(name: &str) -> bool {
     !is_rust_path(name) && go_package(name.trim()).is_some()
 }
 
+/// Whether `name` is the wrapper Go (1.21 on) compiles for a `defer` statement:
+/// `main.(*Cache).Update.deferwrap1`.
+pub fn is_go_defer_wrapper(name: &str) -> bool {
+    is_go(name)
+        && name
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last.starts_with("deferwrap"))
+}
+
 /// Whether a Go package path is shaped like the standard library's: its first element has no
 /// `.` (`runtime`, `net/http`, not `github.com/a/b`) and it is not `main`. Only the shape: a
 /// module without a dot in its path looks the same, and only a source file can tell them apart.

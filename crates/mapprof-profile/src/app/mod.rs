@@ -34,7 +34,8 @@
 //! 1. runtime glue or not a function at all ([`GLUE`]): `__rust*` and the allocator shims,
 //!    `__libc_start*`, `_start`, `start_thread`, `clone`, `clone3`, C's `main`, a
 //!    `[bracketed]` pseudo frame such as `[no stack]`, a raw address such as `0x55d3c0a1b2c3`,
-//!    and mapprof's [`LOST_FRAME`];
+//!    mapprof's [`LOST_FRAME`], and the wrapper Go compiles for a `defer` statement
+//!    (`main.(*Cache).Update.deferwrap1`: charged to the function that deferred);
 //! 2. a Rust path (it contains `::`) whose *owning crate* is a library ([`BUILTIN_LIBRARIES`]
 //!    plus whatever [`AppFilter::with_library`] adds);
 //! 3. a Go name (no `::`, a `.`) of a standard-library package: the package path's first
@@ -305,6 +306,7 @@ impl AppFilter {
             || name.starts_with('[')
             || names::is_address(name)
             || GLUE.iter().any(|p| matches_pattern(p, name))
+            || names::is_go_defer_wrapper(name)
         {
             return ByName::Glue;
         }
@@ -390,7 +392,22 @@ pub fn first_application_frame<'v, 'a>(
     sample: &SampleRef<'v, 'a>,
     filter: &AppFilter,
 ) -> Option<&'v Frame<'a>> {
-    sample.frames().find(|f| filter.is_application_frame(f))
+    split_at_application(sample, filter).map(|(frame, _)| frame)
+}
+
+/// The first application frame of `sample` and the library frames below it, leaf first.
+pub fn split_at_application<'v, 'a>(
+    sample: &SampleRef<'v, 'a>,
+    filter: &AppFilter,
+) -> Option<(&'v Frame<'a>, Vec<&'v Frame<'a>>)> {
+    let mut below = Vec::new();
+    for frame in sample.frames() {
+        if filter.is_application_frame(frame) {
+            return Some((frame, below));
+        }
+        below.push(frame);
+    }
+    None
 }
 
 #[cfg(test)]

@@ -4,32 +4,50 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::sites::sample_probability;
 use super::{ProfileSummary, ReportError, ReportOptions};
-use crate::app::{first_application_frame, AppFilter};
-use crate::view::{ProfileView, SampleRef};
+use crate::app::split_at_application;
+use crate::names::is_go_defer_wrapper;
+use crate::view::ProfileView;
 
 /// Accumulates one function's part of one profile.
 #[derive(Default)]
 pub(super) struct Acc {
     pub(super) value: i64,
     pub(super) events: f64,
+    /// The variance of `value` from sampling.
+    pub(super) variance: f64,
     pub(super) samples: usize,
-    /// Value per (file, line) of the function's frame.
-    pub(super) lines: HashMap<(String, i64), i64>,
+    /// Value per (file, line, reached through a lock release) of the function's frame.
+    pub(super) lines: HashMap<(String, i64, bool), i64>,
+}
+
+/// Where a function's cost is: a source line, whether it is only where the function releases a
+/// lock (see [`is_release`]), and the value there.
+pub(super) struct Place<'a> {
+    pub(super) file: &'a str,
+    pub(super) line: i64,
+    pub(super) release: bool,
+    pub(super) value: i64,
 }
 
 impl Acc {
-    /// The most-weighted (file, line) and its value, a known line first.
-    pub(super) fn place(&self) -> Option<(&str, i64, i64)> {
+    /// The most-weighted (file, line): a known line first, then one that is not a release.
+    pub(super) fn place(&self) -> Option<Place<'_>> {
         self.lines
             .iter()
-            .filter(|((file, _), _)| !file.is_empty())
-            .max_by(|((fa, la), va), ((fb, lb), vb)| {
-                (*la > 0, **va)
-                    .cmp(&(*lb > 0, **vb))
+            .filter(|((file, _, _), _)| !file.is_empty())
+            .max_by(|((fa, la, ra), va), ((fb, lb, rb), vb)| {
+                (*la > 0, !ra, **va)
+                    .cmp(&(*lb > 0, !rb, **vb))
                     .then_with(|| (fb, lb).cmp(&(fa, la)))
             })
-            .map(|((file, line), value)| (file.as_str(), *line, *value))
+            .map(|((file, line, release), &value)| Place {
+                file,
+                line: *line,
+                release: *release,
+                value,
+            })
     }
 }
 
@@ -47,7 +65,11 @@ pub(super) struct Charged {
 pub(super) struct Class {
     pub(super) resizes: f64,
     pub(super) bytes: i64,
+    /// The variance of `bytes` from sampling.
+    pub(super) variance: f64,
     pub(super) samples: usize,
+    /// The smallest and largest allocation size of its samples.
+    pub(super) sizes: Option<(u64, u64)>,
 }
 
 /// Per (function, container): the size classes, the element size if known, the sampling rate.
@@ -73,9 +95,36 @@ pub(super) const CHANNEL_FRAMES: &[&str] = &[
     "runtime.selectnbsend",
 ];
 
-/// Go's runtime functions of map growth (prefixes: `growWork_faststr`, `evacuate_fast64`).
-pub(super) const MAP_GROWTH_FRAMES: &[&str] =
-    &["runtime.hashGrow", "runtime.growWork", "runtime.evacuate"];
+/// Go's runtime functions of map growth (prefixes: `growWork_faststr`, `evacuate_fast64`), and
+/// those of Go 1.24's swiss maps (a small map becoming a table, a table doubling or splitting).
+pub(super) const MAP_GROWTH_FRAMES: &[&str] = &[
+    "runtime.hashGrow",
+    "runtime.growWork",
+    "runtime.evacuate",
+    "internal/runtime/maps.(*Map).growToSmall",
+    "internal/runtime/maps.(*Map).growToTable",
+    "internal/runtime/maps.(*table).grow",
+    "internal/runtime/maps.(*table).rehash",
+    "internal/runtime/maps.(*table).split",
+];
+
+/// Functions through which a function releases a lock as it ends: Go runs a deferred `Unlock`
+/// at the closing brace (open-coded, or through `deferreturn` or a `deferwrap`), and the mutex
+/// profile charges the holder there. That line says where the function ends, not where its
+/// work is.
+const RELEASE_FRAMES: &[&str] = &[
+    "sync.(*Mutex).Unlock",
+    "sync.(*RWMutex).Unlock",
+    "sync.(*RWMutex).RUnlock",
+    "runtime.deferreturn",
+];
+
+/// Whether `function` releases a lock (see [`RELEASE_FRAMES`]; in Rust, a guard's drop).
+fn is_release(function: &str) -> bool {
+    RELEASE_FRAMES.contains(&function)
+        || is_go_defer_wrapper(function)
+        || (function.contains("Guard") && function.contains("drop"))
+}
 
 /// Whether `function` is map growth machinery: Go's runtime, or hashbrown's rehash (by the
 /// growth rules of [`crate::growth`]).
@@ -87,18 +136,6 @@ pub(super) fn is_map_growth(function: &str) -> bool {
     }
     function.contains("hashbrown")
         && role(&frame_path(function)) == Some(Role::Grows(Container::HashMap))
-}
-
-/// Whether a frame before the application frame of `sample` satisfies `is`.
-pub(super) fn below_application(
-    sample: &SampleRef<'_, '_>,
-    filter: &AppFilter,
-    is: impl Fn(&str) -> bool,
-) -> bool {
-    sample
-        .frames()
-        .take_while(|f| !filter.is_application(&f.function))
-        .any(|f| is(f.function.trim()))
 }
 
 /// Charges one profile to application functions; growth also per container and size class.
@@ -141,6 +178,7 @@ pub(super) fn charge(
     let mut samples = 0;
     let mut total = 0i64;
     let mut events_total = 0.0;
+    let heap_like = matches!(kind, "heap" | "allocs" | "resize");
     for sample in view.samples() {
         let value = sample.value(value_index);
         if value <= 0 {
@@ -150,9 +188,38 @@ pub(super) fn charge(
         total = total.saturating_add(value);
         let events = sample.value(events_index).max(0) as f64;
         events_total += events;
-        let Some(frame) = first_application_frame(&sample, &opts.filter) else {
+        let Some((frame, below)) = split_at_application(&sample, &opts.filter) else {
             continue;
         };
+        let below_is = |is: &dyn Fn(&str) -> bool| below.iter().any(|f| is(f.function.trim()));
+        // The average allocation size: its numeric `bytes` label where it has one (mapprof's
+        // and Go's heap samples), else value ÷ events. The label is exact; the quotient is not
+        // when events were rounded to a whole number, as for a sample of one large allocation
+        // (labelled samples, one bucket per request, are often that): 1.22 allocations of
+        // 110 kB written as one of 134 kB would land a size class too high.
+        let average = sample
+            .raw()
+            .label
+            .iter()
+            .find(|l| view.string(l.key) == "bytes" && l.str == 0)
+            .map(|l| l.num as f64)
+            .unwrap_or(if events > 0.0 {
+                value as f64 / events
+            } else {
+                0.0
+            });
+        // The variance of the value from sampling: n allocations of s bytes, each sampled with
+        // probability p and counted 1/p times, have n·s²·(1-p)/p (value·s·(1-p)/p); counted
+        // events (contentions, CPU samples) are Poisson, value²/events.
+        let variance = if heap_like {
+            let p = sample_probability(average, rate);
+            value as f64 * average * (1.0 - p) / p
+        } else if events > 0.0 {
+            (value as f64).powi(2) / events
+        } else {
+            0.0
+        };
+        let release = below.last().is_some_and(|f| is_release(f.function.trim()));
         let mut add = |role: &'static str| {
             let acc = charged
                 .get_mut(role)
@@ -162,17 +229,17 @@ pub(super) fn charge(
                 .or_default();
             acc.value = acc.value.saturating_add(value);
             acc.events += events;
+            acc.variance += variance;
             acc.samples += 1;
             let at = acc
                 .lines
-                .entry((frame.file.to_owned(), frame.line))
+                .entry((frame.file.to_owned(), frame.line, release))
                 .or_default();
             *at = at.saturating_add(value);
         };
         match kind {
             "block" => {
-                let channel =
-                    below_application(&sample, &opts.filter, |f| CHANNEL_FRAMES.contains(&f));
+                let channel = below_is(&|f| CHANNEL_FRAMES.contains(&f));
                 add(if channel {
                     "channel_waiting"
                 } else {
@@ -181,7 +248,7 @@ pub(super) fn charge(
             }
             "cpu" => {
                 add("cpu");
-                if below_application(&sample, &opts.filter, is_map_growth) {
+                if below_is(&is_map_growth) {
                     add("map_growth_cpu");
                 }
             }
@@ -194,36 +261,23 @@ pub(super) fn charge(
                 .iter()
                 .find(|l| view.string(l.key) == crate::resize::CONTAINER_LABEL)
                 .map_or("unknown", |l| view.string(l.str));
-            // The size class of the sample's average size (see the module documentation): its
-            // numeric `bytes` label where it has one (mapprof's and Go's heap samples), else
-            // value ÷ events. The label is exact; the quotient is not when events were rounded
-            // to a whole number, as for a sample of one large allocation (labelled samples,
-            // one bucket per request, are often that): 1.22 allocations of 110 kB written as
-            // one of 134 kB would land a class too high.
-            let average = sample
-                .raw()
-                .label
-                .iter()
-                .find(|l| view.string(l.key) == "bytes" && l.str == 0)
-                .map(|l| l.num as f64)
-                .unwrap_or(if events > 0.0 {
-                    value as f64 / events
-                } else {
-                    0.0
-                });
+            // The size class of the sample's average size (see the module documentation).
             let class = 64 - (average as u64).leading_zeros();
             let site = sites
                 .entry((frame.function.to_string(), container.to_owned()))
                 .or_default();
             site.rate = rate;
             if site.element.is_none() {
-                site.element = sample
-                    .frames()
-                    .take_while(|f| !opts.filter.is_application(&f.function))
-                    .find_map(|f| element_size(&f.function));
+                site.element = below.iter().find_map(|f| element_size(&f.function));
             }
             let slot = site.classes.entry(class).or_default();
+            let size = average.round() as u64;
+            slot.sizes = Some(
+                slot.sizes
+                    .map_or((size, size), |(lo, hi)| (lo.min(size), hi.max(size))),
+            );
             slot.resizes += events;
+            slot.variance += variance;
             slot.bytes = slot.bytes.saturating_add(value);
             slot.samples += 1;
         }

@@ -4,17 +4,20 @@
 use std::collections::BTreeMap;
 
 use super::charge::Charged;
-use super::{Finding, NOISE_FLOOR, STATED_SHARE};
+use super::{above_noise_floor, stated, Finding, Language, STATED_SHARE};
 use crate::limits::group as group_digits;
-use crate::names::is_go;
 use crate::top::format_value;
 
-/// Writes the statements and advice of `f`.
-pub(super) fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>) {
+/// Writes the statements and advice of `f`, in the words of `language`.
+pub(super) fn explain(
+    f: &mut Finding,
+    charged: &BTreeMap<&'static str, Charged>,
+    language: Language,
+) {
     let bytes = |v: i64| format_value(v, "bytes");
     let pct = |share: f64| format!("{:.1}%", share * 100.0);
     let count = |x: f64| group_digits(x.round() as u64);
-    let go = is_go(&f.function);
+    let go = language == Language::Go;
     let mut rebuilt = false;
     for g in &f.growth {
         let entries = match (g.capacity, g.element_bytes) {
@@ -55,25 +58,27 @@ pub(super) fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>
                 g.unknown_calls.as_deref().unwrap_or("no first growth step")
             )),
         }
-        let objects_per_call = match (&f.allocation, g.calls) {
-            (Some(a), Some(calls)) if calls > 0.0 => a.events / calls,
+        // What the function allocates besides this growth, for each container grown here.
+        let besides = |a: &super::Cost| (a.events - g.resizes, a.value - g.bytes);
+        let objects_per_container = match (&f.allocation, g.calls) {
+            (Some(a), Some(calls)) if calls > 0.0 => besides(a).0 / calls,
             _ => 0.0,
         };
         let rebuild = g.per_call.is_some_and(|p| p >= 4.0)
             && g.element_bytes.is_none()
             && g.capacity
-                .is_some_and(|c| objects_per_call >= c as f64 / 4.0);
+                .is_some_and(|c| objects_per_container >= c as f64 / 4.0);
         if rebuild && !rebuilt {
             rebuilt = true;
             let a = f.allocation.as_ref().expect("checked above");
             let calls = g.calls.expect("checked above");
             f.statements.push(format!(
-                "rebuilds the {} on every call: it allocates about {} objects ({}) per call, \
-                 as many as the {} holds, so every entry is copied into a new one ({} in all, \
-                 {} of all allocation) {}",
+                "rebuilds the {} on every call: besides its growth it allocates about {} \
+                 objects ({}) for each {} it grows, as many as one holds, so every entry is \
+                 copied into a new one ({} in all, {} of all allocation) {}",
                 g.container,
-                count(objects_per_call),
-                bytes((a.value as f64 / calls) as i64),
+                count(objects_per_container),
+                bytes((besides(a).1 as f64 / calls) as i64),
                 g.container,
                 bytes(a.value),
                 pct(a.share),
@@ -104,24 +109,38 @@ pub(super) fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>
     }
     if !rebuilt {
         if let Some(a) = &f.allocation {
-            if a.share >= STATED_SHARE || a.events_share >= STATED_SHARE {
+            let largest = a.share.max(a.events_share);
+            if largest >= STATED_SHARE && above_noise_floor(largest, a.error) {
                 let each = if a.events > 0.0 {
                     bytes((a.value as f64 / a.events).round() as i64)
                 } else {
                     "?".to_owned()
                 };
-                f.statements.push(format!(
-                    "allocates {} ({} of all allocated bytes) in {} objects of ~{each} each ({} \
-                     of all allocated objects) {}",
-                    bytes(a.value),
-                    pct(a.share),
-                    count(a.events),
-                    pct(a.events_share),
-                    stacks(a.samples)
-                ));
                 // Churn: many small objects, a larger share of the count than of the bytes.
                 let small = a.events > 0.0 && a.value as f64 / a.events < 1024.0;
-                if small && a.events_share >= STATED_SHARE && a.events_share > a.share {
+                let churn = small && a.events_share >= STATED_SHARE && a.events_share > a.share;
+                f.statements.push(if churn {
+                    format!(
+                        "allocates {} objects of ~{each} each ({} of all allocated objects, {} \
+                         in all, {} of the bytes): many small allocations {}",
+                        count(a.events),
+                        pct(a.events_share),
+                        bytes(a.value),
+                        pct(a.share),
+                        stacks(a.samples)
+                    )
+                } else {
+                    format!(
+                        "allocates {} ({} of all allocated bytes) in {} objects of ~{each} \
+                         each ({} of all allocated objects) {}",
+                        bytes(a.value),
+                        pct(a.share),
+                        count(a.events),
+                        pct(a.events_share),
+                        stacks(a.samples)
+                    )
+                });
+                if churn {
                     f.advice.push(if go {
                         "make fewer small allocations: reuse a buffer (`buf = buf[:0]`) or a \
                          `sync.Pool`, or keep slices of the input instead of a copy per item"
@@ -137,7 +156,7 @@ pub(super) fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>
         }
     }
     if let Some(h) = &f.lock_holding {
-        if h.share >= STATED_SHARE {
+        if stated(h) {
             let per = if h.events > 0.0 {
                 format!(
                     ", {} per contention",
@@ -146,10 +165,7 @@ pub(super) fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>
             } else {
                 String::new()
             };
-            let allocates = f
-                .allocation
-                .as_ref()
-                .is_some_and(|a| a.share >= STATED_SHARE);
+            let allocates = f.allocation.as_ref().is_some_and(stated);
             let work = match f.growth.first() {
                 Some(g) => format!(" while it allocates and grows a {}", g.container),
                 None if allocates => " while it allocates".to_owned(),
@@ -181,7 +197,7 @@ pub(super) fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>
         }
     }
     if let Some(w) = &f.lock_waiting {
-        if w.share >= STATED_SHARE {
+        if stated(w) {
             let holder = charged
                 .get("lock_holding")
                 .and_then(|c| c.by_function.iter().max_by_key(|(_, a)| a.value))
@@ -196,7 +212,7 @@ pub(super) fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>
         }
     }
     if let Some(w) = &f.channel_waiting {
-        if w.share >= STATED_SHARE {
+        if stated(w) {
             f.statements.push(format!(
                 "waits on channels or in `select`, not for a lock: {} ({} of all waiting) {}",
                 format_value(w.value, &w.unit),
@@ -206,7 +222,7 @@ pub(super) fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>
         }
     }
     if let Some(c) = &f.cpu {
-        if c.share >= STATED_SHARE {
+        if stated(c) {
             f.statements.push(format!(
                 "runs on the CPU for {} ({} of all CPU time) {}",
                 format_value(c.value, &c.unit),
@@ -221,9 +237,10 @@ pub(super) fn explain(f: &mut Finding, charged: &BTreeMap<&'static str, Charged>
             .as_ref()
             .filter(|c| c.value > 0)
             .map_or(0.0, |c| m.value as f64 / c.value as f64);
-        if m.share >= NOISE_FLOOR && of_own >= STATED_SHARE {
+        if above_noise_floor(m.share, m.error) && of_own >= STATED_SHARE {
             let machinery = if go {
-                "the runtime's map growth (`hashGrow`, `growWork`, `evacuate`)"
+                "the runtime's map growth (`hashGrow`, `growWork`, `evacuate`; swiss maps' \
+                 `(*table).grow`, `rehash`)"
             } else {
                 "hashbrown's rehash (`reserve_rehash`)"
             };

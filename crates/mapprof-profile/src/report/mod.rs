@@ -16,11 +16,18 @@
 //!
 //! # Noise floor
 //!
-//! A part under [`NOISE_FLOOR`] (1%) of its profile is not stated, and a function left with
-//! nothing stated is not a finding: a container grown once in a run that grows others millions
-//! of times is noise, whatever its per-call figures say. Every division is by a count of the
-//! same measure: growths per call by the calls counted in the growth samples themselves, bytes
-//! per object by the objects of the same samples.
+//! A part is stated only when it is at least [`NOISE_FLOOR`] (1%) of its profile and its value
+//! is known within [`MAX_ERROR`] (a relative standard error of 50%, which a count of 4 sampled
+//! events has). Sampling sets the error: `n` allocations of `s` bytes, each taken with
+//! probability `p = 1 - exp(-s/R)` at rate `R` and counted `1/p` times, estimate `n·s` with a
+//! variance of `n·s²·(1-p)/p` (exact at `heap_rate=1`, and for an allocation much larger than
+//! the rate); contentions and CPU samples are counted, Poisson, a relative error of `1/√n`. So
+//! one sampled 64-byte resize of a `VecDeque` at 512 KiB, unbiased to 512 kB, is no finding,
+//! and one sampled 40 MB buffer is. Allocation, locks and CPU are stated from [`STATED_SHARE`]
+//! (5%) of their profile. A function left with nothing stated is not a finding: a container grown once in a
+//! run that grows others millions of times is noise, whatever its per-call figures say. Every
+//! division is by a count of the same measure: growths per call by the calls counted at that
+//! site's own growth samples, bytes per object by the objects of the same samples.
 //!
 //! # Growth per call
 //!
@@ -41,29 +48,42 @@
 //! 244-byte first table is sampled once in 270); the growths per call are then the number of
 //! classes.
 //!
-//! The calls *cannot be told*, and the report says so instead of a per-call figure, when a
-//! larger class has more resizes than the smallest (beyond 3 standard errors: the containers
+//! Either count needs the smallest class seen to be the first growth step. At a large rate a
+//! small first step may never be sampled (a read buffer's 32 bytes at 512 KiB: once in 16,000),
+//! and the classes seen then start later: read_to_end over 64 files would say 6 growths per
+//! call of 45 calls, not 13 of 64. So the calls are counted only when a class half the
+//! smallest's size, passed by as many containers, would have been sampled with a chance of
+//! missing it under [`MAX_MISSED`] (2%), or when the smallest class is hashbrown's first
+//! table (see `sites::is_first_table`).
+//!
+//! The calls *cannot be told*, and the report says so instead of a per-call figure, when the
+//! first growth step may be unseen (above), when a larger class has more resizes than the
+//! smallest (beyond 3 standard errors: the containers
 //! there do not all start from the same size, e.g. `reserve(n)` then growth), or when the
 //! calls end at different sizes and the smallest class rests on so few sampled allocations
 //! that its count is off by more than 20% (one standard error; a sample of `s` bytes at rate
 //! `R` is taken with probability `1 - exp(-s/R)`, exact at `heap_rate=1`).
 //!
-//! Sizes are said in bytes. Entries follow only from a known element size: a `HashMap` or
-//! `HashSet` (hashbrown) starts at 4 buckets and doubles, with room for 7/8 of its buckets, so
-//! its growths give its capacity in entries; a `Vec`, `VecDeque` or `BinaryHeap` gets an
-//! element count only when a frame names its element type (`RawVec<u64>`, `Vec<u8>`, a
-//! primitive). Two containers grown at the same site are counted together.
+//! Sizes are said in bytes; entries never follow from bytes alone. A `Vec`, `VecDeque` or
+//! `BinaryHeap` gets an element count only when a frame names its element type
+//! (`RawVec<u64>`, `Vec<u8>`, a primitive). A `HashMap` or `HashSet` (hashbrown) gets its
+//! capacity from its growth rule, not from its bytes: it starts at 4 buckets and doubles, with
+//! room for 7/8 of its buckets, so the number of tables from its first gives the entries, told
+//! only when the smallest class is that first table, which its size shows (see
+//! `sites::is_first_table`). Two containers grown at the same site are counted together.
 //!
 //! A *rebuild* is a container grown from empty on every call by a function that also allocates,
-//! per container, at least a quarter as many objects as the container ends up holding: it is
-//! filled with copies (the incident's `Cache::update` cloned every entry into a new map).
+//! besides the growth, at least a quarter as many objects for each container it grows as the
+//! container ends up holding: it is filled with copies (the incident's `Cache::update` cloned
+//! every entry into a new map).
 //!
 //! # Objects
 //!
 //! A function can cost little in bytes and much in allocations: a CSV pass that allocates one
 //! `String` per field. Its share of allocated objects ranks it like any other share, and the
 //! report states the count and the average size, `allocated bytes ÷ allocated objects` of its
-//! own samples.
+//! own samples; when its share of the objects is the larger, the count leads the statement
+//! and the advice is to reuse a buffer.
 //!
 //! # Lock holders that allocate
 //!
@@ -80,8 +100,15 @@
 //! waits, not lock waits. Go's heap stacks show no container growth, but its CPU profile does:
 //! time in `runtime.hashGrow`, `runtime.growWork*` and `runtime.evacuate*` is map growth,
 //! charged to the application function that inserted (in a Rust CPU profile, time in
-//! hashbrown's rehash is). Advice for a Go function speaks Go
-//! (`sync.RWMutex`, `make(map[K]V, n)`), for a Rust function Rust.
+//! hashbrown's rehash is); so is Go 1.24's swiss maps' `internal/runtime/maps` growth
+//! (`(*table).grow`, `rehash`, `split`, `(*Map).growToTable`). The program's language is told
+//! from its profiles (Go's have `runtime.` frames such as `runtime.goexit`, `runtime.main` or
+//! `runtime.mallocgc`): the advice to a Go program speaks Go (`sync.RWMutex`,
+//! `make(map[K]V, n)`), to a Rust one Rust.
+//!
+//! Go's mutex profile charges the holder where its deferred `Unlock` runs, the closing brace.
+//! A line reached through a lock release (`sync.(*Mutex).Unlock`, `runtime.deferreturn`, a
+//! `deferwrap`, a Rust guard's drop) is cited only when the function has no other line.
 
 mod charge;
 mod explain;
@@ -132,10 +159,38 @@ impl Default for ReportOptions {
 /// The report: what was read, and the findings, most costly first.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The program's language as its profiles show it, which the advice speaks.
+    pub language: Language,
     /// One entry per profile read (and per resize profile derived from a heap profile).
     pub profiles: Vec<ProfileSummary>,
     /// The functions to look at, by [`Finding::score`] descending.
     pub findings: Vec<Finding>,
+}
+
+/// The language of the profiled program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// Go: a profile has Go runtime frames (`runtime.goexit`, `runtime.mallocgc`, ...).
+    Go,
+    /// Rust, or anything else.
+    Rust,
+}
+
+impl Language {
+    /// Go when a frame of any of `views` is Go's runtime, else Rust.
+    fn of<'v, 'p: 'v>(views: impl IntoIterator<Item = &'v ProfileView<'p>>) -> Language {
+        let go_runtime = |f: &str| f.starts_with("runtime.") && crate::names::is_go(f);
+        let go = views.into_iter().any(|v| {
+            v.samples()
+                .any(|s| s.frames().any(|f| go_runtime(&f.function)))
+        });
+        if go {
+            Language::Go
+        } else {
+            Language::Rust
+        }
+    }
 }
 
 /// One profile the report rests on.
@@ -205,6 +260,8 @@ pub struct Cost {
     pub events: f64,
     /// `events` as a fraction of the profile's events (for an allocation: of all objects).
     pub events_share: f64,
+    /// The relative standard error of `value` from sampling (see the noise floor).
+    pub error: f64,
     /// How many profile samples (stacks) it rests on.
     pub samples: usize,
 }
@@ -222,6 +279,8 @@ pub struct Growth {
     pub share: f64,
     /// How many profile samples (stacks × size classes) it rests on.
     pub samples: usize,
+    /// The relative standard error of `bytes` from sampling (see the noise floor).
+    pub error: f64,
     /// Average size of the resizes in the smallest size class: the first growth step.
     pub first_bytes: i64,
     /// Average size of the resizes in the largest size class: the largest containers' size.
@@ -269,6 +328,25 @@ pub const MIN_EVIDENCE: f64 = 10.0;
 /// thousands of times, or a few samples of a rarely taken path, would otherwise be reported
 /// with per-call figures that rest on nothing.
 pub const NOISE_FLOOR: f64 = 0.01;
+
+/// The largest relative standard error of a stated part (50%, that of a count of 4 sampled
+/// events): one sampled resize of a `VecDeque` is no finding, whatever share its unbiased bytes
+/// reach.
+pub const MAX_ERROR: f64 = 0.5;
+
+/// The largest chance that a first growth step went unsampled for the calls to be counted
+/// (2%: a class sampled about 4 times on average, `e^-4`).
+pub const MAX_MISSED: f64 = 0.02;
+
+/// Whether a part of `share` of its profile, known within `error`, is over the noise floor.
+fn above_noise_floor(share: f64, error: f64) -> bool {
+    share >= NOISE_FLOOR && error <= MAX_ERROR
+}
+
+/// Whether `cost` is large enough to be stated about allocation, locks or CPU.
+fn stated(cost: &Cost) -> bool {
+    cost.share >= STATED_SHARE && above_noise_floor(cost.share, cost.error)
+}
 
 /// A statement's part must be at least this share of its profile (5%) to be stated about
 /// allocation, locks and CPU: smaller parts are not what to fix first.
@@ -335,6 +413,12 @@ pub fn report(inputs: &[Input<'_>], opts: &ReportOptions) -> Result<Report, Repo
                 .map(|(name, view)| (*name, view, "resize")),
         );
 
+    let language = Language::of(
+        views
+            .iter()
+            .map(|(view, _)| view)
+            .chain(derived_view.iter().map(|(_, view)| view)),
+    );
     let mut profiles = Vec::new();
     let mut charged: BTreeMap<&'static str, Charged> = BTreeMap::new();
     let mut sites = GrowthSites::new();
@@ -342,8 +426,9 @@ pub fn report(inputs: &[Input<'_>], opts: &ReportOptions) -> Result<Report, Repo
         profiles.push(charge(view, name, kind, opts, &mut charged, &mut sites)?);
     }
     Ok(Report {
+        language,
         profiles,
-        findings: findings(&charged, &sites, opts),
+        findings: findings(&charged, &sites, language, opts),
     })
 }
 

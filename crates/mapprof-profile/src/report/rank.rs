@@ -6,12 +6,21 @@ use std::collections::BTreeMap;
 use super::charge::{Charged, GrowthSites};
 use super::explain::explain;
 use super::sites::growth_of;
-use super::{Cost, Finding, ReportOptions, MIN_EVIDENCE};
+use super::{Cost, Finding, Language, ReportOptions, MIN_EVIDENCE};
 
 /// How fully the shares of the profile in `role` count: 1 from [`MIN_EVIDENCE`] events on.
 pub(super) fn evidence(charged: &BTreeMap<&'static str, Charged>, role: &str) -> f64 {
     let events = charged.get(role).map_or(0.0, |c| c.events);
     (events / MIN_EVIDENCE).min(1.0)
+}
+
+/// The relative standard error of a value of `variance`: 0 for an exact one (or none).
+pub(super) fn relative_error(variance: f64, value: i64) -> f64 {
+    if value > 0 {
+        variance.sqrt() / value as f64
+    } else {
+        0.0
+    }
 }
 
 pub(super) fn cost(
@@ -28,6 +37,7 @@ pub(super) fn cost(
         share: ratio(acc.value as f64, c.total as f64),
         events: acc.events,
         events_share: ratio(acc.events, c.events),
+        error: relative_error(acc.variance, acc.value),
         samples: acc.samples,
     })
 }
@@ -35,33 +45,35 @@ pub(super) fn cost(
 pub(super) fn findings(
     charged: &BTreeMap<&'static str, Charged>,
     sites: &GrowthSites,
+    language: Language,
     opts: &ReportOptions,
 ) -> Vec<Finding> {
     let growth_total = charged.get("growth").map_or(0, |c| c.total);
-    // name -> (file, line, rank of that position: known line, allocating, weight)
-    type Place = (String, i64, (bool, bool, i64));
-    let mut functions: BTreeMap<&str, Place> = BTreeMap::new();
+    // name -> (file, line, rank of that position: known line, not a lock release, allocating,
+    // weight)
+    type Position = (String, i64, (bool, bool, bool, i64));
+    let mut functions: BTreeMap<&str, Position> = BTreeMap::new();
     for (&role, c) in charged {
         for (name, acc) in &c.by_function {
             let e = functions.entry(name.as_str()).or_insert((
                 String::new(),
                 0,
-                (false, false, i64::MIN),
+                (false, false, false, i64::MIN),
             ));
-            let Some((file, line, value)) = acc.place() else {
+            let Some(place) = acc.place() else {
                 continue;
             };
             // The line that allocates most, else the most-weighted line of the profile where
             // the function has its largest share (shares, so that bytes and nanoseconds
-            // compare); a known line first.
+            // compare); a known line first, a lock release's last.
             let weight = if c.total > 0 {
-                (value as f64 / c.total as f64 * 1e9) as i64
+                (place.value as f64 / c.total as f64 * 1e9) as i64
             } else {
                 0
             };
-            let rank = (line > 0, role == "allocation", weight);
+            let rank = (place.line > 0, !place.release, role == "allocation", weight);
             if rank > e.2 {
-                *e = (file.to_owned(), line, rank);
+                *e = (place.file.to_owned(), place.line, rank);
             }
         }
     }
@@ -109,7 +121,7 @@ pub(super) fn findings(
                 statements: Vec::new(),
                 advice: Vec::new(),
             };
-            explain(&mut finding, charged);
+            explain(&mut finding, charged, language);
             finding
         })
         .filter(|f| f.score >= opts.min_share && !f.statements.is_empty())
