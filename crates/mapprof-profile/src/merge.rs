@@ -143,7 +143,7 @@ impl Merged {
                     .iter()
                     .map(|line| Line {
                         function_id: shift(line.function_id, function_base),
-                        ..line.clone()
+                        ..*line
                     })
                     .collect(),
                 ..l.clone()

@@ -161,7 +161,8 @@ pub fn top(view: &ProfileView<'_>, sample_index: usize, opts: &TopOptions) -> To
         .collect();
     let dropped = index.len() - rows.len();
     // pprof's orders: flat (FlatNameOrder), or with -cum cum (CumNameOrder), then the name.
-    let (first, second): (fn(&TopRow) -> i64, fn(&TopRow) -> i64) = if opts.cum {
+    type Value = fn(&TopRow) -> i64;
+    let (first, second): (Value, Value) = if opts.cum {
         (|r| r.cum, |r| r.flat)
     } else {
         (|r| r.flat, |r| r.cum)

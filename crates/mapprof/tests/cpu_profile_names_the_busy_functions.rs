@@ -5,6 +5,7 @@
 //! sampling error, whatever share of the machine each got; each sample is worth 1e9/99 ns, its
 //! Locations are addresses with mappings and lines, and `go tool pprof -top` reads it and
 //! agrees.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

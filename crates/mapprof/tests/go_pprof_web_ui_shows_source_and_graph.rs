@@ -1,6 +1,7 @@
 //! `go tool pprof -http` serves the source view and the graph of a mapprof heap profile, with
 //! the test binary (a position-independent executable) present at the path its mapping names:
 //! the case where pprof's source view used to come out empty.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 mod http_client;

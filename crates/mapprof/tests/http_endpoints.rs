@@ -1,7 +1,7 @@
 //! `/debug/pprof` over HTTP in a process under load: `go tool pprof` reads every endpoint
 //! (concurrent scrapes included), the index links every profile and flame graph, and errors
 //! are the ones Go's `net/http/pprof` gives.
-#![cfg(feature = "http")]
+#![cfg(all(feature = "http", feature = "jemalloc"))]
 
 mod common;
 mod http_client;
