@@ -451,8 +451,10 @@ mod tests {
         }
         expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let view = ProfileView::new(&profile).unwrap();
-        let mut opts = TopOptions::default();
-        opts.cum = true;
+        let opts = TopOptions {
+            cum: true,
+            ..TopOptions::default()
+        };
         let rows: Vec<(String, i64)> = top(&view, 0, &opts)
             .rows
             .into_iter()
