@@ -12,12 +12,17 @@ APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
 .PHONY: setup setup-bench test flame bench lint msrv
 
-## setup: install Go (for `go tool pprof`, used by tests and to open profiles)
+## setup: install Go (for `go tool pprof`, used by tests and to open profiles) and graphviz
+## (`dot`, which draws the graph of `go tool pprof -http`)
 setup:
 	@command -v go >/dev/null 2>&1 || { \
 	  echo "==> installing Go (golang-go) for go tool pprof"; \
 	  $(APT) update -qq && $(APT) install -y -qq golang-go >/dev/null; }
 	@go version
+	@command -v dot >/dev/null 2>&1 || { \
+	  echo "==> installing graphviz for the graph view of go tool pprof -http"; \
+	  $(APT) update -qq && $(APT) install -y -qq graphviz >/dev/null; }
+	@dot -V
 
 ## setup-bench: also valgrind (instruction counts) and python3 (the bench driver)
 setup-bench: setup

@@ -2,17 +2,22 @@
 //! (mapprof's own or Go's).
 //!
 //! ```text
-//! mapprof top FILE [--sample-index NAME] [-n N] [--lines] [TAGS]
-//! mapprof top FILE --app [--library CRATE]... [--sample-index NAME] [-n N] [TAGS]
-//! mapprof flame FILE -o OUT.svg [--sample-index NAME] [--title T] [TAGS]
+//! mapprof top SOURCE... [--sample-index NAME] [-n N] [--lines] [--cum] [FILTERS]
+//! mapprof top SOURCE... --app [--library CRATE]... [--sample-index NAME] [-n N] [FILTERS]
+//! mapprof flame SOURCE... -o OUT.svg [--sample-index NAME] [--title T] [FILTERS]
 //! mapprof diff BASE NEW -o OUT.svg [--sample-index NAME] [--title T] [--no-normalize]
 //!              [--base-label L] [--new-label L]
 //! mapprof report FILE... [--json] [-n N] [--library CRATE]... [TAGS]
 //! mapprof symbolize IN OUT --binary PATH
 //! ```
 //!
-//! TAGS: `--tagfocus KEY=VALUE` keeps only samples with that label, `--tagignore KEY=VALUE`
-//! drops them (both repeatable; exact values, where pprof takes a regular expression).
+//! SOURCE: a profile file, or an `http(s)://` URL such as
+//! `http://127.0.0.1:6060/debug/pprof/heap` (`--seconds N` asks for a window of N seconds, as
+//! pprof's `-seconds`); several of one kind are merged, as `go tool pprof a b` does.
+//! FILTERS: `--focus REGEX` keeps only samples with a frame whose function matches,
+//! `--ignore REGEX` drops them (pprof's `-focus`/`-ignore`); `--tagfocus KEY=VALUE` keeps only
+//! samples with that label, `--tagignore KEY=VALUE` drops them (both repeatable; exact values,
+//! where pprof takes a regular expression).
 //!
 //! `top --app` ranks *application* functions instead of leaf functions: each sample is charged
 //! to its first frame, from the leaf, outside std, the async runtime and HTTP stack, Go's
@@ -35,10 +40,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use mapprof_profile::focus::FrameFilter;
 use mapprof_profile::proto::Profile;
 use mapprof_profile::tags::TagFilter;
 use mapprof_profile::view::ProfileView;
-use mapprof_profile::{app, codec, flame, offline, report, top};
+use mapprof_profile::{app, codec, flame, merge, offline, report, top};
+
+mod source;
 
 /// Top tables and flame graphs from pprof profiles.
 #[derive(Debug, Parser)]
@@ -52,19 +60,47 @@ struct Cli {
 #[derive(Debug, Args)]
 struct Tags {
     /// Keep only samples labelled KEY=VALUE (one of them, when repeated).
-    #[arg(long = "tagfocus", value_name = "KEY=VALUE")]
+    #[arg(long = "tagfocus", id = "tagfocus", value_name = "KEY=VALUE")]
     focus: Vec<String>,
     /// Drop samples labelled KEY=VALUE, e.g. role=load-generator. Repeatable.
-    #[arg(long = "tagignore", value_name = "KEY=VALUE")]
+    #[arg(long = "tagignore", id = "tagignore", value_name = "KEY=VALUE")]
     ignore: Vec<String>,
+}
+
+/// The profiles read, and which of their samples are kept (pprof's sources and filters).
+#[derive(Debug, Args)]
+struct Input {
+    /// Profiles (.pb.gz or raw profile.proto) or http(s):// URLs, e.g.
+    /// http://127.0.0.1:6060/debug/pprof/heap; several of one kind are merged.
+    #[arg(required = true, value_name = "SOURCE")]
+    sources: Vec<String>,
+    /// For URLs: the profile of the next N seconds (sets the URL's `seconds`, as pprof's
+    /// -seconds).
+    #[arg(long, value_name = "N")]
+    seconds: Option<u64>,
+    /// Keep only samples with a frame whose function name matches REGEX (pprof's -focus).
+    #[arg(long, value_name = "REGEX")]
+    focus: Option<String>,
+    /// Drop samples with a frame whose function name matches REGEX (pprof's -ignore).
+    #[arg(long, value_name = "REGEX")]
+    ignore: Option<String>,
+    #[command(flatten)]
+    tags: Tags,
+}
+
+impl Input {
+    /// The sources as named in messages.
+    fn name(&self) -> String {
+        self.sources.join(" + ")
+    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the functions with the highest flat values, like `go tool pprof -top`.
     Top {
-        /// A pprof profile (.pb.gz or raw profile.proto).
-        file: PathBuf,
+        #[command(flatten)]
+        input: Input,
         /// The sample type to show, e.g. alloc_space or delay [default: the profile's default].
         #[arg(long, value_name = "NAME")]
         sample_index: Option<String>,
@@ -82,13 +118,14 @@ enum Command {
         /// matches a prefix. Repeatable.
         #[arg(long = "library", value_name = "CRATE", requires = "app")]
         libraries: Vec<String>,
-        #[command(flatten)]
-        tags: Tags,
+        /// Sort by cumulative value (the function and everything it calls) instead of flat.
+        #[arg(long, conflicts_with = "app")]
+        cum: bool,
     },
     /// Render an inferno flame graph as SVG.
     Flame {
-        /// A pprof profile (.pb.gz or raw profile.proto).
-        file: PathBuf,
+        #[command(flatten)]
+        input: Input,
         /// Where to write the SVG; `-` for standard output.
         #[arg(short, long, value_name = "OUT.svg")]
         output: PathBuf,
@@ -98,8 +135,6 @@ enum Command {
         /// The graph's title [default: "<kind> profile — <sample type> (<unit>)"].
         #[arg(long)]
         title: Option<String>,
-        #[command(flatten)]
-        tags: Tags,
     },
     /// Render NEW's flame graph coloured by the change from BASE: red grew, blue shrank.
     Diff {
@@ -182,19 +217,18 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Top {
-            file,
+            input,
             sample_index,
             max_rows,
             app: true,
             libraries,
-            tags,
             ..
         } => {
-            let profile = read(&file, &tags)?;
+            let profile = read_input(&input)?;
             // Unpruned: the filter skips the frames `drop_frames` names (allocator plumbing)
             // anyway, and pruning could only take frames away from the ranking.
             let view = ProfileView::unpruned(&profile)
-                .with_context(|| format!("cannot read profile {}", file.display()))?;
+                .with_context(|| format!("cannot read profile {}", input.name()))?;
             let index = sample_index_of(&view, sample_index.as_deref())?;
             let filter = app_filter(&libraries);
             let ranking = app::app_top(&view, index, &filter);
@@ -204,19 +238,21 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Top {
-            file,
+            input,
             sample_index,
             max_rows,
             lines,
-            tags,
+            cum,
             ..
         } => {
-            let profile = read(&file, &tags)?;
-            let view = view_of(&profile, &file)?;
+            let profile = read_input(&input)?;
+            let view = ProfileView::new(&profile)
+                .with_context(|| format!("cannot read profile {}", input.name()))?;
             let index = sample_index_of(&view, sample_index.as_deref())?;
             let mut opts = top::TopOptions::default();
             opts.max_rows = max_rows;
             opts.lines = lines;
+            opts.cum = cum;
             let table = top::top(&view, index, &opts);
             let mut out = BufWriter::new(io::stdout().lock());
             table.render(&mut out)?;
@@ -232,7 +268,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let profiles = files
                 .iter()
-                .map(|f| read(f, &tags))
+                .map(|f| read_tagged(f, &tags))
                 .collect::<Result<Vec<_>>>()?;
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             let inputs: Vec<_> = names.iter().map(String::as_str).zip(&profiles).collect();
@@ -268,18 +304,17 @@ fn run(cli: Cli) -> Result<()> {
             write_output(&output, &bytes)
         }
         Command::Flame {
-            file,
+            input,
             output,
             sample_index,
             title,
-            tags,
         } => {
-            let profile = read(&file, &tags)?;
+            let profile = read_input(&input)?;
             // Flame graphs keep the frames `drop_frames` would prune (container growth,
             // allocation plumbing): widths stay the same and the leaves show why memory was
             // taken. `top` prunes, like `go tool pprof -top`, so flat lands on the caller.
             let view = ProfileView::unpruned(&profile)
-                .with_context(|| format!("cannot read profile {}", file.display()))?;
+                .with_context(|| format!("cannot read profile {}", input.name()))?;
             let index = sample_index_of(&view, sample_index.as_deref())?;
             let mut opts = flame::FlameOptions::default();
             opts.title = title;
@@ -330,14 +365,27 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// Reads the profile in `file`, keeping the samples `tags` keep.
-fn read(file: &Path, tags: &Tags) -> Result<Profile> {
+fn read_tagged(file: &Path, tags: &Tags) -> Result<Profile> {
     let mut profile = codec::read_file(file)?;
     TagFilter::new(&tags.focus, &tags.ignore)?.apply(&mut profile);
     Ok(profile)
 }
 
-fn view_of<'a>(profile: &'a Profile, file: &Path) -> Result<ProfileView<'a>> {
-    ProfileView::new(profile).with_context(|| format!("cannot read profile {}", file.display()))
+/// Reads and merges `input`'s sources, keeping the samples its filters keep.
+fn read_input(input: &Input) -> Result<Profile> {
+    // Checked before anything is fetched: a CPU profile may take `seconds` to come.
+    let frames = FrameFilter::new(input.focus.as_deref(), input.ignore.as_deref())
+        .context("bad --focus or --ignore")?;
+    let tags = TagFilter::new(&input.tags.focus, &input.tags.ignore)?;
+    let profiles = input
+        .sources
+        .iter()
+        .map(|s| Ok((s.clone(), source::read(s, input.seconds)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut profile = merge::merge(profiles)?;
+    tags.apply(&mut profile);
+    frames.apply(&mut profile);
+    Ok(profile)
 }
 
 fn sample_index_of(view: &ProfileView<'_>, name: Option<&str>) -> Result<usize> {
@@ -382,16 +430,17 @@ mod tests {
         .unwrap();
         match cli.command {
             Command::Top {
-                file,
+                input,
                 sample_index,
                 max_rows,
                 lines,
                 app,
                 libraries,
-                tags,
+                cum,
             } => {
-                assert!(tags.focus.is_empty() && tags.ignore.is_empty());
-                assert_eq!(file, PathBuf::from("heap.pb.gz"));
+                assert!(input.tags.focus.is_empty() && input.tags.ignore.is_empty());
+                assert_eq!(input.sources, ["heap.pb.gz"]);
+                assert!(input.focus.is_none() && input.ignore.is_none() && !cum);
                 assert_eq!(sample_index.as_deref(), Some("alloc_space"));
                 assert_eq!(max_rows, Some(5));
                 assert!(!lines && !app && libraries.is_empty());
@@ -414,19 +463,50 @@ mod tests {
         .unwrap();
         match cli.command {
             Command::Flame {
-                file,
+                input,
                 output,
                 sample_index,
                 title,
-                ..
             } => {
-                assert_eq!(file, PathBuf::from("mutex.pb.gz"));
+                assert_eq!(input.sources, ["mutex.pb.gz"]);
                 assert_eq!(output, PathBuf::from("out.svg"));
                 assert_eq!(sample_index, None);
                 assert_eq!(title.as_deref(), Some("locks"));
             }
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn parses_top_with_pprof_options_and_several_sources() {
+        let cli = Cli::try_parse_from([
+            "mapprof",
+            "top",
+            "a.pb.gz",
+            "http://127.0.0.1:6060/debug/pprof/heap",
+            "--cum",
+            "--focus",
+            "Cache::",
+            "--ignore",
+            "^std::",
+            "--seconds",
+            "5",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Top { input, cum, .. } => {
+                assert!(cum);
+                assert_eq!(input.sources.len(), 2);
+                assert_eq!(input.focus.as_deref(), Some("Cache::"));
+                assert_eq!(input.ignore.as_deref(), Some("^std::"));
+                assert_eq!(input.seconds, Some(5));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let err = Cli::try_parse_from(["mapprof", "top", "x.pb.gz", "--app", "--cum"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let err = Cli::try_parse_from(["mapprof", "top"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 
     #[test]

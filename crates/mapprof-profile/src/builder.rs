@@ -214,6 +214,24 @@ struct KeyedSample {
     values: Vec<i64>,
 }
 
+/// What the symbolizer gave for the addresses of one mapping.
+#[derive(Clone, Copy, Debug, Default)]
+struct SymbolInfo {
+    functions: bool,
+    filenames: bool,
+    line_numbers: bool,
+    inline_frames: bool,
+}
+
+impl SymbolInfo {
+    fn add(&mut self, frames: &[SourceFrame]) {
+        self.functions |= frames.iter().any(|f| !f.name.is_empty());
+        self.filenames |= frames.iter().any(|f| !f.file.is_empty());
+        self.line_numbers |= frames.iter().any(|f| f.line != 0);
+        self.inline_frames |= frames.len() > 1;
+    }
+}
+
 /// A location before ids are assigned: an address with its (trimmed) frames, or a synthetic
 /// frame. Ordered by address, so sorting samples by their keys is deterministic.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -234,6 +252,8 @@ struct AddressKeys {
 /// remembers what each address resolved to (the bytes are written by [`crate::codec`]).
 struct ProfileAssembler {
     mappings: Vec<ObjectMapping>,
+    /// What the symbolizer found in each mapping, for its `has_*` flags.
+    found: Vec<SymbolInfo>,
     symbolize: bool,
     /// Trim the profiler's frames at the leaf end.
     trim: bool,
@@ -251,6 +271,7 @@ struct ProfileAssembler {
 impl ProfileAssembler {
     fn new(mappings: Vec<ObjectMapping>, symbolize: bool) -> ProfileAssembler {
         ProfileAssembler {
+            found: vec![SymbolInfo::default(); mappings.len()],
             mappings,
             symbolize,
             trim: true,
@@ -379,6 +400,9 @@ impl ProfileAssembler {
                     .mappings
                     .iter()
                     .position(|m| m.start <= *pc && *pc < m.limit);
+                if let Some(m) = mapping {
+                    self.found[m].add(frames);
+                }
                 let line = frames
                     .iter()
                     .map(|f| Line {
@@ -389,7 +413,14 @@ impl ProfileAssembler {
                     .collect();
                 Location {
                     id,
-                    mapping_id: mapping.map_or(0, |m| m as u64 + 1),
+                    // A symbolized location names no mapping: `go tool pprof` disassembles
+                    // the mapping's file for its source view and, for a position-independent
+                    // executable, finds nothing at the runtime address (golang/go#46639), so
+                    // the view came out empty; without a mapping it shows the Lines here.
+                    mapping_id: match mapping {
+                        Some(m) if frames.is_empty() => m as u64 + 1,
+                        _ => 0,
+                    },
                     address: *pc,
                     line,
                     is_folded: false,
@@ -454,19 +485,21 @@ impl ProfileAssembler {
             .mappings
             .clone()
             .iter()
+            .zip(self.found.clone())
             .enumerate()
-            .map(|(i, m)| Mapping {
+            .map(|(i, (m, found))| Mapping {
                 id: i as u64 + 1,
                 memory_start: m.start,
                 memory_limit: m.limit,
                 file_offset: m.file_offset,
                 filename: self.strings.id(&m.path),
                 build_id: self.strings.id(&m.build_id),
-                // Tell pprof not to symbolize again what was symbolized here.
-                has_functions: symbolized,
-                has_filenames: symbolized,
-                has_line_numbers: symbolized,
-                has_inline_frames: symbolized,
+                // Tell pprof not to symbolize again what was symbolized here, and no more
+                // than was found: a library's symbol table gives names, no files or lines.
+                has_functions: symbolized && found.functions,
+                has_filenames: symbolized && found.filenames,
+                has_line_numbers: symbolized && found.line_numbers,
+                has_inline_frames: symbolized && found.inline_frames,
             })
             .collect();
         let default_sample_type = header
@@ -577,7 +610,35 @@ mod tests {
         let location = &p.location[0];
         assert_eq!(location.address, ret - 1);
         assert!(location.line[0].line > 0);
-        assert!(p.mapping[location.mapping_id as usize - 1].has_functions);
+        // Symbolized: pprof reads its Lines, not the binary (see `location`), and the
+        // executable's mapping says what was found in it.
+        assert_eq!(location.mapping_id, 0);
+        let exe = &p.mapping[0];
+        assert!(exe.has_functions && exe.has_filenames && exe.has_line_numbers);
+    }
+
+    #[test]
+    fn a_library_mapping_claims_names_only() {
+        // glibc is symbolized from its symbol table: function names, no files or lines.
+        let ret = libc::getpid as *const () as usize as u64 + 1;
+        let p = build(
+            &header(),
+            vec![sample(&[ret], 1, "/")],
+            BuildOptions::default(),
+            &mut Symbolizer::new(),
+        );
+        let name = |i: i64| p.string_table[i as usize].as_str();
+        let libc = p
+            .mapping
+            .iter()
+            .find(|m| name(m.filename).contains("libc.so"))
+            .unwrap_or_else(|| panic!("a libc mapping: {p:?}"));
+        assert!(libc.has_functions, "{libc:?}");
+        assert!(!libc.has_filenames && !libc.has_line_numbers, "{libc:?}");
+        assert!(
+            !p.mapping[0].has_functions,
+            "nothing was found in the executable"
+        );
     }
 
     #[test]

@@ -103,7 +103,6 @@ pub fn resize_profile(heap: &Profile) -> Profile {
         .iter()
         .flat_map(|l| l.line.iter().map(|line| line.function_id))
         .collect();
-    let mapping_ids: BTreeSet<u64> = location.iter().map(|l| l.mapping_id).collect();
     let string = |i: i64| string_at(heap, i);
     let function = heap
         .function
@@ -117,10 +116,11 @@ pub fn resize_profile(heap: &Profile) -> Profile {
             start_line: f.start_line,
         })
         .collect();
+    // Every mapping, also those no kept location names (symbolized locations name none): the
+    // first is the executable, which pprof shows as the profile's `File`.
     let mapping = heap
         .mapping
         .iter()
-        .filter(|m| mapping_ids.contains(&m.id))
         .map(|m| Mapping {
             filename: out.id(string(m.filename)),
             build_id: out.id(string(m.build_id)),

@@ -22,6 +22,8 @@ pub struct TopOptions {
     /// One row per function and source line instead of per function (pprof's `-lines`).
     /// Default: false.
     pub lines: bool,
+    /// Sort by cumulative value instead of flat (pprof's `-cum`). Default: false.
+    pub cum: bool,
 }
 
 impl Default for TopOptions {
@@ -30,6 +32,7 @@ impl Default for TopOptions {
             max_rows: None,
             node_fraction: 0.005,
             lines: false,
+            cum: false,
         }
     }
 }
@@ -67,7 +70,7 @@ pub struct Top {
     pub unit: String,
     /// The sum of |value| over all samples.
     pub total: i64,
-    /// The rows, by flat value descending, then name.
+    /// The rows, by flat value descending (cum with [`TopOptions::cum`]), then name.
     pub rows: Vec<TopRow>,
     /// How many functions were dropped for a cum below [`Top::node_cutoff`].
     pub dropped: usize,
@@ -157,12 +160,19 @@ pub fn top(view: &ProfileView<'_>, sample_index: usize, opts: &TopOptions) -> To
         })
         .collect();
     let dropped = index.len() - rows.len();
+    // pprof's orders: flat (FlatNameOrder), or with -cum cum (CumNameOrder), then the name.
+    type Value = fn(&TopRow) -> i64;
+    let (first, second): (Value, Value) = if opts.cum {
+        (|r| r.cum, |r| r.flat)
+    } else {
+        (|r| r.flat, |r| r.cum)
+    };
     rows.sort_by(|a, b| {
-        b.flat
+        first(b)
             .saturating_abs()
-            .cmp(&a.flat.saturating_abs())
+            .cmp(&first(a).saturating_abs())
             .then_with(|| a.name.cmp(&b.name))
-            .then_with(|| b.cum.saturating_abs().cmp(&a.cum.saturating_abs()))
+            .then_with(|| second(b).saturating_abs().cmp(&second(a).saturating_abs()))
     });
     let rows_before_limit = rows.len();
     if let Some(max) = opts.max_rows {
@@ -413,6 +423,49 @@ fn go_g2(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::ProfileBuilder;
+
+    #[test]
+    fn cum_sorts_by_the_cumulative_value_of_each_function() {
+        let stacks: [(&[&str], i64); 4] = [
+            (&["leaf_a", "mid", "main"], 5),
+            (&["leaf_b", "mid", "main"], 3),
+            (&["leaf_c", "main"], 9),
+            (&["mid", "rec", "rec", "main"], 2),
+        ];
+        let profile = stacks
+            .iter()
+            .fold(ProfileBuilder::new(&[("samples", "count")]), |b, (s, v)| {
+                b.names(s, &[*v])
+            })
+            .build();
+        // Cumulative by hand: a function counts each sample it is in once.
+        let mut expected: Vec<(String, i64)> = Vec::new();
+        for name in ["leaf_a", "leaf_b", "leaf_c", "mid", "rec", "main"] {
+            let cum = stacks
+                .iter()
+                .filter(|(s, _)| s.contains(&name))
+                .map(|(_, v)| v)
+                .sum();
+            expected.push((name.to_owned(), cum));
+        }
+        expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let view = ProfileView::new(&profile).unwrap();
+        let opts = TopOptions {
+            cum: true,
+            ..TopOptions::default()
+        };
+        let rows: Vec<(String, i64)> = top(&view, 0, &opts)
+            .rows
+            .into_iter()
+            .map(|r| (r.name, r.cum))
+            .collect();
+        assert_eq!(rows, expected);
+        assert_eq!(rows[0], ("main".to_owned(), 19));
+        // Flat order is another one: leaf_c first.
+        let flat = top(&view, 0, &TopOptions::default());
+        assert_eq!(flat.rows[0].name, "leaf_c");
+    }
 
     #[test]
     fn values_scale_like_pprof() {

@@ -6,6 +6,7 @@
 use crate::memory::{self, InnerKind};
 use mapprof_rt::heap;
 use std::alloc::{GlobalAlloc, Layout, System};
+#[cfg(feature = "jemalloc")]
 use tikv_jemallocator::Jemalloc;
 
 /// A global allocator that samples allocations for the heap profile.
@@ -25,6 +26,7 @@ pub struct Alloc {
 
 #[derive(Clone, Copy)]
 enum Inner {
+    #[cfg(feature = "jemalloc")]
     Jemalloc,
     System,
     Custom(&'static (dyn GlobalAlloc + Sync)),
@@ -33,6 +35,7 @@ enum Inner {
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            #[cfg(feature = "jemalloc")]
             Inner::Jemalloc => "Jemalloc",
             Inner::System => "System",
             Inner::Custom(_) => "Custom",
@@ -43,6 +46,7 @@ impl std::fmt::Debug for Inner {
 impl Inner {
     fn kind(self) -> InnerKind {
         match self {
+            #[cfg(feature = "jemalloc")]
             Inner::Jemalloc => InnerKind::Jemalloc,
             Inner::System => InnerKind::System,
             Inner::Custom(_) => InnerKind::Custom,
@@ -53,7 +57,9 @@ impl Inner {
 impl Alloc {
     /// Wraps jemalloc (`tikv-jemallocator`), the recommended inner allocator. The profiler's
     /// own work allocates in a jemalloc arena of its own, purged after each profile, so that
-    /// its memory goes back to the system (see [`crate::self_memory`]).
+    /// its memory goes back to the system (see [`crate::self_memory`]). Cargo feature
+    /// `jemalloc`, on by default.
+    #[cfg(feature = "jemalloc")]
     pub const fn jemalloc() -> Alloc {
         Alloc {
             inner: Inner::Jemalloc,
@@ -83,6 +89,7 @@ impl Alloc {
 macro_rules! inner {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match $self.inner {
+            #[cfg(feature = "jemalloc")]
             Inner::Jemalloc => Jemalloc.$method($($arg),*),
             Inner::System => System.$method($($arg),*),
             Inner::Custom(a) => a.$method($($arg),*),
@@ -148,7 +155,7 @@ unsafe impl GlobalAlloc for Alloc {
 #[inline(never)]
 unsafe fn alloc_sampled(layout: Layout, zeroed: bool, this: &Alloc) -> *mut u8 {
     memory::note_inner(this.inner.kind());
-    if let (true, Inner::Jemalloc) = (heap::for_the_profiler(), this.inner) {
+    if heap::for_the_profiler() && this.inner.kind() == InnerKind::Jemalloc {
         // SAFETY: forwarded from `alloc`/`alloc_zeroed`, whose callers uphold the contract.
         return unsafe { memory::own_alloc(layout, zeroed) };
     }
@@ -185,7 +192,7 @@ unsafe fn realloc_sampled(
     this: &Alloc,
 ) -> *mut u8 {
     let live_bucket = heap::before_realloc(ptr);
-    let new = if let (true, Inner::Jemalloc) = (heap::for_the_profiler(), this.inner) {
+    let new = if heap::for_the_profiler() && this.inner.kind() == InnerKind::Jemalloc {
         // SAFETY: forwarded from `realloc`, whose caller upholds the contract.
         unsafe { memory::own_realloc(ptr, layout, new_size) }
     } else {

@@ -294,11 +294,18 @@ fn is_growth(stack: &[usize], realloc: bool) -> bool {
 }
 
 /// jemalloc's allocated, active, resident, mapped and retained bytes; `None` where jemalloc
-/// cannot say.
+/// cannot say (all of them, built without the `jemalloc` feature).
+#[cfg(not(feature = "jemalloc"))]
 fn jemalloc_stats() -> [Option<usize>; 5] {
-    use tikv_jemalloc_ctl::{epoch, stats};
-    // Statistics are cached by jemalloc until the epoch advances.
-    let _ = epoch::advance();
+    [None; 5]
+}
+
+/// jemalloc's allocated, active, resident, mapped and retained bytes; `None` where jemalloc
+/// cannot say.
+#[cfg(feature = "jemalloc")]
+fn jemalloc_stats() -> [Option<usize>; 5] {
+    use tikv_jemalloc_ctl::stats;
+    crate::memory::advance_epoch();
     [
         stats::allocated::read().ok(),
         stats::active::read().ok(),

@@ -13,6 +13,7 @@
 //! | `flame/<profile>.svg?sample_index=NAME` | inferno flame graph of any of the above (`profile` included), `seconds` as above |
 //! | `symbol` | `num_symbols: 1` (GET); POST or query `0xADDR+0xADDR...`: one `0xADDR name` line per known address |
 //! | `cmdline` | the command line, arguments separated by NUL bytes |
+//! | `goroutine`, `threadcreate`, `trace` | 404 `Unknown profile`, then why mapprof lacks it and what to use instead (`absent`) |
 //!
 //! Statuses, headers and error bodies are `net/http/pprof`'s (Go 1.19–1.22): profiles are
 //! `application/octet-stream` with `Content-Disposition: attachment; filename="heap"`
@@ -63,6 +64,7 @@
 //! they never hold a lock that the allocator or lock hooks take (profiles are read with
 //! `table::snapshot`, which copies the tables without locking).
 
+mod absent;
 mod params;
 mod render;
 mod reply;

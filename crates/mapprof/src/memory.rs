@@ -25,8 +25,12 @@
 use mapprof_rt::thread::KEPT_HEAPS;
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
-use tikv_jemalloc_ctl::raw;
+#[cfg(feature = "jemalloc")]
 use tikv_jemalloc_sys as ffi;
+#[cfg(not(feature = "jemalloc"))]
+mod no_jemalloc;
+#[cfg(not(feature = "jemalloc"))]
+use no_jemalloc as ffi;
 
 /// Which inner allocator `mapprof::Alloc` wraps, as its cold path last saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,10 +93,21 @@ fn arenas() -> impl Iterator<Item = u32> {
 fn make_own_arena() {
     MAKE_OWN_ARENA.call_once(|| {
         for slot in std::iter::once(&OWN_ARENA).chain(&KEPT_ARENAS) {
-            // SAFETY: `arenas.create` is a read of a `u32` (the new arena's index).
-            let Ok(arena) = (unsafe { raw::read::<u32>(b"arenas.create\0") }) else {
+            let mut arena = 0u32;
+            let mut len = std::mem::size_of::<u32>();
+            // SAFETY: `arenas.create` is a read of a `u32` (the new arena's index) into ours.
+            let failed = unsafe {
+                ffi::mallctl(
+                    c"arenas.create".as_ptr(),
+                    (&mut arena as *mut u32).cast(),
+                    &mut len,
+                    std::ptr::null_mut(),
+                    0,
+                )
+            } != 0;
+            if failed {
                 return;
-            };
+            }
             set_decay(arena, b"arena.0.muzzy_decay_ms\0", 0);
             set_decay(arena, b"arena.0.dirty_decay_ms\0", 0);
             slot.store(arena + 1, Relaxed);
@@ -419,12 +434,26 @@ fn observe() {
 
 /// mapprof's arenas together: (allocated, resident) bytes, (0, 0) before they exist.
 fn own_arena_stats() -> (usize, usize) {
-    // Statistics are cached by jemalloc until the epoch advances.
-    let _ = tikv_jemalloc_ctl::epoch::advance();
+    advance_epoch();
     arenas().fold((0, 0), |(allocated, resident), arena| {
         let (a, r) = arena_stats(arena);
         (allocated + a, resident + r)
     })
+}
+
+/// Refreshes jemalloc's statistics, which it caches until the epoch advances.
+pub(crate) fn advance_epoch() {
+    let mut epoch = 1u64;
+    // SAFETY: `epoch` is written from a `u64` we own.
+    unsafe {
+        ffi::mallctl(
+            c"epoch".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            (&mut epoch as *mut u64).cast(),
+            std::mem::size_of::<u64>(),
+        )
+    };
 }
 
 /// One arena's (allocated, resident) bytes.

@@ -128,6 +128,22 @@ pub fn profile(kind: ProfileKind) -> Profile {
     })
 }
 
+/// How many stacks (with their labels) `kind` holds now, the count of Go's index: its buckets
+/// in the stack table, read without their stacks. `None` for resize, known only once the
+/// stacks are symbolized and classified.
+#[cfg(feature = "http")]
+pub(crate) fn stack_count(kind: ProfileKind) -> Option<usize> {
+    let table_kind = match kind {
+        ProfileKind::Heap | ProfileKind::Allocs => Kind::Heap,
+        ProfileKind::Mutex => Kind::Mutex,
+        ProfileKind::Block => Kind::Block,
+        ProfileKind::Resize => return None,
+    };
+    Some(profiler_work(|| {
+        table::snapshot_with(table_kind, |_| false).len()
+    }))
+}
+
 fn heap_samples(rate: u64, view: HeapView) -> (Header, Vec<RawSample>) {
     let records: Vec<(u32, HeapRecord)> = table::snapshot(Kind::Heap)
         .into_iter()

@@ -1,5 +1,6 @@
 //! Bad configuration and unwritable paths give clear errors; the host keeps running. Dumps at
 //! exit land in the dump directory without overwriting each other.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

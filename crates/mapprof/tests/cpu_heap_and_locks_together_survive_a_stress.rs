@@ -13,6 +13,7 @@
 //! and CPU profiles decode, the CPU profiles name the stress functions among their eight leading
 //! application functions (the fifth thread's profile building competes), show samples taken
 //! inside the profiler's hooks and the lock shim, and their samples carry the workers' labels.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

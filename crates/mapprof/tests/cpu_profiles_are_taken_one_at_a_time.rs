@@ -2,6 +2,7 @@
 //! `CpuProfileBusy` (and the first is unharmed); an idle process gives a valid, possibly empty
 //! profile; frequencies outside 1..=1000 Hz are refused naming `cpu_hz`. The tests of this
 //! binary share the process's one CPU profiler, so they take turns.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

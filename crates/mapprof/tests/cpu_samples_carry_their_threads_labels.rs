@@ -7,6 +7,7 @@
 //! changing thread's may read `mapprof_labels=overflow` when the signal caught a guard being
 //! made or dropped, but no other thread's labels, and never none), the signal handler's frames
 //! must not show, and `go tool pprof -tagfocus` must select by them.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

@@ -6,6 +6,7 @@
 //! process-wide timer would charge whichever thread's tick came first; one that counted one
 //! sample per signal would read about a quarter of the CPU time. The threads' timers exist
 //! while the profile runs and are deleted when it ends (`/proc/self/timers`).
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

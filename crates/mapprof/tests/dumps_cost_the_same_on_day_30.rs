@@ -6,6 +6,7 @@
 //!
 //! The cost compared is the dumping thread's CPU time, not wall time (fsync waits and a busy
 //! machine would be noise).
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::thread_cpu_time;

@@ -1,5 +1,6 @@
 //! Accuracy: a deterministic workload allocates known byte totals from three call sites of
 //! small, medium and large sizes; at heap_rate=65536 the unbiased estimates are within ±5%.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

@@ -3,6 +3,7 @@
 //! refused with a message naming the setting and what it accepts, by the same rule both
 //! ways. Before, `trace(Duration::ZERO)` spun a thread at 100% CPU and its drop never
 //! returned, and `trace(Duration::MAX)` panicked the background thread.
+#![cfg(feature = "jemalloc")]
 
 use mapprof::{Config, Profiler, ProfilerBuilder};
 use std::time::{Duration, Instant};

@@ -5,6 +5,7 @@
 //! port open.
 //!
 //! Before the fork handlers, 193 of 200 children of such a parent hung in the symbolizer's lock.
+#![cfg(feature = "jemalloc")]
 
 use mapprof::ProfileKind;
 use std::net::TcpStream;

@@ -1,4 +1,5 @@
 //! A full stack table counts samples as lost and shows them as a frame of their own.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

@@ -1,4 +1,5 @@
 //! `go tool pprof` reads mapprof's heap profiles and names the allocating function and line.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

@@ -4,6 +4,7 @@
 //! and nothing where the capacity was given up front. `go tool pprof -tagfocus` selects by it.
 //!
 //! The tests share one run of the workload (one profiler per process).
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

@@ -1,7 +1,7 @@
 //! `/debug/pprof` over HTTP in a process under load: `go tool pprof` reads every endpoint
 //! (concurrent scrapes included), the index links every profile and flame graph, and errors
 //! are the ones Go's `net/http/pprof` gives.
-#![cfg(feature = "http")]
+#![cfg(all(feature = "http", feature = "jemalloc"))]
 
 mod common;
 mod http_client;
@@ -224,6 +224,16 @@ fn the_index_lists_every_profile_with_links_that_answer() {
         Some("text/html; charset=utf-8")
     );
     let html = index.text();
+    // A count per profile, as Go's index: the heap's stacks, which the load has made.
+    let heap_row = html
+        .split("<tr>")
+        .find(|r| r.contains("href='heap'"))
+        .unwrap();
+    let heap_count = heap_row
+        .strip_prefix("<td>")
+        .and_then(|r| r.split_once("</td>"))
+        .and_then(|(n, _)| n.parse::<usize>().ok());
+    assert!(heap_count.is_some_and(|n| n > 0), "{heap_row}");
     let links: Vec<String> = html
         .split("href='")
         .skip(1)
@@ -274,7 +284,16 @@ fn the_index_lists_every_profile_with_links_that_answer() {
 fn errors_are_the_ones_go_gives() {
     let addr = server();
     assert_go_error(&get(addr, "/nope"), 404, "404 page not found");
-    assert_go_error(&get(addr, "/debug/pprof/goroutine"), 404, "Unknown profile");
+    for absent in ["goroutine", "threadcreate", "trace"] {
+        let answer = get(addr, &format!("/debug/pprof/{absent}?debug=2"));
+        assert_go_error(&answer, 404, "Unknown profile: mapprof does not serve");
+        assert!(answer.text().contains(absent), "{}", answer.text());
+    }
+    let goroutine = get(addr, "/debug/pprof/goroutine").text();
+    assert!(
+        goroutine.contains("block") && goroutine.contains("mutex"),
+        "{goroutine}"
+    );
     assert_go_error(&get(addr, "/debug/pprof/heap/"), 404, "Unknown profile");
     assert_go_error(
         &get(addr, "/debug/pprof/flame/nope.svg"),

@@ -15,6 +15,7 @@
 //! (`a_map_rebuilt...`: 136 bytes in use with 144,000 live; `inuse_never...`: a heap profile
 //! with 3.0 of 4.95 MB). `mapprof_rt::table` now reads every bucket's frees before any
 //! bucket's allocations.
+#![cfg(feature = "jemalloc")]
 
 use mapprof::ProfileKind;
 use mapprof_rt::{table, Kind};

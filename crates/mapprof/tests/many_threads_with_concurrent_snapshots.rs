@@ -1,6 +1,7 @@
 //! Stress: many threads allocate, reallocate and free (across threads too) at a high sampling
 //! rate while profiles are taken concurrently and threads exit with destructors that allocate.
 //! Nothing crashes or hangs, and once everything is freed nothing shows as in use.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

@@ -2,6 +2,7 @@
 //! allocates lands in mapprof's own arena, not the host's, goes back after each profile and
 //! scrape (RssAnon plateaus under a fixed bound), and `mapprof::self_memory` shows it.
 //! Allocations under `mapprof::ignore` stay the host's.
+#![cfg(feature = "jemalloc")]
 
 #[cfg(feature = "http")]
 mod http_client;

@@ -6,6 +6,7 @@
 //!
 //! The workers' own memory is bounded (a fixed ring of buffers), so whatever grows is the
 //! profiler's: symbol caches, build buffers, tables, memory not handed back.
+#![cfg(feature = "jemalloc")]
 
 mod http_client;
 use http_client::get;

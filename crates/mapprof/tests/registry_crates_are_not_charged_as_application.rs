@@ -2,6 +2,7 @@
 //! (issue 17, point 5): `tempfile`, a registry crate no library list names, allocates inside
 //! its own functions; in a real heap profile those frames carry cargo-registry paths and the
 //! cost is charged to this test's function, a workspace crate's that no list names either.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 

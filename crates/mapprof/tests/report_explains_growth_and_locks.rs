@@ -6,6 +6,7 @@
 //! - the same fill into `HashMap::with_capacity(1 << 16)` grows nothing;
 //! - a function that holds a lock while allocating, with another thread waiting, is reported as
 //!   a lock holder that allocates.
+#![cfg(feature = "jemalloc")]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier};

@@ -5,6 +5,7 @@
 //! second. What must hold: no stall (any worker without progress for 10 s fails the test,
 //! with every thread's stack when gdb is there), no panic, every answer and every dump
 //! decodes, and the process's memory stays bounded and stops growing.
+#![cfg(feature = "jemalloc")]
 
 mod http_client;
 

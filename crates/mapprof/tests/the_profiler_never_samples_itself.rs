@@ -3,6 +3,7 @@
 //! (issue 17, point 5: a `push` of the dump code once ran outside it, worth a 512 KiB sample
 //! when it was taken). At `heap_rate=1` every host allocation is sampled, so any of the
 //! profiler's that escaped would show as a sample carrying the labels of the thread doing it.
+#![cfg(feature = "jemalloc")]
 
 use mapprof::ProfileKind;
 use mapprof_rt::{table, Kind};

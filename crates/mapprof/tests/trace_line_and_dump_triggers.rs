@@ -8,6 +8,7 @@
 //! Each case runs this binary again as a child (`child`, which does nothing unless
 //! `MAPPROF_CHILD` names a case): the trace line goes to the child's stderr, and every case needs
 //! a profiler of its own.
+#![cfg(feature = "jemalloc")]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

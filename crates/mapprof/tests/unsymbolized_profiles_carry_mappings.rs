@@ -1,5 +1,6 @@
 //! With `symbolize=false` profiles keep raw addresses plus the mappings (path, build id) that
 //! offline symbolizers need, and `go tool pprof` symbolizes them against the binary.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

@@ -2,6 +2,7 @@
 //! symbolization from the binary) charges the application functions, not mapprof's hooks or
 //! Rust's allocation plumbing, and `mapprof symbolize` gives the `top` and report of the same
 //! profile symbolized in process.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 use common::*;

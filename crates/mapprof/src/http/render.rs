@@ -1,11 +1,13 @@
 //! The answers that render a profile taken (encoded, a `top` table, a flame graph) and the
 //! pages that need none (the index, `cmdline`).
 
+use super::absent;
 use super::params::Params;
 use super::reply::{fail, respond, Problem, Reply};
 use super::routes::Source;
 use super::state::State;
 use super::take::{check_sample_index, take, Taken};
+use crate::profiles::ProfileKind;
 use hyper::header::{self, HeaderValue};
 use hyper::StatusCode;
 use mapprof_profile::codec::encode_gzip;
@@ -172,7 +174,7 @@ fn index_html() -> String {
         "<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n\
          td { padding: 0.2em 1em 0.2em 0; vertical-align: top; }\n</style>\n</head>\n<body>\n\
          /debug/pprof/<br>\n<br>\nTypes of profiles available:\n<table>\n\
-         <thead><td>Profile</td><td>Flame graphs</td><td>Description</td></thead>\n",
+         <thead><td>Count</td><td>Profile</td><td>Flame graphs</td><td>Description</td></thead>\n",
     );
     // Every kind, with the sample types its flame graphs show, default first
     // (`tests/http_endpoints.rs` follows every link).
@@ -182,14 +184,18 @@ fn index_html() -> String {
             kinds::Source::Window { default_seconds } => Some(default_seconds),
             _ => None,
         };
+        let count = ProfileKind::named(name)
+            .and_then(crate::profiles::stack_count)
+            .map_or(String::new(), |n| n.to_string());
+        let _ = write!(html, "<tr><td>{count}</td>");
         match seconds {
             Some(s) => {
-                let _ = write!(html, "<tr><td><a href='{name}?seconds={s}'>{name}</a>");
+                let _ = write!(html, "<td><a href='{name}?seconds={s}'>{name}</a>");
             }
             None => {
                 let _ = write!(
                     html,
-                    "<tr><td><a href='{name}'>{name}</a> (<a href='{name}?debug=1'>top</a>)"
+                    "<td><a href='{name}'>{name}</a> (<a href='{name}?debug=1'>top</a>)"
                 );
             }
         }
@@ -205,12 +211,16 @@ fn index_html() -> String {
         let _ = writeln!(html, "</td><td>{}</td></tr>", spec.description);
     }
     html.push_str(
-        "<tr><td><a href='cmdline'>cmdline</a></td><td></td>\
+        "<tr><td></td><td><a href='cmdline'>cmdline</a></td><td></td>\
          <td>The command line invocation of the current program.</td></tr>\n\
-         <tr><td><a href='symbol'>symbol</a></td><td></td>\
+         <tr><td></td><td><a href='symbol'>symbol</a></td><td></td>\
          <td>Function names of code addresses (POST <code>0xADDR+0xADDR</code>).</td></tr>\n\
-         </table>\n<p>\n",
+         </table>\n<p>\nNot served (Go's <code>net/http/pprof</code> has them):\n</p>\n<table>\n",
     );
+    for (name, why) in absent::ABSENT {
+        let _ = writeln!(html, "<tr><td>{name}</td><td>{why}.</td></tr>");
+    }
+    html.push_str("</table>\n<p>\n");
     let _ = writeln!(html, "{}.\n</p>\n<p>", crate::memory::self_memory_comment());
     html.push_str(
         "Add <code>?seconds=N</code> to heap, allocs, mutex, block or resize (and \
@@ -224,7 +234,29 @@ fn index_html() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::ProfileKind;
+
+    #[test]
+    fn the_index_counts_stacks_and_says_what_is_not_served() {
+        let html = index_html();
+        for kind in [ProfileKind::Heap, ProfileKind::Mutex, ProfileKind::Block] {
+            let row = html
+                .split("<tr>")
+                .find(|r| r.contains(&format!("href='{}'", kind.name())))
+                .unwrap();
+            let count = row.strip_prefix("<td>").and_then(|r| r.split_once("</td>"));
+            assert!(
+                count.is_some_and(|(n, _)| n.parse::<usize>().is_ok()),
+                "{row}"
+            );
+        }
+        for name in ["goroutine", "threadcreate", "trace"] {
+            assert!(html.contains(&format!("<tr><td>{name}</td><td>")), "{html}");
+            assert!(
+                !html.contains(&format!("href='{name}")),
+                "no link to {name}"
+            );
+        }
+    }
 
     #[test]
     fn every_profile_is_in_the_index() {

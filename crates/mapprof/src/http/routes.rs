@@ -1,6 +1,7 @@
 //! The `/debug/pprof` routes: which path and method get which answer (see the parent module
 //! for the table and where mapprof differs).
 
+use super::absent;
 use super::params::Params;
 use super::render::{cmdline, encoded, flame_graph, index, top_table};
 use super::reply::{bad_request, error, fail, respond, Problem, Reply};
@@ -79,7 +80,15 @@ async fn route(request: Request<Incoming>, state: &Arc<State>) -> Result<Reply, 
             }
             let kind = match Source::by_name(&name) {
                 Some(Source::Kind(kind)) => kind,
-                _ => return Err(unknown_profile()),
+                _ => match absent::reason(&name) {
+                    Some(why) => {
+                        return Err(fail(
+                            StatusCode::NOT_FOUND,
+                            format!("Unknown profile: mapprof does not serve {name}: {why}."),
+                        ))
+                    }
+                    None => return Err(unknown_profile()),
+                },
             };
             let debug = params.get("debug").and_then(|d| d.parse::<i64>().ok());
             if debug.is_some_and(|d| d != 0) {
