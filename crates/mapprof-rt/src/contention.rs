@@ -99,15 +99,7 @@ impl WaiterStack {
 
     /// Records that this waiter waited `delay_ns`, if the block profile samples it.
     pub fn record_wait(&self, delay_ns: u64) {
-        let rate = block_rate();
-        if rate == 0 || delay_ns == 0 {
-            return;
-        }
-        let weight = if delay_ns >= rate {
-            1.0
-        } else if keep_with_probability(delay_ns as f64 / rate as f64) {
-            rate as f64 / delay_ns as f64
-        } else {
+        let Some(weight) = block_weight(delay_ns) else {
             return;
         };
         let labels = STATE
@@ -120,6 +112,41 @@ impl WaiterStack {
             weight,
             delay_ns,
         );
+    }
+}
+
+/// Records a wait of `delay_ns` that just ended, with the calling thread's stack captured now
+/// if the block profile samples it: a task's wait, whose stack when it resumes from the
+/// `.await` is the one it waited at. Costs nothing but a draw for the waits not sampled; the
+/// capture of those that are runs under the lock just taken.
+#[inline(never)]
+pub fn record_wait_here(delay_ns: u64) {
+    let Some(weight) = block_weight(delay_ns) else {
+        return;
+    };
+    let _ = STATE.try_with(|state| {
+        if state.busy.get() {
+            return;
+        }
+        let mut frames = [0; MAX_DEPTH];
+        let depth = stack::capture(state, &mut frames);
+        let labels = crate::labels::current_id(state);
+        add(Kind::Block, &frames[..depth], labels, weight, delay_ns);
+    });
+}
+
+/// The weight of a wait of `delay_ns` in the block profile, `None` if it is not sampled: at
+/// least `block_rate` always (weight 1), shorter with probability `delay / rate`.
+fn block_weight(delay_ns: u64) -> Option<f64> {
+    let rate = block_rate();
+    if rate == 0 || delay_ns == 0 {
+        None
+    } else if delay_ns >= rate {
+        Some(1.0)
+    } else if keep_with_probability(delay_ns as f64 / rate as f64) {
+        Some(rate as f64 / delay_ns as f64)
+    } else {
+        None
     }
 }
 

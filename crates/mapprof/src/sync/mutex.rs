@@ -8,6 +8,7 @@
 
 use super::futex;
 use super::wait_book::{record_charge, WaitBook};
+use mapprof_rt::contention::WaiterStack;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -62,7 +63,9 @@ impl RawMutex {
                 Err(s) => state = s,
             }
         }
-        // From here on this thread sleeps until the lock is free: it is a waiter.
+        // From here on this thread sleeps until the lock is free: it is a waiter, its stack
+        // taken before it sleeps.
+        let stack = WaiterStack::capture();
         let ticket = book.enter();
         loop {
             // Mark the lock as having sleepers; if it was free, it is ours (still marked, so
@@ -73,7 +76,10 @@ impl RawMutex {
             futex::wait(&self.state, SLEEPERS, None);
             state = self.spin();
         }
-        book.leave(&ticket);
+        let wait = book.leave(&ticket);
+        if let Some(stack) = stack {
+            stack.record_wait(wait);
+        }
     }
 
     /// Spins a little while the lock is held without sleepers (std's count: 100).

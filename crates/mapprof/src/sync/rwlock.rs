@@ -3,6 +3,7 @@
 
 use super::mutex::map_lock;
 use super::wait_book::{record_charge, WaitBook};
+use mapprof_rt::contention::WaiterStack;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
@@ -74,9 +75,13 @@ macro_rules! contended {
                 Err(TryLockError::WouldBlock) => {}
             }
         }
+        let stack = WaiterStack::capture();
         let ticket = $self.book.enter();
         let result = $self.inner.$block();
-        $self.book.leave(&ticket);
+        let wait = $self.book.leave(&ticket);
+        if let Some(stack) = stack {
+            stack.record_wait(wait);
+        }
         map_lock(result, |inner| $guard(&$self.book, inner))
     }};
 }

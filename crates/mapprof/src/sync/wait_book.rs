@@ -6,7 +6,7 @@
 //! clock read and a few instructions under the ledger's lock: the charge must be taken before
 //! a waiter can get the lock and charge in its turn) and records it, stack and all, after.
 
-use mapprof_rt::contention::{now_ns, record_holder_delay, WaiterStack};
+use mapprof_rt::contention::{now_ns, record_holder_delay};
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{
@@ -50,12 +50,12 @@ struct Ledger {
     pending: u64,
 }
 
-/// A waiter's registration: when it started and in which epoch.
+/// A waiter's registration: when it started and in which epoch. Its stack is the caller's
+/// to keep: a thread's is captured before it sleeps, a task's when its wait is sampled.
 #[derive(Debug)]
 pub(crate) struct Ticket {
     start: u64,
     epoch: u64,
-    stack: Option<WaiterStack>,
 }
 
 impl WaitBook {
@@ -109,10 +109,8 @@ impl WaitBook {
         guard
     }
 
-    /// Registers the calling thread as about to block on the lock: captures its stack first,
-    /// then notes the time.
+    /// Registers the caller as about to wait for the lock: notes the time.
     pub(crate) fn enter(&self) -> Ticket {
-        let stack = WaiterStack::capture();
         let start = now_ns();
         let mut l = self.ledger();
         l.new += 1;
@@ -121,26 +119,20 @@ impl WaitBook {
         Ticket {
             start,
             epoch: l.epoch,
-            stack,
         }
     }
 
-    /// The waiter got the lock: unregisters it, keeps its not yet charged wait for the next
-    /// charge, and records its whole wait for the block profile.
-    pub(crate) fn leave(&self, ticket: &Ticket) {
-        let end;
-        {
-            let mut l = self.ledger();
-            // Under the lock, as in `charge_waiters`: after the last charge.
-            end = now_ns();
-            let uncharged_since = self.unregister(&mut l, ticket);
-            l.pending = l
-                .pending
-                .saturating_add(end.saturating_sub(uncharged_since));
-        }
-        if let Some(stack) = &ticket.stack {
-            stack.record_wait(end.saturating_sub(ticket.start));
-        }
+    /// The waiter got the lock: unregisters it and keeps its not yet charged wait for the next
+    /// charge. Returns its whole wait, for the block profile.
+    pub(crate) fn leave(&self, ticket: &Ticket) -> u64 {
+        let mut l = self.ledger();
+        // Under the lock, as in `charge_waiters`: after the last charge.
+        let end = now_ns();
+        let uncharged_since = self.unregister(&mut l, ticket);
+        l.pending = l
+            .pending
+            .saturating_add(end.saturating_sub(uncharged_since));
+        end.saturating_sub(ticket.start)
     }
 
     /// The waiter gave up without the lock (an async lock's future dropped while it waited):

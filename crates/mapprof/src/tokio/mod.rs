@@ -14,11 +14,12 @@
 //!
 //! Each lock is tokio's own with a wait book (`sync`'s `WaitBook`) beside it; methods,
 //! signatures, fairness and `Send`/`Sync` are tokio's. A task whose first poll of `lock()`
-//! (`read()`, `write()`) finds the lock taken captures its stack there, notes the time and
-//! registers as a waiter; when it gets the lock, its wait goes to the block profile. A guard dropped while tasks wait charges
-//! their wait since the last charge to its holder (Go 1.22's rule), with the stack of the
-//! thread that drops it, in the mutex profile. `mutex_fraction` and `block_rate` sample these
-//! events exactly as for `mapprof::sync` (`mapprof_rt::contention`).
+//! (`read()`, `write()`) finds the lock taken notes the time and registers as a waiter; when it
+//! gets the lock, its wait goes to the block profile, with the stack it resumed on if the wait
+//! is sampled. A guard dropped while tasks wait charges their wait since the last charge to its
+//! holder (Go 1.22's rule), with the stack of the thread that drops it, in the mutex profile.
+//! `mutex_fraction` and `block_rate` sample these events exactly as for `mapprof::sync`
+//! (`mapprof_rt::contention`).
 //!
 //! # Rules (read before changing anything here)
 //!
@@ -29,17 +30,18 @@
 //!    and tokio's release. No clock read, no stack, nothing recorded. One difference: tokio's
 //!    `lock().await` also spends a unit of the task's cooperative budget, an uncontended one
 //!    here does not (the budget is `rt`'s, which this feature does not take).
-//! 2. **No allocation on any path.** The book lives in the lock; the waiter's stack (a fixed
-//!    array of `mapprof_rt::stack::MAX_DEPTH` addresses) and its ticket live in the `lock()`
-//!    future, which is sized for that path: about 1 KiB larger than tokio's, in the task that
-//!    awaits it.
+//! 2. **No allocation on any path.** The book lives in the lock; the waiter's ticket (two
+//!    numbers) in the `lock()` future; a sampled wait's stack (a fixed array) on the thread's
+//!    stack while it is recorded.
 //! 3. **No blocking beyond the lock itself.** Waiting is tokio's; the only other lock taken is
 //!    the book's ledger, held for a few instructions of arithmetic and a clock read. The
-//!    waiter's stack is captured before it awaits the inner lock and the holder's after the
-//!    release, so no capture happens under the lock.
-//! 4. **What the contended paths call in `mapprof_rt`:** the same as `mapprof::sync`'s:
-//!    `contention::now_ns`, `WaiterStack::capture` and `record_wait` (through the book's
-//!    `enter`/`leave`), `record_holder_delay` (through `record_charge`).
+//!    holder's stack is captured after the release. A waiter's stack is captured when it has
+//!    the lock, for sampled waits only (at the default `block_rate` of 10 µs, a 1 µs wait one
+//!    time in ten): that capture, unlike `mapprof::sync`'s, runs under the lock, the price of
+//!    not capturing at every contention (which cost more than tokio's contended path).
+//! 4. **What the contended paths call in `mapprof_rt`:** `contention::now_ns`,
+//!    `record_wait_here` (a waiter that got the lock), `record_holder_delay` (through
+//!    `record_charge`).
 //! 5. **Cancellation.** A `lock()` future dropped while it waits (`select!`, a timeout, an
 //!    aborted task) unregisters from the book and records nothing: no block sample, and its
 //!    wait not yet charged is not charged (`WaitBook::cancel`). The lock stays tokio's, so
@@ -60,6 +62,7 @@ pub use rwlock::{
 pub use tokio::sync::TryLockError;
 
 use crate::sync::wait_book::{record_charge, Ticket, WaitBook};
+use mapprof_rt::contention::record_wait_here;
 use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -181,9 +184,7 @@ macro_rules! owned {
 use owned;
 
 /// A waiter's registration in a book, for as long as it waits; dropped without
-/// [`Waiting::acquired`] (its future cancelled), it unregisters and records nothing. The
-/// ticket (with its stack, about 1 KiB) is lent to the book, not moved: moving it cost a
-/// tenth of a contention.
+/// [`Waiting::acquired`] (its future cancelled), it unregisters and records nothing.
 struct Waiting<'a> {
     book: &'a WaitBook,
     ticket: Ticket,
@@ -191,7 +192,7 @@ struct Waiting<'a> {
 }
 
 impl<'a> Waiting<'a> {
-    /// Captures the caller's stack, notes the time and registers with `book`.
+    /// Notes the time and registers with `book`.
     fn enter(book: &'a WaitBook) -> Self {
         Waiting {
             book,
@@ -200,10 +201,13 @@ impl<'a> Waiting<'a> {
         }
     }
 
-    /// The waiter holds the lock: its wait goes to the book and the block profile.
+    /// The waiter holds the lock: its wait goes to the book and, if sampled, to the block
+    /// profile with the stack it resumed on, the `.lock().await`'s (captured only then: most
+    /// waits are not sampled, and a task's stack is the same at every poll of one `.await`).
     fn acquired(mut self) {
-        self.book.leave(&self.ticket);
+        let wait = self.book.leave(&self.ticket);
         self.left = true;
+        record_wait_here(wait);
     }
 }
 
@@ -216,7 +220,7 @@ impl Drop for Waiting<'_> {
 }
 
 /// Awaits `acquire` (the inner lock's `lock()`, after its `try_lock` failed) as a waiter of
-/// `book`. The stack is captured in this first poll, so it is the `.lock().await`'s.
+/// `book`, registered from its first poll.
 async fn wait_for<F: Future>(book: &WaitBook, acquire: F) -> F::Output {
     let waiting = Waiting::enter(book);
     let inner = acquire.await;
