@@ -49,18 +49,25 @@ CONTENDED = [("contended", t, 10_000_000 // t) for t in (2, 4, 8)]
 # The async part: an uncontended `lock().await` (no runtime: the future polled once), then N
 # tasks on one current-thread runtime, each holding the lock across a yield (every acquisition
 # but the first contended), 1M pairs in all.
+# Then what task labels add to a poll and the tracing layer to a span (1 thread).
 ASYNC_UNCONTENDED = [("async-mutex", 1, 20_000_000)]
+TASK_LABELS = [("task-labels", 1, 20_000_000), ("span-enter", 1, 10_000_000),
+               ("span-request", 1, 2_000_000)]
 ASYNC_CONTENDED = [("async-contended", t, 1_000_000 // t) for t in (2, 8)]
 if "sync" not in PARTS:
     UNCONTENDED, CONTENDED = [], []
 if "async" in PARTS:
-    UNCONTENDED, CONTENDED = UNCONTENDED + ASYNC_UNCONTENDED, CONTENDED + ASYNC_CONTENDED
+    UNCONTENDED = UNCONTENDED + ASYNC_UNCONTENDED + TASK_LABELS
+    CONTENDED = CONTENDED + ASYNC_CONTENDED
 RUNS = UNCONTENDED + CONTENDED
 CG_OPS = 1_000_000
 
 TITLE = {"mutex": "Mutex lock + unlock", "rwread": "RwLock read + unlock",
          "labels": "label guard `route`", "labels-trace": "label guard `trace_id` + `route`",
-         "async-mutex": "async Mutex `lock().await` + unlock"}
+         "async-mutex": "async Mutex `lock().await` + unlock",
+         "task-labels": "one poll of a future with task labels `trace_id` + `route`",
+         "span-enter": "span enter + exit, fields `trace_id` + `route`",
+         "span-request": "a request's span: made (new trace id), entered, exited, dropped"}
 
 
 def binary(exe):
@@ -226,7 +233,7 @@ def verdict(ok):
 
 
 def report(res, ir, mach, elapsed):
-    sync = [r for r in UNCONTENDED if r not in ASYNC_UNCONTENDED]
+    sync = [r for r in UNCONTENDED if r not in ASYNC_UNCONTENDED + TASK_LABELS]
     L = [measured_line(mach, elapsed, "lock part"), ""]
     L.append("**Uncontended, 1 thread** — nanoseconds per operation (a lock + unlock pair, or "
              "a label guard made and dropped around a trivial body; std's `labels` only calls "
@@ -291,8 +298,9 @@ def report_async(res, ir, mach, elapsed):
     L.append("**Contended: N tasks on one current-thread runtime**, each locking in a loop and "
              "yielding while it holds the lock (then the critical section above): every "
              "acquisition but the first finds the lock taken, so every pair pays the profiler's "
-             "contended path (stack capture, three clock reads, the book) next to tokio's park "
-             "and wake; 1M pairs in all per run. Columns as in the table above.")
+             "contended path (three clock reads, the book, a sampling draw; the stack of sampled "
+             "waits only) next to tokio's park and wake; 1M pairs in all per run. Columns as in "
+             "the table above.")
     L.append("")
     rows, ratios = contended_table(res, ASYNC_CONTENDED, "tasks")
     L += rows
@@ -307,6 +315,20 @@ def report_async(res, ir, mach, elapsed):
     for t, (ratio, paired) in ratios.items():
         L.append(f"- contended, {t} tasks, ≥ 0.95 × tokio's throughput: "
                  f"{verdict(ratio >= 0.95)} (ratio {ratio:.3f}, paired {paired:.3f})")
+    L.append("")
+    L.append("**Task labels and the tracing layer, 1 thread**: *std* polls the unwrapped future "
+             "and runs spans under a plain `tracing_subscriber` registry; *mapprof* polls it "
+             "wrapped by `with_labels` and adds `MapprofLayer` (both fields chosen) to the "
+             "registry, the profiler running. Columns as in the tables above.")
+    L.append("")
+    rows, diffs = uncontended_table(res, ir, TASK_LABELS)
+    L += rows
+    L.append("")
+    for w, _, _ in TASK_LABELS:
+        d, paired, db, dir_ = diffs[w]
+        extra = f"; {dir_:+.2f} instructions" if dir_ is not None else ""
+        L.append(f"- {TITLE[w]}: mapprof adds {d:.1f} ns (no target; paired {paired:.1f} ns, "
+                 f"fastest blocks {db:.1f} ns{extra})")
     L.append("")
     return "\n".join(L)
 

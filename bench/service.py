@@ -22,24 +22,24 @@ twice from one source,
 each copied to bench/results/ (cache-service-bare, cache-service-profiled). A run starts
 `cache-service serve --mode M --addr 127.0.0.1:0` as its own process, loads it with the bare
 binary's `cache-service load` (the same closed-loop client for both builds), then stops it with
-SIGTERM. Every round runs both modes with both builds, the two builds of a mode back to back;
+SIGTERM. Every round runs every mode (regressed, fixed, async-regressed) with every build, the two builds of a mode back to back;
 the table gives per mode the median QPS of each build, the ratio of the medians, the median of
 the per-round ratios ("paired"), p99 latency, the server's and the client's CPU time per
 request, and a verdict against the issue's target (profiled and profiled-all QPS >= 0.95 x
-bare, both modes), and against the CPU sampler's (profiled-all >= 0.97 x profiled-http: the
+bare, each mode), and against the CPU sampler's (profiled-all >= 0.97 x profiled-http: the
 same binary and settings, with and without a 99 Hz CPU profile running).
 Rewrites the service figures of BENCHMARKS.md (between its `service:begin` / `service:end`
 markers).
 
 Before the timed rounds, an untimed check: each mode once with the profiled binary and
 `MAPPROF=dump_dir=...` (defaults otherwise), whose dumped profiles must hold heap samples at
-period 524288, name mutex_fraction 10 and block_rate 10000, and (regressed mode) record lock
+period 524288, name mutex_fraction 10 and block_rate 10000, and (both regressed modes) record lock
 contention; and the bare binary must refuse to write profiles. The driver stops if a check fails,
 and if any timed run answers a request with a non-2xx status, has a connection error or counts
 no requests.
 
 Environment (all optional; the same variables as bench/run.py):
-  BENCH_ROUNDS=7          timed rounds; each runs 2 modes x 4 builds, 5 s measured + 1 s warm-up
+  BENCH_ROUNDS=7          timed rounds; each runs 3 modes x 4 builds, 5 s measured + 1 s warm-up
   BENCH_QUICK=1           3 rounds of 2 s (a smoke test; figures not written)
   BENCH_NO_BUILD=1        use the binaries already in bench/results/
   BENCH_NO_WRITE=1        do not touch BENCHMARKS.md
@@ -67,7 +67,8 @@ from run import BENCH, JOBS, QUICK, RESULTS, ROOT, ROUNDS, log, machine, replace
 
 BEGIN, END = "<!-- service:begin -->", "<!-- service:end -->"
 
-MODES = ["regressed", "fixed"]
+# The incident's two modes, and its async form (the map behind `mapprof::tokio::RwLock`).
+MODES = ["regressed", "fixed", "async-regressed"]
 BUILDS = ["bare", "profiled", "profiled-http", "profiled-all"]
 # The binaries: profiled-http and profiled-all run the profiled binary.
 BINARY = {"bare": "bare", "profiled": "profiled", "profiled-http": "profiled",
@@ -362,8 +363,8 @@ def check_profiler():
                        f"{MUTEX_FRACTION}")
         if not any(f"block_rate: {BLOCK_RATE} ns" in c for c in prof["block"][2]):
             bad.append(f"block profile comments {prof['block'][2]} lack block_rate {BLOCK_RATE}")
-        if mode == "regressed" and prof["mutex"][0] + prof["block"][0] == 0:
-            bad.append("no lock contention recorded under the regressed cache's global mutex")
+        if mode.endswith("regressed") and prof["mutex"][0] + prof["block"][0] == 0:
+            bad.append("no lock contention recorded under the regressed cache's global lock")
         if bad:
             raise SystemExit(f"{mode}/profiled does not profile as it should: " + "; ".join(bad))
         found[mode] = {k: v[0] for k, v in prof.items()}
@@ -418,7 +419,7 @@ def report(res, checked, mach, dirty, elapsed):
     d = f" (with uncommitted changes in {', '.join(dirty)})" if dirty else ""
     L.append(f"Measured {mach['date']} at commit `{mach['commit']}`{d} on {mach['nproc']} CPUs "
              f"({mach['cpu']}), Linux {mach['kernel']}, {mach['rustc']}; load average at start "
-             f"{mach['load']}. {ROUNDS} rounds of 2 modes × {len(BUILDS)} builds, each run "
+             f"{mach['load']}. {ROUNDS} rounds of {len(MODES)} modes × {len(BUILDS)} builds, each run "
              f"{WARMUP_S} s warm-up + {DURATION_S} s measured, 16 connections, 5% writes, "
              f"2,000 keys; service part {elapsed / 60:.1f} min.")
     L.append("")

@@ -6,8 +6,8 @@
 //! `mapprof::labels` against a `labels` that only calls its closure).
 //!
 //! Usage of both binaries:
-//! `<bin> mutex|rwread|labels|labels-trace|contended|async-mutex|async-contended <threads>
-//! <ops-per-thread> [--no-check]`.
+//! `<bin> mutex|rwread|labels|labels-trace|contended|async-mutex|async-contended|task-labels|
+//! span-enter|span-request <threads> <ops-per-thread> [--no-check]`.
 //! It prints one line:
 //! `RESULT config=.. workload=.. threads=.. ops=.. secs=.. ns=.. mops=.. check=..`
 //! (`ns` = nanoseconds of wall time per operation of one thread, `mops` = million operations per
@@ -36,6 +36,14 @@
 //!   lock taken and parks until tokio wakes it: every acquisition but the first is contended,
 //!   the worst case, on one thread (a multi-threaded runtime's runs spread 30× here, as tasks
 //!   land on one worker or on both).
+//! - `task-labels` (1 thread): one operation = one poll (returning `Pending`) of a long-lived
+//!   future carrying a trace id and a route as task labels (`fut.with_labels(..)`; std's
+//!   binary polls the unwrapped future): what task labels add to each poll.
+//! - `span-enter` (1 thread): one operation = entering and leaving one `tracing` span with a
+//!   `trace_id` and a `route` field, under a plain `tracing_subscriber` registry (std) or the
+//!   registry with `MapprofLayer` choosing both fields (mapprof).
+//! - `span-request` (1 thread): one operation = a request's span: made with a trace id (4096
+//!   distinct ones in turn) and a route, entered, left and dropped.
 //!
 //! Each thread warms up (a tenth of its work, at most 1M operations, untimed), then times its
 //! measured loop, which runs inside `bench_measured_mutex` / `bench_measured_rwread` /
@@ -76,8 +84,8 @@ pub struct Args {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "{msg}\nusage: <bin> mutex|rwread|labels|labels-trace|contended|async-mutex|async-contended \
-         <threads> <ops-per-thread> [--no-check]"
+        "{msg}\nusage: <bin> mutex|rwread|labels|labels-trace|contended|async-mutex|async-contended|\
+         task-labels|span-enter|span-request <threads> <ops-per-thread> [--no-check]"
     );
     std::process::exit(2)
 }
@@ -99,10 +107,14 @@ pub fn args() -> Args {
     }
     match workload.as_str() {
         "contended" | "async-contended" => {}
-        "mutex" | "rwread" | "labels" | "labels-trace" | "async-mutex" if threads != 1 => {
+        "mutex" | "rwread" | "labels" | "labels-trace" | "async-mutex" | "task-labels"
+        | "span-enter" | "span-request"
+            if threads != 1 =>
+        {
             usage("every workload but the contended ones runs on 1 thread")
         }
-        "mutex" | "rwread" | "labels" | "labels-trace" | "async-mutex" => {}
+        "mutex" | "rwread" | "labels" | "labels-trace" | "async-mutex" | "task-labels"
+        | "span-enter" | "span-request" => {}
         other => usage(&format!("unknown workload {other:?}")),
     }
     // 1-thread runs are timed in BLOCKS equal parts.
@@ -117,6 +129,23 @@ pub fn args() -> Args {
         ops,
         no_check: std::env::args().any(|a| a == "--no-check"),
     }
+}
+
+/// A future that is never ready and counts its polls: the task the `task-labels` workload
+/// polls.
+pub struct Pending<'a>(pub &'a std::cell::Cell<u64>);
+
+impl std::future::Future for Pending<'_> {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.0.set(self.0.get() + 1);
+        std::task::Poll::Pending
+    }
+}
+
+/// The 4096 trace ids the label and span workloads take in turn.
+pub fn trace_ids() -> Vec<String> {
+    (0..4096).map(|n| format!("load-1-{n}")).collect()
 }
 
 /// Untimed operations before the clock starts.
@@ -252,6 +281,39 @@ macro_rules! lock_bench {
             }
         }
 
+        #[no_mangle]
+        #[inline(never)]
+        fn bench_measured_task_labels(
+            mut fut: std::pin::Pin<&mut dyn std::future::Future<Output = ()>>,
+            ops: u64,
+        ) {
+            use std::task::{Context, Waker};
+            let mut cx = Context::from_waker(Waker::noop());
+            for _ in 0..ops {
+                assert!(fut.as_mut().poll(&mut cx).is_pending());
+            }
+        }
+
+        #[no_mangle]
+        #[inline(never)]
+        fn bench_measured_span_enter(span: &tracing::Span, ops: u64) {
+            for _ in 0..ops {
+                let _entered = span.enter();
+                std::hint::black_box(&_entered);
+            }
+        }
+
+        #[no_mangle]
+        #[inline(never)]
+        fn bench_measured_span_request(ids: &[String], ops: u64) {
+            for i in 0..ops {
+                let id = ids[i as usize % ids.len()].as_str();
+                let span = tracing::info_span!("request", trace_id = id, route = "/item PUT");
+                let _entered = span.enter();
+                std::hint::black_box(&_entered);
+            }
+        }
+
         async fn async_contended(m: &AsyncMutex<$crate::Shared>, ops: u64) {
             for _ in 0..ops {
                 let mut g = m.lock().await;
@@ -285,7 +347,7 @@ macro_rules! lock_bench {
                     (t, sum)
                 }
                 "labels" | "labels-trace" => {
-                    let ids: Vec<String> = (0..4096).map(|n| format!("load-1-{n}")).collect();
+                    let ids = $crate::trace_ids();
                     let measured = |ops| match a.workload.as_str() {
                         "labels" => bench_measured_labels(ops),
                         _ => bench_measured_labels_trace(black_box(&ids), ops),
@@ -307,6 +369,30 @@ macro_rules! lock_bench {
                     let n = *m.try_lock().unwrap();
                     assert_eq!(n, warm + a.ops);
                     (t, n)
+                }
+                "task-labels" => {
+                    let polls = std::cell::Cell::new(0);
+                    let pairs = [("trace_id", "load-1-7"), ("route", "/item PUT")];
+                    let mut fut = std::pin::pin!(with_task_labels($crate::Pending(&polls), &pairs));
+                    bench_measured_task_labels(fut.as_mut(), warm);
+                    let t = $crate::Blocks::time(a.ops, |n| {
+                        bench_measured_task_labels(fut.as_mut(), n)
+                    });
+                    assert_eq!(polls.get(), warm + a.ops);
+                    (t, polls.get())
+                }
+                "span-enter" | "span-request" => {
+                    install_subscriber();
+                    let ids = $crate::trace_ids();
+                    let span =
+                        tracing::info_span!("request", trace_id = "load-1-7", route = "/item PUT");
+                    let measured = |ops| match a.workload.as_str() {
+                        "span-enter" => bench_measured_span_enter(&span, ops),
+                        _ => bench_measured_span_request(black_box(&ids), ops),
+                    };
+                    measured(warm);
+                    let t = $crate::Blocks::time(a.ops, measured);
+                    (t, warm + a.ops)
                 }
                 "async-contended" => {
                     use std::sync::Arc;

@@ -6,6 +6,31 @@ use mapprof::labels;
 use mapprof::sync::{Mutex, RwLock};
 use mapprof::tokio::Mutex as AsyncMutex;
 
+/// The future with `pairs` as its task labels.
+fn with_task_labels<F: std::future::Future>(
+    fut: F,
+    pairs: &[(&str, &str)],
+) -> mapprof::Labelled<F> {
+    use mapprof::WithLabels;
+    fut.with_labels(pairs)
+}
+
+/// The registry with `MapprofLayer` making both span fields labels; checked once.
+fn install_subscriber() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let layer = mapprof::MapprofLayer::new()
+        .label_field("trace_id")
+        .label_field("route");
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+        .expect("no subscriber installed before");
+    let span = tracing::info_span!("request", trace_id = "check", route = "/item PUT");
+    let pairs = span.in_scope(|| mapprof::Labels::current().pairs());
+    assert!(
+        pairs.contains(&("trace_id".to_owned(), "check".to_owned())),
+        "the layer labels a span's samples: {pairs:?}"
+    );
+}
+
 bench_locks::lock_bench!();
 
 fn main() {
