@@ -44,6 +44,8 @@ Environment (the same variables as bench/run.py, and):
   BENCH_FOOTPRINT_CPU_S=30      the long CPU profile (BENCH_QUICK: 3)
   BENCH_FOOTPRINT_REPEATS=100   repeated scrapes and repeated profiles (BENCH_QUICK: 5)
   BENCH_FOOTPRINT_REPEAT_S=1    seconds of each repeated CPU profile
+  BENCH_FOOTPRINT_MODES=fixed,async-regressed  the modes served, one after the other (the
+                                second's figures in the section `footprint-async-regressed`)
   BENCH_NO_BUILD=1              use the binaries already in bench/results/
   BENCH_NO_WRITE=1, BENCH_QUICK=1 (figures not written), BENCH_JOBS
 Rewrites the `footprint:begin` / `footprint:end` section of BENCHMARKS.md. Takes about 2 × 2.5
@@ -63,7 +65,16 @@ import urllib.request
 
 from run import BENCH, QUICK, RESULTS, log, machine, publish
 
-BEGIN, END = "<!-- footprint:begin -->", "<!-- footprint:end -->"
+# The modes served, each a section of its own: fixed (`footprint`), then async-regressed
+# (`footprint-async-regressed`: task labels on every request, the map behind
+# `mapprof::tokio::RwLock`), which measures the async paths.
+MODES = os.environ.get("BENCH_FOOTPRINT_MODES", "fixed,async-regressed").split(",")
+MODE = MODES[0]
+
+
+def markers(mode):
+    name = "footprint" if mode == "fixed" else f"footprint-{mode}"
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 CPU_S = int(os.environ.get("BENCH_FOOTPRINT_CPU_S", "3" if QUICK else "30"))
 REPEATS = int(os.environ.get("BENCH_FOOTPRINT_REPEATS", "5" if QUICK else "100"))
 REPEAT_S = int(os.environ.get("BENCH_FOOTPRINT_REPEAT_S", "1"))
@@ -169,7 +180,7 @@ def run_build(service, build, durations):
         port = service.free_port()
         env = {"MAPPROF": f"http=127.0.0.1:{port}"}
         base = f"http://127.0.0.1:{port}/debug/pprof"
-    proc = subprocess.Popen([service.binary(build), "serve", "--mode", "fixed", "--addr",
+    proc = subprocess.Popen([service.binary(build), "serve", "--mode", MODE, "--addr",
                              "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=service.server_env(env))
     load = None
@@ -327,7 +338,7 @@ def report(res, mach, elapsed):
     L = []
     L.append(f"Measured {mach['date']} at commit `{mach['commit']}` on {mach['nproc']} CPUs "
              f"({mach['cpu']}), Linux {mach['kernel']}, {mach['rustc']}; load average at start "
-             f"{mach['load']}. The fixed-mode service, profiled (`MAPPROF=http=127.0.0.1:P`, "
+             f"{mach['load']}. The {MODE}-mode service, profiled (`MAPPROF=http=127.0.0.1:P`, "
              f"defaults otherwise) then bare, under the same load (16 connections, 5% writes); "
              f"long CPU profile {CPU_S} s at 99 Hz; {REPEATS} repeated scrapes and {REPEATS} "
              f"repeated CPU profiles of {REPEAT_S} s each; readings every {TICK_S * 1000:.0f} ms; "
@@ -406,6 +417,12 @@ def report(res, mach, elapsed):
 
 
 def main():
+    global MODE
+    for MODE in MODES:
+        main_mode()
+
+
+def main_mode():
     import service  # bench/service.py: the builds, the binaries, the HTTP helpers
     t0 = time.time()
     os.makedirs(os.path.join(RESULTS, "footprint-runs"), exist_ok=True)
@@ -420,7 +437,7 @@ def main():
     res = {}
     durations = None
     for b in BUILDS:
-        log(f"== footprint: {b} build (idle {IDLE_S} s, load {LOAD_S} s, scrape, {CPU_S} s CPU "
+        log(f"== footprint, {MODE} mode: {b} build (idle {IDLE_S} s, load {LOAD_S} s, scrape, {CPU_S} s CPU "
             f"profile, {REPEATS} scrapes, {REPEATS} x {REPEAT_S} s profiles)")
         res[b] = run_build(service, b, durations)
         if b == "profiled":
@@ -428,13 +445,15 @@ def main():
         last = res[b]["samples"][-1]
         log(f"   {b}: {len(res[b]['samples'])} readings, last RssAnon {mib(last[3])} MiB, "
             f"VmRSS {mib(last[2])} MiB")
-    with open(os.path.join(RESULTS, "footprint.tsv"), "w") as f:
+    with open(os.path.join(RESULTS, f"footprint-{MODE}.tsv"), "w") as f:
         f.write("build\tt_s\tphase\tvmrss\trssanon\n")
         for b in BUILDS:
             for t, ph, vm, anon in res[b]["samples"]:
                 f.write(f"{b}\t{t:.3f}\t{ph}\t{vm}\t{anon}\n")
     figures = report(res, mach, time.time() - t0)
-    publish(figures, "footprint.md", BEGIN, END, "bench/footprint.py", "footprint figures")
+    begin, end = markers(MODE)
+    publish(figures, f"footprint-{MODE}.md", begin, end, "bench/footprint.py",
+            f"footprint figures ({MODE})")
 
 
 if __name__ == "__main__":

@@ -116,11 +116,12 @@ pub fn resize_profile(heap: &Profile) -> Profile {
             start_line: f.start_line,
         })
         .collect();
-    // Every mapping, also those no kept location names (symbolized locations name none): the
-    // first is the executable, which pprof shows as the profile's `File`.
+    // Every mapping when a sample is kept, also those no kept location names (symbolized
+    // locations name none): the first is the executable, which pprof shows as the `File`.
     let mapping = heap
         .mapping
         .iter()
+        .filter(|_| !samples.is_empty())
         .map(|m| Mapping {
             filename: out.id(string(m.filename)),
             build_id: out.id(string(m.build_id)),

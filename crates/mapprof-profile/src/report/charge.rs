@@ -138,6 +138,46 @@ pub(super) fn is_map_growth(function: &str) -> bool {
         && role(&frame_path(function)) == Some(Role::Grows(Container::HashMap))
 }
 
+/// How a contention profile was sampled, from the comment mapprof writes with it
+/// (`mutex_fraction: N ...`, `block_rate: N ns ...`). Go's profiles say nothing, and their
+/// events are taken as sampled (Poisson); so are CPU samples.
+enum ContentionSampling {
+    Poisson,
+    /// 1 event in N kept and counted N times.
+    Fraction(f64),
+    /// Waits of at least this many ns kept, shorter ones with probability wait / rate.
+    Rate(f64),
+}
+
+impl ContentionSampling {
+    fn of(view: &ProfileView<'_>, kind: &str) -> ContentionSampling {
+        let setting = |key: &str| {
+            view.profile().comment.iter().find_map(|&c| {
+                let rest = view.string(c).strip_prefix(key)?;
+                rest.split_whitespace().next()?.parse::<f64>().ok()
+            })
+        };
+        match kind {
+            "mutex" => setting("mutex_fraction: ").map_or(Self::Poisson, Self::Fraction),
+            "block" => setting("block_rate: ").map_or(Self::Poisson, Self::Rate),
+            _ => Self::Poisson,
+        }
+    }
+
+    /// A sample's variance from sampling over its Poisson one (`value² / events`), for
+    /// events of `average` value each: `(1 - p) / p` for events kept with probability `p` and
+    /// counted `1/p` times (the counts are already scaled), 0 where every event was recorded
+    /// (a fraction of 1, waits as long as the rate), so one contention at `mutex_fraction=1` is
+    /// exact.
+    fn unsampled(&self, average: f64) -> f64 {
+        match *self {
+            Self::Poisson => 1.0,
+            Self::Fraction(n) => n.max(1.0) - 1.0,
+            Self::Rate(rate) => (rate / average.max(1.0) - 1.0).max(0.0),
+        }
+    }
+}
+
 /// Charges one profile to application functions; growth also per container and size class.
 pub(super) fn charge(
     view: &ProfileView<'_>,
@@ -175,6 +215,7 @@ pub(super) fn charge(
         });
     }
     let rate = view.profile().period.max(1) as f64;
+    let contention = ContentionSampling::of(view, kind);
     let mut samples = 0;
     let mut total = 0i64;
     let mut events_total = 0.0;
@@ -215,7 +256,7 @@ pub(super) fn charge(
             let p = sample_probability(average, rate);
             value as f64 * average * (1.0 - p) / p
         } else if events > 0.0 {
-            (value as f64).powi(2) / events
+            (value as f64).powi(2) / events * contention.unsampled(average)
         } else {
             0.0
         };

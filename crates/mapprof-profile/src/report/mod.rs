@@ -21,7 +21,10 @@
 //! events has). Sampling sets the error: `n` allocations of `s` bytes, each taken with
 //! probability `p = 1 - exp(-s/R)` at rate `R` and counted `1/p` times, estimate `n·s` with a
 //! variance of `n·s²·(1-p)/p` (exact at `heap_rate=1`, and for an allocation much larger than
-//! the rate); contentions and CPU samples are counted, Poisson, a relative error of `1/√n`. So
+//! the rate); CPU samples are counted, Poisson, a relative error of `1/√n`, and so are Go's
+//! contentions; mapprof's name their sampling in the profile's comments, and `n` events kept
+//! with probability `p` and counted `1/p` times have a relative error of `√((1-p)/(p·n))`: exact
+//! at `mutex_fraction=1`, or for waits as long as `block_rate`. So
 //! one sampled 64-byte resize of a `VecDeque` at 512 KiB, unbiased to 512 kB, is no finding,
 //! and one sampled 40 MB buffer is. Allocation, locks and CPU are stated from [`STATED_SHARE`]
 //! (5%) of their profile. A function left with nothing stated is not a finding: a container grown once in a
