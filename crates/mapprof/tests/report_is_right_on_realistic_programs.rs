@@ -207,7 +207,7 @@ fn per_call_and_growth_statements_match_the_programs() {
         fields
             .statements
             .iter()
-            .any(|s| s.contains(&format!("in {count} objects of ~6B each"))),
+            .any(|s| s.contains(&format!("{count} objects of ~6B each"))),
         "{text}"
     );
     assert!(
