@@ -258,10 +258,7 @@ extern "C" fn on_dump_signal(
         // SAFETY: `gettid` takes no argument and cannot fail.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
         let count = COUNT.load(Acquire).min(MAX_DUMP_THREADS);
-        if let Some(slot) = SLOTS[..count]
-            .iter()
-            .find(|s| s.tid.load(Relaxed) == tid)
-        {
+        if let Some(slot) = SLOTS[..count].iter().find(|s| s.tid.load(Relaxed) == tid) {
             let taken = slot.phase.compare_exchange(
                 phase(request, ASKED),
                 phase(request, WRITING),

@@ -7,7 +7,9 @@
 //! accounting, next to the futex wake-up it pays anyway.
 
 use super::futex;
+use super::owner::current_tid;
 use super::wait_book::{record_charge, WaitBook};
+use mapprof_rt::threads::{WaitKind, Waiting};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -26,20 +28,34 @@ const SLEEPERS: u32 = 2;
 #[derive(Debug, Default)]
 pub(crate) struct RawMutex {
     state: AtomicU32,
+    /// The tid of the thread that locked it last, for thread dumps (`super::owner`).
+    owner: AtomicU32,
 }
 
 impl RawMutex {
     const fn new() -> RawMutex {
         RawMutex {
             state: AtomicU32::new(UNLOCKED),
+            owner: AtomicU32::new(0),
         }
     }
 
     #[inline]
     fn try_lock(&self) -> bool {
-        self.state
+        let locked = self
+            .state
             .compare_exchange(UNLOCKED, LOCKED, Acquire, Relaxed)
-            .is_ok()
+            .is_ok();
+        if locked {
+            self.note_owner();
+        }
+        locked
+    }
+
+    /// Notes this thread as the holder: one relaxed store (`super::owner`).
+    #[inline]
+    fn note_owner(&self) {
+        self.owner.store(current_tid(), Relaxed);
     }
 
     #[inline]
@@ -58,12 +74,19 @@ impl RawMutex {
                 .state
                 .compare_exchange(UNLOCKED, LOCKED, Acquire, Relaxed)
             {
-                Ok(_) => return,
+                Ok(_) => return self.note_owner(),
                 Err(s) => state = s,
             }
         }
-        // From here on this thread sleeps until the lock is free: it is a waiter.
+        // From here on this thread sleeps until the lock is free: it is a waiter, and says so
+        // to thread dumps.
         let ticket = book.enter();
+        let waiting = Waiting::new(
+            WaitKind::Mutex,
+            self as *const RawMutex as usize,
+            Some(&self.owner),
+            ticket.start(),
+        );
         loop {
             // Mark the lock as having sleepers; if it was free, it is ours (still marked, so
             // our unlock wakes the next sleeper, as in std).
@@ -73,6 +96,8 @@ impl RawMutex {
             futex::wait(&self.state, SLEEPERS, None);
             state = self.spin();
         }
+        self.note_owner();
+        drop(waiting);
         book.leave(&ticket);
     }
 

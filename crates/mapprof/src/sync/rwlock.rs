@@ -2,16 +2,21 @@
 //! writer waiting on readers are both waiters; any unlock that finds waiters is charged.
 
 use super::mutex::map_lock;
+use super::owner::current_tid;
 use super::wait_book::{record_charge, WaitBook};
+use mapprof_rt::threads::{WaitKind, Waiting};
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
 /// A reader-writer lock, as `std::sync::RwLock`, whose contention is profiled.
 #[derive(Default)]
 pub struct RwLock<T: ?Sized> {
     book: WaitBook,
+    /// The tid of the writer holding it, 0 when none does (`super::owner`): for thread dumps.
+    writer: AtomicU32,
     inner: std::sync::RwLock<T>,
 }
 
@@ -26,6 +31,7 @@ pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockWriteGuard<'a, T: ?Sized + 'a> {
     book: &'a WaitBook,
+    writer: &'a AtomicU32,
     inner: ManuallyDrop<std::sync::RwLockWriteGuard<'a, T>>,
 }
 
@@ -34,6 +40,7 @@ impl<T> RwLock<T> {
     pub const fn new(value: T) -> RwLock<T> {
         RwLock {
             book: WaitBook::new(),
+            writer: AtomicU32::new(0),
             inner: std::sync::RwLock::new(value),
         }
     }
@@ -52,10 +59,8 @@ const SPIN_TRIES: u32 = 40;
 macro_rules! acquire {
     ($self:ident, $try:ident, $contended:ident, $guard:ident) => {
         match $self.inner.$try() {
-            Ok(inner) => Ok($guard(&$self.book, inner)),
-            Err(TryLockError::Poisoned(e)) => {
-                Err(PoisonError::new($guard(&$self.book, e.into_inner())))
-            }
+            Ok(inner) => Ok($guard($self, inner)),
+            Err(TryLockError::Poisoned(e)) => Err(PoisonError::new($guard($self, e.into_inner()))),
             Err(TryLockError::WouldBlock) => $self.$contended(),
         }
     };
@@ -63,21 +68,28 @@ macro_rules! acquire {
 
 /// The contended path: spins on `$try` a little, then registers as a waiter around `$block`.
 macro_rules! contended {
-    ($self:ident, $try:ident, $block:ident, $guard:ident) => {{
+    ($self:ident, $try:ident, $block:ident, $guard:ident, $kind:expr) => {{
         for _ in 0..SPIN_TRIES {
             std::hint::spin_loop();
             match $self.inner.$try() {
-                Ok(inner) => return Ok($guard(&$self.book, inner)),
+                Ok(inner) => return Ok($guard($self, inner)),
                 Err(TryLockError::Poisoned(e)) => {
-                    return Err(PoisonError::new($guard(&$self.book, e.into_inner())))
+                    return Err(PoisonError::new($guard($self, e.into_inner())))
                 }
                 Err(TryLockError::WouldBlock) => {}
             }
         }
         let ticket = $self.book.enter();
+        let waiting = Waiting::new(
+            $kind,
+            $self as *const Self as *const () as usize,
+            Some(&$self.writer),
+            ticket.start(),
+        );
         let result = $self.inner.$block();
+        drop(waiting);
         $self.book.leave(&ticket);
-        map_lock(result, |inner| $guard(&$self.book, inner))
+        map_lock(result, |inner| $guard($self, inner))
     }};
 }
 
@@ -85,9 +97,9 @@ macro_rules! contended {
 macro_rules! try_acquire {
     ($self:ident, $try:ident, $guard:ident) => {
         match $self.inner.$try() {
-            Ok(inner) => Ok($guard(&$self.book, inner)),
+            Ok(inner) => Ok($guard($self, inner)),
             Err(TryLockError::Poisoned(e)) => Err(TryLockError::Poisoned(PoisonError::new(
-                $guard(&$self.book, e.into_inner()),
+                $guard($self, e.into_inner()),
             ))),
             Err(TryLockError::WouldBlock) => Err(TryLockError::WouldBlock),
         }
@@ -108,13 +120,13 @@ impl<T: ?Sized> RwLock<T> {
     #[cold]
     #[inline(never)]
     fn read_contended(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        contended!(self, try_read, read, read_guard)
+        contended!(self, try_read, read, read_guard, WaitKind::RwLockRead)
     }
 
     #[cold]
     #[inline(never)]
     fn write_contended(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        contended!(self, try_write, write, write_guard)
+        contended!(self, try_write, write, write_guard, WaitKind::RwLockWrite)
     }
 
     /// Attempts to lock for reading without blocking.
@@ -144,21 +156,24 @@ impl<T: ?Sized> RwLock<T> {
 }
 
 fn read_guard<'a, T: ?Sized>(
-    book: &'a WaitBook,
+    lock: &'a RwLock<T>,
     inner: std::sync::RwLockReadGuard<'a, T>,
 ) -> RwLockReadGuard<'a, T> {
     RwLockReadGuard {
-        book,
+        book: &lock.book,
         inner: ManuallyDrop::new(inner),
     }
 }
 
+/// The guard of a write lock just taken: notes this thread as the writer (one relaxed store).
 fn write_guard<'a, T: ?Sized>(
-    book: &'a WaitBook,
+    lock: &'a RwLock<T>,
     inner: std::sync::RwLockWriteGuard<'a, T>,
 ) -> RwLockWriteGuard<'a, T> {
+    lock.writer.store(current_tid(), Relaxed);
     RwLockWriteGuard {
-        book,
+        book: &lock.book,
+        writer: &lock.writer,
         inner: ManuallyDrop::new(inner),
     }
 }
@@ -179,6 +194,8 @@ impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
+        // Before the unlock: readers that get in next are not named as this writer.
+        self.writer.store(0, Relaxed);
         unlock_charged(self.book, &mut self.inner);
     }
 }
