@@ -19,6 +19,8 @@ use mapprof_rt::contention::now_ns;
 use mapprof_rt::threads::{self as rt, WaitKind, DEFAULT_ANSWER_TIMEOUT};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// The frame shown for a thread that did not answer the dump's signal in time.
@@ -89,6 +91,38 @@ pub fn dump_threads() -> String {
         Ok(dump) => dump.text(),
         Err(e) => format!("mapprof: {e}\n"),
     }
+}
+
+/// Writes [`dump_threads`]' text into `dir` as `threads.<pid>.<n>.txt`, `n` the first number
+/// no file of this pid has there (for `dump_signal`). Written whole into a hidden temporary
+/// file first and linked under its name, so a reader never sees half of it. Returns its path.
+pub(crate) fn write_thread_dump_into(dir: &Path) -> Result<PathBuf, Error> {
+    profiler_work(|| {
+        let text = dump_threads();
+        let pid = std::process::id();
+        // Named as `profiles::temp_path` names its files, so a starting profiler removes one a
+        // killed process left.
+        let tmp = dir.join(format!(".threads.txt.{pid}.0.tmp"));
+        let written = std::fs::File::create(&tmp).and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        });
+        if let Err(source) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::Write { path: tmp, source });
+        }
+        let mut n = 0u64;
+        let linked = loop {
+            let path = dir.join(format!("threads.{pid}.{n}.txt"));
+            match std::fs::hard_link(&tmp, &path) {
+                Ok(()) => break Ok(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+                Err(source) => break Err(Error::Write { path, source }),
+            }
+        };
+        let _ = std::fs::remove_file(&tmp);
+        linked
+    })
 }
 
 impl ThreadDump {
