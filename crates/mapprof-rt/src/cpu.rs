@@ -270,7 +270,8 @@ pub(crate) fn prepare_unwinding() {
 /// lock-free here and the walk would go wrong: interrupted in a shared library (no frame
 /// pointers), or, with `dwarf_without_bounds`, on a thread whose stack bounds are not known
 /// (a frame-pointer walk would stop at the interrupted instruction). Frame pointers otherwise,
-/// and when the DWARF unwind did not reach the signal frame at `trampoline`.
+/// and when the DWARF unwind did not reach the signal frame at `trampoline`, or when this
+/// call interrupted another on the same thread (`ThreadState::unwinding`).
 /// Async-signal-safe under the module's invariants.
 pub(crate) fn unwind_interrupted(
     context: *const libc::c_void,
@@ -280,22 +281,26 @@ pub(crate) fn unwind_interrupted(
 ) -> usize {
     STATE
         .try_with(|state| {
-            let by_dwarf = match stack::unwinder() {
-                Unwinder::Dwarf => true,
-                Unwinder::FramePointer => false,
-                Unwinder::Auto => {
-                    DWARF_SAFE.load(Relaxed)
-                        && ((dwarf_without_bounds && state.stack_hi.get() <= 1)
-                            || stack::interrupted_pc(context).is_some_and(|pc| {
-                                !(EXECUTABLE_LO.load(Relaxed)..EXECUTABLE_HI.load(Relaxed))
-                                    .contains(&pc)
-                            }))
-                }
-            };
-            match by_dwarf.then(|| capture_dwarf(frames, trampoline)) {
+            let nested = state.unwinding.replace(true);
+            let by_dwarf = !nested
+                && match stack::unwinder() {
+                    Unwinder::Dwarf => true,
+                    Unwinder::FramePointer => false,
+                    Unwinder::Auto => {
+                        DWARF_SAFE.load(Relaxed)
+                            && ((dwarf_without_bounds && state.stack_hi.get() <= 1)
+                                || stack::interrupted_pc(context).is_some_and(|pc| {
+                                    !(EXECUTABLE_LO.load(Relaxed)..EXECUTABLE_HI.load(Relaxed))
+                                        .contains(&pc)
+                                }))
+                    }
+                };
+            let depth = match by_dwarf.then(|| capture_dwarf(frames, trampoline)) {
                 Some(n) if n > 0 => n,
                 _ => stack::capture_interrupted(state, context, frames),
-            }
+            };
+            state.unwinding.set(nested);
+            depth
         })
         .unwrap_or(0)
 }

@@ -519,5 +519,34 @@ mod tests {
             })
         );
         assert!(me.wait.is_none());
+
+        // A thread that blocks every signal does not answer; the dump ends at its timeout
+        // and says so, and the next dump is not disturbed by the signal left pending.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = std::thread::spawn(move || {
+            // SAFETY: `all` is initialised by sigfillset before use; blocking signals on this
+            // thread only changes its own mask.
+            unsafe {
+                let mut all = MaybeUninit::<libc::sigset_t>::zeroed();
+                libc::sigfillset(all.as_mut_ptr());
+                libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), std::ptr::null_mut());
+            }
+            // SAFETY: gettid cannot fail.
+            tx.send(unsafe { libc::syscall(libc::SYS_gettid) } as u32)
+                .unwrap();
+            let _ = stop_rx.recv();
+        });
+        let blocked = rx.recv().unwrap();
+        let dump = super::dump(Duration::from_millis(200)).unwrap();
+        let t = dump.threads.iter().find(|t| t.tid == blocked).unwrap();
+        assert!(
+            !t.answered && t.stack.is_empty() && t.wait.is_none(),
+            "{t:?}"
+        );
+        stop_tx.send(()).unwrap();
+        blocker.join().unwrap();
+        let again = super::dump(Duration::from_secs(30)).unwrap();
+        assert!(again.threads.iter().all(|t| t.tid != blocked && t.answered));
     }
 }
