@@ -7,7 +7,7 @@
 
 mod common;
 
-use mapprof::sync::Mutex;
+use mapprof::sync::{Mutex, RwLock};
 use mapprof_profile::view::ProfileView;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -46,6 +46,32 @@ fn hold_here(lock: &Mutex<u32>, locked: mpsc::Sender<u32>, release: mpsc::Receiv
 fn wait_here(lock: &Mutex<u32>) {
     let guard = lock.lock().unwrap();
     black_box(&*guard);
+}
+
+#[inline(never)]
+fn write_and_hold(lock: &RwLock<u32>, locked: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
+    let guard = lock.write().unwrap();
+    locked.send(()).unwrap();
+    let _ = release.recv();
+    drop(black_box(guard));
+}
+
+#[inline(never)]
+fn read_and_hold(lock: &RwLock<u32>, locked: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
+    let guard = lock.read().unwrap();
+    locked.send(()).unwrap();
+    let _ = release.recv();
+    drop(black_box(guard));
+}
+
+#[inline(never)]
+fn read_waits_here(lock: &RwLock<u32>) {
+    black_box(*lock.read().unwrap());
+}
+
+#[inline(never)]
+fn write_waits_here(lock: &RwLock<u32>) {
+    *lock.write().unwrap() += 1;
 }
 
 #[inline(never)]
@@ -115,6 +141,29 @@ fn a_dump_names_threads_functions_holders_and_deadlocks() {
         let held = held.clone();
         move || wait_here(&held)
     });
+    // A RwLock held by a writer, a reader waiting; another held by a reader, a writer waiting.
+    let (written, read) = (Arc::new(RwLock::new(0u32)), Arc::new(RwLock::new(0u32)));
+    let (rw_tx, rw_rx) = mpsc::channel();
+    let (rw_release_tx, rw_release_rx) = mpsc::channel();
+    let (r_release_tx, r_release_rx) = mpsc::channel();
+    let writer = spawn("dump-writer", {
+        let (written, rw_tx) = (written.clone(), rw_tx.clone());
+        move || write_and_hold(&written, rw_tx, rw_release_rx)
+    });
+    spawn("dump-reader", {
+        let read = read.clone();
+        move || read_and_hold(&read, rw_tx, r_release_rx)
+    });
+    rw_rx.recv().unwrap();
+    rw_rx.recv().unwrap();
+    let read_waiter = spawn("dump-rwaiter", {
+        let written = written.clone();
+        move || read_waits_here(&written)
+    });
+    let write_waiter = spawn("dump-wwaiter", {
+        let read = read.clone();
+        move || write_waits_here(&read)
+    });
     let (a, b) = (Arc::new(Mutex::new(1u32)), Arc::new(Mutex::new(2u32)));
     let both = Arc::new(Barrier::new(2));
     let dl_a = spawn("dump-dl-a", {
@@ -134,7 +183,15 @@ fn a_dump_names_threads_functions_holders_and_deadlocks() {
                 .and_then(|t| t.wait.as_ref())
                 .is_some_and(|w| w.holder.is_some())
         };
+        let waits = |tid| {
+            d.threads()
+                .iter()
+                .find(|t| t.tid == tid)
+                .is_some_and(|t| t.wait.is_some())
+        };
         waits_on_holder(waiter)
+            && waits_on_holder(read_waiter)
+            && waits(write_waiter)
             && !d.deadlocks().is_empty()
             && d.threads()
                 .iter()
@@ -183,6 +240,16 @@ fn a_dump_names_threads_functions_holders_and_deadlocks() {
             && waiter_line.contains("wait_here"),
         "{waiter_line}"
     );
+    // RwLocks: a writer is named, readers are not.
+    let w = thread(&dump, read_waiter).wait.as_ref().unwrap();
+    assert_eq!((w.kind, w.holder), ("RwLock (read)", Some(writer)));
+    let w = thread(&dump, write_waiter).wait.as_ref().unwrap();
+    assert_eq!((w.kind, w.holder), ("RwLock (write)", None));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("thread {write_waiter} ")))
+        .unwrap();
+    assert!(line.contains("held by readers"), "{line}");
     assert!(thread(&dump, spinner).wait.is_none());
     assert!(thread(&dump, holder).wait.is_none());
 
@@ -259,9 +326,13 @@ fn a_dump_names_threads_functions_holders_and_deadlocks() {
 
     // The holder lets go: the waiter gets the lock and leaves.
     release_tx.send(()).unwrap();
+    rw_release_tx.send(()).unwrap();
+    r_release_tx.send(()).unwrap();
     stop.store(true, Relaxed);
-    dump_until("the waiter gone", |d| {
-        d.threads().iter().all(|t| t.tid != waiter)
+    dump_until("the waiters gone", |d| {
+        d.threads()
+            .iter()
+            .all(|t| ![waiter, read_waiter, write_waiter].contains(&t.tid))
     });
 }
 
