@@ -102,7 +102,9 @@ pub fn args() -> Args {
     }
     match workload.as_str() {
         "contended" | "async-contended" => {}
-        "mutex" | "rwread" | "rwwrite" | "labels" | "labels-trace" | "async-mutex" if threads != 1 => {
+        "mutex" | "rwread" | "rwwrite" | "labels" | "labels-trace" | "async-mutex"
+            if threads != 1 =>
+        {
             usage("every workload but the contended ones runs on 1 thread")
         }
         "mutex" | "rwread" | "rwwrite" | "labels" | "labels-trace" | "async-mutex" => {}

@@ -107,7 +107,7 @@ fn dump_until(what: &str, ok: impl Fn(&mapprof::ThreadDump) -> bool) -> mapprof:
     }
 }
 
-fn thread<'a>(dump: &'a mapprof::ThreadDump, tid: u32) -> &'a mapprof::DumpedThread {
+fn thread(dump: &mapprof::ThreadDump, tid: u32) -> &mapprof::DumpedThread {
     dump.threads()
         .iter()
         .find(|t| t.tid == tid)
