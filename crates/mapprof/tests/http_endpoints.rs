@@ -297,6 +297,11 @@ fn errors_are_the_ones_go_gives() {
         assert_eq!(full.status, 200, "{}", full.text());
         assert!(full.text().contains("thread "), "{}", full.text());
     }
+    let top = go_pprof(
+        &["-top"],
+        Path::new(&format!("http://{addr}/debug/pprof/goroutine")),
+    );
+    assert!(top.contains("Type: threads"), "{top}");
     assert_go_error(&get(addr, "/debug/pprof/heap/"), 404, "Unknown profile");
     assert_go_error(
         &get(addr, "/debug/pprof/flame/nope.svg"),
