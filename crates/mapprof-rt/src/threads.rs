@@ -67,6 +67,9 @@ pub enum WaitKind {
     RwLockWrite = 3,
     /// A `mapprof::sync::Condvar`'s notification.
     Condvar = 4,
+    /// A `mapprof::tokio` lock, from a blocking call (`blocking_lock`, ...): its holder is a
+    /// task, not named.
+    TokioLock = 5,
 }
 
 impl WaitKind {
@@ -76,6 +79,7 @@ impl WaitKind {
             2 => Some(WaitKind::RwLockRead),
             3 => Some(WaitKind::RwLockWrite),
             4 => Some(WaitKind::Condvar),
+            5 => Some(WaitKind::TokioLock),
             _ => None,
         }
     }

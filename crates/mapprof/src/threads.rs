@@ -45,14 +45,15 @@ pub struct DumpedThread {
 /// A thread's wait for a lock.
 #[derive(Clone, Debug)]
 pub struct LockWait {
-    /// `Mutex`, `RwLock (read)`, `RwLock (write)` or `Condvar`.
+    /// `Mutex`, `RwLock (read)`, `RwLock (write)`, `Condvar`, or `tokio lock` (a
+    /// `mapprof::tokio` lock's blocking call).
     pub kind: &'static str,
     /// The lock's address.
     pub lock: usize,
     /// How long it has waited.
     pub waited: Duration,
     /// The holder's tid: `None` when the lock does not name it (a `RwLock` held by readers, a
-    /// condition variable).
+    /// condition variable, a tokio lock held by a task).
     pub holder: Option<u32>,
     /// The deadlock cycle this wait is part of (an index into [`ThreadDump::deadlocks`]).
     pub cycle: Option<usize>,
@@ -173,6 +174,7 @@ impl ThreadDump {
                 let _ = write!(line, ", held by {}", self.name_of(h));
             }
             (None, "Condvar") => {}
+            (None, "tokio lock") => line.push_str(", held by a task (not named)"),
             (None, _) => line.push_str(", held by readers"),
         }
         if let Some(c) = w.cycle {
@@ -305,6 +307,7 @@ fn kind_name(kind: WaitKind) -> &'static str {
         WaitKind::RwLockRead => "RwLock (read)",
         WaitKind::RwLockWrite => "RwLock (write)",
         WaitKind::Condvar => "Condvar",
+        WaitKind::TokioLock => "tokio lock",
     }
 }
 
@@ -349,8 +352,7 @@ fn assemble(dump: rt::Dump, time: SystemTime) -> ThreadDump {
         .iter()
         .filter_map(|t| {
             let w = t.wait?;
-            (w.kind != WaitKind::Condvar && w.holder != 0 && listed.contains(&w.holder))
-                .then_some((t.tid, w.holder))
+            (w.holder != 0 && listed.contains(&w.holder)).then_some((t.tid, w.holder))
         })
         .collect();
     let deadlocks = find_cycles(&edges);
@@ -421,6 +423,7 @@ fn assemble(dump: rt::Dump, time: SystemTime) -> ThreadDump {
                 let held_by = match w.holder {
                     Some(h) => partial.name_of(h),
                     None if w.kind == "Condvar" => String::new(),
+                    None if w.kind == "tokio lock" => "a task".to_owned(),
                     None => "readers".to_owned(),
                 };
                 if !held_by.is_empty() {
