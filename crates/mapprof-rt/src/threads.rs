@@ -421,9 +421,23 @@ pub fn dump(timeout: Duration) -> io::Result<Dump> {
         }
     }
     let deadline = Instant::now() + timeout;
-    let pending = |i: usize| !gone[i] && SLOTS[i].phase.load(Acquire) != phase(request, DONE);
-    while (0..tids.len()).any(pending) && Instant::now() < deadline {
+    let pending =
+        |gone: &[bool], i: usize| !gone[i] && SLOTS[i].phase.load(Acquire) != phase(request, DONE);
+    let mut polls = 0u32;
+    while (0..tids.len()).any(|i| pending(&gone, i)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_micros(500));
+        polls += 1;
+        // A thread that exited after its signal was sent never answers: every 50 ms, those
+        // no longer in `/proc/self/task` are dropped rather than waited for.
+        if polls % 100 == 0 {
+            for (i, &tid) in tids.iter().enumerate() {
+                if pending(&gone, i)
+                    && !std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+                {
+                    gone[i] = true;
+                }
+            }
+        }
     }
     // Take back the slots of threads that did not answer; wait for those being written.
     for slot in &SLOTS[..tids.len()] {
