@@ -429,7 +429,7 @@ pub fn dump(timeout: Duration) -> io::Result<Dump> {
         polls += 1;
         // A thread that exited after its signal was sent never answers: every 50 ms, those
         // no longer in `/proc/self/task` are dropped rather than waited for.
-        if polls % 100 == 0 {
+        if polls.is_multiple_of(100) {
             for (i, &tid) in tids.iter().enumerate() {
                 if pending(&gone, i)
                     && !std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
