@@ -43,7 +43,7 @@ CONFIGS = [("std", "bench-locks-std"), ("mapprof", "bench-locks-mapprof")]
 # (workload, threads, operations per thread): uncontended 1-thread paths (about 0.3 s a run),
 # then one Mutex shared by 2, 4 and 8 threads, 10M lock+unlock pairs in all whatever the count
 # (mapprof takes up to ~2 s for them at 8 threads here).
-UNCONTENDED = [("mutex", 1, 40_000_000), ("rwread", 1, 40_000_000),
+UNCONTENDED = [("mutex", 1, 40_000_000), ("rwread", 1, 40_000_000), ("rwwrite", 1, 40_000_000),
                ("labels", 1, 20_000_000), ("labels-trace", 1, 20_000_000)]
 CONTENDED = [("contended", t, 10_000_000 // t) for t in (2, 4, 8)]
 # The async part: an uncontended `lock().await` (no runtime: the future polled once), then N
@@ -63,6 +63,7 @@ RUNS = UNCONTENDED + CONTENDED
 CG_OPS = 1_000_000
 
 TITLE = {"mutex": "Mutex lock + unlock", "rwread": "RwLock read + unlock",
+         "rwwrite": "RwLock write + unlock",
          "labels": "label guard `route`", "labels-trace": "label guard `trace_id` + `route`",
          "async-mutex": "async Mutex `lock().await` + unlock",
          "task-labels": "one poll of a future with task labels `trace_id` + `route`",
@@ -268,7 +269,7 @@ def report(res, ir, mach, elapsed):
     L.append("")
     L.append("**Targets**:")
     L.append("")
-    for w in ("mutex", "rwread"):
+    for w in ("mutex", "rwread", "rwwrite"):
         d, paired, db, dir_ = diffs[w]
         ok = d <= 1.0
         extra = f"; {dir_:+.2f} instructions per pair" if dir_ is not None else ""

@@ -6,8 +6,8 @@
 //! `mapprof::labels` against a `labels` that only calls its closure).
 //!
 //! Usage of both binaries:
-//! `<bin> mutex|rwread|labels|labels-trace|contended|async-mutex|async-contended|task-labels|
-//! span-enter|span-request <threads> <ops-per-thread> [--no-check]`.
+//! `<bin> mutex|rwread|rwwrite|labels|labels-trace|contended|async-mutex|async-contended|
+//! task-labels|span-enter|span-request <threads> <ops-per-thread> [--no-check]`.
 //! It prints one line:
 //! `RESULT config=.. workload=.. threads=.. ops=.. secs=.. ns=.. mops=.. check=..`
 //! (`ns` = nanoseconds of wall time per operation of one thread, `mops` = million operations per
@@ -19,6 +19,9 @@
 //!   else touches: one uncontended lock + unlock pair.
 //! - `rwread` (1 thread): one operation = `sum += *l.read().unwrap()` on an `RwLock<u64>`: one
 //!   uncontended read lock + unlock pair.
+//! - `rwwrite` (1 thread): one operation = `*l.write().unwrap() += 1` on an `RwLock<u64>`: one
+//!   uncontended write lock + unlock pair (mapprof's notes and clears its writer's tid, for
+//!   thread dumps).
 //! - `labels` (1 thread): one operation = `labels(&[("route", "/item PUT")], || ..)` around a
 //!   trivial body: making and dropping one label guard, the same set every time.
 //! - `labels-trace` (1 thread): the same with a trace id first, a different one each time
@@ -84,8 +87,9 @@ pub struct Args {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "{msg}\nusage: <bin> mutex|rwread|labels|labels-trace|contended|async-mutex|async-contended|\
-         task-labels|span-enter|span-request <threads> <ops-per-thread> [--no-check]"
+        "{msg}\nusage: <bin> mutex|rwread|rwwrite|labels|labels-trace|contended|async-mutex|\
+         async-contended|task-labels|span-enter|span-request <threads> <ops-per-thread> \
+         [--no-check]"
     );
     std::process::exit(2)
 }
@@ -107,14 +111,14 @@ pub fn args() -> Args {
     }
     match workload.as_str() {
         "contended" | "async-contended" => {}
-        "mutex" | "rwread" | "labels" | "labels-trace" | "async-mutex" | "task-labels"
-        | "span-enter" | "span-request"
+        "mutex" | "rwread" | "rwwrite" | "labels" | "labels-trace" | "async-mutex"
+        | "task-labels" | "span-enter" | "span-request"
             if threads != 1 =>
         {
             usage("every workload but the contended ones runs on 1 thread")
         }
-        "mutex" | "rwread" | "labels" | "labels-trace" | "async-mutex" | "task-labels"
-        | "span-enter" | "span-request" => {}
+        "mutex" | "rwread" | "rwwrite" | "labels" | "labels-trace" | "async-mutex"
+        | "task-labels" | "span-enter" | "span-request" => {}
         other => usage(&format!("unknown workload {other:?}")),
     }
     // 1-thread runs are timed in BLOCKS equal parts.
@@ -238,6 +242,14 @@ macro_rules! lock_bench {
 
         #[no_mangle]
         #[inline(never)]
+        fn bench_measured_rwwrite(l: &RwLock<u64>, ops: u64) {
+            for _ in 0..ops {
+                *l.write().unwrap() += 1;
+            }
+        }
+
+        #[no_mangle]
+        #[inline(never)]
         fn bench_measured_labels(ops: u64) -> u64 {
             let mut sum = 0u64;
             for i in 0..ops {
@@ -345,6 +357,15 @@ macro_rules! lock_bench {
                     let t = $crate::Blocks::time(a.ops, |n| sum += bench_measured_rwread(l, n));
                     assert_eq!(sum, a.ops);
                     (t, sum)
+                }
+                "rwwrite" => {
+                    let l = Box::new($crate::Aligned(RwLock::new(0u64)));
+                    let l = black_box(&l.0);
+                    bench_measured_rwwrite(l, warm);
+                    let t = $crate::Blocks::time(a.ops, |n| bench_measured_rwwrite(l, n));
+                    let n = *l.read().unwrap();
+                    assert_eq!(n, warm + a.ops);
+                    (t, n)
                 }
                 "labels" | "labels-trace" => {
                     let ids = $crate::trace_ids();

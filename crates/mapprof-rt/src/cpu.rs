@@ -167,14 +167,7 @@ pub fn start(hz: u32) -> Result<Sampling, StartError> {
         return Err(StartError::Busy);
     }
     install_handler()?;
-    // The starting thread's bounds, and libgcc's one-time set-up, before the first signal.
-    STATE.with(stack::stack_bounds);
-    DWARF_SAFE.store(lock_free_unwinder(glibc_version()), Relaxed);
-    if let Some((lo, hi)) = executable_code() {
-        EXECUTABLE_LO.store(lo, Relaxed);
-        EXECUTABLE_HI.store(hi, Relaxed);
-    }
-    stack::walk_dwarf(&mut [0; MAX_DEPTH]);
+    prepare_unwinding();
     let hz = hz.clamp(1, 1000);
     PERIOD_NS.store(1_000_000_000 / u64::from(hz), Relaxed);
     SIGNALS.store(0, Relaxed);
@@ -259,6 +252,59 @@ fn stop() {
     timers::disarm();
 }
 
+/// What a handler needs to unwind, looked up before the first signal (it cannot be from a
+/// handler): the calling thread's stack bounds, whether DWARF unwinding is lock-free here, the
+/// executable's code, and libgcc's one-time set-up. Also for [`crate::threads`]' dumps.
+pub(crate) fn prepare_unwinding() {
+    STATE.with(stack::stack_bounds);
+    DWARF_SAFE.store(lock_free_unwinder(glibc_version()), Relaxed);
+    if let Some((lo, hi)) = executable_code() {
+        EXECUTABLE_LO.store(lo, Relaxed);
+        EXECUTABLE_HI.store(hi, Relaxed);
+    }
+    stack::walk_dwarf(&mut [0; MAX_DEPTH]);
+}
+
+/// The interrupted stack of a signal handler's thread, into `frames`; its depth (0: none).
+/// DWARF when asked for ([`Unwinder::Dwarf`]), or under [`Unwinder::Auto`] when it is
+/// lock-free here and the walk would go wrong: interrupted in a shared library (no frame
+/// pointers), or, with `dwarf_without_bounds`, on a thread whose stack bounds are not known
+/// (a frame-pointer walk would stop at the interrupted instruction). Frame pointers otherwise,
+/// and when the DWARF unwind did not reach the signal frame at `trampoline`, or when this
+/// call interrupted another on the same thread (`ThreadState::unwinding`).
+/// Async-signal-safe under the module's invariants.
+pub(crate) fn unwind_interrupted(
+    context: *const libc::c_void,
+    frames: &mut Frames,
+    trampoline: usize,
+    dwarf_without_bounds: bool,
+) -> usize {
+    STATE
+        .try_with(|state| {
+            let nested = state.unwinding.replace(true);
+            let by_dwarf = !nested
+                && match stack::unwinder() {
+                    Unwinder::Dwarf => true,
+                    Unwinder::FramePointer => false,
+                    Unwinder::Auto => {
+                        DWARF_SAFE.load(Relaxed)
+                            && ((dwarf_without_bounds && state.stack_hi.get() <= 1)
+                                || stack::interrupted_pc(context).is_some_and(|pc| {
+                                    !(EXECUTABLE_LO.load(Relaxed)..EXECUTABLE_HI.load(Relaxed))
+                                        .contains(&pc)
+                                }))
+                    }
+                };
+            let depth = match by_dwarf.then(|| capture_dwarf(frames, trampoline)) {
+                Some(n) if n > 0 => n,
+                _ => stack::capture_interrupted(state, context, frames),
+            };
+            state.unwinding.set(nested);
+            depth
+        })
+        .unwrap_or(0)
+}
+
 /// The CPU table's memory, for [`crate::footprint`].
 pub(crate) fn table_region() -> crate::footprint::Region {
     crate::footprint::region(&CPU_TABLE)
@@ -289,7 +335,7 @@ fn set_timer(interval: libc::timeval) -> io::Result<()> {
 }
 
 /// A `SA_SIGINFO` signal handler.
-type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+pub(crate) type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
 
 /// Installs [`on_sigprof`] unless it is installed; refuses to replace someone else's handler.
 fn install_handler() -> Result<(), StartError> {
@@ -329,12 +375,12 @@ fn sigprof_action() -> io::Result<libc::sigaction> {
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trampoline_of(action: &libc::sigaction) -> usize {
+pub(crate) fn trampoline_of(action: &libc::sigaction) -> usize {
     action.sa_restorer.map_or(0, |f| f as usize)
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trampoline_of(_action: &libc::sigaction) -> usize {
+pub(crate) fn trampoline_of(_action: &libc::sigaction) -> usize {
     0
 }
 
@@ -419,25 +465,7 @@ impl Source {
 fn record(context: *const libc::c_void, samples: u64) {
     SIGNALS.fetch_add(1, Relaxed);
     let mut frames: Frames = [0; MAX_DEPTH];
-    let depth = STATE
-        .try_with(|state| {
-            let by_dwarf = match stack::unwinder() {
-                Unwinder::Dwarf => true,
-                Unwinder::FramePointer => false,
-                Unwinder::Auto => {
-                    DWARF_SAFE.load(Relaxed)
-                        && stack::interrupted_pc(context).is_some_and(|pc| {
-                            !(EXECUTABLE_LO.load(Relaxed)..EXECUTABLE_HI.load(Relaxed))
-                                .contains(&pc)
-                        })
-                }
-            };
-            match by_dwarf.then(|| capture_dwarf(&mut frames)) {
-                Some(n) if n > 0 => n,
-                _ => stack::capture_interrupted(state, context, &mut frames),
-            }
-        })
-        .unwrap_or(0);
+    let depth = unwind_interrupted(context, &mut frames, TRAMPOLINE.load(Relaxed), false);
     if depth == 0 {
         NOT_UNWOUND.fetch_add(1, Relaxed);
     }
@@ -461,8 +489,7 @@ fn record(context: *const libc::c_void, samples: u64) {
 /// The interrupted code's frames by a DWARF unwind from the handler: everything after the
 /// signal trampoline, the interrupted instruction first (as `pc + 1`, like
 /// [`stack::capture_interrupted`]). 0 when the unwind did not get through the signal frame.
-fn capture_dwarf(out: &mut Frames) -> usize {
-    let trampoline = TRAMPOLINE.load(Relaxed);
+fn capture_dwarf(out: &mut Frames, trampoline: usize) -> usize {
     let mut all: Frames = [0; MAX_DEPTH];
     let n = stack::walk_dwarf(&mut all);
     let Some(at) = all[..n]
@@ -531,15 +558,15 @@ fn executable_code() -> Option<(usize, usize)> {
 
 /// `errno`, saved on entry to a signal handler and restored on exit, as POSIX asks of
 /// handlers that might change it.
-struct Errno(libc::c_int);
+pub(crate) struct Errno(libc::c_int);
 
 impl Errno {
-    fn save() -> Errno {
+    pub(crate) fn save() -> Errno {
         // SAFETY: `__errno_location` returns the calling thread's errno, valid for its life.
         Errno(unsafe { *libc::__errno_location() })
     }
 
-    fn restore(self) {
+    pub(crate) fn restore(self) {
         // SAFETY: as in `save`.
         unsafe { *libc::__errno_location() = self.0 };
     }

@@ -16,12 +16,13 @@ pub(crate) fn region<T>(table: &'static T) -> Region {
 }
 
 /// Every fixed table of the hot path: the stack table (buckets, index, frame arena), the
-/// live set and the label table.
+/// live set, the label table and the thread dumps' slots.
 fn regions() -> impl Iterator<Item = Region> {
     let table = crate::table::static_tables();
     let live = crate::live::static_tables();
     let labels = crate::labels::static_tables();
-    table.into_iter().chain(live).chain(labels)
+    let dumps = [crate::threads::slots_region()];
+    table.into_iter().chain(live).chain(labels).chain(dumps)
 }
 
 /// The fixed tables' memory: `(reserved, resident)` bytes. `reserved` is their total size, a

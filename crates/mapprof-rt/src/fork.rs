@@ -16,4 +16,5 @@ pub fn after_fork_in_child() {
     crate::table::after_fork_in_child();
     crate::labels::after_fork_in_child();
     crate::cpu::after_fork_in_child();
+    crate::threads::after_fork_in_child();
 }

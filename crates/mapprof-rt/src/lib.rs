@@ -33,5 +33,6 @@ mod spin;
 pub mod stack;
 pub mod table;
 pub mod thread;
+pub mod threads;
 
 pub use table::{Kind, Record};

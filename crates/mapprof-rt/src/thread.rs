@@ -38,6 +38,11 @@ pub(crate) struct ThreadState {
     /// The thread's stack range `[lo, hi)`, bounding frame-pointer walks; `hi == 0` until known.
     pub(crate) stack_lo: Cell<usize>,
     pub(crate) stack_hi: Cell<usize>,
+    /// Set while a signal handler of mapprof's unwinds this thread's interrupted stack
+    /// (`cpu::unwind_interrupted`): a second handler nested in it (a thread dump's signal
+    /// landing in a SIGPROF handler, or the reverse) walks frame pointers only, never
+    /// entering libgcc's unwinder while the first is inside it.
+    pub(crate) unwinding: Cell<bool>,
     /// The id of the thread's current labels in `crate::labels`' table, cached there by the
     /// first sample after they changed (0 = none; `u32::MAX` = not looked up yet). Atomic
     /// because a signal handler on this thread reads it (`labels::signal_id`).
@@ -59,6 +64,7 @@ thread_local! {
             keeping: Cell::new(0),
             stack_lo: Cell::new(0),
             stack_hi: Cell::new(0),
+            unwinding: Cell::new(false),
             labels: AtomicU32::new(0),
         }
     };

@@ -4,8 +4,9 @@
 //! - the **memory trace line** (`trace=1s`), mapprof's `GODEBUG=gctrace=1`: one line per
 //!   interval on stderr, see [`trace_line`] for its format;
 //! - **periodic dumps** (`dump_every=60s`) into `dump_dir`;
-//! - **dumps on a signal** (`dump_signal=SIGUSR2`) into `dump_dir`. The handler only writes to a
-//!   pipe (signal-hook's self-pipe); the dump itself happens on the listening thread.
+//! - **dumps on a signal** (`dump_signal=SIGUSR2`) into `dump_dir`: every profile and a thread
+//!   dump (`threads.<pid>.<n>.txt`, [`crate::dump_threads`]'s text). The handler only writes
+//!   to a pipe (signal-hook's self-pipe); the dumps happen on the listening thread.
 //!
 //! Each schedule has a thread of its own (a slow dump does not delay the trace line), and a
 //! job that panics is reported and made again ([`every`]). The threads run as the profiler's own work ([`crate::memory::profiler_thread`]): their
@@ -107,6 +108,10 @@ fn listen(signal: i32, dir: PathBuf) -> Result<(Handle, JoinHandle<()>), Error> 
             profiler_thread(|| {
                 for _ in signals.forever() {
                     dump_and_report(&dir);
+                    match crate::threads::write_thread_dump_into(&dir) {
+                        Ok(path) => eprintln!("mapprof: wrote {}", path.display()),
+                        Err(e) => eprintln!("mapprof: {e}"),
+                    }
                     release();
                 }
             })

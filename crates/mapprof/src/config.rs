@@ -47,8 +47,8 @@ pub struct Config {
     pub trace: Option<Duration>,
     /// Dump every profile into `dump_dir` at this interval (`dump_every=60s`). Default: none.
     pub dump_every: Option<Duration>,
-    /// Dump every profile into `dump_dir` when this signal arrives (`dump_signal=SIGUSR2`;
-    /// SIGUSR1 or SIGUSR2). Default: none.
+    /// Dump every profile, and a thread dump (`threads.<pid>.<n>.txt`), into `dump_dir` when
+    /// this signal arrives (`dump_signal=SIGUSR2`; SIGUSR1 or SIGUSR2). Default: none.
     pub dump_signal: Option<i32>,
     /// Serve `/debug/pprof` on this address while the profiler runs (`http=127.0.0.1:6060`,
     /// `host:port`; port 0 picks one). Default: none (no server). Needs the `http` feature.
@@ -130,8 +130,8 @@ const KEYS: &[(&str, &str)] = &[
     ),
     (
         "dump_signal",
-        "the signal that dumps into dump_dir: SIGUSR1 or SIGUSR2 (the others belong to the \
-         program), or off, e.g. dump_signal=SIGUSR2",
+        "the signal that dumps every profile and a thread dump into dump_dir: SIGUSR1 or \
+         SIGUSR2 (the others belong to the program), or off, e.g. dump_signal=SIGUSR2",
     ),
     (
         "cpu_hz",

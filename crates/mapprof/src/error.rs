@@ -32,6 +32,9 @@ pub enum Error {
     CpuProfileBusy,
     /// The CPU profiler could not start: `setitimer` or `sigaction` refused.
     Cpu(io::Error),
+    /// A thread dump could not be taken (no real-time signal free, `/proc/self/task`
+    /// unreadable).
+    ThreadDump(io::Error),
     /// The `/debug/pprof` HTTP server could not start (address, bind, thread), or mapprof was
     /// built without its `http` feature.
     Http {
@@ -62,6 +65,7 @@ impl fmt::Display for Error {
             Error::Io(source) => write!(f, "cannot write profile: {source}"),
             Error::CpuProfileBusy => f.write_str("a CPU profile is already being taken"),
             Error::Cpu(source) => write!(f, "the CPU profiler failed: {source}"),
+            Error::ThreadDump(source) => write!(f, "no thread dump: {source}"),
             Error::Http { addr, source } => {
                 write!(f, "cannot serve /debug/pprof on {addr}: {source}")
             }
@@ -81,7 +85,9 @@ impl std::error::Error for Error {
         match self {
             Error::AlreadyStarted | Error::CpuProfileBusy | Error::HttpNotLoopback { .. } => None,
             Error::Config(e) => Some(e),
-            Error::Cpu(source) | Error::Http { source, .. } => Some(source),
+            Error::Cpu(source) | Error::ThreadDump(source) | Error::Http { source, .. } => {
+                Some(source)
+            }
             Error::DumpDir { source, .. } | Error::Write { source, .. } | Error::Io(source) => {
                 Some(source)
             }

@@ -76,6 +76,7 @@ extern "C" fn parent() {
 extern "C" fn child() {
     mapprof_rt::fork::after_fork_in_child();
     crate::sync::wait_book::after_fork_in_child();
+    crate::sync::owner::after_fork_in_child();
     let _ = HELD.try_with(|h| {
         if let Some(mut held) = h.take() {
             // Work that other threads of the parent were doing is not going on here.

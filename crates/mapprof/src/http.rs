@@ -13,7 +13,8 @@
 //! | `flame/<profile>.svg?sample_index=NAME` | inferno flame graph of any of the above (`profile` included), `seconds` as above |
 //! | `symbol` | `num_symbols: 1` (GET); POST or query `0xADDR+0xADDR...`: one `0xADDR name` line per known address |
 //! | `cmdline` | the command line, arguments separated by NUL bytes |
-//! | `goroutine`, `threadcreate`, `trace` | 404 `Unknown profile`, then why mapprof lacks it and what to use instead (`absent`) |
+//! | `goroutine`, `threads` | a thread dump (`crate::threads`): the profile; `?debug=1` identical stacks grouped, `?debug=2` every thread, as Go's goroutine profile |
+//! | `threadcreate`, `trace` | 404 `Unknown profile`, then why mapprof lacks it and what to use instead (`absent`) |
 //!
 //! Statuses, headers and error bodies are `net/http/pprof`'s (Go 1.19–1.22): profiles are
 //! `application/octet-stream` with `Content-Disposition: attachment; filename="heap"`

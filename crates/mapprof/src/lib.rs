@@ -30,6 +30,7 @@ mod memory;
 mod profiler;
 mod profiles;
 pub mod sync;
+mod threads;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
@@ -48,9 +49,14 @@ pub use labels::{
     MAX_LABEL_VALUES,
 };
 pub use mapprof_rt::stack::Unwinder;
+pub use mapprof_rt::threads::{DEFAULT_ANSWER_TIMEOUT, MAX_DUMP_THREADS};
 pub use memory::{self_memory, self_memory_comment, SelfMemory};
 pub use profiler::{start_from_env, Profiler, ProfilerBuilder};
 pub use profiles::{dump, profile, write_profile, write_profile_to_path, ProfileKind};
+pub use threads::{
+    dump_threads, thread_dump, thread_dump_within, DumpedThread, LockWait, ThreadDump,
+    NOT_ANSWERED_FRAME,
+};
 
 /// Runs `f` without sampling the current thread's allocations; they stay the host's (same heap,
 /// same arenas), e.g. a load generator sharing the process with the service it loads. The

@@ -126,7 +126,8 @@ impl ProfilerBuilder {
         self
     }
 
-    /// Dumps every profile into the dump directory when `signal` (`libc::SIGUSR1` or
+    /// Dumps every profile, and a thread dump (`threads.<pid>.<n>.txt`, the text of
+    /// [`crate::dump_threads`]), into the dump directory when `signal` (`libc::SIGUSR1` or
     /// `libc::SIGUSR2`) arrives.
     pub fn dump_signal(mut self, signal: i32) -> Self {
         self.config.dump_signal = Some(signal);

@@ -284,16 +284,24 @@ fn the_index_lists_every_profile_with_links_that_answer() {
 fn errors_are_the_ones_go_gives() {
     let addr = server();
     assert_go_error(&get(addr, "/nope"), 404, "404 page not found");
-    for absent in ["goroutine", "threadcreate", "trace"] {
+    for absent in ["threadcreate", "trace"] {
         let answer = get(addr, &format!("/debug/pprof/{absent}?debug=2"));
         assert_go_error(&answer, 404, "Unknown profile: mapprof does not serve");
         assert!(answer.text().contains(absent), "{}", answer.text());
     }
-    let goroutine = get(addr, "/debug/pprof/goroutine").text();
-    assert!(
-        goroutine.contains("block") && goroutine.contains("mutex"),
-        "{goroutine}"
+    let threadcreate = get(addr, "/debug/pprof/threadcreate").text();
+    assert!(threadcreate.contains("thread creation"), "{threadcreate}");
+    // The goroutine profile is served: a thread dump (tests/thread_dump_*.rs).
+    for name in ["goroutine", "threads"] {
+        let full = get(addr, &format!("/debug/pprof/{name}?debug=2"));
+        assert_eq!(full.status, 200, "{}", full.text());
+        assert!(full.text().contains("thread "), "{}", full.text());
+    }
+    let top = go_pprof(
+        &["-top"],
+        Path::new(&format!("http://{addr}/debug/pprof/goroutine")),
     );
+    assert!(top.contains("Type: threads"), "{top}");
     assert_go_error(&get(addr, "/debug/pprof/heap/"), 404, "Unknown profile");
     assert_go_error(
         &get(addr, "/debug/pprof/flame/nope.svg"),

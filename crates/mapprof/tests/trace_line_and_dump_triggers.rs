@@ -70,6 +70,27 @@ fn child() {
                 std::thread::sleep(Duration::from_millis(20));
             }
             assert_eq!(count(&dir, "heap"), 1, "one dump set per signal");
+            // And a thread dump beside them, written after the profiles.
+            while count(&dir, "threads") == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let threads = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .starts_with("threads.")
+                })
+                .expect("a thread dump");
+            let text = std::fs::read_to_string(&threads).unwrap();
+            assert!(
+                text.starts_with("mapprof thread dump:")
+                    && text.contains("[mapprof-dump-si]: (taking this dump)"),
+                "{text}"
+            );
             drop(profiler); // writes the final set, closes the signal listener
             let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
                 .unwrap()

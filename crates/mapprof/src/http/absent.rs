@@ -1,15 +1,10 @@
-//! The profiles of Go's `net/http/pprof` that mapprof does not serve, and why: their paths
+//! The profiles of Go's `net/http/pprof` that mapprof does not serve (`goroutine` it does: a
+//! thread dump, `crate::threads`), and why: their paths
 //! answer 404 saying so (Go's `Unknown profile` first, for tools that read it), and the index
 //! lists them.
 
 /// `(name, why it is not served and what to use instead)`.
-pub(super) const ABSENT: [(&str, &str); 3] = [
-    (
-        "goroutine",
-        "Rust threads are not goroutines, and mapprof takes no dump of every thread's stack \
-         yet; for who waits on which lock use block (the waiters) and mutex (the holders), \
-         for where threads run profile?seconds=N",
-    ),
+pub(super) const ABSENT: [(&str, &str); 2] = [
     (
         "threadcreate",
         "Go records where its runtime starts OS threads; a Rust program starts its own \

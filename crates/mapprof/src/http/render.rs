@@ -3,7 +3,7 @@
 
 use super::absent;
 use super::params::Params;
-use super::reply::{fail, respond, Problem, Reply};
+use super::reply::{bad_request, fail, respond, Problem, Reply};
 use super::routes::Source;
 use super::state::State;
 use super::take::{check_sample_index, take, Taken};
@@ -90,6 +90,55 @@ pub(super) async fn top_table(
         text.into(),
         Some(slot),
     ))
+}
+
+/// `goroutine` (and `threads`): a thread dump ([`crate::ThreadDump`]), as Go's goroutine
+/// profile: the gzipped profile, or with `debug=1` the grouped text and `debug=2` every
+/// thread in full.
+pub(super) async fn thread_dump(state: &Arc<State>, params: &Params) -> Result<Reply, Problem> {
+    let debug = params
+        .get("debug")
+        .map(|d| {
+            d.parse::<i64>()
+                .map_err(|_| bad_request("debug must be an integer"))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let slot = state.responseslot().await?;
+    let body = state
+        .run(move || -> Result<Vec<u8>, String> {
+            let dump = crate::thread_dump().map_err(|e| e.to_string())?;
+            Ok(match debug {
+                0 => {
+                    let mut out = Vec::new();
+                    encode_gzip(dump.profile(), &mut out).map_err(|e| e.to_string())?;
+                    out
+                }
+                1 => dump.grouped_text().into_bytes(),
+                _ => dump.text().into_bytes(),
+            })
+        })
+        .await?
+        .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    if debug != 0 {
+        return Ok(respond(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            body.into(),
+            Some(slot),
+        ));
+    }
+    let mut reply = respond(
+        StatusCode::OK,
+        "application/octet-stream",
+        body.into(),
+        Some(slot),
+    );
+    reply.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"goroutine\""),
+    );
+    Ok(reply)
 }
 
 /// `flame/<profile>.svg`: the inferno flame graph, unpruned as `mapprof flame` draws it.
@@ -210,6 +259,15 @@ fn index_html() -> String {
         }
         let _ = writeln!(html, "</td><td>{}</td></tr>", spec.description);
     }
+    let threads = std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+    let _ = writeln!(
+        html,
+        "<tr><td>{threads}</td><td><a href='goroutine'>goroutine</a> \
+         (<a href='goroutine?debug=1'>grouped</a>, <a href='goroutine?debug=2'>full</a>)</td>\
+         <td></td><td>A dump of every thread's current stack, with its name and the \
+         mapprof::sync lock it waits for, that lock's holder, and lock cycles (deadlocks) \
+         first; also at <code>threads</code>.</td></tr>"
+    );
     html.push_str(
         "<tr><td></td><td><a href='cmdline'>cmdline</a></td><td></td>\
          <td>The command line invocation of the current program.</td></tr>\n\
@@ -249,7 +307,7 @@ mod tests {
                 "{row}"
             );
         }
-        for name in ["goroutine", "threadcreate", "trace"] {
+        for name in ["threadcreate", "trace"] {
             assert!(html.contains(&format!("<tr><td>{name}</td><td>")), "{html}");
             assert!(
                 !html.contains(&format!("href='{name}")),

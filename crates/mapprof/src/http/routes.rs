@@ -3,7 +3,7 @@
 
 use super::absent;
 use super::params::Params;
-use super::render::{cmdline, encoded, flame_graph, index, top_table};
+use super::render::{cmdline, encoded, flame_graph, index, thread_dump, top_table};
 use super::reply::{bad_request, error, fail, respond, Problem, Reply};
 use super::state::State;
 use super::symbol::symbol;
@@ -66,6 +66,8 @@ async fn route(request: Request<Incoming>, state: &Arc<State>) -> Result<Reply, 
         "" => Ok(index()),
         "cmdline" => Ok(cmdline()),
         "symbol" => symbol(request, state).await,
+        // Go's goroutine profile, for threads (`crate::threads`), under both names.
+        "goroutine" | "threads" => thread_dump(state, &params).await,
         "profile" => {
             let taken = take(state, Source::Cpu, &params, None).await?;
             encoded(state, taken, "profile").await

@@ -5,6 +5,8 @@
 
 use super::futex;
 use super::mutex::MutexGuard;
+use mapprof_rt::contention::now_ns;
+use mapprof_rt::threads::{WaitKind, Waiting};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::LockResult;
@@ -43,7 +45,15 @@ impl Condvar {
         // Read before unlocking, so that a notification sent after the unlock is not lost.
         let seq = self.seq.load(Relaxed);
         raw.unlock_charged(book);
+        // Thread dumps say what it waits for (the clock read costs little beside the sleep).
+        let waiting = Waiting::new(
+            WaitKind::Condvar,
+            self as *const Condvar as usize,
+            None,
+            now_ns(),
+        );
         let woken = futex::wait(&self.seq, seq, timeout);
+        drop(waiting);
         raw.lock(book);
         woken
     }

@@ -22,7 +22,8 @@
 //! These locks replace std's in the host's hottest code, so:
 //!
 //! 1. **Uncontended: std's cost and nothing else.** Lock is one compare-and-swap (`RwLock`:
-//!    std's `try_read`/`try_write`); unlock one swap (`Mutex`) or one load of the book's waiter
+//!    std's `try_read`/`try_write`) and, for thread dumps, one relaxed store of the holder's
+//!    tid (`Mutex`, `RwLock` writers; rule 7); unlock one swap (`Mutex`) or one load of the book's waiter
 //!    count and std's unlock (`RwLock`). No clock read, no stack, no call into `mapprof_rt`,
 //!    nothing recorded. `tests/uncontended_locks_record_and_allocate_nothing.rs` holds this.
 //! 2. **No allocation on any path.** The lock word, the `wait_book` ledger (a std `Mutex`,
@@ -45,10 +46,15 @@
 //!    stays held in the child, as with std's. A book's ledger held by another thread at the
 //!    fork is not: its lock word holds the process id, so the child takes it, and the
 //!    ledger's counts, its parent's waiters, are reset there (`wait_book`).
+//! 7. **Holders named for thread dumps, at one relaxed store.** A lock notes its holder's tid
+//!    (cached per thread) after the acquiring compare-and-swap (`owner`); a thread about to
+//!    sleep sets its `mapprof_rt::threads::Waiting` record (a few thread-local stores, on the
+//!    contended path only), which a dump's signal handler reads.
 
 mod condvar;
 mod futex;
 mod mutex;
+pub(crate) mod owner;
 mod rwlock;
 pub(crate) mod wait_book;
 

@@ -7,8 +7,10 @@
 //! accounting, next to the futex wake-up it pays anyway.
 
 use super::futex;
+use super::owner::current_tid;
 use super::wait_book::{record_charge, WaitBook};
 use mapprof_rt::contention::WaiterStack;
+use mapprof_rt::threads::{WaitKind, Waiting};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -27,20 +29,34 @@ const SLEEPERS: u32 = 2;
 #[derive(Debug, Default)]
 pub(crate) struct RawMutex {
     state: AtomicU32,
+    /// The tid of the thread that locked it last, for thread dumps (`super::owner`).
+    owner: AtomicU32,
 }
 
 impl RawMutex {
     const fn new() -> RawMutex {
         RawMutex {
             state: AtomicU32::new(UNLOCKED),
+            owner: AtomicU32::new(0),
         }
     }
 
     #[inline]
     fn try_lock(&self) -> bool {
-        self.state
+        let locked = self
+            .state
             .compare_exchange(UNLOCKED, LOCKED, Acquire, Relaxed)
-            .is_ok()
+            .is_ok();
+        if locked {
+            self.note_owner();
+        }
+        locked
+    }
+
+    /// Notes this thread as the holder: one relaxed store (`super::owner`).
+    #[inline]
+    fn note_owner(&self) {
+        self.owner.store(current_tid(), Relaxed);
     }
 
     #[inline]
@@ -59,14 +75,20 @@ impl RawMutex {
                 .state
                 .compare_exchange(UNLOCKED, LOCKED, Acquire, Relaxed)
             {
-                Ok(_) => return,
+                Ok(_) => return self.note_owner(),
                 Err(s) => state = s,
             }
         }
         // From here on this thread sleeps until the lock is free: it is a waiter, its stack
-        // taken before it sleeps.
+        // taken before it sleeps, and says so to thread dumps.
         let stack = WaiterStack::capture();
         let ticket = book.enter();
+        let waiting = Waiting::new(
+            WaitKind::Mutex,
+            self as *const RawMutex as usize,
+            Some(&self.owner),
+            ticket.start(),
+        );
         loop {
             // Mark the lock as having sleepers; if it was free, it is ours (still marked, so
             // our unlock wakes the next sleeper, as in std).
@@ -76,6 +98,8 @@ impl RawMutex {
             futex::wait(&self.state, SLEEPERS, None);
             state = self.spin();
         }
+        self.note_owner();
+        drop(waiting);
         let wait = book.leave(&ticket);
         if let Some(stack) = stack {
             stack.record_wait(wait);

@@ -58,6 +58,13 @@ pub(crate) struct Ticket {
     epoch: u64,
 }
 
+impl Ticket {
+    /// When the wait started (`contention::now_ns`).
+    pub(crate) fn start(&self) -> u64 {
+        self.start
+    }
+}
+
 impl WaitBook {
     pub(crate) const fn new() -> WaitBook {
         WaitBook {

@@ -229,10 +229,18 @@ async fn wait_for<F: Future>(book: &WaitBook, acquire: F) -> F::Output {
 }
 
 /// Runs `acquire` (the inner lock's `blocking_lock()`, after its `try_lock` failed) as a
-/// waiter of `book`.
+/// waiter of `book`. The blocked thread says so to thread dumps (its holder is a task, which
+/// they cannot name).
 fn block_for<G>(book: &WaitBook, acquire: impl FnOnce() -> G) -> G {
     let waiting = Waiting::enter(book);
+    let dumps = mapprof_rt::threads::Waiting::new(
+        mapprof_rt::threads::WaitKind::TokioLock,
+        book as *const WaitBook as usize,
+        None,
+        waiting.ticket.start(),
+    );
     let inner = acquire();
+    drop(dumps);
     waiting.acquired();
     inner
 }
