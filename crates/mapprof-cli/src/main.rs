@@ -15,9 +15,11 @@
 //! `http://127.0.0.1:6060/debug/pprof/heap` (`--seconds N` asks for a window of N seconds, as
 //! pprof's `-seconds`); several of one kind are merged, as `go tool pprof a b` does.
 //! FILTERS: `--focus REGEX` keeps only samples with a frame whose function matches,
-//! `--ignore REGEX` drops them (pprof's `-focus`/`-ignore`); `--tagfocus KEY=VALUE` keeps only
-//! samples with that label, `--tagignore KEY=VALUE` drops them (both repeatable; exact values,
-//! where pprof takes a regular expression).
+//! `--ignore REGEX` drops them (pprof's `-focus`/`-ignore`); `--tagfocus KEY=REGEX` keeps only
+//! samples with a value of label KEY matching one of the comma-separated expressions,
+//! `--tagignore KEY=REGEX` drops them; a bare REGEX must match a label read as `key:value`
+//! (pprof's `-tagfocus`/`-tagignore`, see `mapprof_profile::tags`; numeric ranges are not
+//! supported).
 //!
 //! `top --app` ranks *application* functions instead of leaf functions: each sample is charged
 //! to its first frame, from the leaf, outside std, the async runtime and HTTP stack, Go's
@@ -42,7 +44,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use mapprof_profile::focus::FrameFilter;
 use mapprof_profile::proto::Profile;
-use mapprof_profile::tags::TagFilter;
+use mapprof_profile::tags::{TagFilter, TagMatches};
 use mapprof_profile::view::ProfileView;
 use mapprof_profile::{app, codec, flame, merge, offline, report, top};
 
@@ -56,15 +58,40 @@ struct Cli {
     command: Command,
 }
 
-/// Samples kept by their labels, as `go tool pprof -tagfocus/-tagignore` (exact values).
+/// Samples kept by their labels, as `go tool pprof -tagfocus/-tagignore`.
 #[derive(Debug, Args)]
 struct Tags {
-    /// Keep only samples labelled KEY=VALUE (one of them, when repeated).
-    #[arg(long = "tagfocus", id = "tagfocus", value_name = "KEY=VALUE")]
-    focus: Vec<String>,
-    /// Drop samples labelled KEY=VALUE, e.g. role=load-generator. Repeatable.
-    #[arg(long = "tagignore", id = "tagignore", value_name = "KEY=VALUE")]
-    ignore: Vec<String>,
+    /// Keep only samples whose labels match: KEY=REGEX (a value of label KEY matches one of
+    /// the comma-separated expressions) or a bare REGEX (every expression matches some label,
+    /// read as key:value), unanchored, as pprof's -tagfocus. Numeric ranges (bytes=1kb:4kb)
+    /// are not supported.
+    #[arg(long = "tagfocus", id = "tagfocus", value_name = "KEY=REGEX")]
+    focus: Option<String>,
+    /// Drop samples whose labels match, in the same form (pprof's -tagignore), e.g.
+    /// role=load-generator.
+    #[arg(long = "tagignore", id = "tagignore", value_name = "KEY=REGEX")]
+    ignore: Option<String>,
+}
+
+impl Tags {
+    fn filter(&self) -> Result<TagFilter> {
+        Ok(TagFilter::new(
+            self.focus.as_deref(),
+            self.ignore.as_deref(),
+        )?)
+    }
+}
+
+/// Says so, as pprof does, when an expression matched no sample.
+fn warn_unmatched(matched: TagMatches) {
+    for (option, hit) in [
+        ("--tagfocus", matched.focus),
+        ("--tagignore", matched.ignore),
+    ] {
+        if !hit {
+            eprintln!("mapprof: {option} matched no samples");
+        }
+    }
 }
 
 /// The profiles read, and which of their samples are kept (pprof's sources and filters).
@@ -266,10 +293,20 @@ fn run(cli: Cli) -> Result<()> {
             libraries,
             tags,
         } => {
+            let tags = tags.filter()?;
+            let mut matched = TagMatches::default();
             let profiles = files
                 .iter()
-                .map(|f| read_tagged(f, &tags))
+                .map(|f| {
+                    let mut profile = codec::read_file(f)?;
+                    let m = tags.apply(&mut profile);
+                    (matched.focus, matched.ignore) =
+                        (matched.focus || m.focus, matched.ignore || m.ignore);
+                    Ok(profile)
+                })
                 .collect::<Result<Vec<_>>>()?;
+            // A label is usually in some of a run's profiles only (CPU, not heap).
+            warn_unmatched(matched);
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             let inputs: Vec<_> = names.iter().map(String::as_str).zip(&profiles).collect();
             let mut opts = report::ReportOptions::default();
@@ -364,26 +401,19 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Reads the profile in `file`, keeping the samples `tags` keep.
-fn read_tagged(file: &Path, tags: &Tags) -> Result<Profile> {
-    let mut profile = codec::read_file(file)?;
-    TagFilter::new(&tags.focus, &tags.ignore)?.apply(&mut profile);
-    Ok(profile)
-}
-
 /// Reads and merges `input`'s sources, keeping the samples its filters keep.
 fn read_input(input: &Input) -> Result<Profile> {
     // Checked before anything is fetched: a CPU profile may take `seconds` to come.
     let frames = FrameFilter::new(input.focus.as_deref(), input.ignore.as_deref())
         .context("bad --focus or --ignore")?;
-    let tags = TagFilter::new(&input.tags.focus, &input.tags.ignore)?;
+    let tags = input.tags.filter()?;
     let profiles = input
         .sources
         .iter()
         .map(|s| Ok((s.clone(), source::read(s, input.seconds)?)))
         .collect::<Result<Vec<_>>>()?;
     let mut profile = merge::merge(profiles)?;
-    tags.apply(&mut profile);
+    warn_unmatched(tags.apply(&mut profile));
     frames.apply(&mut profile);
     Ok(profile)
 }
@@ -438,7 +468,7 @@ mod tests {
                 libraries,
                 cum,
             } => {
-                assert!(input.tags.focus.is_empty() && input.tags.ignore.is_empty());
+                assert!(input.tags.focus.is_none() && input.tags.ignore.is_none());
                 assert_eq!(input.sources, ["heap.pb.gz"]);
                 assert!(input.focus.is_none() && input.ignore.is_none() && !cum);
                 assert_eq!(sample_index.as_deref(), Some("alloc_space"));
