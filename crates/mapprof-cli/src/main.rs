@@ -5,6 +5,7 @@
 //! mapprof top SOURCE... [--sample-index NAME] [-n N] [--lines] [--cum] [FILTERS]
 //! mapprof top SOURCE... --app [--library CRATE]... [--sample-index NAME] [-n N] [FILTERS]
 //! mapprof flame SOURCE... -o OUT.svg [--sample-index NAME] [--title T] [FILTERS]
+//!               [--from-app[=N] [--library CRATE]...]
 //! mapprof diff BASE NEW -o OUT.svg [--sample-index NAME] [--title T] [--no-normalize]
 //!              [--base-label L] [--new-label L]
 //! mapprof report FILE... [--json] [-n N] [--library CRATE]... [TAGS]
@@ -20,6 +21,9 @@
 //! `--tagignore KEY=REGEX` drops them; a bare REGEX must match a label read as `key:value`
 //! (pprof's `-tagfocus`/`-tagignore`, see `mapprof_profile::tags`; numeric ranges are not
 //! supported).
+//!
+//! `flame --from-app` starts each stack N frames (default 2) below its outermost application
+//! frame, hiding the runtime's root frames; the profile keeps them.
 //!
 //! `top --app` ranks *application* functions instead of leaf functions: each sample is charged
 //! to its first frame, from the leaf, outside std, the async runtime and HTTP stack, Go's
@@ -49,6 +53,9 @@ use mapprof_profile::view::ProfileView;
 use mapprof_profile::{app, codec, flame, merge, offline, report, top};
 
 mod source;
+
+/// `--from-app` without a number: [`flame::DEFAULT_FROM_APP_FRAMES`].
+const DEFAULT_FROM_APP: &str = "2";
 
 /// Top tables and flame graphs from pprof profiles.
 #[derive(Debug, Parser)]
@@ -162,6 +169,17 @@ enum Command {
         /// The graph's title [default: "<kind> profile — <sample type> (<unit>)"].
         #[arg(long)]
         title: Option<String>,
+        /// Start each stack N frames below its outermost application frame (default 2),
+        /// hiding the runtime's root frames (thread start, tokio's scheduler, hyper) so that
+        /// the application is not pushed below the fold; stacks without application frames
+        /// stay whole. Only the drawing changes, not the profile. Written `--from-app=N`.
+        #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true,
+              default_missing_value = DEFAULT_FROM_APP)]
+        from_app: Option<usize>,
+        /// With --from-app, also treat this crate (or Go package path) as a library; `name*`
+        /// matches a prefix. Repeatable.
+        #[arg(long = "library", value_name = "CRATE", requires = "from_app")]
+        libraries: Vec<String>,
     },
     /// Render NEW's flame graph coloured by the change from BASE: red grew, blue shrank.
     Diff {
@@ -345,6 +363,8 @@ fn run(cli: Cli) -> Result<()> {
             output,
             sample_index,
             title,
+            from_app,
+            libraries,
         } => {
             let profile = read_input(&input)?;
             // Flame graphs keep the frames `drop_frames` would prune (container growth,
@@ -355,6 +375,10 @@ fn run(cli: Cli) -> Result<()> {
             let index = sample_index_of(&view, sample_index.as_deref())?;
             let mut opts = flame::FlameOptions::default();
             opts.title = title;
+            opts.from_app = from_app.map(|keep| flame::FromApp {
+                keep,
+                filter: app_filter(&libraries),
+            });
             // Render fully before touching the output, so a failure leaves no half-written SVG.
             let mut svg = Vec::new();
             flame::render_svg(&view, index, &opts, &mut svg)
@@ -497,7 +521,10 @@ mod tests {
                 output,
                 sample_index,
                 title,
+                from_app,
+                ..
             } => {
+                assert_eq!(from_app, None);
                 assert_eq!(input.sources, ["mutex.pb.gz"]);
                 assert_eq!(output, PathBuf::from("out.svg"));
                 assert_eq!(sample_index, None);
@@ -625,6 +652,46 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         let err = Cli::try_parse_from(["mapprof", "diff", "a.pb.gz", "-o", "d.svg"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn from_app_takes_an_optional_frame_count_and_libraries() {
+        let from_app = |args: &[&str]| {
+            let cli = Cli::try_parse_from(
+                ["mapprof", "flame", "cpu.pb.gz", "-o", "x.svg"]
+                    .iter()
+                    .chain(args),
+            )
+            .unwrap();
+            match cli.command {
+                Command::Flame {
+                    from_app,
+                    libraries,
+                    ..
+                } => (from_app, libraries),
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        assert_eq!(
+            from_app(&["--from-app"]).0,
+            Some(flame::DEFAULT_FROM_APP_FRAMES)
+        );
+        assert_eq!(from_app(&["--from-app=5"]).0, Some(5));
+        assert_eq!(
+            from_app(&["--from-app", "--library", "serde"]),
+            (Some(2), vec!["serde".to_owned()])
+        );
+        let err = Cli::try_parse_from([
+            "mapprof",
+            "flame",
+            "x.pb.gz",
+            "-o",
+            "x.svg",
+            "--library",
+            "serde",
+        ])
+        .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 

@@ -3,7 +3,7 @@
 
 use super::absent;
 use super::params::Params;
-use super::reply::{fail, respond, Problem, Reply};
+use super::reply::{bad_request, fail, respond, Problem, Reply};
 use super::routes::Source;
 use super::state::State;
 use super::take::{check_sample_index, take, Taken};
@@ -11,7 +11,7 @@ use crate::profiles::ProfileKind;
 use hyper::header::{self, HeaderValue};
 use hyper::StatusCode;
 use mapprof_profile::codec::encode_gzip;
-use mapprof_profile::flame::{self, FlameOptions};
+use mapprof_profile::flame::{self, FlameOptions, FromApp};
 use mapprof_profile::kinds;
 use mapprof_profile::top::{self, TopOptions};
 use mapprof_profile::view::ProfileView;
@@ -92,13 +92,22 @@ pub(super) async fn top_table(
     ))
 }
 
-/// `flame/<profile>.svg`: the inferno flame graph, unpruned as `mapprof flame` draws it.
+/// `flame/<profile>.svg`: the inferno flame graph, unpruned as `mapprof flame` draws it;
+/// `from_app=N` (or empty: the default) starts stacks as `mapprof flame --from-app=N`.
 pub(super) async fn flame_graph(
     state: &Arc<State>,
     source: Source,
     params: &Params,
 ) -> Result<Reply, Problem> {
     let sample_index = params.get("sample_index");
+    // Checked before taking: a CPU profile takes its seconds.
+    let from_app = match params.get("from_app") {
+        None => None,
+        Some("") => Some(flame::DEFAULT_FROM_APP_FRAMES),
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            bad_request(r#"invalid value for "from_app" - must be a number of frames"#)
+        })?),
+    };
     let taken = take(state, source, params, sample_index).await?;
     let Taken {
         profile,
@@ -127,6 +136,10 @@ pub(super) async fn flame_graph(
             let mut options = FlameOptions::default();
             options.title = Some(title);
             options.profile_name = Some(name.to_owned());
+            options.from_app = from_app.map(|keep| FromApp {
+                keep,
+                ..FromApp::default()
+            });
             let mut out = Vec::new();
             flame::render_svg(&view, index, &options, &mut out).map_err(|e| e.to_string())?;
             Ok(out)
