@@ -736,7 +736,8 @@ fn symbolize_says_what_is_wrong_with_its_inputs() {
 }
 
 /// `--tagfocus` and `--tagignore` keep and drop samples by label, in `top` and `report` (the
-/// command that reproduces `make flame`'s report drops the load generator this way).
+/// command that reproduces `make flame`'s report drops the load generator this way); the
+/// rules in full are `top_speaks_pprof.rs`'s.
 #[test]
 fn tags_focus_and_ignore_samples_by_label() {
     // The deep stacks are the load generator's.
@@ -780,13 +781,19 @@ fn tags_focus_and_ignore_samples_by_label() {
         !report.contains("allocates_through_a_deep_stack"),
         "{report}"
     );
+    // A bare expression is pprof's too: it matches a label read as key:value.
+    assert_eq!(top(&["--tagfocus", "role"]), focused);
     let bad = failure(&[
         "top".as_ref(),
         dir.join("heap.pb.gz").as_os_str(),
         "--tagfocus".as_ref(),
-        "role".as_ref(),
+        "role=(".as_ref(),
     ]);
-    assert!(bad.contains("`role`: a tag filter is key=value"), "{bad}");
+    assert!(
+        bad.contains("--tagfocus `role=(`: bad regular expression")
+            && bad.contains("a tag filter is key=regex or regex"),
+        "{bad}"
+    );
 }
 
 /// `report` reads one run: two profiles of a kind (or heap and allocs, the same samples) are
