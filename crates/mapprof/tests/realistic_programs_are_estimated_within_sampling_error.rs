@@ -643,7 +643,13 @@ fn short_lived_programs_that_set_the_rate_at_start_are_estimated_without_bias() 
             z(estimated[i].bytes, exact[i].bytes, se.bytes)
         );
     }
-    print(check_shares(&what, &PHASES, &estimated, &exact, &phase_samples));
+    print(check_shares(
+        &what,
+        &PHASES,
+        &estimated,
+        &exact,
+        &phase_samples,
+    ));
 }
 
 /// The heap profile a child dumped into `dir` at exit, decoded.
