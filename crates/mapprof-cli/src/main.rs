@@ -7,7 +7,7 @@
 //! mapprof flame SOURCE... -o OUT.svg [--sample-index NAME] [--title T] [FILTERS]
 //!               [--from-app[=N] [--library CRATE]...]
 //! mapprof diff BASE NEW -o OUT.svg [--sample-index NAME] [--title T] [--no-normalize]
-//!              [--base-label L] [--new-label L]
+//!              [--base-label L] [--new-label L] [--from-app[=N]]
 //! mapprof report FILE... [--json] [-n N] [--library CRATE]... [TAGS]
 //! mapprof symbolize IN OUT --binary PATH
 //! ```
@@ -22,8 +22,8 @@
 //! (pprof's `-tagfocus`/`-tagignore`, see `mapprof_profile::tags`; numeric ranges are not
 //! supported).
 //!
-//! `flame --from-app` starts each stack N frames (default 2) below its outermost application
-//! frame, hiding the runtime's root frames; the profile keeps them.
+//! `flame --from-app` (and `diff --from-app`) starts each stack N frames (default 2) below its
+//! outermost application frame, hiding the runtime's root frames; the profile keeps them.
 //!
 //! `top --app` ranks *application* functions instead of leaf functions: each sample is charged
 //! to its first frame, from the leaf, outside std, the async runtime and HTTP stack, Go's
@@ -207,6 +207,11 @@ enum Command {
         /// What NEW is called in the title and subtitle.
         #[arg(long, value_name = "L", default_value = "new")]
         new_label: String,
+        /// Start both profiles' stacks N frames below their outermost application frame, as
+        /// `flame --from-app=N` (default 2).
+        #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true,
+              default_missing_value = DEFAULT_FROM_APP)]
+        from_app: Option<usize>,
     },
     /// Say which application functions to fix and how, from the profiles of one run.
     Report {
@@ -394,6 +399,7 @@ fn run(cli: Cli) -> Result<()> {
             no_normalize,
             base_label,
             new_label,
+            from_app,
         } => {
             let base_profile = codec::read_file(&base)?;
             let new_profile = codec::read_file(&new)?;
@@ -414,6 +420,10 @@ fn run(cli: Cli) -> Result<()> {
             opts.normalize = !no_normalize;
             opts.base_label = base_label;
             opts.new_label = new_label;
+            opts.from_app = from_app.map(|keep| flame::FromApp {
+                keep,
+                ..flame::FromApp::default()
+            });
             // Render fully before touching the output, so a failure leaves no half-written SVG.
             let mut svg = Vec::new();
             flame::render_diff_svg(
@@ -612,7 +622,9 @@ mod tests {
                 no_normalize,
                 base_label,
                 new_label,
+                from_app,
             } => {
+                assert_eq!(from_app, None);
                 assert_eq!((base, new), ("a.pb.gz".into(), "b.pb.gz".into()));
                 assert_eq!(output, PathBuf::from("d.svg"));
                 assert_eq!((sample_index, title), (None, None));
@@ -635,6 +647,7 @@ mod tests {
             "v2",
             "--sample-index",
             "delay",
+            "--from-app",
         ])
         .unwrap();
         match cli.command {
@@ -643,8 +656,10 @@ mod tests {
                 base_label,
                 new_label,
                 sample_index,
+                from_app,
                 ..
             } => {
+                assert_eq!(from_app, Some(flame::DEFAULT_FROM_APP_FRAMES));
                 assert!(no_normalize);
                 assert_eq!((base_label.as_str(), new_label.as_str()), ("v1", "v2"));
                 assert_eq!(sample_index.as_deref(), Some("delay"));

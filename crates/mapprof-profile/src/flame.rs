@@ -61,6 +61,17 @@ impl Default for FromApp {
     }
 }
 
+impl FromApp {
+    /// What the subtitle says of it.
+    fn note(&self) -> String {
+        format!(
+            "; stacks start {} frames below the application's outermost frame (runtime frames \
+             further out hidden)",
+            self.keep
+        )
+    }
+}
+
 /// Frames kept below the outermost application frame by default (`--from-app` without a
 /// number): enough to see what runs the application's code (a tokio task's poll, a thread's
 /// start), few enough that the application is at the bottom of the graph, where a tokio
@@ -175,11 +186,7 @@ pub fn render_svg(
     options.title = title;
     let mut subtitle = format!("total {}", format_value(total, unit));
     if let Some(from) = &opts.from_app {
-        subtitle += &format!(
-            "; stacks start {} frames below the application's outermost frame (runtime \
-             frames further out hidden)",
-            from.keep
-        );
+        subtitle += &from.note();
     }
     options.subtitle = Some(subtitle);
     options.count_name = if unit.is_empty() { "samples" } else { unit }.to_owned();
@@ -214,6 +221,9 @@ pub struct DiffOptions {
     /// `0x...` in both profiles (inferno's `--strip-hex`): address-space randomisation moves
     /// them from run to run, so they would never match otherwise. Default: true.
     pub strip_hex: bool,
+    /// Start both profiles' stacks below their outermost application frame, as
+    /// [`FlameOptions::from_app`] (`mapprof diff --from-app`). Default: `None`.
+    pub from_app: Option<FromApp>,
 }
 
 impl Default for DiffOptions {
@@ -225,6 +235,7 @@ impl Default for DiffOptions {
             new_label: "new".to_owned(),
             normalize: true,
             strip_hex: true,
+            from_app: None,
         }
     }
 }
@@ -281,8 +292,8 @@ pub fn render_diff_svg(
         .title
         .clone()
         .unwrap_or_else(|| default_diff_title(new, new_index, opts));
-    let base_lines = folded_stacks(base, base_index);
-    let new_lines = folded_stacks(new, new_index);
+    let base_lines = folded_stacks_from(base, base_index, opts.from_app.as_ref());
+    let new_lines = folded_stacks_from(new, new_index, opts.from_app.as_ref());
     if new_lines.is_empty() {
         let message = if base_lines.is_empty() {
             NO_SAMPLES.to_owned()
@@ -323,9 +334,11 @@ pub fn render_diff_svg(
     let mut options = Options::default();
     options.title = title;
     options.subtitle = Some(format!(
-        "red: larger in {new_label}, blue: smaller; {scaling} ({new_label} {}, {base_label} {})",
+        "red: larger in {new_label}, blue: smaller; {scaling} ({new_label} {}, {base_label} \
+         {}){}",
         fmt(new, new_index),
         fmt(base, base_index),
+        opts.from_app.as_ref().map_or(String::new(), FromApp::note),
         new_label = opts.new_label,
         base_label = opts.base_label,
     ));
@@ -752,6 +765,16 @@ mod tests {
         render_svg(&v, 0, &opts, &mut svg).unwrap();
         let svg = String::from_utf8(svg).unwrap();
         assert!(svg.contains("stacks start 2 frames below"), "{svg}");
+        // A differential graph of the profile against itself, the same way.
+        let diff = DiffOptions {
+            from_app: Some(from(0)),
+            ..DiffOptions::default()
+        };
+        let mut svg = Vec::new();
+        render_diff_svg(&v, 0, &v, 0, &diff, &mut svg).unwrap();
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(svg.contains("stacks start 0 frames below"), "{svg}");
+        assert!(svg.contains("Cache::update"));
     }
 
     #[test]
