@@ -50,13 +50,19 @@ bench: setup-bench
 	bash bench/run.sh
 
 ## lint: formatting and clippy with warnings denied, over the workspace (with and without its
-## optional features) and the benchmarks' workspaces; CI runs it after the tests
+## optional features) and the benchmarks' workspaces, and `cargo check` of mapprof with no
+## default features and with each feature alone (features are additive: each must build by
+## itself); CI runs it after the tests
+MAPPROF_FEATURES := jemalloc http tokio tracing
 lint:
 	$(CARGO) fmt --all -- --check
 	cd bench && $(CARGO) fmt --all -- --check
 	for peer in bench/peers/*/; do (cd $$peer && $(CARGO) fmt --all -- --check) || exit 1; done
 	$(CARGO) clippy --workspace --all-targets --features cache-service/profiling -- -D warnings
 	$(CARGO) clippy -p mapprof --no-default-features --all-targets -- -D warnings
+	$(CARGO) check -p mapprof --no-default-features
+	for f in $(MAPPROF_FEATURES); do \
+	  $(CARGO) check -p mapprof --no-default-features --features $$f || exit 1; done
 	cd bench && $(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## msrv: check the workspace with the Rust it declares as its minimum (`rust-version`, 1.88)

@@ -5,8 +5,9 @@
 //! mapprof top SOURCE... [--sample-index NAME] [-n N] [--lines] [--cum] [FILTERS]
 //! mapprof top SOURCE... --app [--library CRATE]... [--sample-index NAME] [-n N] [FILTERS]
 //! mapprof flame SOURCE... -o OUT.svg [--sample-index NAME] [--title T] [FILTERS]
+//!               [--from-app[=N] [--library CRATE]...]
 //! mapprof diff BASE NEW -o OUT.svg [--sample-index NAME] [--title T] [--no-normalize]
-//!              [--base-label L] [--new-label L]
+//!              [--base-label L] [--new-label L] [--from-app[=N]]
 //! mapprof report FILE... [--json] [-n N] [--library CRATE]... [TAGS]
 //! mapprof symbolize IN OUT --binary PATH
 //! ```
@@ -15,9 +16,14 @@
 //! `http://127.0.0.1:6060/debug/pprof/heap` (`--seconds N` asks for a window of N seconds, as
 //! pprof's `-seconds`); several of one kind are merged, as `go tool pprof a b` does.
 //! FILTERS: `--focus REGEX` keeps only samples with a frame whose function matches,
-//! `--ignore REGEX` drops them (pprof's `-focus`/`-ignore`); `--tagfocus KEY=VALUE` keeps only
-//! samples with that label, `--tagignore KEY=VALUE` drops them (both repeatable; exact values,
-//! where pprof takes a regular expression).
+//! `--ignore REGEX` drops them (pprof's `-focus`/`-ignore`); `--tagfocus KEY=REGEX` keeps only
+//! samples with a value of label KEY matching one of the comma-separated expressions,
+//! `--tagignore KEY=REGEX` drops them; a bare REGEX must match a label read as `key:value`
+//! (pprof's `-tagfocus`/`-tagignore`, see `mapprof_profile::tags`; numeric ranges are not
+//! supported).
+//!
+//! `flame --from-app` (and `diff --from-app`) starts each stack N frames (default 2) below its
+//! outermost application frame, hiding the runtime's root frames; the profile keeps them.
 //!
 //! `top --app` ranks *application* functions instead of leaf functions: each sample is charged
 //! to its first frame, from the leaf, outside std, the async runtime and HTTP stack, Go's
@@ -42,11 +48,14 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use mapprof_profile::focus::FrameFilter;
 use mapprof_profile::proto::Profile;
-use mapprof_profile::tags::TagFilter;
+use mapprof_profile::tags::{TagFilter, TagMatches};
 use mapprof_profile::view::ProfileView;
 use mapprof_profile::{app, codec, flame, merge, offline, report, top};
 
 mod source;
+
+/// `--from-app` without a number: [`flame::DEFAULT_FROM_APP_FRAMES`].
+const DEFAULT_FROM_APP: &str = "2";
 
 /// Top tables and flame graphs from pprof profiles.
 #[derive(Debug, Parser)]
@@ -56,15 +65,40 @@ struct Cli {
     command: Command,
 }
 
-/// Samples kept by their labels, as `go tool pprof -tagfocus/-tagignore` (exact values).
+/// Samples kept by their labels, as `go tool pprof -tagfocus/-tagignore`.
 #[derive(Debug, Args)]
 struct Tags {
-    /// Keep only samples labelled KEY=VALUE (one of them, when repeated).
-    #[arg(long = "tagfocus", id = "tagfocus", value_name = "KEY=VALUE")]
-    focus: Vec<String>,
-    /// Drop samples labelled KEY=VALUE, e.g. role=load-generator. Repeatable.
-    #[arg(long = "tagignore", id = "tagignore", value_name = "KEY=VALUE")]
-    ignore: Vec<String>,
+    /// Keep only samples whose labels match: KEY=REGEX (a value of label KEY matches one of
+    /// the comma-separated expressions) or a bare REGEX (every expression matches some label,
+    /// read as key:value), unanchored, as pprof's -tagfocus. Numeric ranges (bytes=1kb:4kb)
+    /// are not supported.
+    #[arg(long = "tagfocus", id = "tagfocus", value_name = "KEY=REGEX")]
+    focus: Option<String>,
+    /// Drop samples whose labels match, in the same form (pprof's -tagignore), e.g.
+    /// role=load-generator.
+    #[arg(long = "tagignore", id = "tagignore", value_name = "KEY=REGEX")]
+    ignore: Option<String>,
+}
+
+impl Tags {
+    fn filter(&self) -> Result<TagFilter> {
+        Ok(TagFilter::new(
+            self.focus.as_deref(),
+            self.ignore.as_deref(),
+        )?)
+    }
+}
+
+/// Says so, as pprof does, when an expression matched no sample.
+fn warn_unmatched(matched: TagMatches) {
+    for (option, hit) in [
+        ("--tagfocus", matched.focus),
+        ("--tagignore", matched.ignore),
+    ] {
+        if !hit {
+            eprintln!("mapprof: {option} matched no samples");
+        }
+    }
 }
 
 /// The profiles read, and which of their samples are kept (pprof's sources and filters).
@@ -135,6 +169,17 @@ enum Command {
         /// The graph's title [default: "<kind> profile — <sample type> (<unit>)"].
         #[arg(long)]
         title: Option<String>,
+        /// Start each stack N frames below its outermost application frame (default 2),
+        /// hiding the runtime's root frames (thread start, tokio's scheduler, hyper) so that
+        /// the application is not pushed below the fold; stacks without application frames
+        /// stay whole. Only the drawing changes, not the profile. Written `--from-app=N`.
+        #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true,
+              default_missing_value = DEFAULT_FROM_APP)]
+        from_app: Option<usize>,
+        /// With --from-app, also treat this crate (or Go package path) as a library; `name*`
+        /// matches a prefix. Repeatable.
+        #[arg(long = "library", value_name = "CRATE", requires = "from_app")]
+        libraries: Vec<String>,
     },
     /// Render NEW's flame graph coloured by the change from BASE: red grew, blue shrank.
     Diff {
@@ -162,6 +207,11 @@ enum Command {
         /// What NEW is called in the title and subtitle.
         #[arg(long, value_name = "L", default_value = "new")]
         new_label: String,
+        /// Start both profiles' stacks N frames below their outermost application frame, as
+        /// `flame --from-app=N` (default 2).
+        #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true,
+              default_missing_value = DEFAULT_FROM_APP)]
+        from_app: Option<usize>,
     },
     /// Say which application functions to fix and how, from the profiles of one run.
     Report {
@@ -266,10 +316,20 @@ fn run(cli: Cli) -> Result<()> {
             libraries,
             tags,
         } => {
+            let tags = tags.filter()?;
+            let mut matched = TagMatches::default();
             let profiles = files
                 .iter()
-                .map(|f| read_tagged(f, &tags))
+                .map(|f| {
+                    let mut profile = codec::read_file(f)?;
+                    let m = tags.apply(&mut profile);
+                    (matched.focus, matched.ignore) =
+                        (matched.focus || m.focus, matched.ignore || m.ignore);
+                    Ok(profile)
+                })
                 .collect::<Result<Vec<_>>>()?;
+            // A label is usually in some of a run's profiles only (CPU, not heap).
+            warn_unmatched(matched);
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             let inputs: Vec<_> = names.iter().map(String::as_str).zip(&profiles).collect();
             let mut opts = report::ReportOptions::default();
@@ -308,6 +368,8 @@ fn run(cli: Cli) -> Result<()> {
             output,
             sample_index,
             title,
+            from_app,
+            libraries,
         } => {
             let profile = read_input(&input)?;
             // Flame graphs keep the frames `drop_frames` would prune (container growth,
@@ -318,6 +380,10 @@ fn run(cli: Cli) -> Result<()> {
             let index = sample_index_of(&view, sample_index.as_deref())?;
             let mut opts = flame::FlameOptions::default();
             opts.title = title;
+            opts.from_app = from_app.map(|keep| flame::FromApp {
+                keep,
+                filter: app_filter(&libraries),
+            });
             // Render fully before touching the output, so a failure leaves no half-written SVG.
             let mut svg = Vec::new();
             flame::render_svg(&view, index, &opts, &mut svg)
@@ -333,6 +399,7 @@ fn run(cli: Cli) -> Result<()> {
             no_normalize,
             base_label,
             new_label,
+            from_app,
         } => {
             let base_profile = codec::read_file(&base)?;
             let new_profile = codec::read_file(&new)?;
@@ -353,6 +420,10 @@ fn run(cli: Cli) -> Result<()> {
             opts.normalize = !no_normalize;
             opts.base_label = base_label;
             opts.new_label = new_label;
+            opts.from_app = from_app.map(|keep| flame::FromApp {
+                keep,
+                ..flame::FromApp::default()
+            });
             // Render fully before touching the output, so a failure leaves no half-written SVG.
             let mut svg = Vec::new();
             flame::render_diff_svg(
@@ -364,26 +435,19 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Reads the profile in `file`, keeping the samples `tags` keep.
-fn read_tagged(file: &Path, tags: &Tags) -> Result<Profile> {
-    let mut profile = codec::read_file(file)?;
-    TagFilter::new(&tags.focus, &tags.ignore)?.apply(&mut profile);
-    Ok(profile)
-}
-
 /// Reads and merges `input`'s sources, keeping the samples its filters keep.
 fn read_input(input: &Input) -> Result<Profile> {
     // Checked before anything is fetched: a CPU profile may take `seconds` to come.
     let frames = FrameFilter::new(input.focus.as_deref(), input.ignore.as_deref())
         .context("bad --focus or --ignore")?;
-    let tags = TagFilter::new(&input.tags.focus, &input.tags.ignore)?;
+    let tags = input.tags.filter()?;
     let profiles = input
         .sources
         .iter()
         .map(|s| Ok((s.clone(), source::read(s, input.seconds)?)))
         .collect::<Result<Vec<_>>>()?;
     let mut profile = merge::merge(profiles)?;
-    tags.apply(&mut profile);
+    warn_unmatched(tags.apply(&mut profile));
     frames.apply(&mut profile);
     Ok(profile)
 }
@@ -438,7 +502,7 @@ mod tests {
                 libraries,
                 cum,
             } => {
-                assert!(input.tags.focus.is_empty() && input.tags.ignore.is_empty());
+                assert!(input.tags.focus.is_none() && input.tags.ignore.is_none());
                 assert_eq!(input.sources, ["heap.pb.gz"]);
                 assert!(input.focus.is_none() && input.ignore.is_none() && !cum);
                 assert_eq!(sample_index.as_deref(), Some("alloc_space"));
@@ -467,7 +531,10 @@ mod tests {
                 output,
                 sample_index,
                 title,
+                from_app,
+                ..
             } => {
+                assert_eq!(from_app, None);
                 assert_eq!(input.sources, ["mutex.pb.gz"]);
                 assert_eq!(output, PathBuf::from("out.svg"));
                 assert_eq!(sample_index, None);
@@ -555,7 +622,9 @@ mod tests {
                 no_normalize,
                 base_label,
                 new_label,
+                from_app,
             } => {
+                assert_eq!(from_app, None);
                 assert_eq!((base, new), ("a.pb.gz".into(), "b.pb.gz".into()));
                 assert_eq!(output, PathBuf::from("d.svg"));
                 assert_eq!((sample_index, title), (None, None));
@@ -578,6 +647,7 @@ mod tests {
             "v2",
             "--sample-index",
             "delay",
+            "--from-app",
         ])
         .unwrap();
         match cli.command {
@@ -586,8 +656,10 @@ mod tests {
                 base_label,
                 new_label,
                 sample_index,
+                from_app,
                 ..
             } => {
+                assert_eq!(from_app, Some(flame::DEFAULT_FROM_APP_FRAMES));
                 assert!(no_normalize);
                 assert_eq!((base_label.as_str(), new_label.as_str()), ("v1", "v2"));
                 assert_eq!(sample_index.as_deref(), Some("delay"));
@@ -595,6 +667,46 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         let err = Cli::try_parse_from(["mapprof", "diff", "a.pb.gz", "-o", "d.svg"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn from_app_takes_an_optional_frame_count_and_libraries() {
+        let from_app = |args: &[&str]| {
+            let cli = Cli::try_parse_from(
+                ["mapprof", "flame", "cpu.pb.gz", "-o", "x.svg"]
+                    .iter()
+                    .chain(args),
+            )
+            .unwrap();
+            match cli.command {
+                Command::Flame {
+                    from_app,
+                    libraries,
+                    ..
+                } => (from_app, libraries),
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        assert_eq!(
+            from_app(&["--from-app"]).0,
+            Some(flame::DEFAULT_FROM_APP_FRAMES)
+        );
+        assert_eq!(from_app(&["--from-app=5"]).0, Some(5));
+        assert_eq!(
+            from_app(&["--from-app", "--library", "serde"]),
+            (Some(2), vec!["serde".to_owned()])
+        );
+        let err = Cli::try_parse_from([
+            "mapprof",
+            "flame",
+            "x.pb.gz",
+            "-o",
+            "x.svg",
+            "--library",
+            "serde",
+        ])
+        .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 

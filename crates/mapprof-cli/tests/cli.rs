@@ -91,6 +91,48 @@ fn flame_writes_an_svg_titled_with_profile_and_sample_type() {
     assert!(svg.contains("main.allocLarge"));
 }
 
+/// `flame --from-app`: the runtime's root frames (Go's `runtime.main`) are hidden, the
+/// application's (`main.main` and up) drawn; the total stays.
+#[test]
+fn flame_from_app_hides_the_runtimes_root_frames() {
+    let svg = |args: &[&str]| {
+        let out = mapprof()
+            .args(["flame", "--sample-index", "alloc_space", "-o", "-"])
+            .arg(data("go-heap.pb.gz"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let whole = svg(&[]);
+    let from_app = svg(&["--from-app=0"]);
+    assert!(
+        whole.contains("<title>runtime.main ("),
+        "runtime.main in the whole graph"
+    );
+    assert!(
+        !from_app.contains("<title>runtime.main ("),
+        "hidden with --from-app=0"
+    );
+    assert!(from_app.contains("<title>main.main (") && from_app.contains("main.allocLarge"));
+    assert!(from_app.contains("stacks start 0 frames below"));
+    let total = |svg: &str| svg_subtitle_total(svg);
+    assert_eq!(total(&whole), total(&from_app));
+    // One runtime frame kept: runtime.main is back, under main.main.
+    assert!(svg(&["--from-app=1"]).contains("<title>runtime.main ("));
+}
+
+/// The `total ...` of a flame graph's subtitle.
+fn svg_subtitle_total(svg: &str) -> String {
+    let at = svg.find("total ").expect("a total in the subtitle");
+    svg[at..].split([';', '<']).next().unwrap().to_owned()
+}
+
 #[test]
 fn flame_title_option_overrides_the_default() {
     let out = mapprof()
@@ -694,7 +736,8 @@ fn symbolize_says_what_is_wrong_with_its_inputs() {
 }
 
 /// `--tagfocus` and `--tagignore` keep and drop samples by label, in `top` and `report` (the
-/// command that reproduces `make flame`'s report drops the load generator this way).
+/// command that reproduces `make flame`'s report drops the load generator this way); the
+/// rules in full are `top_speaks_pprof.rs`'s.
 #[test]
 fn tags_focus_and_ignore_samples_by_label() {
     // The deep stacks are the load generator's.
@@ -738,13 +781,19 @@ fn tags_focus_and_ignore_samples_by_label() {
         !report.contains("allocates_through_a_deep_stack"),
         "{report}"
     );
+    // A bare expression is pprof's too: it matches a label read as key:value.
+    assert_eq!(top(&["--tagfocus", "role"]), focused);
     let bad = failure(&[
         "top".as_ref(),
         dir.join("heap.pb.gz").as_os_str(),
         "--tagfocus".as_ref(),
-        "role".as_ref(),
+        "role=(".as_ref(),
     ]);
-    assert!(bad.contains("`role`: a tag filter is key=value"), "{bad}");
+    assert!(
+        bad.contains("--tagfocus `role=(`: bad regular expression")
+            && bad.contains("a tag filter is key=regex or regex"),
+        "{bad}"
+    );
 }
 
 /// `report` reads one run: two profiles of a kind (or heap and allocs, the same samples) are

@@ -1,5 +1,6 @@
-//! `mapprof top` with what pprof users type: `--cum`, `--focus`/`--ignore`, several files
-//! merged, and `http://` sources with `seconds`, checked by decoding the table it prints.
+//! `mapprof top` with what pprof users type: `--cum`, `--focus`/`--ignore`,
+//! `--tagfocus`/`--tagignore`, several files merged, and `http://` sources with `seconds`,
+//! checked by decoding the table it prints (and `flame`'s filters by its SVG).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -9,7 +10,7 @@ use std::sync::mpsc;
 use assert_cmd::Command;
 use mapprof_profile::codec;
 use mapprof_profile::proto::Profile;
-use mapprof_profile::testing::ProfileBuilder;
+use mapprof_profile::testing::{num_label, str_label, Loc, ProfileBuilder};
 
 fn write(name: &str, profile: &Profile) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -118,6 +119,105 @@ fn focus_and_ignore_keep_and_drop_samples_by_frame() {
     let total: i64 = rows.iter().map(|r| r.0).sum();
     assert_eq!(total, 40, "memcpy and sleep: {rows:?}");
     assert!(failure(&["top", file, "--focus", "("]).contains("--focus"));
+}
+
+/// [`STACKS`] with labels: the load generator's, the server's by route, and one unlabelled.
+fn labelled() -> Profile {
+    let labels: [&[(&str, &str)]; 4] = [
+        &[("role", "load-generator")],
+        &[("role", "server"), ("route", "/item")],
+        &[("role", "server"), ("route", "/item/big")],
+        &[],
+    ];
+    STACKS
+        .iter()
+        .zip(labels)
+        .fold(
+            ProfileBuilder::new(&[("samples", "count")]),
+            |b, ((stack, v), pairs)| {
+                let stack: Vec<Loc> = stack.iter().map(|&n| Loc::from(n)).collect();
+                let mut labels: Vec<_> = pairs.iter().map(|(k, v)| str_label(k, v)).collect();
+                labels.push(num_label("bytes", 64, Some("bytes")));
+                b.labelled_sample(&stack, &[*v], &labels)
+            },
+        )
+        .build()
+}
+
+/// The total `mapprof top ARGS` prints (the sum of flat).
+fn total(args: &[&str]) -> i64 {
+    top(args).iter().map(|r| r.0).sum()
+}
+
+#[test]
+fn tagfocus_and_tagignore_keep_and_drop_samples_as_pprof_does() {
+    let file = write("speaks-tags.pb.gz", &labelled());
+    let file = file.to_str().unwrap();
+    assert_eq!(total(&[file]), 100);
+    // key=regex: that key's values, unanchored, any of the comma-separated expressions.
+    assert_eq!(total(&[file, "--tagignore=role=load-generator"]), 60);
+    let rows = top(&[file, "--tagignore", "role=load-generator"]);
+    assert!(!rows.iter().any(|r| r.2 == "hash"), "{rows:?}");
+    assert_eq!(total(&[file, "--tagfocus=route=/item"]), 50);
+    assert_eq!(total(&[file, "--tagfocus=route=^/item$"]), 30);
+    assert_eq!(total(&[file, "--tagfocus=role=^load,^server$"]), 90);
+    // A bare regex reads each label as key:value, and every expression must match one.
+    assert_eq!(total(&[file, "--tagfocus=generator"]), 40);
+    assert_eq!(total(&[file, "--tagfocus=^role:server$,big$"]), 20);
+    assert_eq!(total(&[file, "--tagignore=^route:"]), 50);
+    // With --focus, both hold; with --cum, main carries what is left.
+    let rows = top(&[file, "--tagfocus=role=server", "--focus=Cache::", "--cum"]);
+    assert_eq!(rows[0], (0, 50, "main".into()), "{rows:?}");
+    // What matches nothing is said, as pprof does, and keeps the profile as it is.
+    let out = Command::cargo_bin("mapprof")
+        .unwrap()
+        .args(["top", file, "--tagignore=role=nobody"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--tagignore matched no samples"),
+        "{stderr}"
+    );
+    // Numeric ranges are refused, naming the option; a bad expression too.
+    let err = failure(&["top", file, "--tagfocus=bytes=32:128"]);
+    assert!(
+        err.contains("--tagfocus") && err.contains("numeric tag ranges"),
+        "{err}"
+    );
+    let err = failure(&["top", file, "--tagignore=role=("]);
+    assert!(
+        err.contains("--tagignore") && err.contains("regular expression"),
+        "{err}"
+    );
+}
+
+#[test]
+fn flame_takes_the_same_tag_filters() {
+    let file = write("speaks-tags-flame.pb.gz", &labelled());
+    let svg = |args: &[&str]| {
+        let out = Command::cargo_bin("mapprof")
+            .unwrap()
+            .args(["flame", file.to_str().unwrap(), "-o", "-"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let all = svg(&[]);
+    assert!(
+        all.contains(">hash") && all.contains(">read"),
+        "no frames in the SVG"
+    );
+    let served = svg(&["--tagignore=role=load-generator", "--tagfocus=route=item"]);
+    assert!(!served.contains(">hash") && !served.contains("sleep"));
+    assert!(served.contains(">memcpy") && served.contains(">read"));
 }
 
 #[test]

@@ -641,6 +641,82 @@ mod tests {
         );
     }
 
+    /// The address of a function of this process's vDSO, and its name.
+    fn vdso_function() -> (u64, String) {
+        use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
+        let vdso = crate::mappings::current()
+            .into_iter()
+            .find(|m| m.path == crate::mappings::VDSO)
+            .expect("a vDSO mapping");
+        let image = crate::mappings::vdso_image("").unwrap();
+        let object = object::File::parse(&image[..]).unwrap();
+        let base = object.segments().next().unwrap().address();
+        let f = object
+            .dynamic_symbols()
+            .find(|s| s.kind() == SymbolKind::Text && s.name().unwrap().contains("gettime"))
+            .expect("clock_gettime in the vDSO");
+        (
+            vdso.start + (f.address() - base) + 1,
+            f.name().unwrap().to_owned(),
+        )
+    }
+
+    #[test]
+    fn decoded_mappings_name_the_vdso_and_claim_only_what_was_found() {
+        let (vdso_ret, vdso_name) = vdso_function();
+        let stack = [
+            vdso_ret,
+            libc::getpid as *const () as usize as u64 + 1,
+            marker_function as *const () as usize as u64 + 1,
+        ];
+        let built = build(
+            &header(),
+            vec![sample(&stack, 1, "/")],
+            BuildOptions::default(),
+            &mut Symbolizer::new(),
+        );
+        let mut bytes = Vec::new();
+        crate::codec::encode_gzip(&built, &mut bytes).unwrap();
+        let p = crate::codec::decode(&bytes).unwrap();
+        let name = |i: i64| p.string_table[i as usize].as_str();
+        let mapping = |part: &str| {
+            p.mapping
+                .iter()
+                .find(|m| name(m.filename).contains(part))
+                .unwrap_or_else(|| panic!("a mapping of {part}: {:?}", p.mapping))
+        };
+        let flags = |m: &Mapping| {
+            (
+                m.has_functions,
+                m.has_filenames,
+                m.has_line_numbers,
+                m.has_inline_frames,
+            )
+        };
+        // The vDSO: named as the kernel names it, its build id, names from its symbol table.
+        let vdso = mapping(crate::mappings::VDSO);
+        assert_eq!(name(vdso.filename), "[vdso]");
+        assert_eq!(flags(vdso), (true, false, false, false), "{vdso:?}");
+        let leaf = &p.location[p.sample[0].location_id[0] as usize - 1];
+        let f = &p.function[leaf.line[0].function_id as usize - 1];
+        assert_eq!(name(f.name), vdso_name);
+        // glibc without debug information: functions, no files or lines.
+        let libc = mapping("libc.so");
+        assert_eq!(flags(libc), (true, false, false, false), "{libc:?}");
+        // The executable, from its DWARF: files and lines too.
+        let exe = &p.mapping[0];
+        assert!(
+            exe.has_functions && exe.has_filenames && exe.has_line_numbers,
+            "{exe:?}"
+        );
+        // Mappings nothing was resolved in claim nothing.
+        for m in &p.mapping[1..] {
+            if m.id != vdso.id && m.id != libc.id {
+                assert_eq!(flags(m), (false, false, false, false), "{m:?}");
+            }
+        }
+    }
+
     #[test]
     fn profiler_frames_at_the_leaf_are_trimmed_unless_kept() {
         // As if `backtrace` (one of the profiler's prefixes) had been called by the marker.

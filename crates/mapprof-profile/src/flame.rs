@@ -14,8 +14,9 @@ use inferno::differential;
 use inferno::flamegraph::color::{BackgroundColor, BasicPalette, Palette};
 use inferno::flamegraph::{self, Options};
 
+use crate::app::{self, AppFilter};
 use crate::top::format_value;
-use crate::view::ProfileView;
+use crate::view::{Frame, ProfileView};
 
 /// What replaces a `;` inside a frame name (as in `[T; N]`), since inferno splits frames on
 /// `;`: the full-width semicolon U+FF1B, which reads the same and is not a separator.
@@ -33,7 +34,50 @@ pub struct FlameOptions {
     /// The profile's name for the default title, e.g. `heap`. Default:
     /// [`ProfileView::kind_name`].
     pub profile_name: Option<String>,
+    /// Start each stack a few frames below its outermost application frame, hiding the
+    /// runtime's root frames (`mapprof flame --from-app`). Default: `None`, whole stacks.
+    pub from_app: Option<FromApp>,
 }
+
+/// Where [`FlameOptions::from_app`] starts stacks: `keep` frames of the caller chain below
+/// (rootward of) each sample's outermost application frame, as `filter` tells application
+/// frames (`app`'s rules). Stacks without application frames stay whole. Only the drawing
+/// changes: the profile, and the pprof files written from it, keep every frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromApp {
+    /// Frames kept below the outermost application frame.
+    pub keep: usize,
+    /// Which frames are the application's.
+    pub filter: AppFilter,
+}
+
+impl Default for FromApp {
+    /// [`DEFAULT_FROM_APP_FRAMES`] frames, the default [`AppFilter`].
+    fn default() -> FromApp {
+        FromApp {
+            keep: DEFAULT_FROM_APP_FRAMES,
+            filter: AppFilter::default(),
+        }
+    }
+}
+
+impl FromApp {
+    /// What the subtitle says of it.
+    fn note(&self) -> String {
+        format!(
+            "; stacks start {} frames below the application's outermost frame (runtime frames \
+             further out hidden)",
+            self.keep
+        )
+    }
+}
+
+/// Frames kept below the outermost application frame by default (`--from-app` without a
+/// number): enough to see what runs the application's code (a tokio task's poll, a thread's
+/// start), few enough that the application is at the bottom of the graph, where a tokio
+/// service's stacks (a median of 74 frames in issue 13's measure, against Go's 7) put it
+/// below the fold.
+pub const DEFAULT_FROM_APP_FRAMES: usize = 2;
 
 /// Makes `name` safe as one frame of a folded line: `;` becomes [`SEMICOLON_REPLACEMENT`] and
 /// line breaks become spaces (a folded stack is one line).
@@ -57,8 +101,18 @@ pub fn escape_frame(name: &str) -> Cow<'_, str> {
 /// distinct stack (values of equal stacks summed), sorted. Samples whose value is zero or
 /// negative are left out: a flame graph cannot draw them.
 pub fn folded_stacks(view: &ProfileView<'_>, sample_index: usize) -> Vec<String> {
+    folded_stacks_from(view, sample_index, None)
+}
+
+/// [`folded_stacks`], each stack started as `from_app` says (whole when `None`).
+pub fn folded_stacks_from(
+    view: &ProfileView<'_>,
+    sample_index: usize,
+    from_app: Option<&FromApp>,
+) -> Vec<String> {
     let mut stacks: BTreeMap<String, u64> = BTreeMap::new();
-    let mut frames = Vec::new();
+    let mut frames: Vec<&Frame<'_>> = Vec::new();
+    let mut names = Vec::new();
     for sample in view.samples() {
         let Ok(value) = u64::try_from(sample.value(sample_index)) else {
             continue;
@@ -67,13 +121,19 @@ pub fn folded_stacks(view: &ProfileView<'_>, sample_index: usize) -> Vec<String>
             continue;
         }
         frames.clear();
-        frames.extend(sample.frames().map(|f| escape_frame(&f.function)));
-        if frames.is_empty() {
-            frames.push(Cow::Borrowed(NO_STACK));
+        frames.extend(sample.frames());
+        if let Some(from) = from_app {
+            let kept = app::frames_from_application(&frames, &from.filter, from.keep);
+            frames.truncate(kept);
+        }
+        names.clear();
+        names.extend(frames.iter().map(|f| escape_frame(&f.function)));
+        if names.is_empty() {
+            names.push(Cow::Borrowed(NO_STACK));
         }
         // Frames come leaf first; folded lines read root first.
-        frames.reverse();
-        let total = stacks.entry(frames.join(";")).or_insert(0);
+        names.reverse();
+        let total = stacks.entry(names.join(";")).or_insert(0);
         *total = total.saturating_add(value);
     }
     stacks
@@ -115,7 +175,7 @@ pub fn render_svg(
         .title
         .clone()
         .unwrap_or_else(|| default_title(view, sample_index, opts.profile_name.as_deref()));
-    let lines = folded_stacks(view, sample_index);
+    let lines = folded_stacks_from(view, sample_index, opts.from_app.as_ref());
     if lines.is_empty() {
         return write_no_samples_svg(&title, NO_SAMPLES, out);
     }
@@ -124,7 +184,11 @@ pub fn render_svg(
 
     let mut options = Options::default();
     options.title = title;
-    options.subtitle = Some(format!("total {}", format_value(total, unit)));
+    let mut subtitle = format!("total {}", format_value(total, unit));
+    if let Some(from) = &opts.from_app {
+        subtitle += &from.note();
+    }
+    options.subtitle = Some(subtitle);
     options.count_name = if unit.is_empty() { "samples" } else { unit }.to_owned();
     options.hash = true;
     options.colors = Palette::Basic(match view.kind_name() {
@@ -157,6 +221,9 @@ pub struct DiffOptions {
     /// `0x...` in both profiles (inferno's `--strip-hex`): address-space randomisation moves
     /// them from run to run, so they would never match otherwise. Default: true.
     pub strip_hex: bool,
+    /// Start both profiles' stacks below their outermost application frame, as
+    /// [`FlameOptions::from_app`] (`mapprof diff --from-app`). Default: `None`.
+    pub from_app: Option<FromApp>,
 }
 
 impl Default for DiffOptions {
@@ -168,6 +235,7 @@ impl Default for DiffOptions {
             new_label: "new".to_owned(),
             normalize: true,
             strip_hex: true,
+            from_app: None,
         }
     }
 }
@@ -224,8 +292,8 @@ pub fn render_diff_svg(
         .title
         .clone()
         .unwrap_or_else(|| default_diff_title(new, new_index, opts));
-    let base_lines = folded_stacks(base, base_index);
-    let new_lines = folded_stacks(new, new_index);
+    let base_lines = folded_stacks_from(base, base_index, opts.from_app.as_ref());
+    let new_lines = folded_stacks_from(new, new_index, opts.from_app.as_ref());
     if new_lines.is_empty() {
         let message = if base_lines.is_empty() {
             NO_SAMPLES.to_owned()
@@ -266,9 +334,11 @@ pub fn render_diff_svg(
     let mut options = Options::default();
     options.title = title;
     options.subtitle = Some(format!(
-        "red: larger in {new_label}, blue: smaller; {scaling} ({new_label} {}, {base_label} {})",
+        "red: larger in {new_label}, blue: smaller; {scaling} ({new_label} {}, {base_label} \
+         {}){}",
         fmt(new, new_index),
         fmt(base, base_index),
+        opts.from_app.as_ref().map_or(String::new(), FromApp::note),
         new_label = opts.new_label,
         base_label = opts.base_label,
     ));
@@ -614,6 +684,97 @@ mod tests {
         // The two runs' unsymbolized frames are one frame, which shrank by share.
         assert!(is_blue(fill_of(&frames, "0x...").unwrap()), "{frames:?}");
         assert!(!first.contains("0x55d3c0a1b2c3") && !first.contains("0x56aa00001000"));
+    }
+
+    #[test]
+    fn from_app_starts_stacks_below_the_outermost_application_frame() {
+        const RUNTIME: [&str; 4] = [
+            "tokio::runtime::task::harness::Harness<T,S>::poll",
+            "tokio::runtime::scheduler::multi_thread::worker::run",
+            "std::sys::pal::unix::thread::Thread::new::thread_start",
+            "start_thread",
+        ];
+        let stack = |leaf: &[&'static str]| -> Vec<&'static str> {
+            leaf.iter().chain(&RUNTIME).copied().collect()
+        };
+        let p = ProfileBuilder::new(&[("samples", "count")])
+            .names(
+                &stack(&[
+                    "hashbrown::raw::RawTable<T,A>::reserve_rehash",
+                    "cache_service::cache::Cache::update",
+                    "tokio::sync::rwlock::RwLock<T>::write",
+                    "cache_service::server::handle::{{closure}}",
+                ]),
+                &[3],
+            )
+            .names(
+                &stack(&["cache_service::server::handle::{{closure}}"]),
+                &[2],
+            )
+            .names(&RUNTIME, &[5])
+            .build();
+        let v = ProfileView::unpruned(&p).unwrap();
+        let from = |keep| FromApp {
+            keep,
+            ..FromApp::default()
+        };
+        let idle = "start_thread;std::sys::pal::unix::thread::Thread::new::thread_start;\
+                    tokio::runtime::scheduler::multi_thread::worker::run;\
+                    tokio::runtime::task::harness::Harness<T,S>::poll 5";
+        // Cut below the handler (the outermost application frame), not below `update` (the
+        // innermost): the application's own callers stay, and so does a library frame
+        // between two application frames.
+        assert_eq!(
+            folded_stacks_from(&v, 0, Some(&from(0))),
+            [
+                "cache_service::server::handle::{{closure}} 2",
+                "cache_service::server::handle::{{closure}};\
+                 tokio::sync::rwlock::RwLock<T>::write;cache_service::cache::Cache::update;\
+                 hashbrown::raw::RawTable<T,A>::reserve_rehash 3",
+                idle,
+            ]
+        );
+        assert!(
+            folded_stacks_from(&v, 0, Some(&from(1))).contains(
+                &"tokio::runtime::task::harness::Harness<T,S>::poll;\
+                  cache_service::server::handle::{{closure}} 2"
+                    .to_owned()
+            ),
+            "one runtime frame kept"
+        );
+        // Enough frames kept: the whole stacks, as without the option.
+        assert_eq!(
+            folded_stacks_from(&v, 0, Some(&from(100))),
+            folded_stacks(&v, 0)
+        );
+        assert_eq!(folded_stacks_from(&v, 0, None), folded_stacks(&v, 0));
+        // The total is the same: only frames are hidden, no sample.
+        let total = |lines: Vec<String>| -> u64 {
+            lines
+                .iter()
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+                .sum()
+        };
+        assert_eq!(total(folded_stacks_from(&v, 0, Some(&from(0)))), 10);
+        // The graph says so.
+        let opts = FlameOptions {
+            from_app: Some(FromApp::default()),
+            ..FlameOptions::default()
+        };
+        let mut svg = Vec::new();
+        render_svg(&v, 0, &opts, &mut svg).unwrap();
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(svg.contains("stacks start 2 frames below"), "{svg}");
+        // A differential graph of the profile against itself, the same way.
+        let diff = DiffOptions {
+            from_app: Some(from(0)),
+            ..DiffOptions::default()
+        };
+        let mut svg = Vec::new();
+        render_diff_svg(&v, 0, &v, 0, &diff, &mut svg).unwrap();
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(svg.contains("stacks start 0 frames below"), "{svg}");
+        assert!(svg.contains("Cache::update"));
     }
 
     #[test]

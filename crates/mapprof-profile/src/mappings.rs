@@ -1,10 +1,16 @@
 //! The executable mappings of the running process (`/proc/self/maps`), with build ids, so that
-//! profiles can be symbolized offline and `go tool pprof` can tell binaries apart.
+//! profiles can be symbolized offline and `go tool pprof` can tell binaries apart. The vDSO
+//! (the kernel's `clock_gettime`, `gettimeofday`, ... mapped into every process) is one of
+//! them, named [`VDSO`] as the kernel names it; its ELF image is read from the process's
+//! memory, not from a file.
 
 use std::collections::HashMap;
 use std::fs::File;
 
-/// One executable mapping of a file.
+/// The name of the vDSO's mapping, in `/proc/self/maps` and in profiles (as Go's and perf's).
+pub const VDSO: &str = "[vdso]";
+
+/// One executable mapping of a file (or of the vDSO, [`VDSO`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectMapping {
     /// First address of the mapping.
@@ -35,7 +41,12 @@ pub fn current() -> Vec<ObjectMapping> {
         .map(|m| {
             let facts = files
                 .entry(m.path.clone())
-                .or_insert_with(|| ElfFacts::read(&m.path));
+                .or_insert_with(|| match m.path.as_str() {
+                    VDSO => read_memory(m.start, m.limit)
+                        .map(|image| ElfFacts::from_headers_of(&image[..]))
+                        .unwrap_or_default(),
+                    path => ElfFacts::read(path),
+                });
             facts.refine(m)
         })
         .collect();
@@ -44,14 +55,15 @@ pub fn current() -> Vec<ObjectMapping> {
     out
 }
 
-/// Parses `start-end perms offset dev inode path` and keeps executable mappings of files.
+/// Parses `start-end perms offset dev inode path` and keeps executable mappings of files and
+/// the vDSO.
 fn parse_line(line: &str) -> Option<ObjectMapping> {
     let mut fields = line.split_ascii_whitespace();
     let (start, end) = fields.next()?.split_once('-')?;
     let perms = fields.next()?;
     let offset = fields.next()?;
     let path = fields.nth(2)?;
-    if !perms.contains('x') || !path.starts_with('/') {
+    if !perms.contains('x') || !(path.starts_with('/') || path == VDSO) {
         return None;
     }
     Some(ObjectMapping {
@@ -61,6 +73,36 @@ fn parse_line(line: &str) -> Option<ObjectMapping> {
         path: path.to_owned(),
         build_id: String::new(),
     })
+}
+
+/// The bytes at `[start, limit)` of this process's memory, through `/proc/self/mem` (so a
+/// range that is not readable is an error, not a fault); for the vDSO, two pages or so.
+fn read_memory(start: u64, limit: u64) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = usize::try_from(limit.checked_sub(start)?).ok()?;
+    // The vDSO is a few pages; anything larger is not the vDSO.
+    if len > 1 << 20 {
+        return None;
+    }
+    let mut mem = File::open("/proc/self/mem").ok()?;
+    mem.seek(SeekFrom::Start(start)).ok()?;
+    let mut image = vec![0; len];
+    mem.read_exact(&mut image).ok()?;
+    Some(image)
+}
+
+/// The ELF image of this process's vDSO, copied from its memory, if it has one and its build
+/// id is `build_id` (lowercase hex; any, when empty): a profile's vDSO is this one when it
+/// was taken under the same kernel.
+pub(crate) fn vdso_image(build_id: &str) -> Option<Vec<u8>> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let m = maps
+        .lines()
+        .filter_map(parse_line)
+        .find(|m| m.path == VDSO)?;
+    let image = read_memory(m.start, m.limit)?;
+    let found = ElfFacts::from_headers_of(&image[..]).build_id;
+    (build_id.is_empty() || found == build_id).then_some(image)
 }
 
 /// What the mappings need from an ELF file, read without loading the whole file.
@@ -94,21 +136,26 @@ impl ElfFacts {
     /// segments): parsing the whole file (`object::File::parse` reads the section headers and
     /// symbol table) cost ~35 ms per profile on a 30 MB executable with debug info.
     fn read(path: &str) -> ElfFacts {
-        use object::elf::{FileHeader32, FileHeader64};
-        use object::{Endianness, FileKind};
         let Ok(file) = File::open(path) else {
             return ElfFacts::default();
         };
         let cache = object::ReadCache::new(file);
-        match FileKind::parse(&cache) {
-            Ok(FileKind::Elf64) => Self::from_headers::<FileHeader64<Endianness>>(&cache),
-            Ok(FileKind::Elf32) => Self::from_headers::<FileHeader32<Endianness>>(&cache),
+        Self::from_headers_of(&cache)
+    }
+
+    /// The same from an ELF file's bytes, or a cache of its reads.
+    fn from_headers_of<'d>(data: impl object::ReadRef<'d>) -> ElfFacts {
+        use object::elf::{FileHeader32, FileHeader64};
+        use object::{Endianness, FileKind};
+        match FileKind::parse(data) {
+            Ok(FileKind::Elf64) => Self::from_headers::<FileHeader64<Endianness>>(data),
+            Ok(FileKind::Elf32) => Self::from_headers::<FileHeader32<Endianness>>(data),
             _ => ElfFacts::default(),
         }
     }
 
-    fn from_headers<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
-        data: &object::ReadCache<File>,
+    fn from_headers<'d, Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
+        data: impl object::ReadRef<'d>,
     ) -> ElfFacts {
         use object::elf::{ELF_NOTE_GNU, NT_GNU_BUILD_ID, PT_LOAD};
         use object::read::elf::ProgramHeader;
@@ -181,7 +228,10 @@ mod tests {
         );
         assert_eq!(m.path, "/usr/bin/app");
         assert!(parse_line("55d0c000-55d0d000 rw-p 00001000 fd:01 123 /usr/bin/app").is_none());
-        assert!(parse_line("7ffd000-7ffe000 r-xp 00000000 00:00 0 [vdso]").is_none());
+        let vdso = parse_line("7ffd000-7ffe000 r-xp 00000000 00:00 0 [vdso]").unwrap();
+        assert_eq!((vdso.start, vdso.path.as_str()), (0x7ffd000, VDSO));
+        assert!(parse_line("7ffc000-7ffd000 r--p 00000000 00:00 0 [vvar]").is_none());
+        assert!(parse_line("7ff0000-7ff1000 r-xp 00000000 00:00 0 [anon:x]").is_none());
         assert!(parse_line("garbage").is_none());
     }
 
@@ -194,9 +244,28 @@ mod tests {
     }
 
     #[test]
+    fn the_vdso_is_mapped_with_the_build_id_of_its_image() {
+        use object::Object;
+        let maps = current();
+        let vdso = maps
+            .iter()
+            .find(|m| m.path == VDSO)
+            .unwrap_or_else(|| panic!("no vDSO in {maps:?}"));
+        let image = vdso_image("").expect("the vDSO's image");
+        let object = object::File::parse(&image[..]).unwrap();
+        let id: String = match object.build_id() {
+            Ok(Some(id)) => id.iter().map(|b| format!("{b:02x}")).collect(),
+            _ => String::new(),
+        };
+        assert_eq!(vdso.build_id, id);
+        assert!(vdso_image(&vdso.build_id).is_some());
+        assert!(vdso_image("00").is_none(), "another kernel's vDSO");
+    }
+
+    #[test]
     fn the_headers_give_what_the_whole_file_gives() {
         use object::{Object, ObjectSegment, SegmentFlags};
-        for m in current() {
+        for m in current().into_iter().filter(|m| m.path != VDSO) {
             let facts = ElfFacts::read(&m.path);
             assert_eq!(Ok(facts.build_id), build_id_of(&m.path), "{}", m.path);
             let bytes = std::fs::read(&m.path).unwrap();

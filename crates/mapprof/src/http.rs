@@ -10,7 +10,7 @@
 //! | (empty) | HTML index: every profile with links to it, its `top` table and its flame graphs |
 //! | `heap`, `allocs`, `mutex`, `block`, `resize` | the profile (gzip `profile.proto`); `?seconds=N`: the delta over the next N seconds; `?debug=1`: a `top` table as text |
 //! | `profile?seconds=N` | a CPU profile of the next N seconds (default 30) |
-//! | `flame/<profile>.svg?sample_index=NAME` | inferno flame graph of any of the above (`profile` included), `seconds` as above |
+//! | `flame/<profile>.svg?sample_index=NAME` | inferno flame graph of any of the above (`profile` included), `seconds` as above; `from_app=N`: stacks start N frames below their outermost application frame (`mapprof flame --from-app`; empty: 2) |
 //! | `symbol` | `num_symbols: 1` (GET); POST or query `0xADDR+0xADDR...`: one `0xADDR name` line per known address |
 //! | `cmdline` | the command line, arguments separated by NUL bytes |
 //! | `goroutine`, `threads` | a thread dump (`crate::threads`): the profile; `?debug=1` identical stacks grouped, `?debug=2` every thread, as Go's goroutine profile |

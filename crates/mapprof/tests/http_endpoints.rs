@@ -458,3 +458,22 @@ fn symbol_and_cmdline_answer_as_go_does() {
     let args: Vec<String> = std::env::args().collect();
     assert_eq!(cmdline.text(), args.join("\0"));
 }
+
+/// `flame/<profile>.svg?from_app=N` draws as `mapprof flame --from-app=N`, and a bad N is a
+/// 400 before anything is taken.
+#[test]
+fn flame_graphs_start_at_the_application_with_from_app() {
+    let addr = server();
+    let answer = get(addr, "/debug/pprof/flame/allocs.svg?from_app=0");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let svg = answer.text();
+    assert!(svg.contains("stacks start 0 frames below"), "{svg}");
+    assert!(svg.contains("grow_maps"), "{svg}");
+    let answer = get(addr, "/debug/pprof/flame/allocs.svg?from_app");
+    assert!(answer.text().contains("stacks start 2 frames below"));
+    assert_go_error(
+        &get(addr, "/debug/pprof/flame/profile.svg?from_app=x&seconds=30"),
+        400,
+        "invalid value for \"from_app\"",
+    );
+}

@@ -410,6 +410,17 @@ pub fn split_at_application<'v, 'a>(
     None
 }
 
+/// How many of `frames` (one sample's, leaf first) to keep so that the stack starts `keep`
+/// frames below (rootward of) its outermost application frame: the runtime's root frames
+/// further out (thread start, executor, HTTP stack) are what [`crate::flame::FromApp`] hides.
+/// All of them when no frame is the application's.
+pub fn frames_from_application(frames: &[&Frame<'_>], filter: &AppFilter, keep: usize) -> usize {
+    match frames.iter().rposition(|f| filter.is_application_frame(f)) {
+        Some(outermost) => frames.len().min(outermost + 1 + keep),
+        None => frames.len(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

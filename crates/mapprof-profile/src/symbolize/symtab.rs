@@ -8,6 +8,7 @@
 //! section headers and tables. The main executable's table names the addresses its DWARF
 //! does not cover, and the leaves of unsymbolized profiles (to trim the profiler's frames).
 
+use crate::mappings;
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
 use std::fs::File;
 
@@ -146,7 +147,17 @@ pub(super) fn debug_file_path(build_id: &str) -> Option<String> {
 /// none of it is heap. (Through `object::ReadCache`, each symbol name was a read into the
 /// cache: a third of a short run's at-exit dump, ~35 ms for a 30 MB executable.) Nothing when
 /// the file cannot be opened, mapped or parsed.
+/// The vDSO ([`mappings::VDSO`]) is read from this process's memory, whose vDSO it is when
+/// the build ids agree (`SymbolTable::read` checks).
 fn with_object(path: &str, f: impl FnOnce(&object::File<'_, &[u8]>)) {
+    if path == mappings::VDSO {
+        if let Some(image) = mappings::vdso_image("") {
+            if let Ok(object) = object::File::parse(&image[..]) {
+                f(&object);
+            }
+        }
+        return;
+    }
     let Ok(file) = File::open(path) else { return };
     // SAFETY: the mapping is read-only and private; a file truncated underneath would fault
     // on access, as with any mapped executable (the process's own is mapped the same way).

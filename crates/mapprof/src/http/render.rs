@@ -11,7 +11,7 @@ use crate::profiles::ProfileKind;
 use hyper::header::{self, HeaderValue};
 use hyper::StatusCode;
 use mapprof_profile::codec::encode_gzip;
-use mapprof_profile::flame::{self, FlameOptions};
+use mapprof_profile::flame::{self, FlameOptions, FromApp};
 use mapprof_profile::kinds;
 use mapprof_profile::top::{self, TopOptions};
 use mapprof_profile::view::ProfileView;
@@ -141,13 +141,22 @@ pub(super) async fn thread_dump(state: &Arc<State>, params: &Params) -> Result<R
     Ok(reply)
 }
 
-/// `flame/<profile>.svg`: the inferno flame graph, unpruned as `mapprof flame` draws it.
+/// `flame/<profile>.svg`: the inferno flame graph, unpruned as `mapprof flame` draws it;
+/// `from_app=N` (or empty: the default) starts stacks as `mapprof flame --from-app=N`.
 pub(super) async fn flame_graph(
     state: &Arc<State>,
     source: Source,
     params: &Params,
 ) -> Result<Reply, Problem> {
     let sample_index = params.get("sample_index");
+    // Checked before taking: a CPU profile takes its seconds.
+    let from_app = match params.get("from_app") {
+        None => None,
+        Some("") => Some(flame::DEFAULT_FROM_APP_FRAMES),
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            bad_request(r#"invalid value for "from_app" - must be a number of frames"#)
+        })?),
+    };
     let taken = take(state, source, params, sample_index).await?;
     let Taken {
         profile,
@@ -176,6 +185,10 @@ pub(super) async fn flame_graph(
             let mut options = FlameOptions::default();
             options.title = Some(title);
             options.profile_name = Some(name.to_owned());
+            options.from_app = from_app.map(|keep| FromApp {
+                keep,
+                ..FromApp::default()
+            });
             let mut out = Vec::new();
             flame::render_svg(&view, index, &options, &mut out).map_err(|e| e.to_string())?;
             Ok(out)
