@@ -97,47 +97,62 @@ fn save(stack: &LabelStack) -> Saved {
 /// Appends `pairs` to the thread's labels, as they were when `saved` was taken.
 fn push(stack: &LabelStack, saved: &Saved, pairs: &[(&str, &str)]) {
     let bytes = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
-    push_with(stack, saved, pairs.len(), bytes, PENDING, |i| {
-        (pairs[i].0.as_bytes(), pairs[i].1.as_bytes())
-    });
+    let Some((first, start)) = reserve(stack, saved, pairs.len(), bytes) else {
+        return;
+    };
+    let mut at = start;
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        stack.pairs[first + i].set((at as u16, k.len() as u16, v.len() as u16));
+        copy_in(stack, at, k.as_bytes());
+        copy_in(stack, at + k.len(), v.as_bytes());
+        at += k.len() + v.len();
+    }
+    publish(stack, first + pairs.len(), at, PENDING);
 }
 
-/// Appends `n` pairs of `bytes` bytes in all, the `i`th being `pair(i)`, to the thread's
-/// labels as they were when `saved` was taken, and caches `id` for them ([`PENDING`]: not
-/// looked up yet).
-fn push_with<'a>(
-    stack: &LabelStack,
-    saved: &Saved,
-    n: usize,
-    bytes: usize,
-    id: u32,
-    pair: impl Fn(usize) -> (&'a [u8], &'a [u8]),
-) {
-    let (mut n_pairs, mut at) = (saved.n_pairs, saved.n_bytes);
+/// Appends a prepared set to the thread's labels, as they were when `saved` was taken, and
+/// caches `id` for them: its bytes are laid out as the buffer's, so they are copied at once.
+fn push_prepared(stack: &LabelStack, saved: &Saved, prepared: &Prepared, id: u32) {
+    let (n, bytes) = (prepared.pairs.len(), prepared.bytes.len());
+    let Some((first, start)) = reserve(stack, saved, n, bytes) else {
+        return;
+    };
+    copy_in(stack, start, &prepared.bytes);
+    for (i, &(at, k, v)) in prepared.pairs.iter().enumerate() {
+        stack.pairs[first + i].set(((start + at) as u16, k as u16, v as u16));
+    }
+    publish(stack, first + n, start + bytes, id);
+}
+
+/// Makes room for `n` pairs of `bytes` bytes in all after the labels `saved` describes:
+/// returns the first new pair's index and byte offset, or `None` when they do not fit (the
+/// labels are then [`OVERFLOW`] until the matching `leave`).
+fn reserve(stack: &LabelStack, saved: &Saved, n: usize, bytes: usize) -> Option<(usize, usize)> {
+    let (n_pairs, at) = (saved.n_pairs, saved.n_bytes);
     if saved.overflowed || n_pairs + n > MAX_STACK_PAIRS || at + bytes > MAX_STACK_BYTES {
         stack.overflowed.set(true);
         OVERFLOWS.fetch_add(1, Relaxed);
         set_cached(OVERFLOW);
-        return;
+        return None;
     }
     set_cached(CHANGING);
-    let buffer = stack.bytes.get().cast::<u8>();
-    for i in 0..n {
-        let (k, v) = pair(i);
-        stack.pairs[n_pairs].set((at as u16, k.len() as u16, v.len() as u16));
-        // SAFETY: `at + k.len() + v.len() <= MAX_STACK_BYTES` (the caller's `bytes` is the sum
-        // of all the pairs' lengths, checked above), so both copies stay inside `bytes`; the
-        // buffer is this thread's and nothing else accesses it meanwhile (see `LabelStack`);
-        // sources are the caller's strings, which cannot overlap the thread-local buffer.
-        unsafe {
-            std::ptr::copy_nonoverlapping(k.as_ptr(), buffer.add(at), k.len());
-            std::ptr::copy_nonoverlapping(v.as_ptr(), buffer.add(at + k.len()), v.len());
-        }
-        at += k.len() + v.len();
-        n_pairs += 1;
-    }
+    Some((n_pairs, at))
+}
+
+/// Copies `src` into the thread's buffer at `at` (inside the room [`reserve`] made; the
+/// slice is bounds-checked anyway).
+fn copy_in(stack: &LabelStack, at: usize, src: &[u8]) {
+    // SAFETY: the buffer is this thread's and no other reference to it exists meanwhile (see
+    // `LabelStack`: only this module's functions touch it, none of them reentrantly, and a
+    // signal handler on this thread reads it only under a published id, not `CHANGING`).
+    let buffer = unsafe { &mut *stack.bytes.get() };
+    buffer[at..at + src.len()].copy_from_slice(src);
+}
+
+/// The thread's labels now end after `n_pairs` pairs and `n_bytes` bytes, with `id` cached.
+fn publish(stack: &LabelStack, n_pairs: usize, n_bytes: usize, id: u32) {
     stack.n_pairs.set(n_pairs);
-    stack.n_bytes.set(at);
+    stack.n_bytes.set(n_bytes);
     set_cached(id);
 }
 
@@ -206,9 +221,7 @@ pub fn enter_prepared(prepared: &Prepared) -> Saved {
                 } else {
                     PENDING
                 };
-                push_with(stack, &saved, n, prepared.bytes.len(), id, |i| {
-                    prepared.pair(i)
-                });
+                push_prepared(stack, &saved, prepared, id);
             }
             saved
         })
