@@ -168,6 +168,7 @@ impl<T: ?Sized> RwLock<T> {
                 Err(TryLockError::WouldBlock) => {}
             }
         }
+        let stack = WaiterStack::capture();
         let ticket = self.book.waits.enter();
         let waiting = Waiting::new(
             WaitKind::RwLockWrite,
@@ -177,7 +178,10 @@ impl<T: ?Sized> RwLock<T> {
         );
         let result = self.inner.write();
         drop(waiting);
-        self.book.waits.leave(&ticket);
+        let wait = self.book.waits.leave(&ticket);
+        if let Some(stack) = stack {
+            stack.record_wait(wait);
+        }
         result.unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -131,6 +131,7 @@ impl WaitBook {
 
     /// The waiter got the lock: unregisters it and keeps its not yet charged wait for the next
     /// charge. Returns its whole wait, for the block profile.
+    #[must_use = "the wait is the block profile's to record"]
     pub(crate) fn leave(&self, ticket: &Ticket) -> u64 {
         let mut l = self.ledger();
         // Under the lock, as in `charge_waiters`: after the last charge.
@@ -286,7 +287,7 @@ mod tests {
             // SAFETY: a plain sleep of 1 ms; `req` is valid and the remainder not asked for.
             unsafe { libc::nanosleep(&req, std::ptr::null_mut()) };
             let charged_for_own = book.charge();
-            book.leave(&ticket);
+            let _ = book.leave(&ticket);
             let ok = charged_for_parent == 0 && charged_for_own > 0;
             // SAFETY: ends the child at once.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
@@ -299,6 +300,6 @@ mod tests {
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
             "the child hung or was charged for its parent's waiter: {status}"
         );
-        book.leave(&parents_waiter);
+        let _ = book.leave(&parents_waiter);
     }
 }
