@@ -37,7 +37,7 @@
 //! symbolized, the profiler's frames trimmed.
 
 use mapprof_profile::growth;
-use mapprof_profile::profiler_frames::trim_resolved;
+use mapprof_profile::profiler_frames::{is_profiler_frame, trim_resolved};
 use mapprof_rt::scope::{self, EnterError, Scope};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -94,11 +94,14 @@ pub struct Site {
 
 impl Site {
     /// The site as a failure message lists it: the frames from the first one outside the
-    /// standard library (and hashbrown), the caller, up to four of them.
+    /// standard library (and hashbrown), the caller, up to four of them, after the library
+    /// function it called.
     pub fn caller(&self) -> String {
         let from = self.frames.iter().position(|f| !is_library(f)).unwrap_or(0);
+        // Up to the measuring machinery (`mapprof::testing::measure`) at the root end.
         let mut names: Vec<&str> = self.frames[from..]
             .iter()
+            .take_while(|f| !is_profiler_frame(f))
             .take(4)
             .map(String::as_str)
             .collect();
