@@ -26,8 +26,9 @@
 //! threads (cargo's parallel tests) see only their own figures, and the other threads keep being
 //! sampled for the heap profile meanwhile.
 //!
-//! Only the calling thread is counted: work of threads the closure spawns is not (yet) in the
-//! figures. Calls of `measure` do not nest: a nested call panics saying so.
+//! Only the calling thread is counted by [`measure`]; [`measure_threads`] counts the threads
+//! the closure spawns too, those that run their work in [`Threads::run`]. Calls of `measure`
+//! do not nest: a nested call panics saying so.
 //!
 //! Counts can vary from one run to the next (a lazy static's first use, a thread-local's
 //! first access, a buffer kept for later): [`measure_min`] is Go's answer
@@ -171,6 +172,13 @@ pub fn measure<R>(f: impl FnOnce() -> R) -> Measurement {
 
 /// [`measure`] that returns what `f` returned, and an error instead of panicking.
 pub fn try_measure<R>(f: impl FnOnce() -> R) -> Result<(R, Measurement), MeasureError> {
+    let mut result = None;
+    let raw = try_measure_raw(|| result = Some(f()))?;
+    let result = result.expect("the closure ran");
+    Ok((result, read_all(vec![raw])))
+}
+
+fn try_measure_raw(f: impl FnOnce()) -> Result<Raw, MeasureError> {
     if scope::in_scope() {
         // Before allocating the scope's tables, which the outer scope would count.
         return Err(MeasureError::Nested);
@@ -192,12 +200,12 @@ pub fn try_measure<R>(f: impl FnOnce() -> R) -> Result<(R, Measurement), Measure
         return Err(MeasureError::NotInstalled);
     }
     let scope = Scope::new();
-    let result = {
+    {
         // SAFETY: as above; the guard is dropped when this block ends or unwinds.
         let _entered = unsafe { scope::enter(&scope) }.map_err(|_| MeasureError::Nested)?;
-        f()
-    };
-    Ok((result, read(&scope)))
+        f();
+    }
+    Ok(raw(&scope))
 }
 
 /// Go's `testing.AllocsPerRun`: runs `f` once to warm up (lazy statics, thread-locals, caches
@@ -211,28 +219,69 @@ pub fn measure_min(runs: usize, mut f: impl FnMut()) -> Measurement {
         .expect("at least one run")
 }
 
-fn read(scope: &Scope) -> Measurement {
-    let records = scope.sites();
+/// What one thread's scope counted, before symbolization.
+#[derive(Debug, Default)]
+struct Raw {
+    counts: [u64; 13],
+    sites: Vec<scope::SiteRecord>,
+}
+
+fn raw(scope: &Scope) -> Raw {
+    Raw {
+        counts: [
+            scope.allocations.get(),
+            scope.bytes.get(),
+            scope.reallocs.get(),
+            scope.realloc_bytes.get(),
+            scope.frees.get(),
+            scope.freed_bytes.get(),
+            scope.peak_bytes.get(),
+            scope.live_bytes.get(),
+            scope.live_blocks.get(),
+            scope.lost_blocks.get(),
+            scope.contentions.get(),
+            scope.wait_ns.get(),
+            scope.lost_sites.get(),
+        ],
+        sites: scope.sites(),
+    }
+}
+
+/// Sums the threads' figures (peaks too: the sum of each thread's peak, an upper bound of
+/// the peak of all) and merges their sites.
+fn read_all(raws: Vec<Raw>) -> Measurement {
+    let mut counts = [0u64; 13];
+    let mut merged: BTreeMap<(Vec<usize>, bool), (u64, u64)> = BTreeMap::new();
+    for raw in raws {
+        for (sum, n) in counts.iter_mut().zip(raw.counts) {
+            *sum += n;
+        }
+        for site in raw.sites {
+            let entry = merged.entry((site.frames, site.realloc)).or_default();
+            entry.0 += site.count;
+            entry.1 += site.bytes;
+        }
+    }
     // The profiler's own work: unsampled, and on the profiler's heap.
     let mut sites: Vec<Site> = mapprof_rt::thread::as_profiler(|| {
         crate::profiles::with_symbolizer(|symbolizer| {
-            records
+            merged
                 .iter()
-                .map(|r| {
+                .map(|((stack, realloc), &(count, bytes))| {
                     let frames: Vec<String> = trim_resolved(
-                        r.frames
+                        stack
                             .iter()
                             .map(|&ret| symbolizer.resolve((ret as u64).saturating_sub(1))),
                     )
                     .iter()
                     .flat_map(|loc| loc.iter().map(|f| f.name.to_string()))
                     .collect();
-                    let growth = growth::classify(frames.iter().map(String::as_str), r.realloc);
+                    let growth = growth::classify(frames.iter().map(String::as_str), *realloc);
                     Site {
                         frames,
-                        realloc: r.realloc,
-                        count: r.count,
-                        bytes: r.bytes,
+                        realloc: *realloc,
+                        count,
+                        bytes,
                         growth,
                     }
                 })
@@ -246,23 +295,85 @@ fn read(scope: &Scope) -> Measurement {
             *growths.entry(c).or_insert(0) += site.count;
         }
     }
+    let [allocations, bytes, reallocs, realloc_bytes, frees, freed_bytes, peak_live_bytes, live_bytes, live_blocks, untracked_blocks, contentions, wait_ns, unattributed] =
+        counts;
     Measurement {
-        allocations: scope.allocations.get(),
-        bytes: scope.bytes.get(),
-        reallocs: scope.reallocs.get(),
-        realloc_bytes: scope.realloc_bytes.get(),
-        frees: scope.frees.get(),
-        freed_bytes: scope.freed_bytes.get(),
-        peak_live_bytes: scope.peak_bytes.get(),
-        live_bytes: scope.live_bytes.get(),
-        live_blocks: scope.live_blocks.get(),
-        untracked_blocks: scope.lost_blocks.get(),
-        contentions: scope.contentions.get(),
-        wait: Duration::from_nanos(scope.wait_ns.get()),
+        allocations,
+        bytes,
+        reallocs,
+        realloc_bytes,
+        frees,
+        freed_bytes,
+        peak_live_bytes,
+        live_bytes,
+        live_blocks,
+        untracked_blocks,
+        contentions,
+        wait: Duration::from_nanos(wait_ns),
         growths,
-        unattributed: scope.lost_sites.get(),
+        unattributed,
         sites,
     }
+}
+
+/// The threads of a [`measure_threads`] closure: work passed to [`Threads::run`] on a thread
+/// the closure spawned is counted in the same measurement.
+#[derive(Debug, Default)]
+pub struct Threads {
+    raws: std::sync::Mutex<Vec<Raw>>,
+}
+
+impl Threads {
+    /// Runs `f` on the current thread counted in the measurement: call it first thing in a
+    /// thread the closure spawns (`std::thread::scope(|s| s.spawn(|| threads.run(work)))`).
+    /// On a thread already measuring (the closure's own), `f` simply runs, counted there.
+    ///
+    /// A block allocated on one thread and freed on another stays live in the first one's
+    /// figures, and each thread's peak is its own: [`Measurement::peak_live_bytes`] is their
+    /// sum.
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        if scope::in_scope() {
+            return f();
+        }
+        let scope = Scope::new();
+        let result = {
+            // SAFETY: `scope` outlives the guard, dropped at the end of this block (or when it
+            // unwinds) on this thread.
+            let entered = unsafe { scope::enter(&scope) };
+            let result = f();
+            drop(entered);
+            result
+        };
+        let raw = raw(&scope);
+        self.raws
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(raw);
+        result
+    }
+}
+
+/// [`measure`] for a closure that spawns threads: what they do inside [`Threads::run`] is
+/// counted too, what other threads do is not. The closure must join them before it returns
+/// (`std::thread::scope` does).
+///
+/// # Panics
+///
+/// As [`measure`].
+pub fn measure_threads<R>(f: impl FnOnce(&Threads) -> R) -> Measurement {
+    let threads = Threads::default();
+    let own = match try_measure_raw(|| {
+        f(&threads);
+    }) {
+        Ok(raw) => raw,
+        Err(e) => panic!("{e}"),
+    };
+    let mut raws = threads
+        .raws
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    raws.push(own);
+    read_all(raws)
 }
 
 /// Call sites listed in a failure message.
