@@ -29,6 +29,7 @@ pub mod heap;
 pub mod labels;
 pub mod live;
 pub mod sampler;
+pub mod scope;
 mod spin;
 pub mod stack;
 pub mod table;

@@ -47,6 +47,8 @@ pub(crate) struct ThreadState {
     /// first sample after they changed (0 = none; `u32::MAX` = not looked up yet). Atomic
     /// because a signal handler on this thread reads it (`labels::signal_id`).
     pub(crate) labels: AtomicU32,
+    /// The exact-counting scope the thread is in (`crate::scope`), null when none.
+    pub(crate) scope: Cell<*const crate::scope::Scope>,
 }
 
 thread_local! {
@@ -66,6 +68,7 @@ thread_local! {
             stack_hi: Cell::new(0),
             unwinding: Cell::new(false),
             labels: AtomicU32::new(0),
+            scope: Cell::new(std::ptr::null()),
         }
     };
 }

@@ -4,7 +4,7 @@
 //! profiler's own heap ([`crate::memory`]).
 
 use crate::memory::{self, InnerKind};
-use mapprof_rt::heap;
+use mapprof_rt::{heap, scope};
 use std::alloc::{GlobalAlloc, Layout, System};
 #[cfg(feature = "jemalloc")]
 use tikv_jemallocator::Jemalloc;
@@ -125,7 +125,9 @@ unsafe impl GlobalAlloc for Alloc {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if heap::maybe_live(ptr) {
+        // `any_active`: a relaxed load of a global, false unless a test measures
+        // (`mapprof::testing`); then the cold path counts the frees of the scoped threads.
+        if heap::maybe_live(ptr) || scope::any_active() {
             // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract for the arguments.
             return unsafe { dealloc_live(ptr, layout, self) };
         }
@@ -167,16 +169,23 @@ unsafe fn alloc_sampled(layout: Layout, zeroed: bool, this: &Alloc) -> *mut u8 {
             inner!(this.alloc(layout))
         }
     };
-    heap::sample_alloc(ptr, layout.size(), 0);
+    // A thread in an exact-counting scope (`mapprof::testing`) is counted, not sampled.
+    if !scope::on_alloc(ptr, layout.size()) {
+        heap::sample_alloc(ptr, layout.size(), 0);
+    }
     ptr
 }
 
-/// A free of a block that may be in the live set (a sampled block).
+/// A free of a block that may be in the live set (a sampled block), or made while a scope of
+/// `mapprof::testing` is active somewhere.
 #[cold]
 #[inline(never)]
 unsafe fn dealloc_live(ptr: *mut u8, layout: Layout, this: &Alloc) {
     // Forget the block before the inner allocator can hand its address out again.
-    heap::on_live_dealloc(ptr, layout.size());
+    if heap::maybe_live(ptr) {
+        heap::on_live_dealloc(ptr, layout.size());
+    }
+    scope::on_free(ptr, layout.size());
     // SAFETY: forwarded from `dealloc`, whose caller upholds the contract.
     unsafe { inner!(this.dealloc(ptr, layout)) }
 }
@@ -192,6 +201,7 @@ unsafe fn realloc_sampled(
     this: &Alloc,
 ) -> *mut u8 {
     let live_bucket = heap::before_realloc(ptr);
+    let scoped = scope::in_scope();
     let new = if heap::for_the_profiler() && this.inner.kind() == InnerKind::Jemalloc {
         // SAFETY: forwarded from `realloc`, whose caller upholds the contract.
         unsafe { memory::own_realloc(ptr, layout, new_size) }
@@ -199,6 +209,8 @@ unsafe fn realloc_sampled(
         // SAFETY: as above.
         unsafe { inner!(this.realloc(ptr, layout, new_size)) }
     };
+    // A thread in an exact-counting scope (`mapprof::testing`) is counted, not sampled.
+    let sample = sample && !(scoped && scope::on_realloc(ptr, layout.size(), new, new_size));
     heap::after_realloc(live_bucket, ptr, layout.size(), new, new_size, sample);
     new
 }

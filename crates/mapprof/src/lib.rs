@@ -30,6 +30,8 @@ mod memory;
 mod profiler;
 mod profiles;
 pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod threads;
 #[cfg(feature = "tokio")]
 pub mod tokio;

@@ -101,6 +101,7 @@ impl RawMutex {
         self.note_owner();
         drop(waiting);
         let wait = book.leave(&ticket);
+        mapprof_rt::scope::on_contention(wait);
         if let Some(stack) = stack {
             stack.record_wait(wait);
         }

@@ -99,6 +99,7 @@ macro_rules! contended {
         let result = $self.inner.$block();
         drop(waiting);
         let wait = $self.book.waits.leave(&ticket);
+        mapprof_rt::scope::on_contention(wait);
         if let Some(stack) = stack {
             stack.record_wait(wait);
         }
