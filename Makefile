@@ -33,7 +33,7 @@ setup-bench: setup
 ## test: every test of the workspace; the cache service with its profiler (the incident's
 ## profiles) and without it (std locks, bare jemalloc: the build it is compared with)
 test: setup
-	$(CARGO) test --workspace --features cache-service/profiling
+	$(CARGO) test --workspace --features cache-service/testing
 	$(CARGO) test -p cache-service
 
 ## flame: reproduce the incident (fixtures/cache-service), profile both modes, render into $(OUT)/
@@ -53,12 +53,12 @@ bench: setup-bench
 ## optional features) and the benchmarks' workspaces, and `cargo check` of mapprof with no
 ## default features and with each feature alone (features are additive: each must build by
 ## itself); CI runs it after the tests
-MAPPROF_FEATURES := jemalloc http tokio tracing
+MAPPROF_FEATURES := jemalloc http tokio tracing testing
 lint:
 	$(CARGO) fmt --all -- --check
 	cd bench && $(CARGO) fmt --all -- --check
 	for peer in bench/peers/*/; do (cd $$peer && $(CARGO) fmt --all -- --check) || exit 1; done
-	$(CARGO) clippy --workspace --all-targets --features cache-service/profiling -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features cache-service/testing -- -D warnings
 	$(CARGO) clippy -p mapprof --no-default-features --all-targets -- -D warnings
 	$(CARGO) check -p mapprof --no-default-features
 	for f in $(MAPPROF_FEATURES); do \

@@ -125,9 +125,7 @@ unsafe impl GlobalAlloc for Alloc {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // `any_active`: a relaxed load of a global, false unless a test measures
-        // (`mapprof::testing`); then the cold path counts the frees of the scoped threads.
-        if heap::maybe_live(ptr) || scope::any_active() {
+        if heap::maybe_live(ptr) || a_test_measures() {
             // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract for the arguments.
             return unsafe { dealloc_live(ptr, layout, self) };
         }
@@ -174,6 +172,14 @@ unsafe fn alloc_sampled(layout: Layout, zeroed: bool, this: &Alloc) -> *mut u8 {
         heap::sample_alloc(ptr, layout.size(), 0);
     }
     ptr
+}
+
+/// Whether a scope of `mapprof::testing` is active in the process, whose frees the cold path
+/// counts: a relaxed load of a global with the `testing` feature, and nothing without it, so
+/// that a build that does not test keeps the free path at a hash and one load.
+#[inline(always)]
+fn a_test_measures() -> bool {
+    cfg!(feature = "testing") && scope::any_active()
 }
 
 /// A free of a block that may be in the live set (a sampled block), or made while a scope of
