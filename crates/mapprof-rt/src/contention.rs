@@ -121,18 +121,9 @@ impl WaiterStack {
 /// capture of those that are runs under the lock just taken.
 #[inline(never)]
 pub fn record_wait_here(delay_ns: u64) {
-    let Some(weight) = block_weight(delay_ns) else {
-        return;
-    };
-    let _ = STATE.try_with(|state| {
-        if state.busy.get() {
-            return;
-        }
-        let mut frames = [0; MAX_DEPTH];
-        let depth = stack::capture(state, &mut frames);
-        let labels = crate::labels::current_id(state);
-        add(Kind::Block, &frames[..depth], labels, weight, delay_ns);
-    });
+    if let Some(weight) = block_weight(delay_ns) {
+        add_here(Kind::Block, weight, delay_ns);
+    }
 }
 
 /// The weight of a wait of `delay_ns` in the block profile, `None` if it is not sampled: at
@@ -161,6 +152,12 @@ pub fn record_holder_delay(delay_ns: u64) {
     if fraction > 1 && !keep_with_probability(1.0 / fraction as f64) {
         return;
     }
+    add_here(Kind::Mutex, fraction as f64, delay_ns);
+}
+
+/// [`add`] with the calling thread's stack and labels, unless the thread is inside the
+/// profiler.
+fn add_here(kind: Kind, weight: f64, delay_ns: u64) {
     let _ = STATE.try_with(|state| {
         if state.busy.get() {
             return;
@@ -168,13 +165,7 @@ pub fn record_holder_delay(delay_ns: u64) {
         let mut frames = [0; MAX_DEPTH];
         let depth = stack::capture(state, &mut frames);
         let labels = crate::labels::current_id(state);
-        add(
-            Kind::Mutex,
-            &frames[..depth],
-            labels,
-            fraction as f64,
-            delay_ns,
-        );
+        add(kind, &frames[..depth], labels, weight, delay_ns);
     });
 }
 
