@@ -16,6 +16,21 @@ pub struct ContentionRecord {
     pub lost: bool,
 }
 
+/// How a mapprof mutex profile says its sampling, in a comment: `mutex_fraction: N (...)`.
+pub const MUTEX_FRACTION_COMMENT: &str = "mutex_fraction: ";
+/// How a mapprof block profile says its sampling, in a comment: `block_rate: N ns (...)`.
+pub const BLOCK_RATE_COMMENT: &str = "block_rate: ";
+
+/// The comment of a mutex profile sampled 1 in `fraction` events.
+pub fn mutex_fraction_comment(fraction: u64) -> String {
+    format!("{MUTEX_FRACTION_COMMENT}{fraction} (1 in N contention events recorded, each counted N times)")
+}
+
+/// The comment of a block profile sampled at `rate_ns`.
+pub fn block_rate_comment(rate_ns: u64) -> String {
+    format!("{BLOCK_RATE_COMMENT}{rate_ns} ns (shorter waits recorded with probability wait/rate)")
+}
+
 /// The header shared by mutex and block profiles: `contentions/count` and
 /// `delay/nanoseconds`, period type `contentions/count`, period 1 (values are already scaled).
 pub fn header() -> Header {

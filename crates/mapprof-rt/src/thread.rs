@@ -73,6 +73,13 @@ thread_local! {
     };
 }
 
+/// The calling thread's kernel id. A system call, async-signal-safe; callers on hot paths
+/// cache it.
+pub fn gettid() -> u32 {
+    // SAFETY: `gettid` takes no argument and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
 /// Runs `f` without profiling the current thread: its allocations pass straight through to the
 /// inner allocator, and stay the host's (same heap, same arenas). For hosts, e.g. a load
 /// generator sharing the process with the service it loads; the profiler's own work runs under

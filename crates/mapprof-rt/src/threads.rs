@@ -259,8 +259,7 @@ extern "C" fn on_dump_signal(
     let request = REQUEST.load(Acquire);
     if request != 0 && sent_by_this_process(info) {
         let errno = Errno::save();
-        // SAFETY: `gettid` takes no argument and cannot fail.
-        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+        let tid = crate::thread::gettid();
         let count = COUNT.load(Acquire).min(MAX_DUMP_THREADS);
         if let Some(slot) = SLOTS[..count].iter().find(|s| s.tid.load(Relaxed) == tid) {
             let taken = slot.phase.compare_exchange(
@@ -386,8 +385,7 @@ pub fn dump(timeout: Duration) -> io::Result<Dump> {
     cpu::prepare_unwinding();
     let pid = std::process::id() as i32;
     PID.store(pid, Relaxed);
-    // SAFETY: `gettid` takes no argument and cannot fail.
-    let dumper = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+    let dumper = crate::thread::gettid();
 
     let mut tids: Vec<u32> = std::fs::read_dir("/proc/self/task")?
         .flatten()
@@ -514,9 +512,7 @@ mod tests {
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let waiter = std::thread::spawn(move || {
             let _w = Waiting::new(WaitKind::Mutex, 0x1234, Some(&word), 77);
-            // SAFETY: gettid cannot fail.
-            tx.send(unsafe { libc::syscall(libc::SYS_gettid) } as u32)
-                .unwrap();
+            tx.send(crate::thread::gettid()).unwrap();
             let _ = stop_rx.recv();
         });
         let tid = rx.recv().unwrap();
@@ -550,9 +546,7 @@ mod tests {
                 libc::sigfillset(all.as_mut_ptr());
                 libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), std::ptr::null_mut());
             }
-            // SAFETY: gettid cannot fail.
-            tx.send(unsafe { libc::syscall(libc::SYS_gettid) } as u32)
-                .unwrap();
+            tx.send(crate::thread::gettid()).unwrap();
             let _ = stop_rx.recv();
         });
         let blocked = rx.recv().unwrap();

@@ -205,14 +205,10 @@ fn contention_samples(table_kind: Kind, kind: ProfileKind) -> (Header, Vec<RawSa
     header.comments = vec![
         format!("mapprof {} profile", kind.name()),
         match table_kind {
-            Kind::Mutex => format!(
-                "mutex_fraction: {} (1 in N contention events recorded, each counted N times)",
-                mapprof_rt::contention::mutex_fraction()
-            ),
-            _ => format!(
-                "block_rate: {} ns (shorter waits recorded with probability wait/rate)",
-                mapprof_rt::contention::block_rate()
-            ),
+            Kind::Mutex => {
+                contention::mutex_fraction_comment(mapprof_rt::contention::mutex_fraction())
+            }
+            _ => contention::block_rate_comment(mapprof_rt::contention::block_rate()),
         },
     ];
     header.comments.extend(labels_comment());

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::sites::sample_probability;
 use super::{ProfileSummary, ReportError, ReportOptions};
 use crate::app::split_at_application;
+use crate::contention;
 use crate::names::is_go_defer_wrapper;
 use crate::view::ProfileView;
 
@@ -158,8 +159,10 @@ impl ContentionSampling {
             })
         };
         match kind {
-            "mutex" => setting("mutex_fraction: ").map_or(Self::Poisson, Self::Fraction),
-            "block" => setting("block_rate: ").map_or(Self::Poisson, Self::Rate),
+            "mutex" => {
+                setting(contention::MUTEX_FRACTION_COMMENT).map_or(Self::Poisson, Self::Fraction)
+            }
+            "block" => setting(contention::BLOCK_RATE_COMMENT).map_or(Self::Poisson, Self::Rate),
             _ => Self::Poisson,
         }
     }

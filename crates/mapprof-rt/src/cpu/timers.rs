@@ -195,6 +195,5 @@ fn refused(slot: &Slot, tid: libc::pid_t) {
 }
 
 fn gettid() -> libc::pid_t {
-    // SAFETY: `gettid` has no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+    crate::thread::gettid() as libc::pid_t
 }

@@ -30,8 +30,7 @@ pub(crate) fn current_tid() -> u32 {
 fn look_up(cell: &Cell<u32>) -> u32 {
     // A forked child's thread has a tid of its own: the fork handlers forget the cached one.
     crate::fork::register();
-    // SAFETY: `gettid` takes no argument and cannot fail.
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+    let tid = mapprof_rt::thread::gettid();
     cell.set(tid);
     tid
 }
