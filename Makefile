@@ -10,7 +10,7 @@ BIN   := target/release
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: setup setup-bench test flame bench lint msrv
+.PHONY: setup setup-bench receivers test flame bench lint msrv
 
 ## setup: install Go (for `go tool pprof`, used by tests and to open profiles) and graphviz
 ## (`dot`, which draws the graph of `go tool pprof -http`)
@@ -30,9 +30,23 @@ setup-bench: setup
 	  echo "==> installing valgrind and python3"; \
 	  $(APT) update -qq && $(APT) install -y -qq valgrind python3 >/dev/null; }
 
+## receivers: the Python venv of the push tests' loopback engines (crates/mapprof/tests/receivers:
+## Pyroscope's push.proto compiled by grpcio-tools, OTLP through PyPI's opentelemetry-proto)
+RECEIVERS := crates/mapprof/tests/receivers
+VENV      := target/receivers-venv
+receivers: $(VENV)/.installed
+$(VENV)/.installed: $(RECEIVERS)/requirements.txt
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "==> installing python3 and python3-venv for the push tests' receivers"; \
+	  $(APT) update -qq && $(APT) install -y -qq python3 python3-venv >/dev/null; }
+	rm -rf $(VENV)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r $(RECEIVERS)/requirements.txt
+	touch $@
+
 ## test: every test of the workspace; the cache service with its profiler (the incident's
 ## profiles) and without it (std locks, bare jemalloc: the build it is compared with)
-test: setup
+test: setup receivers
 	$(CARGO) test --workspace --features cache-service/testing
 	$(CARGO) test -p cache-service
 
@@ -53,7 +67,7 @@ bench: setup-bench
 ## optional features) and the benchmarks' workspaces, and `cargo check` of mapprof with no
 ## default features and with each feature alone (features are additive: each must build by
 ## itself); CI runs it after the tests
-MAPPROF_FEATURES := jemalloc http tokio tracing testing
+MAPPROF_FEATURES := jemalloc http tokio tracing testing push
 lint:
 	$(CARGO) fmt --all -- --check
 	cd bench && $(CARGO) fmt --all -- --check

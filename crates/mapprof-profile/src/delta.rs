@@ -77,6 +77,17 @@ const BYTES_LABEL: &str = "bytes";
 /// end's and `duration_nanos` the time between the two. Deterministic: the same inputs give the
 /// same output.
 pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
+    delta_keeping(start, end, &[])
+}
+
+/// [`delta`], except that the sample types named in `snapshot` keep the end's values: a heap
+/// profile's window as continuous-profiling engines show it (Pyroscope's `memory`: what was
+/// allocated over the window, and what is live at its end).
+pub fn delta_keeping(
+    start: &Profile,
+    end: &Profile,
+    snapshot: &[&str],
+) -> Result<Profile, DeltaError> {
     validate(start).map_err(|source| DeltaError::Invalid {
         which: "start",
         source,
@@ -98,6 +109,11 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
         });
     }
 
+    let kept: Vec<bool> = end
+        .sample_type
+        .iter()
+        .map(|t| snapshot.contains(&string_at(end, t.r#type)))
+        .collect();
     let mut out = Out::default();
     let mut sums: BTreeMap<SampleKey, Sum> = BTreeMap::new();
     // The end first, so that a sample present in both keeps the end's labels.
@@ -136,8 +152,10 @@ pub fn delta(start: &Profile, end: &Profile) -> Result<Profile, DeltaError> {
                 values: vec![0; end.sample_type.len()],
                 labels,
             });
-            for (total, &v) in sum.values.iter_mut().zip(&sample.value) {
-                *total = total.saturating_add(v.saturating_mul(sign));
+            for ((total, &v), &kept) in sum.values.iter_mut().zip(&sample.value).zip(&kept) {
+                if !(kept && sign < 0) {
+                    *total = total.saturating_add(v.saturating_mul(sign));
+                }
             }
         }
     }
@@ -411,6 +429,39 @@ mod tests {
         );
         assert_eq!((d.time_nanos, d.duration_nanos), (3_000, 2_000));
         assert_eq!(delta(&end, &end).unwrap().sample, vec![]);
+    }
+
+    #[test]
+    fn snapshot_types_keep_the_ends_values() {
+        let start = heap(
+            &[
+                (&["grow", "main"], [10, 1000, 500], 100),
+                (&["idle", "main"], [4, 400, 400], 100),
+                (&["gone", "main"], [2, 20, 20], 10),
+            ],
+            1_000,
+        );
+        let end = heap(
+            &[
+                (&["grow", "main"], [30, 3400, 600], 113),
+                (&["idle", "main"], [4, 400, 400], 100),
+            ],
+            3_000,
+        );
+        let d = delta_keeping(&start, &end, &["inuse_space"]).unwrap();
+        validate(&d).unwrap();
+        let s =
+            |f: &[&str], v: [i64; 3], b| (f.iter().map(|x| x.to_string()).collect(), v.to_vec(), b);
+        assert_eq!(
+            samples(&d),
+            vec![
+                // Freed entirely: its allocations are the start's, and nothing is live.
+                s(&["gone", "main"], [-2, -20, 0], 10),
+                s(&["grow", "main"], [20, 2400, 600], 120),
+                // Nothing allocated over the window, but still live: kept.
+                s(&["idle", "main"], [0, 0, 400], 100),
+            ]
+        );
     }
 
     #[test]

@@ -337,7 +337,9 @@ fn jemalloc_stats() -> [Option<usize>; 5] {
 /// - `growth`, `growth_space`: container growths (as in the resize profile) per second and
 ///   their bytes per second;
 /// - `lock_delay`, `contentions`: delay that lock holders caused per second (mutex profile,
-///   0 when mutex profiling is off), and contentions per second.
+///   0 when mutex profiling is off), and contentions per second;
+/// - when pushing (`push`), `push_sent`, `push_failed`, `push_refused`, `push_dropped` and
+///   `push_queued`: [`crate::push::PushStats`]' counts since the start.
 fn trace_line(
     elapsed: Duration,
     jemalloc: [Option<usize>; 5],
@@ -377,6 +379,8 @@ fn trace_line(
         per_second(now.delay_ns as f64, before.delay_ns as f64) / 1e6,
         per_second(now.contentions, before.contentions),
     );
+    #[cfg(feature = "push")]
+    line.push_str(&crate::push::trace_fields());
     line
 }
 

@@ -55,7 +55,73 @@ pub struct Config {
     pub http: Option<String>,
     /// Let `http` be an address other than loopback (`http_public=true`). Default false.
     pub http_public: bool,
+    /// Push profiles to this engine every `push_every` (`push=http://pyroscope:4040`; `http`
+    /// or `https`, the base URL the protocol's path is added to). Default: none. Needs the
+    /// `push` feature; see [`crate::push`].
+    pub push: Option<String>,
+    /// The protocol of `push` (`push_protocol`): Pyroscope's `push.v1` (default) or OTLP
+    /// profiles (the `otlp` feature).
+    pub push_protocol: PushProtocol,
+    /// The interval between pushes (`push_every=15s`, from 1 s). Default 15 s.
+    pub push_every: Duration,
+    /// The `service_name` of pushed profiles (`service=checkout`). Default: the executable's
+    /// file name.
+    pub service: Option<String>,
+    /// Labels added to every pushed profile (`push_labels=env:prod;version:1.2`).
+    pub push_labels: Vec<(String, String)>,
+    /// The profiles pushed (`push_profiles=cpu;heap;mutex`): any of `cpu`, `heap`, `resize`,
+    /// `mutex`, `block`. Default: all of them.
+    pub push_profiles: Vec<String>,
+    /// Basic authentication: the user (`push_user`), with `push_password`.
+    pub push_user: Option<String>,
+    /// Basic authentication: the password (`push_password`), never shown.
+    pub push_password: Option<Secret>,
+    /// A bearer token (`push_token`), never shown.
+    pub push_token: Option<Secret>,
+    /// The tenant of a multi-tenant engine, sent as `X-Scope-OrgID` (`push_tenant`).
+    pub push_tenant: Option<String>,
 }
+
+/// The protocol profiles are pushed with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PushProtocol {
+    /// Pyroscope's `push.v1.PusherService/Push` (Connect over HTTP), which Pyroscope and
+    /// Grafana Alloy's `pyroscope.receive_http` accept.
+    #[default]
+    Pyroscope,
+    /// OTLP/HTTP profiles (`/v1development/profiles`), the OpenTelemetry Collector's.
+    Otlp,
+}
+
+/// A secret setting (a password or token): compared and kept, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Keeps `value` as a secret.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the request that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// The profiles `push_profiles` may name, in push order.
+pub const PUSHED_PROFILES: [&str; 5] = ["cpu", "heap", "resize", "mutex", "block"];
+/// The shortest `push_every`: engines keep a profile per interval and instance.
+pub const MIN_PUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// The default `push_every`, Grafana Alloy's default scrape interval.
+pub const DEFAULT_PUSH_INTERVAL: Duration = Duration::from_secs(15);
 
 impl Default for Config {
     fn default() -> Self {
@@ -73,6 +139,16 @@ impl Default for Config {
             dump_signal: None,
             http: None,
             http_public: false,
+            push: None,
+            push_protocol: PushProtocol::Pyroscope,
+            push_every: DEFAULT_PUSH_INTERVAL,
+            service: None,
+            push_labels: Vec::new(),
+            push_profiles: PUSHED_PROFILES.iter().map(|p| p.to_string()).collect(),
+            push_user: None,
+            push_password: None,
+            push_token: None,
+            push_tenant: None,
         }
     }
 }
@@ -145,6 +221,46 @@ const KEYS: &[(&str, &str)] = &[
     (
         "http_public",
         "true or false: allow http on an address other than loopback",
+    ),
+    (
+        "push",
+        "the http:// or https:// base URL of an engine to push profiles to, without a user or \
+         password (see push_user), or off, e.g. push=http://pyroscope:4040",
+    ),
+    (
+        "push_protocol",
+        "pyroscope (push.v1, the default) or otlp (OTLP/HTTP profiles)",
+    ),
+    (
+        "push_every",
+        "an interval between pushes from 1s to 10000000s, e.g. push_every=15s",
+    ),
+    (
+        "service",
+        "the service_name of pushed profiles: letters, digits and ._-/, e.g. service=checkout",
+    ),
+    (
+        "push_labels",
+        "name:value pairs separated by `;`, names of letters, digits and _ not starting with \
+         __ or being service_name, values not empty, e.g. push_labels=env:prod;version:1.2",
+    ),
+    (
+        "push_profiles",
+        "profiles separated by `;` among cpu, heap, resize, mutex and block, \
+         e.g. push_profiles=cpu;heap",
+    ),
+    (
+        "push_user",
+        "the user of basic authentication (with push_password)",
+    ),
+    (
+        "push_password",
+        "the password of basic authentication (with push_user)",
+    ),
+    ("push_token", "a bearer token (not with push_user)"),
+    (
+        "push_tenant",
+        "the tenant sent as X-Scope-OrgID, e.g. push_tenant=team-a",
     ),
 ];
 
@@ -237,6 +353,13 @@ impl Config {
                 });
             }
         }
+        if let Some(problem) = self.push_problem() {
+            return Err(ConfigError {
+                entry: "push_user / push_password / push_token".into(),
+                problem: problem.into(),
+                origin: dumps,
+            });
+        }
         if self.dump_dir.is_none() && (self.dump_every.is_some() || self.dump_signal.is_some()) {
             return Err(ConfigError {
                 entry: "dump_every / dump_signal".into(),
@@ -245,6 +368,19 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// What is wrong with the authentication settings taken together.
+    fn push_problem(&self) -> Option<&'static str> {
+        match (&self.push_user, &self.push_password, &self.push_token) {
+            (Some(_), None, _) | (None, Some(_), _) => {
+                Some("basic authentication needs both push_user and push_password")
+            }
+            (Some(_), Some(_), Some(_)) => {
+                Some("push_token and push_user are two ways to authenticate: choose one")
+            }
+            _ => None,
+        }
     }
 
     /// Whether the setting of `key` is one its key accepts (see [`KEYS`]).
@@ -266,6 +402,22 @@ impl Config {
                 .dump_signal
                 .is_none_or(|s| s == libc::SIGUSR1 || s == libc::SIGUSR2),
             "http" => self.http.as_deref().is_none_or(is_host_port),
+            "push" => self.push.as_deref().is_none_or(is_push_url),
+            "push_every" => (MIN_PUSH_INTERVAL..=MAX_INTERVAL).contains(&self.push_every),
+            "service" => self.service.as_deref().is_none_or(is_service_name),
+            "push_labels" => self
+                .push_labels
+                .iter()
+                .all(|(name, value)| is_label_name(name) && !value.is_empty()),
+            "push_profiles" => self
+                .push_profiles
+                .iter()
+                .all(|p| PUSHED_PROFILES.contains(&p.as_str())),
+            "push_user" => self.push_user.as_deref().is_none_or(|u| !u.is_empty()),
+            "push_tenant" => self.push_tenant.as_deref().is_none_or(is_header_value),
+            "push_token" | "push_password" => [&self.push_token, &self.push_password]
+                .iter()
+                .all(|s| s.as_ref().is_none_or(|s| is_header_value(s.expose()))),
             _ => true,
         }
     }
@@ -287,14 +439,46 @@ impl Config {
             "dump_every" => interval(self.dump_every),
             "dump_signal" => self.dump_signal.map_or_else(off, |s| s.to_string()),
             "http" => self.http.clone().unwrap_or_else(off),
+            "push" => self.push.clone().unwrap_or_else(off),
+            "push_protocol" => format!("{:?}", self.push_protocol).to_lowercase(),
+            "push_every" => format!("{:?}", self.push_every),
+            "service" => self.service.clone().unwrap_or_default(),
+            "push_labels" => self
+                .push_labels
+                .iter()
+                .map(|(n, v)| format!("{n}:{v}"))
+                .collect::<Vec<_>>()
+                .join(";"),
+            "push_profiles" => self.push_profiles.join(";"),
+            "push_user" => self.push_user.clone().unwrap_or_default(),
+            "push_tenant" => self.push_tenant.clone().unwrap_or_default(),
+            // Secrets are never written out, not even in an error message.
+            "push_token" | "push_password" => "<secret>".to_owned(),
             _ => String::new(),
         };
         format!("{key}={value}")
     }
 
     fn apply(&mut self, entry: &str) -> Result<(), ConfigError> {
+        // A secret's value is not repeated in a message, even under a misspelt key.
+        let shown = match entry.split_once('=') {
+            Some((key, _))
+                if ["token", "password", "secret"]
+                    .iter()
+                    .any(|s| key.contains(s)) =>
+            {
+                format!("{}=<secret>", key.trim())
+            }
+            // A URL's user and password (refused: they belong in push_user/push_password).
+            Some(("push", url)) if url.contains('@') => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+                let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                format!("push={scheme}://<secret>@{host}")
+            }
+            _ => entry.to_owned(),
+        };
         let fail = |problem: String| ConfigError {
-            entry: entry.to_owned(),
+            entry: shown.clone(),
             problem,
             origin: Origin::Mapprof,
         };
@@ -342,6 +526,25 @@ impl Config {
             "http" if value == "off" => self.http = None,
             "http" => self.http = Some(value.to_owned()),
             "http_public" => self.http_public = parse_bool(value).ok_or_else(bad)?,
+            "push" if value == "off" => self.push = None,
+            "push" => self.push = Some(value.to_owned()),
+            "push_protocol" => {
+                self.push_protocol = match value {
+                    "pyroscope" => PushProtocol::Pyroscope,
+                    "otlp" => PushProtocol::Otlp,
+                    _ => return Err(bad()),
+                }
+            }
+            "push_every" => self.push_every = parse_interval(value).flatten().ok_or_else(bad)?,
+            "service" => self.service = Some(value.to_owned()),
+            "push_labels" => self.push_labels = parse_pairs(value).ok_or_else(bad)?,
+            "push_profiles" => {
+                self.push_profiles = value.split(';').map(|p| p.trim().to_owned()).collect()
+            }
+            "push_user" => self.push_user = Some(value.to_owned()),
+            "push_password" => self.push_password = Some(Secret::new(value)),
+            "push_token" => self.push_token = Some(Secret::new(value)),
+            "push_tenant" => self.push_tenant = Some(value.to_owned()),
             _ => unreachable!("every key in KEYS is handled"),
         }
         // Parsed: now the range, by the rule values set in code meet too.
@@ -357,6 +560,55 @@ fn is_host_port(value: &str) -> bool {
     value
         .rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+/// An `http://` or `https://` URL with a host and no user or password (those go in
+/// `push_user`/`push_password`, which are never printed; a URL is).
+fn is_push_url(value: &str) -> bool {
+    let Some(rest) = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    !authority.is_empty() && !authority.contains('@') && !value.contains(char::is_whitespace)
+}
+
+/// A Prometheus-style label name that is the user's to set: not reserved (`__`) and not the
+/// service name (the `service` key's).
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+        && name != "service_name"
+}
+
+fn is_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+}
+
+/// What an HTTP header value can hold: visible ASCII and spaces.
+fn is_header_value(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+/// `name:value;name:value`.
+fn parse_pairs(value: &str) -> Option<Vec<(String, String)>> {
+    value
+        .split(';')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once(':')?;
+            Some((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
 }
 
 fn key_list() -> String {

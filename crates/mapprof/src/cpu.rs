@@ -86,6 +86,22 @@ impl CpuProfiler {
     }
 }
 
+impl CpuProfiler {
+    /// Ends this profile and starts the next at once (the pusher's intervals): the next is
+    /// sampling again before this one is built, so the gap between them is only the table's
+    /// reading. The next fails to start only if another CPU profile took the sampler in that
+    /// gap.
+    #[cfg(feature = "push")]
+    pub(crate) fn next_interval(self) -> (Profile, Result<CpuProfiler, Error>) {
+        let duration = self.started.elapsed();
+        let (hz, start) = (self.hz, self.start_time);
+        let samples = self.sampling.finish();
+        let next = CpuProfiler::start(hz);
+        let profile = profiler_work(|| encode(samples, hz, start, duration));
+        (profile, next)
+    }
+}
+
 /// Builds the profile from the CPU table's records.
 fn encode(samples: rt_cpu::Samples, hz: u32, start: SystemTime, duration: Duration) -> Profile {
     let mut header = header(hz);

@@ -49,6 +49,14 @@ pub enum Error {
         /// The address refused.
         addr: std::net::SocketAddr,
     },
+    /// Pushing profiles (`push`) cannot start: mapprof was built without the feature it
+    /// needs, or its thread could not start.
+    Push {
+        /// The URL asked for.
+        url: String,
+        /// Why, and what would work.
+        problem: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -69,6 +77,9 @@ impl fmt::Display for Error {
             Error::Http { addr, source } => {
                 write!(f, "cannot serve /debug/pprof on {addr}: {source}")
             }
+            Error::Push { url, problem } => {
+                write!(f, "cannot push profiles to {url}: {problem}")
+            }
             Error::HttpNotLoopback { addr } => write!(
                 f,
                 "refusing to serve /debug/pprof on {addr}: not a loopback address, and profiles \
@@ -83,7 +94,10 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::AlreadyStarted | Error::CpuProfileBusy | Error::HttpNotLoopback { .. } => None,
+            Error::AlreadyStarted
+            | Error::CpuProfileBusy
+            | Error::HttpNotLoopback { .. }
+            | Error::Push { .. } => None,
             Error::Config(e) => Some(e),
             Error::Cpu(source) | Error::ThreadDump(source) | Error::Http { source, .. } => {
                 Some(source)

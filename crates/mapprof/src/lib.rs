@@ -29,6 +29,8 @@ mod labels;
 mod memory;
 mod profiler;
 mod profiles;
+#[cfg(feature = "push")]
+pub mod push;
 pub mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -38,8 +40,9 @@ pub mod tokio;
 
 pub use alloc::Alloc;
 pub use config::{
-    Config, ConfigError, Origin, MAX_BLOCK_RATE_NS, MAX_HEAP_RATE, MAX_INTERVAL,
-    MAX_MUTEX_FRACTION, MIN_INTERVAL,
+    Config, ConfigError, Origin, PushProtocol, Secret, DEFAULT_PUSH_INTERVAL, MAX_BLOCK_RATE_NS,
+    MAX_HEAP_RATE, MAX_INTERVAL, MAX_MUTEX_FRACTION, MIN_INTERVAL, MIN_PUSH_INTERVAL,
+    PUSHED_PROFILES,
 };
 pub use cpu::{cpu_profile, CpuProfiler, DEFAULT_CPU_HZ, MAX_CPU_HZ};
 pub use error::Error;

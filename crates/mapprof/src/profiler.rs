@@ -39,6 +39,9 @@ pub struct Profiler {
     _background: Option<Background>,
     /// The `/debug/pprof` server (`http`); stopped when the profiler is dropped.
     http: Option<HttpServer>,
+    /// Pushing to an engine (`push`): the last interval is pushed when the profiler is
+    /// dropped.
+    _pusher: Option<Pusher>,
     /// The process that started it: in a child forked since, dropping it does nothing.
     pid: u32,
 }
@@ -147,6 +150,73 @@ impl ProfilerBuilder {
         self
     }
 
+    /// Pushes profiles to the engine at `url` (`http://` or `https://`) every
+    /// [`Self::push_every`]; see [`crate::push`] (the `push` feature).
+    pub fn push(mut self, url: impl Into<String>) -> Self {
+        self.config.push = Some(url.into());
+        self
+    }
+
+    /// The protocol of [`Self::push`]: Pyroscope's (default) or OTLP (the `otlp` feature).
+    pub fn push_protocol(mut self, protocol: crate::PushProtocol) -> Self {
+        self.config.push_protocol = protocol;
+        self
+    }
+
+    /// The interval between pushes (at least [`crate::MIN_PUSH_INTERVAL`]).
+    pub fn push_every(mut self, interval: std::time::Duration) -> Self {
+        self.config.push_every = interval;
+        self
+    }
+
+    /// The `service_name` of pushed profiles (default: the executable's name).
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.config.service = Some(name.into());
+        self
+    }
+
+    /// Labels every pushed profile carries, e.g. `[("env", "prod")]`.
+    pub fn push_labels<N: Into<String>, V: Into<String>>(
+        mut self,
+        labels: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        self.config.push_labels = labels
+            .into_iter()
+            .map(|(n, v)| (n.into(), v.into()))
+            .collect();
+        self
+    }
+
+    /// The profiles pushed, among [`crate::PUSHED_PROFILES`] (default: all).
+    pub fn push_profiles<P: Into<String>>(mut self, profiles: impl IntoIterator<Item = P>) -> Self {
+        self.config.push_profiles = profiles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Basic authentication's user, with [`Self::push_password`].
+    pub fn push_user(mut self, user: impl Into<String>) -> Self {
+        self.config.push_user = Some(user.into());
+        self
+    }
+
+    /// Basic authentication's password, with [`Self::push_user`].
+    pub fn push_password(mut self, password: impl Into<String>) -> Self {
+        self.config.push_password = Some(crate::Secret::new(password));
+        self
+    }
+
+    /// A bearer token sent with every push.
+    pub fn push_token(mut self, token: impl Into<String>) -> Self {
+        self.config.push_token = Some(crate::Secret::new(token));
+        self
+    }
+
+    /// The tenant of a multi-tenant engine (`X-Scope-OrgID`).
+    pub fn push_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.config.push_tenant = Some(tenant.into());
+        self
+    }
+
     /// Applies the `MAPPROF` environment variable on top of what was set in code. (Its
     /// `heap_rate` and `seed` already apply from the process's first allocation, so that what
     /// is allocated before the profiler starts is sampled at that rate too; see
@@ -173,7 +243,7 @@ impl ProfilerBuilder {
         crate::fork::register();
         // The profiler's own work (its threads, its server, its copy of the dump directory):
         // never sampled as the host's, and kept apart, as what it keeps across profiles.
-        let (http, background) = profiler_work(|| {
+        let (http, background, pusher) = profiler_work(|| {
             mapprof_rt::thread::keeping(0, || -> Result<_, Error> {
                 if let Some(dir) = &config.dump_dir {
                     check_dump_dir(dir)?;
@@ -182,8 +252,10 @@ impl ProfilerBuilder {
                     return Err(Error::AlreadyStarted);
                 }
                 // What can fail comes before any setting is applied.
-                let started =
-                    start_http(&config).and_then(|http| Ok((http, background::start(&config)?)));
+                let started = start_http(&config).and_then(|http| {
+                    let pusher = start_push(&config)?;
+                    Ok((http, background::start(&config)?, pusher))
+                });
                 if started.is_err() {
                     RUNNING.store(false, SeqCst);
                     return started;
@@ -207,6 +279,7 @@ impl ProfilerBuilder {
             config,
             _background: background,
             http,
+            _pusher: pusher,
             pid: std::process::id(),
         })
     }
@@ -281,6 +354,31 @@ fn register_exit_dump() {
         unsafe {
             libc::atexit(at_exit);
         }
+    }
+}
+
+#[cfg(feature = "push")]
+use crate::push::Pusher;
+/// Without the `push` feature there is never a pusher.
+#[cfg(not(feature = "push"))]
+#[derive(Debug)]
+enum Pusher {}
+
+#[cfg(feature = "push")]
+fn start_push(config: &Config) -> Result<Option<Pusher>, Error> {
+    crate::push::start(config)
+}
+
+#[cfg(not(feature = "push"))]
+fn start_push(config: &Config) -> Result<Option<Pusher>, Error> {
+    match &config.push {
+        None => Ok(None),
+        Some(url) => Err(Error::Push {
+            url: url.clone(),
+            problem: "mapprof was built without its `push` feature; enable it \
+                      (features = [\"push\"]) to push profiles"
+                .into(),
+        }),
     }
 }
 

@@ -293,6 +293,23 @@ fn index_html() -> String {
     }
     html.push_str("</table>\n<p>\n");
     let _ = writeln!(html, "{}.\n</p>\n<p>", crate::memory::self_memory_comment());
+    #[cfg(feature = "push")]
+    if let Some(push) = crate::push::push_stats() {
+        let _ = writeln!(
+            html,
+            "Pushing to {}: {} requests sent ({:.1} MiB), {} failed attempts, {} refused, \
+             {} dropped (queue full), {} queued{}.\n</p>\n<p>",
+            escape(&push.target),
+            push.sent,
+            push.sent_bytes as f64 / (1 << 20) as f64,
+            push.failed,
+            push.refused,
+            push.dropped,
+            push.queued,
+            push.last_error
+                .map_or(String::new(), |e| format!("; last error: {}", escape(&e)))
+        );
+    }
     html.push_str(
         "Add <code>?seconds=N</code> to heap, allocs, mutex, block or resize (and \
          their flame graphs) for what changed over the next N seconds; \
@@ -300,6 +317,15 @@ fn index_html() -> String {
          </body>\n</html>\n",
     );
     html
+}
+
+/// `text` safe inside HTML.
+#[cfg(feature = "push")]
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]
