@@ -25,7 +25,7 @@ setup:
 	@dot -V
 
 ## setup-bench: also valgrind (instruction counts) and python3 (the bench driver)
-setup-bench: setup
+setup-bench: setup receivers
 	@command -v valgrind >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1 || { \
 	  echo "==> installing valgrind and python3"; \
 	  $(APT) update -qq && $(APT) install -y -qq valgrind python3 >/dev/null; }

@@ -21,6 +21,9 @@ Environment (all optional):
   BENCH_NO_FOOTPRINT=1    skip the footprint part (bench/footprint.py, run after the scrape
                           part: the service's VmRSS and RssAnon, bare and profiled, idle, under
                           load, around scrapes and CPU profiles; bench/footprint.sh alone)
+  BENCH_NO_PUSH=1         skip the push part (bench/push.py, run after the footprint part: the
+                          service pushing to a loopback Pyroscope every 10 s against the same
+                          service not pushing; bench/push.sh alone)
   BENCH_NO_CPU=1          skip the CPU sampler part (bench/cpu.py, run last: CPU time and
                           instructions per SIGPROF sample and memory, mapprof against pprof-rs;
                           bench/cpu.sh alone)
@@ -388,6 +391,9 @@ def main():
     if os.environ.get("BENCH_NO_FOOTPRINT") != "1":
         import footprint  # bench/footprint.py; the service part's builds (built if not yet)
         footprint.main()
+    if os.environ.get("BENCH_NO_PUSH") != "1":
+        import push  # bench/push.py; the service part's builds (built if not yet)
+        push.main()
     if os.environ.get("BENCH_NO_CPU") != "1":
         import cpu  # bench/cpu.py; builds bench-cpu and bench/peers/pprof-cpu itself
         cpu.main()

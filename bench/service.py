@@ -207,6 +207,12 @@ def serve_and_load(build, mode, duration, warmup, report, env_extra=None):
         if load.returncode != 0:
             raise SystemExit(f"{what}: the load generator failed ({load.returncode}):\n"
                              f"{load.stdout}\n{load.stderr}")
+        rss_anon_kib = None
+        try:  # the server's anonymous memory at the end of the load
+            with open(f"/proc/{proc.pid}/status") as f:
+                rss_anon_kib = int(re.search(r"RssAnon:\s+(\d+)", f.read()).group(1))
+        except (OSError, AttributeError):
+            pass
         proc.send_signal(signal.SIGTERM)
         deadline = time.time() + 30
         while True:  # read the rest of its output (EOF when it exits)
@@ -233,6 +239,7 @@ def serve_and_load(build, mode, duration, warmup, report, env_extra=None):
     rep["server_cpu_s"] = usage.ru_utime + usage.ru_stime
     rep["client_cpu_s"] = client_cpu
     rep["wall_s"] = time.time() - t0
+    rep["rss_anon_kib"] = rss_anon_kib
     if cpu is not None:
         rep.update(check_cpu(what, cpu))
     return rep, out
