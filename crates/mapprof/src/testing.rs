@@ -35,13 +35,17 @@
 //! (`testing.AllocsPerRun`), one warm-up run and then the minimum over a number of runs.
 //!
 //! Failing assertions panic with the figure against the limit and the call sites responsible,
-//! symbolized, the profiler's frames trimmed.
+//! symbolized, the profiler's frames trimmed. With `MAPPROF_TEST_ARTIFACTS=dir` in the
+//! environment, a failing assertion first writes the measurement's profiles into `dir` for CI
+//! to keep ([`Measurement::write_artifacts`], named after the test: the thread name `cargo
+//! test` gives) and its message names the files.
 
 use mapprof_profile::growth;
 use mapprof_profile::profiler_frames::{is_profiler_frame, trim_resolved};
 use mapprof_rt::scope::{self, EnterError, Scope};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use mapprof_profile::growth::Container;
@@ -91,6 +95,9 @@ pub struct Site {
     pub bytes: u64,
     /// The container whose growth these calls were, if any.
     pub growth: Option<Container>,
+    /// The return addresses of the stack, innermost first, as captured (for the profiles of
+    /// [`Measurement::write_artifacts`]).
+    pub addresses: Vec<u64>,
 }
 
 impl Site {
@@ -283,6 +290,7 @@ fn read_all(raws: Vec<Raw>) -> Measurement {
                         count,
                         bytes,
                         growth,
+                        addresses: stack.iter().map(|&ret| ret as u64).collect(),
                     }
                 })
                 .collect()
@@ -415,12 +423,12 @@ impl Measurement {
     #[track_caller]
     pub fn assert_allocations_at_most(&self, n: u64) {
         if self.allocations > n {
-            panic!(
+            self.fail(format!(
                 "expected at most {n} allocations, measured {} ({} bytes); top sites:\n{}",
                 self.allocations,
                 self.bytes,
                 self.top_sites(|s| !s.realloc)
-            );
+            ));
         }
     }
 
@@ -428,12 +436,12 @@ impl Measurement {
     #[track_caller]
     pub fn assert_reallocs_at_most(&self, n: u64) {
         if self.reallocs > n {
-            panic!(
+            self.fail(format!(
                 "expected at most {n} reallocs, measured {} ({} bytes); top sites:\n{}",
                 self.reallocs,
                 self.realloc_bytes,
                 self.top_sites(|s| s.realloc)
-            );
+            ));
         }
     }
 
@@ -446,11 +454,11 @@ impl Measurement {
     pub fn assert_no_growth(&self, container: Container) {
         let n = self.growths_of(container);
         if n > 0 {
-            panic!(
+            self.fail(format!(
                 "expected no {name} growth, measured {n} {name} growths; sites:\n{}",
                 self.top_sites(|s| s.growth == Some(container)),
                 name = container.name(),
-            );
+            ));
         }
     }
 
@@ -464,11 +472,11 @@ impl Measurement {
                 .iter()
                 .map(|(c, n)| format!("{n} {}", c.name()))
                 .collect();
-            panic!(
+            self.fail(format!(
                 "expected no container growth, measured {n} ({}); sites:\n{}",
                 kinds.join(", "),
                 self.top_sites(|s| s.growth.is_some()),
-            );
+            ));
         }
     }
 
@@ -476,13 +484,13 @@ impl Measurement {
     #[track_caller]
     pub fn assert_nothing_leaked(&self) {
         if self.live_blocks > 0 {
-            panic!(
+            self.fail(format!(
                 "expected nothing left allocated, measured {} blocks, {} bytes still live; \
                  sites that allocated:\n{}",
                 self.live_blocks,
                 self.live_bytes,
                 self.top_sites(|s| !s.realloc)
-            );
+            ));
         }
     }
 
@@ -490,10 +498,10 @@ impl Measurement {
     #[track_caller]
     pub fn assert_no_contention(&self) {
         if self.contentions > 0 {
-            panic!(
+            self.fail(format!(
                 "expected no lock contention, measured {} contended acquisitions, {:?} waited",
                 self.contentions, self.wait
-            );
+            ));
         }
     }
 
@@ -510,11 +518,162 @@ impl Measurement {
         let mine = self.allocations + self.reallocs;
         let theirs = other.allocations + other.reallocs;
         if mine * denominator > theirs * numerator {
-            panic!(
+            self.fail(format!(
                 "expected at most {numerator}/{denominator} of the other's {theirs} allocations \
                  and reallocs, measured {mine}; top sites:\n{}",
                 self.top_sites(|_| true)
-            );
+            ));
         }
     }
+}
+
+/// The environment variable naming the directory failing assertions write their profiles to.
+pub const ARTIFACTS_ENV: &str = "MAPPROF_TEST_ARTIFACTS";
+
+/// A profile file [`Measurement::write_artifacts`] could not write: which, and why.
+#[derive(Debug)]
+pub struct ArtifactError {
+    /// The file or directory that could not be written.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+impl std::fmt::Display for ArtifactError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write {}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for ArtifactError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl Measurement {
+    /// Panics with `message`, after writing the profiles into `$MAPPROF_TEST_ARTIFACTS` (if
+    /// set) and naming them, or saying why they could not be written, at its end.
+    #[track_caller]
+    fn fail(&self, mut message: String) -> ! {
+        if let Some(dir) = std::env::var_os(ARTIFACTS_ENV) {
+            if !message.ends_with('\n') {
+                message.push('\n');
+            }
+            match self.write_artifacts(Path::new(&dir), &test_name()) {
+                Ok(paths) => {
+                    let paths: Vec<String> =
+                        paths.iter().map(|p| p.display().to_string()).collect();
+                    let _ = write!(message, "profiles written: {}", paths.join(", "));
+                }
+                Err(e) => {
+                    let _ = write!(message, "profiles not written ({ARTIFACTS_ENV}): {e}");
+                }
+            }
+        }
+        panic!("{message}")
+    }
+
+    /// Writes the measurement's profiles into `dir` (made if missing), each as gzipped pprof
+    /// (`go tool pprof`, `mapprof top`) and as an inferno SVG flame graph:
+    /// `<name>.allocs.pb.gz` and `<name>.allocs.svg` (every allocation and realloc, exact:
+    /// `alloc_objects` and `alloc_space`; in-use figures are not kept per site and are 0), and
+    /// when there was container growth `<name>.resize.*` (the resize profile of it). Returns
+    /// the paths written. `name` is used as given, except characters outside `[A-Za-z0-9_.-]`
+    /// (a test path's `::`), which become `_`.
+    pub fn write_artifacts(&self, dir: &Path, name: &str) -> Result<Vec<PathBuf>, ArtifactError> {
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        std::fs::create_dir_all(dir).map_err(|source| ArtifactError {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let profiles = crate::memory::profiler_work(|| {
+            let allocs = self.allocs_profile(&name);
+            let resize = mapprof_profile::resize::resize_profile(&allocs);
+            let mut profiles = vec![("allocs", allocs)];
+            if !resize.sample.is_empty() {
+                profiles.push(("resize", resize));
+            }
+            profiles
+        });
+        let mut written = Vec::new();
+        for (kind, profile) in profiles {
+            let (pprof, svg) = crate::memory::profiler_work(|| encode(&profile, &name, kind));
+            for (ext, bytes) in [("pb.gz", pprof), ("svg", svg)] {
+                let path = dir.join(format!("{name}.{kind}.{ext}"));
+                std::fs::write(&path, bytes).map_err(|source| ArtifactError {
+                    path: path.clone(),
+                    source,
+                })?;
+                written.push(path);
+            }
+        }
+        Ok(written)
+    }
+
+    /// The allocation sites as an allocs profile (`heap_rate` 1: exact counts).
+    fn allocs_profile(&self, name: &str) -> mapprof_profile::proto::Profile {
+        use mapprof_profile::heap::{self, HeapRecord, HeapView};
+        let records: Vec<HeapRecord> = self
+            .sites
+            .iter()
+            .map(|s| HeapRecord {
+                stack: s.addresses.clone(),
+                alloc_objects: s.count as f64,
+                alloc_bytes: s.bytes as f64,
+                // Frees are counted per scope, not per site.
+                free_objects: s.count as f64,
+                free_bytes: s.bytes as f64,
+                lost: false,
+                realloc: s.realloc,
+            })
+            .collect();
+        let mut header = heap::header(1, HeapView::Allocs);
+        header.comments = vec![
+            "mapprof allocs profile".to_owned(),
+            format!(
+                "mapprof::testing measurement of {name}: exact counts (every call); in-use \
+                 figures not kept per site (0)"
+            ),
+        ];
+        crate::profiles::build(&header, heap::samples(&records))
+    }
+}
+
+/// A profile encoded as gzipped pprof, and its flame graph of the default sample type.
+fn encode(profile: &mapprof_profile::proto::Profile, name: &str, kind: &str) -> (Vec<u8>, Vec<u8>) {
+    use mapprof_profile::flame::{self, FlameOptions};
+    use mapprof_profile::view::ProfileView;
+    let mut pprof = Vec::new();
+    mapprof_profile::codec::encode_gzip(profile, &mut pprof).expect("writes to a Vec");
+    let mut svg = Vec::new();
+    // A profile built here is valid, so the view is made; an SVG is always written.
+    if let Ok(view) = ProfileView::unpruned(profile) {
+        let index = view.default_sample_index();
+        let mut opts = FlameOptions::default();
+        opts.title = Some(format!(
+            "{name}: {}",
+            flame::default_title(&view, index, Some(kind))
+        ));
+        let _ = flame::render_svg(&view, index, &opts, &mut svg);
+    }
+    (pprof, svg)
+}
+
+/// The current test's name: the thread's, which `cargo test` names after the test.
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("measurement")
+        .to_owned()
 }
