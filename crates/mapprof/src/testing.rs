@@ -42,7 +42,7 @@
 
 use mapprof_profile::growth;
 use mapprof_profile::profiler_frames::{is_profiler_frame, trim_resolved};
-use mapprof_rt::scope::{self, EnterError, Scope};
+use mapprof_rt::scope::{self, EnterError, Scope, SiteKind};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -105,20 +105,48 @@ impl Site {
     /// standard library (and hashbrown), the caller, up to four of them, after the library
     /// function it called.
     pub fn caller(&self) -> String {
-        let from = self.frames.iter().position(|f| !is_library(f)).unwrap_or(0);
-        // Up to the measuring machinery (`mapprof::testing::measure`) at the root end.
-        let mut names: Vec<&str> = self.frames[from..]
-            .iter()
-            .take_while(|f| !is_profiler_frame(f))
-            .take(4)
-            .map(String::as_str)
-            .collect();
-        if let Some(entry) = from.checked_sub(1).and_then(|i| self.frames.get(i)) {
-            // The library function the caller called: `HashMap::insert`, `Vec::push`.
-            names.insert(0, entry);
-        }
-        names.join(" <- ")
+        caller(&self.frames)
     }
+}
+
+/// One stack of a measurement's lock contention: a waiter's, or a holder's that made threads
+/// of the measurement wait.
+#[derive(Debug, Clone)]
+pub struct LockSite {
+    /// Function names, leaf first, inlined frames expanded, the profiler's frames trimmed.
+    pub frames: Vec<String>,
+    /// A holder's stack (at the unlock that woke waiters), else a waiter's (where it locked).
+    pub holder: bool,
+    /// Contended acquisitions (a waiter), or unlocks that woke waiters (a holder).
+    pub count: u64,
+    /// The time waited (a waiter), or the time its waiters waited for it (a holder: the mutex
+    /// profile's charge).
+    pub wait: Duration,
+    /// The return addresses of the stack, innermost first, as captured.
+    pub addresses: Vec<u64>,
+}
+
+impl LockSite {
+    /// The site as a failure message lists it, as [`Site::caller`].
+    pub fn caller(&self) -> String {
+        caller(&self.frames)
+    }
+}
+
+fn caller(frames: &[String]) -> String {
+    let from = frames.iter().position(|f| !is_library(f)).unwrap_or(0);
+    // Up to the measuring machinery (`mapprof::testing::measure`) at the root end.
+    let mut names: Vec<&str> = frames[from..]
+        .iter()
+        .take_while(|f| !is_profiler_frame(f))
+        .take(4)
+        .map(String::as_str)
+        .collect();
+    if let Some(entry) = from.checked_sub(1).and_then(|i| frames.get(i)) {
+        // The library function the caller called: `HashMap::insert`, `Vec::push`.
+        names.insert(0, entry);
+    }
+    names.join(" <- ")
 }
 
 fn is_library(name: &str) -> bool {
@@ -162,6 +190,9 @@ pub struct Measurement {
     pub unattributed: u64,
     /// Every call site, most calls first.
     pub sites: Vec<Site>,
+    /// The stacks of lock contention, waiters' and holders', most time first. A holder outside
+    /// the measurement (another thread's) has none.
+    pub lock_sites: Vec<LockSite>,
 }
 
 /// Counts exactly what `f` allocates on the calling thread (see the module documentation).
@@ -258,44 +289,64 @@ fn raw(scope: &Scope) -> Raw {
 /// the peak of all) and merges their sites.
 fn read_all(raws: Vec<Raw>) -> Measurement {
     let mut counts = [0u64; 13];
-    let mut merged: BTreeMap<(Vec<usize>, bool), (u64, u64)> = BTreeMap::new();
+    let mut merged: BTreeMap<(Vec<usize>, SiteKind), (u64, u64)> = BTreeMap::new();
     for raw in raws {
         for (sum, n) in counts.iter_mut().zip(raw.counts) {
             *sum += n;
         }
         for site in raw.sites {
-            let entry = merged.entry((site.frames, site.realloc)).or_default();
+            let entry = merged.entry((site.frames, site.kind)).or_default();
             entry.0 += site.count;
-            entry.1 += site.bytes;
+            entry.1 += site.amount;
         }
     }
     // The profiler's own work: unsampled, and on the profiler's heap.
-    let mut sites: Vec<Site> = mapprof_rt::thread::as_profiler(|| {
-        crate::profiles::with_symbolizer(|symbolizer| {
-            merged
-                .iter()
-                .map(|((stack, realloc), &(count, bytes))| {
-                    let frames: Vec<String> = trim_resolved(
-                        stack
-                            .iter()
-                            .map(|&ret| symbolizer.resolve((ret as u64).saturating_sub(1))),
-                    )
+    let symbolized: Vec<(Vec<String>, SiteKind, u64, u64, Vec<u64>)> =
+        mapprof_rt::thread::as_profiler(|| {
+            crate::profiles::with_symbolizer(|symbolizer| {
+                merged
                     .iter()
-                    .flat_map(|loc| loc.iter().map(|f| f.name.to_string()))
-                    .collect();
-                    let growth = growth::classify(frames.iter().map(String::as_str), *realloc);
-                    Site {
-                        frames,
-                        realloc: *realloc,
-                        count,
-                        bytes,
-                        growth,
-                        addresses: stack.iter().map(|&ret| ret as u64).collect(),
-                    }
-                })
-                .collect()
-        })
-    });
+                    .map(|((stack, kind), &(count, amount))| {
+                        let frames: Vec<String> = trim_resolved(
+                            stack
+                                .iter()
+                                .map(|&ret| symbolizer.resolve((ret as u64).saturating_sub(1))),
+                        )
+                        .iter()
+                        .flat_map(|loc| loc.iter().map(|f| f.name.to_string()))
+                        .collect();
+                        let addresses = stack.iter().map(|&ret| ret as u64).collect();
+                        (frames, *kind, count, amount, addresses)
+                    })
+                    .collect()
+            })
+        });
+    let mut sites = Vec::new();
+    let mut lock_sites = Vec::new();
+    for (frames, kind, count, amount, addresses) in symbolized {
+        match kind {
+            SiteKind::Alloc | SiteKind::Realloc => {
+                let realloc = kind == SiteKind::Realloc;
+                let growth = growth::classify(frames.iter().map(String::as_str), realloc);
+                sites.push(Site {
+                    frames,
+                    realloc,
+                    count,
+                    bytes: amount,
+                    growth,
+                    addresses,
+                });
+            }
+            SiteKind::Wait | SiteKind::Hold => lock_sites.push(LockSite {
+                frames,
+                holder: kind == SiteKind::Hold,
+                count,
+                wait: Duration::from_nanos(amount),
+                addresses,
+            }),
+        }
+    }
+    lock_sites.sort_by(|a, b| b.wait.cmp(&a.wait).then(b.count.cmp(&a.count)));
     sites.sort_by(|a, b| b.count.cmp(&a.count).then(b.bytes.cmp(&a.bytes)));
     let mut growths = BTreeMap::new();
     for site in &sites {
@@ -321,6 +372,7 @@ fn read_all(raws: Vec<Raw>) -> Measurement {
         growths,
         unattributed,
         sites,
+        lock_sites,
     }
 }
 
@@ -418,6 +470,31 @@ impl Measurement {
         out
     }
 
+    /// The top waiters' (or holders') stacks, as [`Measurement::assert_no_contention`] lists
+    /// them.
+    pub fn top_lock_sites(&self, holders: bool) -> String {
+        let mut out = String::new();
+        let kept: Vec<&LockSite> = self
+            .lock_sites
+            .iter()
+            .filter(|s| s.holder == holders)
+            .collect();
+        let what = if holders { "unlocks" } else { "waits" };
+        for site in kept.iter().take(TOP_SITES) {
+            let _ = writeln!(
+                out,
+                "  {} {what}, {:?}: {}",
+                site.count,
+                site.wait,
+                site.caller()
+            );
+        }
+        if kept.len() > TOP_SITES {
+            let _ = writeln!(out, "  ... and {} more sites", kept.len() - TOP_SITES);
+        }
+        out
+    }
+
     /// Fails unless the closure made at most `n` allocations (`alloc` calls; reallocs are
     /// checked by [`Measurement::assert_reallocs_at_most`]).
     #[track_caller]
@@ -498,10 +575,20 @@ impl Measurement {
     #[track_caller]
     pub fn assert_no_contention(&self) {
         if self.contentions > 0 {
-            self.fail(format!(
-                "expected no lock contention, measured {} contended acquisitions, {:?} waited",
-                self.contentions, self.wait
-            ));
+            let mut message = format!(
+                "expected no lock contention, measured {} contended acquisitions, {:?} waited; \
+                 waiters:\n{}",
+                self.contentions,
+                self.wait,
+                self.top_lock_sites(false)
+            );
+            if self.lock_sites.iter().any(|s| s.holder) {
+                message += "holders (charged at unlock with their waiters' time):\n";
+                message += &self.top_lock_sites(true);
+            } else {
+                message += "holders: outside the measurement (other threads)\n";
+            }
+            self.fail(message);
         }
     }
 
@@ -578,7 +665,9 @@ impl Measurement {
     /// (`go tool pprof`, `mapprof top`) and as an inferno SVG flame graph:
     /// `<name>.allocs.pb.gz` and `<name>.allocs.svg` (every allocation and realloc, exact:
     /// `alloc_objects` and `alloc_space`; in-use figures are not kept per site and are 0), and
-    /// when there was container growth `<name>.resize.*` (the resize profile of it). Returns
+    /// when there was container growth `<name>.resize.*` (the resize profile of it), when there
+    /// was lock contention `<name>.block.*` (waiters) and, for holders inside the measurement,
+    /// `<name>.mutex.*`. Returns
     /// the paths written. `name` is used as given, except characters outside `[A-Za-z0-9_.-]`
     /// (a test path's `::`), which become `_`.
     pub fn write_artifacts(&self, dir: &Path, name: &str) -> Result<Vec<PathBuf>, ArtifactError> {
@@ -603,6 +692,11 @@ impl Measurement {
             if !resize.sample.is_empty() {
                 profiles.push(("resize", resize));
             }
+            for (kind, holders) in [("mutex", true), ("block", false)] {
+                if self.lock_sites.iter().any(|s| s.holder == holders) {
+                    profiles.push((kind, self.contention_profile(&name, kind, holders)));
+                }
+            }
             profiles
         });
         let mut written = Vec::new();
@@ -618,6 +712,33 @@ impl Measurement {
             }
         }
         Ok(written)
+    }
+
+    /// The holders' (`mutex`) or waiters' (`block`) stacks as a contention profile.
+    fn contention_profile(
+        &self,
+        name: &str,
+        kind: &str,
+        holders: bool,
+    ) -> mapprof_profile::proto::Profile {
+        use mapprof_profile::contention::{self, ContentionRecord};
+        let records: Vec<ContentionRecord> = self
+            .lock_sites
+            .iter()
+            .filter(|s| s.holder == holders)
+            .map(|s| ContentionRecord {
+                stack: s.addresses.clone(),
+                contentions: s.count as f64,
+                delay_ns: s.wait.as_nanos() as f64,
+                lost: false,
+            })
+            .collect();
+        let mut header = contention::header();
+        header.comments = vec![
+            format!("mapprof {kind} profile"),
+            format!("mapprof::testing measurement of {name}: exact (every event)"),
+        ];
+        crate::profiles::build(&header, contention::samples(&records))
     }
 
     /// The allocation sites as an allocs profile (`heap_rate` 1: exact counts).
