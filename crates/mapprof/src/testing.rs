@@ -22,7 +22,9 @@
 //! calling thread: allocations and their bytes, reallocs, frees, peak live bytes, what it left
 //! allocated, container growths by kind (the resize profile's classification:
 //! [`mapprof_profile::growth`]) with their call sites, and contended acquisitions of
-//! `mapprof::sync` locks. Counting is per thread: tests measuring at the same time on other
+//! `mapprof::sync` locks and of `mapprof::tokio` locks (feature `tokio`; by the tasks the
+//! measuring thread polls: a current-thread runtime run inside the closure), with the waiters'
+//! and holders' stacks. Counting is per thread: tests measuring at the same time on other
 //! threads (cargo's parallel tests) see only their own figures, and the other threads keep being
 //! sampled for the heap profile meanwhile.
 //!
@@ -180,7 +182,7 @@ pub struct Measurement {
     /// Blocks too many to follow (over 65,536 live at once): their frees were not matched, so
     /// the live and peak figures are lower bounds. Normally 0.
     pub untracked_blocks: u64,
-    /// Contended acquisitions of `mapprof::sync` locks.
+    /// Contended acquisitions of `mapprof::sync` and `mapprof::tokio` locks.
     pub contentions: u64,
     /// Time waited in them.
     pub wait: Duration,
@@ -571,7 +573,7 @@ impl Measurement {
         }
     }
 
-    /// Fails if the closure waited for a `mapprof::sync` lock.
+    /// Fails if the closure waited for a `mapprof::sync` or `mapprof::tokio` lock.
     #[track_caller]
     pub fn assert_no_contention(&self) {
         if self.contentions > 0 {
