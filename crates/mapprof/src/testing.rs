@@ -287,6 +287,15 @@ fn raw(scope: &Scope) -> Raw {
     }
 }
 
+/// A merged stack of the scopes, symbolized.
+struct Symbolized {
+    frames: Vec<String>,
+    kind: SiteKind,
+    count: u64,
+    amount: u64,
+    addresses: Vec<u64>,
+}
+
 /// Sums the threads' figures (peaks too: the sum of each thread's peak, an upper bound of
 /// the peak of all) and merges their sites.
 fn read_all(raws: Vec<Raw>) -> Measurement {
@@ -303,29 +312,41 @@ fn read_all(raws: Vec<Raw>) -> Measurement {
         }
     }
     // The profiler's own work: unsampled, and on the profiler's heap.
-    let symbolized: Vec<(Vec<String>, SiteKind, u64, u64, Vec<u64>)> =
-        mapprof_rt::thread::as_profiler(|| {
-            crate::profiles::with_symbolizer(|symbolizer| {
-                merged
+    let symbolized: Vec<Symbolized> = mapprof_rt::thread::as_profiler(|| {
+        crate::profiles::with_symbolizer(|symbolizer| {
+            merged
+                .iter()
+                .map(|((stack, kind), &(count, amount))| {
+                    let frames: Vec<String> = trim_resolved(
+                        stack
+                            .iter()
+                            .map(|&ret| symbolizer.resolve((ret as u64).saturating_sub(1))),
+                    )
                     .iter()
-                    .map(|((stack, kind), &(count, amount))| {
-                        let frames: Vec<String> = trim_resolved(
-                            stack
-                                .iter()
-                                .map(|&ret| symbolizer.resolve((ret as u64).saturating_sub(1))),
-                        )
-                        .iter()
-                        .flat_map(|loc| loc.iter().map(|f| f.name.to_string()))
-                        .collect();
-                        let addresses = stack.iter().map(|&ret| ret as u64).collect();
-                        (frames, *kind, count, amount, addresses)
-                    })
-                    .collect()
-            })
-        });
+                    .flat_map(|loc| loc.iter().map(|f| f.name.to_string()))
+                    .collect();
+                    let addresses = stack.iter().map(|&ret| ret as u64).collect();
+                    Symbolized {
+                        frames,
+                        kind: *kind,
+                        count,
+                        amount,
+                        addresses,
+                    }
+                })
+                .collect()
+        })
+    });
     let mut sites = Vec::new();
     let mut lock_sites = Vec::new();
-    for (frames, kind, count, amount, addresses) in symbolized {
+    for Symbolized {
+        frames,
+        kind,
+        count,
+        amount,
+        addresses,
+    } in symbolized
+    {
         match kind {
             SiteKind::Alloc | SiteKind::Realloc => {
                 let realloc = kind == SiteKind::Realloc;
