@@ -666,7 +666,8 @@ impl Measurement {
     /// set) and naming them, or saying why they could not be written, at its end.
     #[track_caller]
     fn fail(&self, mut message: String) -> ! {
-        if let Some(dir) = std::env::var_os(ARTIFACTS_ENV) {
+        // Empty counts as unset, rather than the current directory.
+        if let Some(dir) = std::env::var_os(ARTIFACTS_ENV).filter(|d| !d.is_empty()) {
             if !message.ends_with('\n') {
                 message.push('\n');
             }
