@@ -27,6 +27,9 @@ Environment (all optional):
   BENCH_NO_CPU=1          skip the CPU sampler part (bench/cpu.py, run last: CPU time and
                           instructions per SIGPROF sample and memory, mapprof against pprof-rs;
                           bench/cpu.sh alone)
+  BENCH_NO_TESTING=1      skip the testing part (bench/testing.py, run last: what
+                          `mapprof::testing::measure` costs per allocation inside a scope, and
+                          beside one on another thread; bench/testing.sh alone)
 """
 
 import os
@@ -397,6 +400,9 @@ def main():
     if os.environ.get("BENCH_NO_CPU") != "1":
         import cpu  # bench/cpu.py; builds bench-cpu and bench/peers/pprof-cpu itself
         cpu.main()
+    if os.environ.get("BENCH_NO_TESTING") != "1":
+        import testing  # bench/testing.py; builds bench/testing itself
+        testing.main()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@
 # service part). Then the scrape part (bench/scrape.py, BENCH_NO_SCRAPE=1), the footprint part
 # (bench/footprint.py, BENCH_NO_FOOTPRINT=1: the service's VmRSS and RssAnon, bare against
 # profiled, around scrapes and CPU profiles) and the CPU part (bench/cpu.py, BENCH_NO_CPU=1: the
-# CPU sampler's cost per sample and memory against pprof-rs's), each rewriting its figures.
+# CPU sampler's cost per sample and memory against pprof-rs's) and the testing part
+# (bench/testing.py, BENCH_NO_TESTING=1: what `mapprof::testing::measure` costs per allocation,
+# inside a scope and beside one), each rewriting its figures.
 # Needs: cargo, python3, valgrind.
 set -eu
 exec python3 "$(dirname "$0")/run.py" "$@"

@@ -227,6 +227,16 @@ fn usage(msg: &str) -> ! {
 /// Runs the workload named on the command line and prints its `RESULT` line. `after` runs once
 /// the measurement is over (not under `--no-check`) and returns a line of sanity checks.
 pub fn main(config: &str, after: impl FnOnce() -> String) {
+    main_wrapped(config, |measured| measured(), after);
+}
+
+/// [`main`], each thread's measured part run by `wrap` (which must call it once): the testing
+/// benchmark runs it inside `mapprof::testing::measure`. Only the measured part is timed.
+pub fn main_wrapped(
+    config: &str,
+    wrap: impl Fn(&mut dyn FnMut()) + Clone + Send + 'static,
+    after: impl FnOnce() -> String,
+) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 {
         usage("missing arguments");
@@ -250,9 +260,12 @@ pub fn main(config: &str, after: impl FnOnce() -> String) {
         // On the main thread: what callgrind runs.
         let mut w = Work::new(&workload, 0);
         w.warm_up(warm);
-        let start = Instant::now();
-        w.measured(ops);
-        let secs = start.elapsed().as_secs_f64();
+        let mut secs = 0.0;
+        wrap(&mut || {
+            let start = Instant::now();
+            w.measured(ops);
+            secs = start.elapsed().as_secs_f64();
+        });
         (secs, w.done(ops), w.check())
     } else {
         let barrier = Arc::new(Barrier::new(threads + 1));
@@ -260,13 +273,17 @@ pub fn main(config: &str, after: impl FnOnce() -> String) {
             .map(|t| {
                 let barrier = barrier.clone();
                 let workload = workload.clone();
+                let wrap = wrap.clone();
                 std::thread::spawn(move || {
                     let mut w = Work::new(&workload, t);
                     w.warm_up(warm);
                     barrier.wait();
-                    let start = Instant::now();
-                    w.measured(ops);
-                    let secs = start.elapsed().as_secs_f64();
+                    let mut secs = 0.0;
+                    wrap(&mut || {
+                        let start = Instant::now();
+                        w.measured(ops);
+                        secs = start.elapsed().as_secs_f64();
+                    });
                     (secs, w.done(ops), w.check())
                 })
             })

@@ -41,15 +41,29 @@ pub fn any_active() -> bool {
     ACTIVE.load(Relaxed) != 0
 }
 
+/// What the calls of a stack were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SiteKind {
+    /// `alloc` or `alloc_zeroed` calls; the amount is their bytes.
+    Alloc,
+    /// `realloc` calls; the amount is their new sizes.
+    Realloc,
+    /// Contended lock acquisitions, the waiter's stack; the amount is the nanoseconds waited.
+    Wait,
+    /// Unlocks that woke waiters, the holder's stack; the amount is the nanoseconds its
+    /// waiters waited since the last such unlock (the mutex profile's charge).
+    Hold,
+}
+
 /// One distinct stack of a scope.
 #[derive(Debug)]
 struct Site {
     hash: Cell<u64>,
-    realloc: Cell<bool>,
+    kind: Cell<SiteKind>,
     depth: Cell<usize>,
     frames: Cell<[usize; SITE_DEPTH]>,
     count: Cell<u64>,
-    bytes: Cell<u64>,
+    amount: Cell<u64>,
 }
 
 /// A stack of a scope, read after it ended: return addresses innermost first.
@@ -57,12 +71,12 @@ struct Site {
 pub struct SiteRecord {
     /// Return addresses, innermost first (the hooks' frames included).
     pub frames: Vec<usize>,
-    /// Whether the calls were reallocs.
-    pub realloc: bool,
+    /// What the calls were.
+    pub kind: SiteKind,
     /// Calls made with this stack.
     pub count: u64,
-    /// Bytes they asked for (a realloc's new size).
-    pub bytes: u64,
+    /// Their bytes or nanoseconds, as [`SiteKind`] says.
+    pub amount: u64,
 }
 
 /// The exact counters of one scope. Owned by the code that measures; the thread it is
@@ -95,6 +109,10 @@ pub struct Scope {
     pub contentions: Cell<u64>,
     /// Nanoseconds waited in them.
     pub wait_ns: Cell<u64>,
+    /// Unlocks that woke waiters (of threads in this scope).
+    pub holds: Cell<u64>,
+    /// Nanoseconds those waiters waited for them.
+    pub held_ns: Cell<u64>,
     sites: Box<[Site]>,
     block_addr: Box<[Cell<usize>]>,
     block_size: Box<[Cell<usize>]>,
@@ -111,11 +129,11 @@ impl Scope {
     pub fn new() -> Scope {
         let site = || Site {
             hash: Cell::new(0),
-            realloc: Cell::new(false),
+            kind: Cell::new(SiteKind::Alloc),
             depth: Cell::new(0),
             frames: Cell::new([0; SITE_DEPTH]),
             count: Cell::new(0),
-            bytes: Cell::new(0),
+            amount: Cell::new(0),
         };
         Scope {
             allocations: Cell::new(0),
@@ -131,6 +149,8 @@ impl Scope {
             lost_sites: Cell::new(0),
             contentions: Cell::new(0),
             wait_ns: Cell::new(0),
+            holds: Cell::new(0),
+            held_ns: Cell::new(0),
             sites: (0..SITES).map(|_| site()).collect(),
             block_addr: (0..BLOCKS).map(|_| Cell::new(EMPTY)).collect(),
             block_size: (0..BLOCKS).map(|_| Cell::new(0)).collect(),
@@ -144,9 +164,9 @@ impl Scope {
             .filter(|s| s.count.get() != 0)
             .map(|s| SiteRecord {
                 frames: s.frames.get()[..s.depth.get()].to_vec(),
-                realloc: s.realloc.get(),
+                kind: s.kind.get(),
                 count: s.count.get(),
-                bytes: s.bytes.get(),
+                amount: s.amount.get(),
             })
             .collect()
     }
@@ -192,10 +212,10 @@ impl Scope {
         false
     }
 
-    fn add_site(&self, frames: &[usize], realloc: bool, size: usize) {
+    fn add_site(&self, frames: &[usize], kind: SiteKind, amount: u64) {
         let frames = &frames[..frames.len().min(SITE_DEPTH)];
         // FNV-1a over the addresses and the kind of call.
-        let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ realloc as u64;
+        let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ kind as u64;
         for &f in frames {
             hash = (hash ^ f as u64).wrapping_mul(0x0100_0000_01b3);
         }
@@ -207,17 +227,17 @@ impl Scope {
                 let mut kept = [0; SITE_DEPTH];
                 kept[..frames.len()].copy_from_slice(frames);
                 site.hash.set(hash);
-                site.realloc.set(realloc);
+                site.kind.set(kind);
                 site.depth.set(frames.len());
                 site.frames.set(kept);
             } else if site.hash.get() != hash
-                || site.realloc.get() != realloc
+                || site.kind.get() != kind
                 || site.frames.get()[..site.depth.get()] != *frames
             {
                 continue;
             }
             site.count.set(site.count.get() + 1);
-            site.bytes.set(site.bytes.get() + size as u64);
+            site.amount.set(site.amount.get() + amount);
             return;
         }
         self.lost_sites.set(self.lost_sites.get() + 1);
@@ -322,7 +342,7 @@ pub fn on_alloc(ptr: *mut u8, size: usize) -> bool {
         scope.add_block(ptr as usize, size);
         let mut frames = [0; MAX_DEPTH];
         let depth = stack::capture(state, &mut frames);
-        scope.add_site(&frames[..depth], false, size);
+        scope.add_site(&frames[..depth], SiteKind::Alloc, size as u64);
     })
 }
 
@@ -347,7 +367,7 @@ pub fn on_realloc(old: *mut u8, old_size: usize, new: *mut u8, new_size: usize) 
         }
         let mut frames = [0; MAX_DEPTH];
         let depth = stack::capture(state, &mut frames);
-        scope.add_site(&frames[..depth], true, new_size);
+        scope.add_site(&frames[..depth], SiteKind::Realloc, new_size as u64);
     })
 }
 
@@ -361,15 +381,29 @@ pub fn on_free(ptr: *mut u8, size: usize) {
     });
 }
 
-/// Counts a contended lock acquisition that waited `wait_ns` in the thread's scope, if any.
+/// Counts a contended lock acquisition that waited `wait_ns` in the thread's scope, if any,
+/// with the waiter's stack. Called once the lock is taken: in a scope the capture runs under
+/// the lock (tests only; outside scopes nothing is captured here).
+#[inline(never)]
 pub fn on_contention(wait_ns: u64) {
-    let _ = STATE.try_with(|s| {
-        let scope = s.scope.get();
-        if !scope.is_null() {
-            // SAFETY: as in `with_scope`.
-            let scope = unsafe { &*scope };
-            scope.contentions.set(scope.contentions.get() + 1);
-            scope.wait_ns.set(scope.wait_ns.get() + wait_ns);
-        }
+    with_scope(|scope, state| {
+        scope.contentions.set(scope.contentions.get() + 1);
+        scope.wait_ns.set(scope.wait_ns.get() + wait_ns);
+        let mut frames = [0; MAX_DEPTH];
+        let depth = stack::capture(state, &mut frames);
+        scope.add_site(&frames[..depth], SiteKind::Wait, wait_ns);
+    });
+}
+
+/// Counts an unlock that charged its holder `delay_ns` of its waiters' time (called after the
+/// release) in the thread's scope, if any, with the holder's stack.
+#[inline(never)]
+pub fn on_holder_delay(delay_ns: u64) {
+    with_scope(|scope, state| {
+        scope.holds.set(scope.holds.get() + 1);
+        scope.held_ns.set(scope.held_ns.get() + delay_ns);
+        let mut frames = [0; MAX_DEPTH];
+        let depth = stack::capture(state, &mut frames);
+        scope.add_site(&frames[..depth], SiteKind::Hold, delay_ns);
     });
 }

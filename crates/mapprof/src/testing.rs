@@ -22,7 +22,9 @@
 //! calling thread: allocations and their bytes, reallocs, frees, peak live bytes, what it left
 //! allocated, container growths by kind (the resize profile's classification:
 //! [`mapprof_profile::growth`]) with their call sites, and contended acquisitions of
-//! `mapprof::sync` locks. Counting is per thread: tests measuring at the same time on other
+//! `mapprof::sync` locks and of `mapprof::tokio` locks (feature `tokio`; by the tasks the
+//! measuring thread polls: a current-thread runtime run inside the closure), with the waiters'
+//! and holders' stacks. Counting is per thread: tests measuring at the same time on other
 //! threads (cargo's parallel tests) see only their own figures, and the other threads keep being
 //! sampled for the heap profile meanwhile.
 //!
@@ -35,13 +37,17 @@
 //! (`testing.AllocsPerRun`), one warm-up run and then the minimum over a number of runs.
 //!
 //! Failing assertions panic with the figure against the limit and the call sites responsible,
-//! symbolized, the profiler's frames trimmed.
+//! symbolized, the profiler's frames trimmed. With `MAPPROF_TEST_ARTIFACTS=dir` in the
+//! environment, a failing assertion first writes the measurement's profiles into `dir` for CI
+//! to keep ([`Measurement::write_artifacts`], named after the test: the thread name `cargo
+//! test` gives) and its message names the files.
 
 use mapprof_profile::growth;
 use mapprof_profile::profiler_frames::{is_profiler_frame, trim_resolved};
-use mapprof_rt::scope::{self, EnterError, Scope};
+use mapprof_rt::scope::{self, EnterError, Scope, SiteKind};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use mapprof_profile::growth::Container;
@@ -91,6 +97,9 @@ pub struct Site {
     pub bytes: u64,
     /// The container whose growth these calls were, if any.
     pub growth: Option<Container>,
+    /// The return addresses of the stack, innermost first, as captured (for the profiles of
+    /// [`Measurement::write_artifacts`]).
+    pub addresses: Vec<u64>,
 }
 
 impl Site {
@@ -98,20 +107,48 @@ impl Site {
     /// standard library (and hashbrown), the caller, up to four of them, after the library
     /// function it called.
     pub fn caller(&self) -> String {
-        let from = self.frames.iter().position(|f| !is_library(f)).unwrap_or(0);
-        // Up to the measuring machinery (`mapprof::testing::measure`) at the root end.
-        let mut names: Vec<&str> = self.frames[from..]
-            .iter()
-            .take_while(|f| !is_profiler_frame(f))
-            .take(4)
-            .map(String::as_str)
-            .collect();
-        if let Some(entry) = from.checked_sub(1).and_then(|i| self.frames.get(i)) {
-            // The library function the caller called: `HashMap::insert`, `Vec::push`.
-            names.insert(0, entry);
-        }
-        names.join(" <- ")
+        caller(&self.frames)
     }
+}
+
+/// One stack of a measurement's lock contention: a waiter's, or a holder's that made threads
+/// of the measurement wait.
+#[derive(Debug, Clone)]
+pub struct LockSite {
+    /// Function names, leaf first, inlined frames expanded, the profiler's frames trimmed.
+    pub frames: Vec<String>,
+    /// A holder's stack (at the unlock that woke waiters), else a waiter's (where it locked).
+    pub holder: bool,
+    /// Contended acquisitions (a waiter), or unlocks that woke waiters (a holder).
+    pub count: u64,
+    /// The time waited (a waiter), or the time its waiters waited for it (a holder: the mutex
+    /// profile's charge).
+    pub wait: Duration,
+    /// The return addresses of the stack, innermost first, as captured.
+    pub addresses: Vec<u64>,
+}
+
+impl LockSite {
+    /// The site as a failure message lists it, as [`Site::caller`].
+    pub fn caller(&self) -> String {
+        caller(&self.frames)
+    }
+}
+
+fn caller(frames: &[String]) -> String {
+    let from = frames.iter().position(|f| !is_library(f)).unwrap_or(0);
+    // Up to the measuring machinery (`mapprof::testing::measure`) at the root end.
+    let mut names: Vec<&str> = frames[from..]
+        .iter()
+        .take_while(|f| !is_profiler_frame(f))
+        .take(4)
+        .map(String::as_str)
+        .collect();
+    if let Some(entry) = from.checked_sub(1).and_then(|i| frames.get(i)) {
+        // The library function the caller called: `HashMap::insert`, `Vec::push`.
+        names.insert(0, entry);
+    }
+    names.join(" <- ")
 }
 
 fn is_library(name: &str) -> bool {
@@ -145,7 +182,7 @@ pub struct Measurement {
     /// Blocks too many to follow (over 65,536 live at once): their frees were not matched, so
     /// the live and peak figures are lower bounds. Normally 0.
     pub untracked_blocks: u64,
-    /// Contended acquisitions of `mapprof::sync` locks.
+    /// Contended acquisitions of `mapprof::sync` and `mapprof::tokio` locks.
     pub contentions: u64,
     /// Time waited in them.
     pub wait: Duration,
@@ -155,6 +192,9 @@ pub struct Measurement {
     pub unattributed: u64,
     /// Every call site, most calls first.
     pub sites: Vec<Site>,
+    /// The stacks of lock contention, waiters' and holders', most time first. A holder outside
+    /// the measurement (another thread's) has none.
+    pub lock_sites: Vec<LockSite>,
 }
 
 /// Counts exactly what `f` allocates on the calling thread (see the module documentation).
@@ -247,27 +287,36 @@ fn raw(scope: &Scope) -> Raw {
     }
 }
 
+/// A merged stack of the scopes, symbolized.
+struct Symbolized {
+    frames: Vec<String>,
+    kind: SiteKind,
+    count: u64,
+    amount: u64,
+    addresses: Vec<u64>,
+}
+
 /// Sums the threads' figures (peaks too: the sum of each thread's peak, an upper bound of
 /// the peak of all) and merges their sites.
 fn read_all(raws: Vec<Raw>) -> Measurement {
     let mut counts = [0u64; 13];
-    let mut merged: BTreeMap<(Vec<usize>, bool), (u64, u64)> = BTreeMap::new();
+    let mut merged: BTreeMap<(Vec<usize>, SiteKind), (u64, u64)> = BTreeMap::new();
     for raw in raws {
         for (sum, n) in counts.iter_mut().zip(raw.counts) {
             *sum += n;
         }
         for site in raw.sites {
-            let entry = merged.entry((site.frames, site.realloc)).or_default();
+            let entry = merged.entry((site.frames, site.kind)).or_default();
             entry.0 += site.count;
-            entry.1 += site.bytes;
+            entry.1 += site.amount;
         }
     }
     // The profiler's own work: unsampled, and on the profiler's heap.
-    let mut sites: Vec<Site> = mapprof_rt::thread::as_profiler(|| {
+    let symbolized: Vec<Symbolized> = mapprof_rt::thread::as_profiler(|| {
         crate::profiles::with_symbolizer(|symbolizer| {
             merged
                 .iter()
-                .map(|((stack, realloc), &(count, bytes))| {
+                .map(|((stack, kind), &(count, amount))| {
                     let frames: Vec<String> = trim_resolved(
                         stack
                             .iter()
@@ -276,18 +325,51 @@ fn read_all(raws: Vec<Raw>) -> Measurement {
                     .iter()
                     .flat_map(|loc| loc.iter().map(|f| f.name.to_string()))
                     .collect();
-                    let growth = growth::classify(frames.iter().map(String::as_str), *realloc);
-                    Site {
+                    let addresses = stack.iter().map(|&ret| ret as u64).collect();
+                    Symbolized {
                         frames,
-                        realloc: *realloc,
+                        kind: *kind,
                         count,
-                        bytes,
-                        growth,
+                        amount,
+                        addresses,
                     }
                 })
                 .collect()
         })
     });
+    let mut sites = Vec::new();
+    let mut lock_sites = Vec::new();
+    for Symbolized {
+        frames,
+        kind,
+        count,
+        amount,
+        addresses,
+    } in symbolized
+    {
+        match kind {
+            SiteKind::Alloc | SiteKind::Realloc => {
+                let realloc = kind == SiteKind::Realloc;
+                let growth = growth::classify(frames.iter().map(String::as_str), realloc);
+                sites.push(Site {
+                    frames,
+                    realloc,
+                    count,
+                    bytes: amount,
+                    growth,
+                    addresses,
+                });
+            }
+            SiteKind::Wait | SiteKind::Hold => lock_sites.push(LockSite {
+                frames,
+                holder: kind == SiteKind::Hold,
+                count,
+                wait: Duration::from_nanos(amount),
+                addresses,
+            }),
+        }
+    }
+    lock_sites.sort_by(|a, b| b.wait.cmp(&a.wait).then(b.count.cmp(&a.count)));
     sites.sort_by(|a, b| b.count.cmp(&a.count).then(b.bytes.cmp(&a.bytes)));
     let mut growths = BTreeMap::new();
     for site in &sites {
@@ -313,6 +395,7 @@ fn read_all(raws: Vec<Raw>) -> Measurement {
         growths,
         unattributed,
         sites,
+        lock_sites,
     }
 }
 
@@ -410,17 +493,42 @@ impl Measurement {
         out
     }
 
+    /// The top waiters' (or holders') stacks, as [`Measurement::assert_no_contention`] lists
+    /// them.
+    pub fn top_lock_sites(&self, holders: bool) -> String {
+        let mut out = String::new();
+        let kept: Vec<&LockSite> = self
+            .lock_sites
+            .iter()
+            .filter(|s| s.holder == holders)
+            .collect();
+        let what = if holders { "unlocks" } else { "waits" };
+        for site in kept.iter().take(TOP_SITES) {
+            let _ = writeln!(
+                out,
+                "  {} {what}, {:?}: {}",
+                site.count,
+                site.wait,
+                site.caller()
+            );
+        }
+        if kept.len() > TOP_SITES {
+            let _ = writeln!(out, "  ... and {} more sites", kept.len() - TOP_SITES);
+        }
+        out
+    }
+
     /// Fails unless the closure made at most `n` allocations (`alloc` calls; reallocs are
     /// checked by [`Measurement::assert_reallocs_at_most`]).
     #[track_caller]
     pub fn assert_allocations_at_most(&self, n: u64) {
         if self.allocations > n {
-            panic!(
+            self.fail(format!(
                 "expected at most {n} allocations, measured {} ({} bytes); top sites:\n{}",
                 self.allocations,
                 self.bytes,
                 self.top_sites(|s| !s.realloc)
-            );
+            ));
         }
     }
 
@@ -428,12 +536,12 @@ impl Measurement {
     #[track_caller]
     pub fn assert_reallocs_at_most(&self, n: u64) {
         if self.reallocs > n {
-            panic!(
+            self.fail(format!(
                 "expected at most {n} reallocs, measured {} ({} bytes); top sites:\n{}",
                 self.reallocs,
                 self.realloc_bytes,
                 self.top_sites(|s| s.realloc)
-            );
+            ));
         }
     }
 
@@ -446,11 +554,11 @@ impl Measurement {
     pub fn assert_no_growth(&self, container: Container) {
         let n = self.growths_of(container);
         if n > 0 {
-            panic!(
+            self.fail(format!(
                 "expected no {name} growth, measured {n} {name} growths; sites:\n{}",
                 self.top_sites(|s| s.growth == Some(container)),
                 name = container.name(),
-            );
+            ));
         }
     }
 
@@ -464,11 +572,11 @@ impl Measurement {
                 .iter()
                 .map(|(c, n)| format!("{n} {}", c.name()))
                 .collect();
-            panic!(
+            self.fail(format!(
                 "expected no container growth, measured {n} ({}); sites:\n{}",
                 kinds.join(", "),
                 self.top_sites(|s| s.growth.is_some()),
-            );
+            ));
         }
     }
 
@@ -476,24 +584,34 @@ impl Measurement {
     #[track_caller]
     pub fn assert_nothing_leaked(&self) {
         if self.live_blocks > 0 {
-            panic!(
+            self.fail(format!(
                 "expected nothing left allocated, measured {} blocks, {} bytes still live; \
                  sites that allocated:\n{}",
                 self.live_blocks,
                 self.live_bytes,
                 self.top_sites(|s| !s.realloc)
-            );
+            ));
         }
     }
 
-    /// Fails if the closure waited for a `mapprof::sync` lock.
+    /// Fails if the closure waited for a `mapprof::sync` or `mapprof::tokio` lock.
     #[track_caller]
     pub fn assert_no_contention(&self) {
         if self.contentions > 0 {
-            panic!(
-                "expected no lock contention, measured {} contended acquisitions, {:?} waited",
-                self.contentions, self.wait
+            let mut message = format!(
+                "expected no lock contention, measured {} contended acquisitions, {:?} waited; \
+                 waiters:\n{}",
+                self.contentions,
+                self.wait,
+                self.top_lock_sites(false)
             );
+            if self.lock_sites.iter().any(|s| s.holder) {
+                message += "holders (charged at unlock with their waiters' time):\n";
+                message += &self.top_lock_sites(true);
+            } else {
+                message += "holders: outside the measurement (other threads)\n";
+            }
+            self.fail(message);
         }
     }
 
@@ -510,11 +628,197 @@ impl Measurement {
         let mine = self.allocations + self.reallocs;
         let theirs = other.allocations + other.reallocs;
         if mine * denominator > theirs * numerator {
-            panic!(
+            self.fail(format!(
                 "expected at most {numerator}/{denominator} of the other's {theirs} allocations \
                  and reallocs, measured {mine}; top sites:\n{}",
                 self.top_sites(|_| true)
-            );
+            ));
         }
     }
+}
+
+/// The environment variable naming the directory failing assertions write their profiles to.
+pub const ARTIFACTS_ENV: &str = "MAPPROF_TEST_ARTIFACTS";
+
+/// A profile file [`Measurement::write_artifacts`] could not write: which, and why.
+#[derive(Debug)]
+pub struct ArtifactError {
+    /// The file or directory that could not be written.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+impl std::fmt::Display for ArtifactError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write {}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for ArtifactError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl Measurement {
+    /// Panics with `message`, after writing the profiles into `$MAPPROF_TEST_ARTIFACTS` (if
+    /// set) and naming them, or saying why they could not be written, at its end.
+    #[track_caller]
+    fn fail(&self, mut message: String) -> ! {
+        // Empty counts as unset, rather than the current directory.
+        if let Some(dir) = std::env::var_os(ARTIFACTS_ENV).filter(|d| !d.is_empty()) {
+            if !message.ends_with('\n') {
+                message.push('\n');
+            }
+            match self.write_artifacts(Path::new(&dir), &test_name()) {
+                Ok(paths) => {
+                    let paths: Vec<String> =
+                        paths.iter().map(|p| p.display().to_string()).collect();
+                    let _ = write!(message, "profiles written: {}", paths.join(", "));
+                }
+                Err(e) => {
+                    let _ = write!(message, "profiles not written ({ARTIFACTS_ENV}): {e}");
+                }
+            }
+        }
+        panic!("{message}")
+    }
+
+    /// Writes the measurement's profiles into `dir` (made if missing), each as gzipped pprof
+    /// (`go tool pprof`, `mapprof top`) and as an inferno SVG flame graph:
+    /// `<name>.allocs.pb.gz` and `<name>.allocs.svg` (every allocation and realloc, exact:
+    /// `alloc_objects` and `alloc_space`; in-use figures are not kept per site and are 0), and
+    /// when there was container growth `<name>.resize.*` (the resize profile of it), when there
+    /// was lock contention `<name>.block.*` (waiters) and, for holders inside the measurement,
+    /// `<name>.mutex.*`. Returns
+    /// the paths written. `name` is used as given, except characters outside `[A-Za-z0-9_.-]`
+    /// (a test path's `::`), which become `_`.
+    pub fn write_artifacts(&self, dir: &Path, name: &str) -> Result<Vec<PathBuf>, ArtifactError> {
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        std::fs::create_dir_all(dir).map_err(|source| ArtifactError {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let profiles = crate::memory::profiler_work(|| {
+            let allocs = self.allocs_profile(&name);
+            let resize = mapprof_profile::resize::resize_profile(&allocs);
+            let mut profiles = vec![("allocs", allocs)];
+            if !resize.sample.is_empty() {
+                profiles.push(("resize", resize));
+            }
+            for (kind, holders) in [("mutex", true), ("block", false)] {
+                if self.lock_sites.iter().any(|s| s.holder == holders) {
+                    profiles.push((kind, self.contention_profile(&name, kind, holders)));
+                }
+            }
+            profiles
+        });
+        let mut written = Vec::new();
+        for (kind, profile) in profiles {
+            let (pprof, svg) = crate::memory::profiler_work(|| encode(&profile, &name, kind));
+            for (ext, bytes) in [("pb.gz", pprof), ("svg", svg)] {
+                let path = dir.join(format!("{name}.{kind}.{ext}"));
+                std::fs::write(&path, bytes).map_err(|source| ArtifactError {
+                    path: path.clone(),
+                    source,
+                })?;
+                written.push(path);
+            }
+        }
+        Ok(written)
+    }
+
+    /// The holders' (`mutex`) or waiters' (`block`) stacks as a contention profile.
+    fn contention_profile(
+        &self,
+        name: &str,
+        kind: &str,
+        holders: bool,
+    ) -> mapprof_profile::proto::Profile {
+        use mapprof_profile::contention::{self, ContentionRecord};
+        let records: Vec<ContentionRecord> = self
+            .lock_sites
+            .iter()
+            .filter(|s| s.holder == holders)
+            .map(|s| ContentionRecord {
+                stack: s.addresses.clone(),
+                contentions: s.count as f64,
+                delay_ns: s.wait.as_nanos() as f64,
+                lost: false,
+            })
+            .collect();
+        let mut header = contention::header();
+        header.comments = vec![
+            format!("mapprof {kind} profile"),
+            format!("mapprof::testing measurement of {name}: exact (every event)"),
+        ];
+        crate::profiles::build(&header, contention::samples(&records))
+    }
+
+    /// The allocation sites as an allocs profile (`heap_rate` 1: exact counts).
+    fn allocs_profile(&self, name: &str) -> mapprof_profile::proto::Profile {
+        use mapprof_profile::heap::{self, HeapRecord, HeapView};
+        let records: Vec<HeapRecord> = self
+            .sites
+            .iter()
+            .map(|s| HeapRecord {
+                stack: s.addresses.clone(),
+                alloc_objects: s.count as f64,
+                alloc_bytes: s.bytes as f64,
+                // Frees are counted per scope, not per site.
+                free_objects: s.count as f64,
+                free_bytes: s.bytes as f64,
+                lost: false,
+                realloc: s.realloc,
+            })
+            .collect();
+        let mut header = heap::header(1, HeapView::Allocs);
+        header.comments = vec![
+            "mapprof allocs profile".to_owned(),
+            format!(
+                "mapprof::testing measurement of {name}: exact counts (every call); in-use \
+                 figures not kept per site (0)"
+            ),
+        ];
+        crate::profiles::build(&header, heap::samples(&records))
+    }
+}
+
+/// A profile encoded as gzipped pprof, and its flame graph of the default sample type.
+fn encode(profile: &mapprof_profile::proto::Profile, name: &str, kind: &str) -> (Vec<u8>, Vec<u8>) {
+    use mapprof_profile::flame::{self, FlameOptions};
+    use mapprof_profile::view::ProfileView;
+    let mut pprof = Vec::new();
+    mapprof_profile::codec::encode_gzip(profile, &mut pprof).expect("writes to a Vec");
+    let mut svg = Vec::new();
+    // A profile built here is valid, so the view is made; an SVG is always written.
+    if let Ok(view) = ProfileView::unpruned(profile) {
+        let index = view.default_sample_index();
+        let mut opts = FlameOptions::default();
+        opts.title = Some(format!(
+            "{name}: {}",
+            flame::default_title(&view, index, Some(kind))
+        ));
+        let _ = flame::render_svg(&view, index, &opts, &mut svg);
+    }
+    (pprof, svg)
+}
+
+/// The current test's name: the thread's, which `cargo test` names after the test.
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("measurement")
+        .to_owned()
 }

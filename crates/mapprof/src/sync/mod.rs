@@ -36,7 +36,9 @@
 //!    before it sleeps and the holder's after it unlocks, so no capture happens under the lock.
 //! 4. **What the contended paths call in `mapprof_rt`:** `contention::now_ns` (the clock),
 //!    `WaiterStack::capture` and `record_wait` (a waiter), `record_holder_delay` (a holder
-//!    charged at an unlock that wakes someone). They obey `mapprof_rt`'s hot-path rules: no
+//!    charged at an unlock that wakes someone), and `scope::on_contention` and
+//!    `on_holder_delay` (the same events for `mapprof::testing`; they capture a stack only in
+//!    a thread that measures, the waiter's under the lock just taken). They obey `mapprof_rt`'s hot-path rules: no
 //!    allocation, lock-free lookups, bounded spins, samples lost rather than waited for.
 //! 5. **No reentrancy.** A thread inside the profiler or `mapprof::ignore` still locks and
 //!    waits as usual, but records nothing (`mapprof_rt`'s thread flag): the profiler's own

@@ -251,6 +251,7 @@ impl Drop for LedgerGuard<'_> {
 #[inline]
 pub(crate) fn record_charge(delay_ns: u64) {
     if delay_ns > 0 {
+        mapprof_rt::scope::on_holder_delay(delay_ns);
         record_holder_delay(delay_ns);
     }
 }

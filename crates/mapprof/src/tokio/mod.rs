@@ -41,7 +41,8 @@
 //!    not capturing at every contention (which cost more than tokio's contended path).
 //! 4. **What the contended paths call in `mapprof_rt`:** `contention::now_ns`,
 //!    `record_wait_here` (a waiter that got the lock), `record_holder_delay` (through
-//!    `record_charge`).
+//!    `record_charge`), and for `mapprof::testing` `scope::on_contention` and
+//!    `on_holder_delay` (a stack captured only on a thread that measures).
 //! 5. **Cancellation.** A `lock()` future dropped while it waits (`select!`, a timeout, an
 //!    aborted task) unregisters from the book and records nothing: no block sample, and its
 //!    wait not yet charged is not charged (`WaitBook::cancel`). The lock stays tokio's, so
@@ -207,6 +208,8 @@ impl<'a> Waiting<'a> {
     fn acquired(mut self) {
         let wait = self.book.leave(&self.ticket);
         self.left = true;
+        // A task polled by a thread that measures (`mapprof::testing`) counts there.
+        mapprof_rt::scope::on_contention(wait);
         record_wait_here(wait);
     }
 }
