@@ -95,15 +95,20 @@ fn child() {
         w.join().unwrap();
     }
     if let Some(addr) = profiler.http_addr() {
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            stream,
-            "GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut index = String::new();
-        stream.read_to_string(&mut index).unwrap();
-        std::fs::write(out.join("index.html"), index).unwrap();
+        for (path, file) in [
+            ("/debug/pprof/", "index.html"),
+            ("/debug/pprof/profile?seconds=1", "cpu_answer"),
+        ] {
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            std::fs::write(out.join(file), answer).unwrap();
+        }
     }
     // The last interval is pushed as the profiler stops.
     drop(profiler);
@@ -253,6 +258,13 @@ fn every_interval_brings_every_profile_and_the_intervals_add_up() {
     let target = format!("Pushing to {}/push.v1.PusherService/Push", receiver.url());
     assert!(index.contains(&target), "{index}");
     assert!(index.contains("requests sent"), "{index}");
+    // The pusher holds the CPU sampler, and a CPU profile asked for over HTTP says so.
+    let cpu_answer = std::fs::read_to_string(out.path().join("cpu_answer")).unwrap();
+    assert!(cpu_answer.starts_with("HTTP/1.1 500"), "{cpu_answer}");
+    assert!(
+        cpu_answer.contains("mapprof pushes CPU profiles to an engine all the time"),
+        "{cpu_answer}"
+    );
     let trace: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("push_sent="))

@@ -130,6 +130,8 @@ pub(super) async fn take(
                 check_sample_type(&kinds::CPU, name)?;
             }
             let profiler = CpuProfiler::start(state.cpu_hz).map_err(|e| {
+                #[cfg(feature = "push")]
+                let e = format!("{e}{}", crate::push::cpu_busy_note());
                 fail(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("Could not enable CPU profiling: {e}"),

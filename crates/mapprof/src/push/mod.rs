@@ -89,6 +89,19 @@ pub fn push_stats() -> Option<PushStats> {
     })
 }
 
+/// Whether the pusher holds the CPU sampler (`push_profiles` has `cpu`).
+static PUSHING_CPU: AtomicBool = AtomicBool::new(false);
+
+/// Why a CPU profile asked for over HTTP cannot start, when the pusher is the reason.
+pub(crate) fn cpu_busy_note() -> &'static str {
+    if ACTIVE.load(Relaxed) && PUSHING_CPU.load(Relaxed) {
+        " (mapprof pushes CPU profiles to an engine all the time: push_profiles has cpu; \
+         the engine has them)"
+    } else {
+        ""
+    }
+}
+
 /// The push fields of the trace line, empty when not pushing.
 pub(crate) fn trace_fields() -> String {
     push_stats().map_or(String::new(), |s| {
@@ -193,6 +206,7 @@ pub(crate) fn start(config: &Config) -> Result<Option<Pusher>, Error> {
             .spawn(move || profiler_thread(|| send::run(endpoint, &queue, &stop)))
             .map_err(spawn_error)?,
     );
+    PUSHING_CPU.store(config.push_profiles.iter().any(|p| p == "cpu"), Relaxed);
     ACTIVE.store(true, Relaxed);
     Ok(Some(pusher))
 }
