@@ -70,8 +70,9 @@ pub struct Config {
     /// Labels added to every pushed profile (`push_labels=env:prod;version:1.2`).
     pub push_labels: Vec<(String, String)>,
     /// The profiles pushed (`push_profiles=cpu;heap;mutex`): any of `cpu`, `heap`, `resize`,
-    /// `mutex`, `block`. Default: all of them.
-    pub push_profiles: Vec<String>,
+    /// `mutex`, `block`. Default (`None`): all of them. (A default that allocates nothing:
+    /// a builder is made on the host's thread, where its allocations are sampled.)
+    pub push_profiles: Option<Vec<String>>,
     /// Basic authentication: the user (`push_user`), with `push_password`.
     pub push_user: Option<String>,
     /// Basic authentication: the password (`push_password`), never shown.
@@ -144,7 +145,7 @@ impl Default for Config {
             push_every: DEFAULT_PUSH_INTERVAL,
             service: None,
             push_labels: Vec::new(),
-            push_profiles: PUSHED_PROFILES.iter().map(|p| p.to_string()).collect(),
+            push_profiles: None,
             push_user: None,
             push_password: None,
             push_token: None,
@@ -370,6 +371,14 @@ impl Config {
         Ok(())
     }
 
+    /// Whether `profile` (one of [`PUSHED_PROFILES`]) is pushed.
+    #[cfg_attr(not(feature = "push"), allow(dead_code))]
+    pub(crate) fn pushes(&self, profile: &str) -> bool {
+        self.push_profiles
+            .as_ref()
+            .is_none_or(|p| p.iter().any(|p| p == profile))
+    }
+
     /// What is wrong with the authentication settings taken together.
     fn push_problem(&self) -> Option<&'static str> {
         match (&self.push_user, &self.push_password, &self.push_token) {
@@ -412,6 +421,7 @@ impl Config {
             "push_profiles" => self
                 .push_profiles
                 .iter()
+                .flatten()
                 .all(|p| PUSHED_PROFILES.contains(&p.as_str())),
             "push_user" => self.push_user.as_deref().is_none_or(|u| !u.is_empty()),
             "push_tenant" => self.push_tenant.as_deref().is_none_or(is_header_value),
@@ -449,7 +459,10 @@ impl Config {
                 .map(|(n, v)| format!("{n}:{v}"))
                 .collect::<Vec<_>>()
                 .join(";"),
-            "push_profiles" => self.push_profiles.join(";"),
+            "push_profiles" => self
+                .push_profiles
+                .as_ref()
+                .map_or_else(|| PUSHED_PROFILES.join(";"), |p| p.join(";")),
             "push_user" => self.push_user.clone().unwrap_or_default(),
             "push_tenant" => self.push_tenant.clone().unwrap_or_default(),
             // Secrets are never written out, not even in an error message.
@@ -539,7 +552,7 @@ impl Config {
             "service" => self.service = Some(value.to_owned()),
             "push_labels" => self.push_labels = parse_pairs(value).ok_or_else(bad)?,
             "push_profiles" => {
-                self.push_profiles = value.split(';').map(|p| p.trim().to_owned()).collect()
+                self.push_profiles = Some(value.split(';').map(|p| p.trim().to_owned()).collect())
             }
             "push_user" => self.push_user = Some(value.to_owned()),
             "push_password" => self.push_password = Some(Secret::new(value)),

@@ -189,7 +189,7 @@ impl ProfilerBuilder {
 
     /// The profiles pushed, among [`crate::PUSHED_PROFILES`] (default: all).
     pub fn push_profiles<P: Into<String>>(mut self, profiles: impl IntoIterator<Item = P>) -> Self {
-        self.config.push_profiles = profiles.into_iter().map(Into::into).collect();
+        self.config.push_profiles = Some(profiles.into_iter().map(Into::into).collect());
         self
     }
 

@@ -51,8 +51,12 @@ fn lock_work(lock: &Mutex<u64>, stop: &AtomicBool) {
 fn spin_work() -> u64 {
     let start = Instant::now();
     let mut x = 0u64;
+    // The clock is read rarely: a sample taken inside the vDSO's clock_gettime (no frame
+    // pointers) may not reach this function's frame.
     while start.elapsed() < WORK {
-        x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        for _ in 0..100_000 {
+            x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
     }
     thread_cpu_ns()
 }

@@ -79,7 +79,7 @@ impl Collector {
             Pushed::Block,
         ]
         .into_iter()
-        .filter(|p| config.push_profiles.iter().any(|k| k == p.key()))
+        .filter(|p| config.pushes(p.key()))
         .collect();
         Collector {
             pushed,

@@ -206,7 +206,7 @@ pub(crate) fn start(config: &Config) -> Result<Option<Pusher>, Error> {
             .spawn(move || profiler_thread(|| send::run(endpoint, &queue, &stop)))
             .map_err(spawn_error)?,
     );
-    PUSHING_CPU.store(config.push_profiles.iter().any(|p| p == "cpu"), Relaxed);
+    PUSHING_CPU.store(config.pushes("cpu"), Relaxed);
     ACTIVE.store(true, Relaxed);
     Ok(Some(pusher))
 }
