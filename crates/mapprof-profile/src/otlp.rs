@@ -4,7 +4,7 @@
 //! [opentelemetry-proto v1.10.0](https://github.com/open-telemetry/opentelemetry-proto/tree/v1.10.0),
 //! package `opentelemetry.proto.profiles.v1development`: the signal is alpha and its wire format
 //! still changes between releases (v1.9.0 → v1.10.0 renumbered `Sample`'s fields), so a receiver
-//! must decode the same release. PyPI's `opentelemetry-proto` 1.43.0 through 1.45.2 at least (1.45.2 in
+//! must decode the same release. PyPI's `opentelemetry-proto` 1.43.0 to 1.45.2 (pinned in
 //! `crates/mapprof/tests/receivers/requirements.txt`) are generated from it too.
 //!
 //! How a pprof profile maps onto the request, field by field:
