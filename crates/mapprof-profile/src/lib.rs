@@ -20,6 +20,8 @@ pub mod mappings;
 pub mod merge;
 pub mod names;
 pub mod offline;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod profiler_frames;
 pub mod proto;
 pub mod report;
