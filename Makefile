@@ -67,7 +67,7 @@ bench: setup-bench
 ## optional features) and the benchmarks' workspaces, and `cargo check` of mapprof with no
 ## default features and with each feature alone (features are additive: each must build by
 ## itself); CI runs it after the tests
-MAPPROF_FEATURES := jemalloc http tokio tracing testing push
+MAPPROF_FEATURES := jemalloc http tokio tracing testing push otlp
 lint:
 	$(CARGO) fmt --all -- --check
 	cd bench && $(CARGO) fmt --all -- --check

@@ -15,7 +15,7 @@ fn python() -> PathBuf {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/receivers-venv/bin/python");
     assert!(
         venv.exists(),
-        "{} is missing: run `make setup`, which makes the receivers' venv",
+        "{} is missing: run `make receivers` (part of `make test`)",
         venv.display()
     );
     venv
