@@ -49,6 +49,14 @@ $(VENV)/.installed: $(RECEIVERS)/requirements.txt
 test: setup receivers
 	$(CARGO) test --workspace --features cache-service/testing
 	$(CARGO) test -p cache-service
+	$(CARGO) test -p mapprof --features push,otlp --lib $(PUSH_TESTS)
+	$(CARGO) test -p mapprof-profile --features otlp --test otlp_requests_carry_their_pprof_profiles
+
+# The push tests run in builds of their own: pushing links ureq and rustls (ring), and the
+# other test binaries stay as a service without push builds them (go tool pprof's offline
+# symbolization of a test binary that links ring leaves `alloc::alloc::alloc` unnamed).
+PUSH_TESTS := --test pushed_profiles_reach_pyroscope --test pushing_survives_a_failing_engine \
+  --test pushed_profiles_reach_an_otlp_collector
 
 ## flame: reproduce the incident (fixtures/cache-service), profile both modes, render into $(OUT)/
 ## FLAME_ARGS passes load settings, e.g. FLAME_ARGS="--duration=30s --connections=32".
@@ -74,6 +82,7 @@ lint:
 	for peer in bench/peers/*/; do (cd $$peer && $(CARGO) fmt --all -- --check) || exit 1; done
 	$(CARGO) clippy --workspace --all-targets --features cache-service/testing -- -D warnings
 	$(CARGO) clippy -p mapprof --no-default-features --all-targets -- -D warnings
+	$(CARGO) clippy -p mapprof -p mapprof-profile --features mapprof/push,mapprof/otlp --all-targets -- -D warnings
 	$(CARGO) check -p mapprof --no-default-features
 	for f in $(MAPPROF_FEATURES); do \
 	  $(CARGO) check -p mapprof --no-default-features --features $$f || exit 1; done

@@ -5,7 +5,7 @@ a real service: the incident's HTTP cache service (fixtures/cache-service, hyper
 twice from one source,
 
   bare      `cargo build --release -p cache-service`: jemalloc, std::sync locks, no profiler;
-  profiled  the same with `--features profiling`: mapprof's allocator wrapper over jemalloc and
+  profiled  the same with `--features push` (profiling; the pusher idle unless `MAPPROF` asks): mapprof's allocator wrapper over jemalloc and
             mapprof::sync locks, heap, mutex and block profiling at mapprof's defaults
             (`MAPPROF` unset: heap_rate 524288, mutex_fraction 10, block_rate 10000 ns), every
             request labelled (trace_id, route),
@@ -97,7 +97,8 @@ BUILT = False  # set once build() ran in this process (bench/footprint.py reuses
 def build():
     """Both builds write target/release/cache-service: build one, copy it, build the other."""
     global BUILT
-    for b, features in (("bare", []), ("profiled", ["--features", "profiling"])):
+    # `push` (profiling and the pusher, idle unless `MAPPROF` asks): bench/push.py's too.
+    for b, features in (("bare", []), ("profiled", ["--features", "push"])):
         cmd = ["cargo", "build", "--release", f"-j{JOBS}", "-p", "cache-service"] + features
         log(f"== {' '.join(cmd)} (copied to bench/results/cache-service-{b})")
         subprocess.run(cmd, cwd=ROOT, check=True)
