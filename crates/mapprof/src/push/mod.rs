@@ -93,6 +93,7 @@ pub fn push_stats() -> Option<PushStats> {
 static PUSHING_CPU: AtomicBool = AtomicBool::new(false);
 
 /// Why a CPU profile asked for over HTTP cannot start, when the pusher is the reason.
+#[cfg(feature = "http")]
 pub(crate) fn cpu_busy_note() -> &'static str {
     if ACTIVE.load(Relaxed) && PUSHING_CPU.load(Relaxed) {
         " (mapprof pushes CPU profiles to an engine all the time: push_profiles has cpu; \
