@@ -396,16 +396,27 @@ mod tests {
         all
     }
 
-    #[test]
-    fn subtracts_matching_samples_and_drops_unchanged_ones() {
-        let start = heap(
+    /// The start of the windows below: a growing, an idle and a freed stack.
+    fn window_start() -> Profile {
+        heap(
             &[
                 (&["grow", "main"], [10, 1000, 500], 100),
                 (&["idle", "main"], [4, 400, 400], 100),
                 (&["gone", "main"], [2, 20, 20], 10),
             ],
             1_000,
-        );
+        )
+    }
+
+    /// A sample as [`samples`] lists it.
+    fn s(frames: &[&str], values: [i64; 3], bytes: i64) -> (Vec<String>, Vec<i64>, i64) {
+        let frames = frames.iter().map(|f| f.to_string()).collect();
+        (frames, values.to_vec(), bytes)
+    }
+
+    #[test]
+    fn subtracts_matching_samples_and_drops_unchanged_ones() {
+        let start = window_start();
         let end = heap(
             &[
                 (&["grow", "main"], [30, 3400, 600], 113),
@@ -416,8 +427,6 @@ mod tests {
         );
         let d = delta(&start, &end).unwrap();
         validate(&d).unwrap();
-        let s =
-            |f: &[&str], v: [i64; 3], b| (f.iter().map(|x| x.to_string()).collect(), v.to_vec(), b);
         assert_eq!(
             samples(&d),
             vec![
@@ -433,14 +442,7 @@ mod tests {
 
     #[test]
     fn snapshot_types_keep_the_ends_values() {
-        let start = heap(
-            &[
-                (&["grow", "main"], [10, 1000, 500], 100),
-                (&["idle", "main"], [4, 400, 400], 100),
-                (&["gone", "main"], [2, 20, 20], 10),
-            ],
-            1_000,
-        );
+        let start = window_start();
         let end = heap(
             &[
                 (&["grow", "main"], [30, 3400, 600], 113),
@@ -450,8 +452,6 @@ mod tests {
         );
         let d = delta_keeping(&start, &end, &["inuse_space"]).unwrap();
         validate(&d).unwrap();
-        let s =
-            |f: &[&str], v: [i64; 3], b| (f.iter().map(|x| x.to_string()).collect(), v.to_vec(), b);
         assert_eq!(
             samples(&d),
             vec![

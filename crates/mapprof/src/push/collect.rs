@@ -9,7 +9,7 @@ use mapprof_rt::{contention, sampler};
 
 use super::queue::{Queue, Request};
 use super::{Protocol, Stop};
-use crate::config::Config;
+use crate::config::{Config, PUSHED_PROFILES};
 use crate::cpu::CpuProfiler;
 use crate::profiles::{profile, ProfileKind};
 
@@ -25,15 +25,18 @@ pub(crate) enum Pushed {
 }
 
 impl Pushed {
+    /// Every one, in the order of [`PUSHED_PROFILES`].
+    const ALL: [Pushed; 5] = [
+        Pushed::Cpu,
+        Pushed::Heap,
+        Pushed::Resize,
+        Pushed::Mutex,
+        Pushed::Block,
+    ];
+
     /// The name in `push_profiles`.
     fn key(self) -> &'static str {
-        match self {
-            Pushed::Cpu => "cpu",
-            Pushed::Heap => "heap",
-            Pushed::Resize => "resize",
-            Pushed::Mutex => "mutex",
-            Pushed::Block => "block",
-        }
+        PUSHED_PROFILES[self as usize]
     }
 
     /// The engine's name: `process_cpu` and `memory` as Pyroscope's; `resize` is mapprof's.
@@ -71,16 +74,10 @@ pub(crate) struct Collector {
 
 impl Collector {
     pub(crate) fn new(config: &Config, protocol: Protocol) -> Collector {
-        let pushed = [
-            Pushed::Cpu,
-            Pushed::Heap,
-            Pushed::Resize,
-            Pushed::Mutex,
-            Pushed::Block,
-        ]
-        .into_iter()
-        .filter(|p| config.pushes(p.key()))
-        .collect();
+        let pushed = Pushed::ALL
+            .into_iter()
+            .filter(|p| config.pushes(p.key()))
+            .collect();
         Collector {
             pushed,
             protocol,
@@ -144,23 +141,15 @@ impl Collector {
             }
             *start = end;
         }
-        let on = [
-            (
-                contention::mutex_fraction() > 0,
-                ProfileKind::Mutex,
-                Pushed::Mutex,
-            ),
-            (
-                contention::block_rate() > 0,
-                ProfileKind::Block,
-                Pushed::Block,
-            ),
+        let contention = [
+            (&mut self.mutex, ProfileKind::Mutex, Pushed::Mutex),
+            (&mut self.block, ProfileKind::Block, Pushed::Block),
         ];
-        for (on, kind, pushed) in on {
-            let last = match pushed {
-                Pushed::Mutex => &mut self.mutex,
-                _ => &mut self.block,
-            };
+        let on = [
+            contention::mutex_fraction() > 0,
+            contention::block_rate() > 0,
+        ];
+        for ((last, kind, pushed), on) in contention.into_iter().zip(on) {
             if let Some(start) = last {
                 let end = profile(kind);
                 if let (true, Ok(window)) = (on, delta(start, &end)) {
