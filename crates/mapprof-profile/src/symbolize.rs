@@ -15,7 +15,7 @@ mod cache;
 mod dwarf;
 mod symtab;
 
-pub use cache::{CacheStats, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES};
+pub use cache::{CacheStats, CONTINUOUS_MAX_BYTES, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES};
 pub use dwarf::PARSE_BUDGET;
 
 use crate::mappings::{self, ObjectMapping};
@@ -62,9 +62,13 @@ pub struct Symbolizer {
     /// in the debug information released so far.
     debug_info_opens: u64,
     released_parse_resets: u64,
-    /// While set, [`Symbolizer::release_debug_info`] keeps what it would drop
-    /// ([`Symbolizer::hold_debug_info`]).
-    held: bool,
+    /// While above 0, [`Symbolizer::release_debug_info`] keeps what it would drop: one count
+    /// per caller holding it ([`Symbolizer::hold_debug_info`]).
+    holds: u32,
+    /// Set while symbolizing continuously ([`Symbolizer::set_continuous`]).
+    continuous: bool,
+    /// The cache's byte cap when not.
+    max_bytes: usize,
     /// Runs the cache's allocations ([`Symbolizer::set_keeper`]).
     keeper: Keeper,
 }
@@ -134,7 +138,9 @@ impl Symbolizer {
             debug_info: None,
             debug_info_opens: 0,
             released_parse_resets: 0,
-            held: false,
+            holds: 0,
+            continuous: false,
+            max_bytes,
             keeper: run_here,
         }
     }
@@ -221,15 +227,21 @@ impl Symbolizer {
     }
 
     /// Drops the main binary's parsed DWARF, its mapping and its symbol table: all that
-    /// resolving new addresses needs and resolved ones do not. Builds call it when done
-    /// (`builder::build`), as should anyone else who resolved a batch of addresses; the
-    /// next address not in the cache opens them again.
+    /// resolving new addresses needs and resolved ones do not (while symbolizing
+    /// continuously, the DWARF's index and mapping stay). Builds
+    /// call it when done (`builder::build`), as should anyone else who resolved a batch of
+    /// addresses; the next address not in the cache opens them again.
     pub fn release_debug_info(&mut self) {
-        if self.held {
+        if self.holds > 0 {
             return;
         }
-        if let Some(Ok(info)) = self.debug_info.take() {
-            self.released_parse_resets += info.parsed().resets;
+        match &mut self.debug_info {
+            Some(Ok(info)) if self.continuous => info.drop_parsed(),
+            _ => {
+                if let Some(Ok(info)) = self.debug_info.take() {
+                    self.released_parse_resets += info.parsed().resets;
+                }
+            }
         }
         if let Some(main) = self.mappings.first() {
             self.tables.remove(&main.path);
@@ -237,11 +249,31 @@ impl Symbolizer {
     }
 
     /// Keeps the main binary's DWARF and symbol table across builds until called with
-    /// `false`, which releases them: for a batch of profiles built together (a dump), which
-    /// would otherwise read the symbol table again for each (~40 ms on a 30 MB executable).
+    /// `false` as many times as with `true` (holders may overlap), which releases them: for a
+    /// batch of profiles built together (a dump), which would otherwise read the symbol table
+    /// and the DWARF's index again for each.
     pub fn hold_debug_info(&mut self, hold: bool) {
-        self.held = hold;
-        if !hold {
+        if hold {
+            self.holds += 1;
+        } else {
+            self.holds = self.holds.saturating_sub(1);
+            self.release_debug_info();
+        }
+    }
+
+    /// For a caller that symbolizes every few seconds (the pusher): releasing the debug
+    /// information keeps the DWARF's index of units, dropping only what is parsed (reading
+    /// every unit's header again was most of each interval's cost), and the cache may hold up
+    /// to [`CONTINUOUS_MAX_BYTES`], so that an interval resolves only the addresses new to
+    /// it. Unset, the index is released and the cache goes back to its own cap.
+    pub fn set_continuous(&mut self, on: bool) {
+        self.continuous = on;
+        let max_bytes = match on {
+            true => self.max_bytes.max(CONTINUOUS_MAX_BYTES),
+            false => self.max_bytes,
+        };
+        self.cache.set_max_bytes(max_bytes);
+        if !on {
             self.release_debug_info();
         }
     }
@@ -579,6 +611,36 @@ mod tests {
         // A cached address needs no DWARF; the first one not cached opens it again.
         symbolizer.resolve(*addresses.last().unwrap());
         assert_eq!(symbolizer.stats().debug_info_opens, 1);
+        symbolizer.resolve(addresses[0] + 1);
+        assert_eq!(symbolizer.stats().debug_info_opens, 2);
+    }
+
+    /// Symbolizing continuously, a release keeps the index (the next new address opens
+    /// nothing) and drops what is parsed; the cache takes its larger cap. Unset, both go back.
+    #[test]
+    fn continuous_symbolizing_keeps_the_index_between_builds() {
+        let addresses = addresses_of_this_binary(97);
+        let mut symbolizer = Symbolizer::new();
+        symbolizer.set_continuous(true);
+        assert_eq!(symbolizer.stats().cache.max_bytes, CONTINUOUS_MAX_BYTES);
+        for &pc in &addresses[..48] {
+            symbolizer.resolve(pc);
+        }
+        symbolizer.release_debug_info();
+        let kept = symbolizer.stats();
+        assert!(kept.indexed_units > 100, "{kept:?}");
+        assert_eq!((kept.parsed_units, kept.parsed_debug_info_bytes), (0, 0), "{kept:?}");
+        for &pc in &addresses[48..] {
+            symbolizer.resolve(pc);
+        }
+        let again = symbolizer.stats();
+        assert_eq!(again.debug_info_opens, 1, "{again:?}");
+        assert!(again.cache.misses > kept.cache.misses, "{again:?}");
+        symbolizer.set_continuous(false);
+        let after = symbolizer.stats();
+        assert_eq!((after.indexed_units, after.cache.max_bytes), (0, DEFAULT_MAX_BYTES));
+        // Not continuous (the positive control): a release drops the index, a new address
+        // opens the DWARF again.
         symbolizer.resolve(addresses[0] + 1);
         assert_eq!(symbolizer.stats().debug_info_opens, 2);
     }

@@ -374,15 +374,15 @@ pub(crate) fn remove_stale_temp_files(dir: &Path) {
 /// written.
 pub fn dump(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
     let dir = dir.as_ref();
-    profiler_work(|| dump_into(dir))
+    profiler_work(|| holding_debug_info(|| dump_into(dir)))
 }
 
 /// The `n` of the next dump of this process (see [`dump`]).
 static NEXT_DUMP: AtomicU64 = AtomicU64::new(0);
 
-fn dump_into(dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    // One read of the executable's symbols and DWARF for all the dump's profiles, not one per
-    // profile; released when the dump ends, however it ends.
+/// Runs `f`, which builds several profiles, with one read of the executable's symbols and
+/// DWARF for all of them rather than one per profile; released when `f` ends, however it ends.
+pub(crate) fn holding_debug_info<R>(f: impl FnOnce() -> R) -> R {
     struct Held;
     impl Drop for Held {
         fn drop(&mut self) {
@@ -391,6 +391,10 @@ fn dump_into(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     }
     with_symbolizer(|s| s.hold_debug_info(true));
     let _held = Held;
+    f()
+}
+
+fn dump_into(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let pid = std::process::id();
     let n = NEXT_DUMP.fetch_add(1, Relaxed);
     let mut written = Vec::new();

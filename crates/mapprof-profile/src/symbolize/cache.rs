@@ -26,6 +26,12 @@ pub const DEFAULT_MAX_ENTRIES: usize = 16_384;
 /// cache fills to its cap (on the fixture service about 800 bytes per address, long generic
 /// names and their inlined chains): the cap is what stays after profiles.
 pub const DEFAULT_MAX_BYTES: usize = 512 << 10;
+/// The byte cap while symbolizing continuously (`Symbolizer::set_continuous`: the pusher,
+/// every interval). At the default cap the CPU intervals' new leaf addresses push out the
+/// heap's, mutex's and block's, which are resolved again each interval: on the fixture
+/// service pushing every 10 s, ~500 misses an interval with no end, against a working set of
+/// ~1,200 addresses in ~660 KiB that fits here and then misses only what is new.
+pub const CONTINUOUS_MAX_BYTES: usize = 2 << 20;
 
 /// What the cache holds and has done, for the profile's comments and the profiler's own
 /// memory accounting.
@@ -165,15 +171,32 @@ impl AddressCache {
             return frames.into();
         }
         if self.recent.frames.len() + 1 > half_entries || self.recent.bytes + most > half_bytes {
-            self.evictions += self.older.frames.len() as u64;
-            self.older = std::mem::take(&mut self.recent);
-            self.recent.number = self.older.number + 1;
+            self.rotate();
         }
         let (recent, mut kept) = (&mut self.recent, None);
         keeper(recent.number, &mut || {
             kept = Some(recent.insert(pc, frames))
         });
         kept.unwrap_or_else(|| frames.into())
+    }
+
+    /// Drops the older generation (its entries counted as evicted); the recent one takes its
+    /// place.
+    fn rotate(&mut self) {
+        self.evictions += self.older.frames.len() as u64;
+        self.older = std::mem::take(&mut self.recent);
+        self.recent.number = self.older.number + 1;
+    }
+
+    /// Changes the byte cap; a lower one drops generations until the cache is within it.
+    pub(super) fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes;
+        if self.recent.bytes + self.older.bytes > max_bytes {
+            self.rotate();
+        }
+        if self.recent.bytes + self.older.bytes > max_bytes || self.recent.bytes > max_bytes / 2 {
+            self.rotate();
+        }
     }
 
     pub(super) fn stats(&self) -> CacheStats {
@@ -217,6 +240,35 @@ mod tests {
         // The most recent addresses are still there.
         assert!(cache.get(999, run_here).is_some());
         assert_eq!(cache.stats().hits, 1);
+    }
+
+    /// Raised, the cap lets the cache hold more; lowered again, the cache drops what is over.
+    #[test]
+    fn a_changed_byte_cap_holds() {
+        let (small, large) = (8 << 10, 64 << 10);
+        let mut cache = AddressCache::new(usize::MAX, small);
+        let fill = |cache: &mut AddressCache, n: u64| {
+            for pc in 0..n {
+                if cache.get(pc, run_here).is_none() {
+                    cache.insert(pc, &frames(&format!("some::function::number_{pc}")), run_here);
+                }
+            }
+        };
+        fill(&mut cache, 120);
+        let at_small = cache.stats();
+        assert!(at_small.estimated_bytes <= small && at_small.evictions > 0, "{at_small:?}");
+        cache.set_max_bytes(large);
+        fill(&mut cache, 120);
+        let evictions = cache.stats().evictions;
+        fill(&mut cache, 120);
+        let at_large = cache.stats();
+        assert_eq!(at_large.entries, 120, "{at_large:?}");
+        assert!(at_large.estimated_bytes > small, "{at_large:?}");
+        assert_eq!(at_large.evictions, evictions, "a second pass misses nothing: {at_large:?}");
+        cache.set_max_bytes(small);
+        let lowered = cache.stats();
+        assert!(lowered.estimated_bytes <= small, "{lowered:?}");
+        assert!(lowered.evictions > at_large.evictions, "{lowered:?}");
     }
 
     #[test]

@@ -24,7 +24,8 @@
 //!
 //! What is parsed is counted by the units' section bytes (`.debug_info` and `.debug_line`)
 //! and past [`PARSE_BUDGET`] all of it is dropped (the index stays); the symbolizer drops the
-//! whole after each build (`Symbolizer::release_debug_info`); and builds resolve addresses in
+//! whole after each build (`Symbolizer::release_debug_info`; symbolizing continuously, all
+//! but the index); and builds resolve addresses in
 //! address order, so that a unit is parsed about once per build however many stacks ask.
 //!
 //! Compressed debug sections (`SHF_COMPRESSED`, `.zdebug_*`) would have to be inflated into the
@@ -328,6 +329,11 @@ impl DebugInfo {
             indexed_units: self.index.len(),
             resets: self.resets,
         }
+    }
+
+    /// Drops what is parsed, keeping the index.
+    pub(super) fn drop_parsed(&mut self) {
+        self.state = State::default();
     }
 
     /// The frames at `address` (an address of the file's own), innermost inlined frame first;

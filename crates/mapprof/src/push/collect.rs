@@ -11,7 +11,7 @@ use super::queue::{Queue, Request};
 use super::{Protocol, Stop};
 use crate::config::{Config, PUSHED_PROFILES};
 use crate::cpu::CpuProfiler;
-use crate::profiles::{profile, ProfileKind};
+use crate::profiles::{holding_debug_info, profile, with_symbolizer, ProfileKind};
 
 /// A profile pushed, under the name engines know it by (Pyroscope's `__name__`, as Grafana
 /// Alloy names what it scrapes from Go's `/debug/pprof`).
@@ -96,7 +96,15 @@ impl Collector {
     }
 
     /// Takes the snapshots the first interval's deltas start from, and starts the CPU profile.
+    /// From here until the collector is dropped the symbolizer works continuously (keeps the
+    /// DWARF's index, caches more): every interval symbolizes, and opening the DWARF again and
+    /// resolving evicted addresses again were most of an interval's cost (BENCHMARKS.md, push).
     pub(crate) fn begin(&mut self) {
+        with_symbolizer(|s| s.set_continuous(true));
+        holding_debug_info(|| self.snapshot());
+    }
+
+    fn snapshot(&mut self) {
         if self.wants(Pushed::Heap) || self.wants(Pushed::Resize) {
             self.heap = Some(profile(ProfileKind::Heap));
         }
@@ -112,8 +120,13 @@ impl Collector {
         }
     }
 
-    /// The interval that ends now. A profile whose sampling is off (its rate 0) is left out.
+    /// The interval that ends now, its profiles built with one read of the debug information.
+    /// A profile whose sampling is off (its rate 0) is left out.
     fn collect(&mut self) -> Interval {
+        holding_debug_info(|| self.build_interval())
+    }
+
+    fn build_interval(&mut self) -> Interval {
         let mut profiles = Vec::new();
         if self.wants(Pushed::Cpu) {
             match self.cpu.take() {
@@ -163,6 +176,12 @@ impl Collector {
             service: self.service.clone(),
             labels: self.labels.clone(),
         }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        with_symbolizer(|s| s.set_continuous(false));
     }
 }
 
