@@ -629,7 +629,11 @@ mod tests {
         symbolizer.release_debug_info();
         let kept = symbolizer.stats();
         assert!(kept.indexed_units > 100, "{kept:?}");
-        assert_eq!((kept.parsed_units, kept.parsed_debug_info_bytes), (0, 0), "{kept:?}");
+        assert_eq!(
+            (kept.parsed_units, kept.parsed_debug_info_bytes),
+            (0, 0),
+            "{kept:?}"
+        );
         for &pc in &addresses[48..] {
             symbolizer.resolve(pc);
         }
@@ -638,7 +642,10 @@ mod tests {
         assert!(again.cache.misses > kept.cache.misses, "{again:?}");
         symbolizer.set_continuous(false);
         let after = symbolizer.stats();
-        assert_eq!((after.indexed_units, after.cache.max_bytes), (0, DEFAULT_MAX_BYTES));
+        assert_eq!(
+            (after.indexed_units, after.cache.max_bytes),
+            (0, DEFAULT_MAX_BYTES)
+        );
         // Not continuous (the positive control): a release drops the index, a new address
         // opens the DWARF again.
         symbolizer.resolve(addresses[0] + 1);

@@ -250,13 +250,20 @@ mod tests {
         let fill = |cache: &mut AddressCache, n: u64| {
             for pc in 0..n {
                 if cache.get(pc, run_here).is_none() {
-                    cache.insert(pc, &frames(&format!("some::function::number_{pc}")), run_here);
+                    cache.insert(
+                        pc,
+                        &frames(&format!("some::function::number_{pc}")),
+                        run_here,
+                    );
                 }
             }
         };
         fill(&mut cache, 120);
         let at_small = cache.stats();
-        assert!(at_small.estimated_bytes <= small && at_small.evictions > 0, "{at_small:?}");
+        assert!(
+            at_small.estimated_bytes <= small && at_small.evictions > 0,
+            "{at_small:?}"
+        );
         cache.set_max_bytes(large);
         fill(&mut cache, 120);
         let evictions = cache.stats().evictions;
@@ -264,7 +271,10 @@ mod tests {
         let at_large = cache.stats();
         assert_eq!(at_large.entries, 120, "{at_large:?}");
         assert!(at_large.estimated_bytes > small, "{at_large:?}");
-        assert_eq!(at_large.evictions, evictions, "a second pass misses nothing: {at_large:?}");
+        assert_eq!(
+            at_large.evictions, evictions,
+            "a second pass misses nothing: {at_large:?}"
+        );
         cache.set_max_bytes(small);
         let lowered = cache.stats();
         assert!(lowered.estimated_bytes <= small, "{lowered:?}");
